@@ -1,0 +1,154 @@
+"""tracekit's HTTP routes. Each route only translates: parse the request, call one service,
+map the result or the domain error to a response. Rules live in chalicelib.domain."""
+from __future__ import annotations
+
+import logging
+
+from chalice import Chalice, Response
+
+from chalicelib import bootstrap, services
+from chalicelib.domain.delivery import LABELS, parse_delivery_details
+from chalicelib.domain.errors import CertificateAlreadyClaimed, CertificateNotAccepted, InvalidInput, InvalidWebhook
+from chalicelib.web.errors import json_error, page
+from chalicelib.web.forms import MAX_FORM_BYTES, read_form
+from chalicelib.web.journey import Journey, JourneyCookies
+from chalicelib.web.pages import redirect, render, stylesheet
+
+app = Chalice(app_name="tracekit")
+app.log.setLevel(logging.INFO)
+
+FORM = ["application/x-www-form-urlencoded"]
+JSON = ["application/json"]
+CERTIFICATE_FIELDS = ("reference", "postcode")
+DELIVERY_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email")
+NOT_MATCHED = ("We could not match that certificate reference and postcode to a current certificate "
+               "that can order a kit. Check both are as shown on your certificate.")
+
+
+def deps() -> services.Dependencies:
+    return bootstrap.dependencies()
+
+
+def cookies() -> JourneyCookies:
+    settings = deps().settings
+    return JourneyCookies(settings.journey_key, settings.journey_ttl_seconds, settings.cookie_secure)
+
+
+def journey() -> Journey:
+    return cookies().read(app.current_request.headers.get("cookie"))
+
+
+def form(fields: tuple[str, ...]) -> dict[str, str]:
+    return read_form(app.current_request.raw_body, fields)
+
+
+@app.route("/", methods=["GET"])
+@page
+def start():
+    return render("start.html", price=deps().settings.campaign.kit_price.display())
+
+
+@app.route("/assets/tracekit.css", methods=["GET"])
+def assets():
+    return stylesheet()
+
+
+@app.route("/order/certificate", methods=["GET"])
+@page
+def certificate_question():
+    return render("certificate.html", form={}, errors={})
+
+
+@app.route("/order/certificate", methods=["POST"], content_types=FORM)
+@page
+def certificate_answer():
+    answers = form(CERTIFICATE_FIELDS)
+    try:
+        checked = services.check_certificate(answers["reference"], answers["postcode"], deps())
+    except InvalidInput as exc:
+        return render("certificate.html", status=400, form=answers, errors=exc.errors)
+    except CertificateNotAccepted:
+        return render("certificate.html", status=400, form=answers, errors={"reference": NOT_MATCHED})
+    current = journey()
+    delivery = current.delivery if current.checked and current.checked.certificate_key == checked.certificate_key else None
+    updated = Journey(checked=checked, delivery=delivery)
+    return redirect("/order/check-answers" if delivery else "/order/delivery", cookies().set_cookie(updated))
+
+
+@app.route("/order/delivery", methods=["GET"])
+@page
+def delivery_question():
+    current = journey()
+    if current.checked is None:
+        return redirect("/order/certificate")
+    return render("delivery.html", form=current.delivery.to_dict() if current.delivery else {}, errors={})
+
+
+@app.route("/order/delivery", methods=["POST"], content_types=FORM)
+@page
+def delivery_answer():
+    current = journey()
+    if current.checked is None:
+        return redirect("/order/certificate")
+    answers = form(DELIVERY_FIELDS)
+    try:
+        delivery = parse_delivery_details(answers)
+    except InvalidInput as exc:
+        return render("delivery.html", status=400, form=answers, errors=exc.errors)
+    return redirect("/order/check-answers", cookies().set_cookie(current.with_changes(delivery=delivery)))
+
+
+@app.route("/order/check-answers", methods=["GET"])
+@page
+def check_answers():
+    current = journey()
+    if current.checked is None or current.delivery is None:
+        return redirect("/order/certificate")
+    return render("check_answers.html", journey=current, labels=LABELS,
+                  price=current.checked.price.display(), free=current.checked.price.is_free)
+
+
+@app.route("/order/confirm", methods=["POST"], content_types=FORM)
+@page
+def confirm_order():
+    current = journey()
+    if current.order_reference:
+        placed = services.resume_order(current.order_reference, deps())
+    elif current.checked is None or current.delivery is None:
+        return redirect("/order/certificate")
+    else:
+        try:
+            placed = services.place_order(current.checked, current.delivery, deps())
+        except CertificateAlreadyClaimed:
+            return render("already_ordered.html", status=409, cookie=cookies().clear_cookie())
+    cookie = cookies().set_cookie(current.with_changes(order_reference=placed.reference))
+    return redirect(placed.checkout_url or "/order/confirmation", cookie)
+
+
+@app.route("/order/payment-complete", methods=["GET"])
+@page
+def payment_complete():
+    return confirmation()
+
+
+@app.route("/order/confirmation", methods=["GET"])
+@page
+def confirmation():
+    current = journey()
+    if not current.order_reference:
+        return render("session_ended.html", status=400)
+    order = services.find_order(current.order_reference, deps())
+    return render("confirmation.html", order=order, price=order.amount.display())
+
+
+@app.route("/stripe/webhook", methods=["POST"], content_types=JSON)
+def stripe_webhook():
+    request = app.current_request
+    if len(request.raw_body or b"") > 64 * MAX_FORM_BYTES:
+        return json_error(413, "payload too large")
+    try:
+        outcome = services.handle_stripe_webhook(request.raw_body or b"", request.headers.get("stripe-signature", ""), deps())
+    except InvalidWebhook:
+        return json_error(400, "invalid signature")
+    app.log.info("stripe webhook handled: %s", outcome)
+    return Response(body={"received": True}, status_code=200)

@@ -1,0 +1,56 @@
+"""The composition root: the one place real adapters are built, lazily, once per Lambda container.
+
+Nothing here runs at import time; the first request calls dependencies(). Tests install their own
+Dependencies with use() and drop them with reset().
+"""
+from __future__ import annotations
+
+import threading
+
+from .services import Dependencies
+from .settings import Settings
+from .timeutil import utc_now
+
+_lock = threading.Lock()
+_dependencies: Dependencies | None = None
+
+
+def dependencies() -> Dependencies:
+    global _dependencies
+    if _dependencies is None:
+        with _lock:
+            if _dependencies is None:
+                _dependencies = build(Settings.from_environ())
+    return _dependencies
+
+
+def build(settings: Settings) -> Dependencies:
+    """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
+    import boto3
+
+    from .adapters.dynamodb import DynamoOrders, DynamoRegister, Tables, build_models
+    from .adapters.sqs_queue import SqsFulfilmentQueue
+    from .adapters.stripe_payments import StripePayments, stripe_client
+
+    models = build_models(Tables(settings.register_table, settings.orders_table, settings.claims_table,
+                                 settings.region, settings.aws_endpoint_url))
+    sqs = boto3.session.Session().client("sqs", region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
+    return Dependencies(
+        settings=settings,
+        register=DynamoRegister(models),
+        orders=DynamoOrders(models),
+        payments=StripePayments(stripe_client(settings.stripe_secret_key, settings.stripe_api_base),
+                                settings.stripe_webhook_secret),
+        fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url),
+        clock=utc_now,
+    )
+
+
+def use(deps: Dependencies) -> None:
+    global _dependencies
+    _dependencies = deps
+
+
+def reset() -> None:
+    global _dependencies
+    _dependencies = None

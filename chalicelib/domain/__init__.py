@@ -1,0 +1,1 @@
+"""tracekit's domain: pure rules, no I/O."""

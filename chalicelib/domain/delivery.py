@@ -1,0 +1,81 @@
+"""The delivery details a holder gives, checked field by field."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from .errors import InvalidInput
+from .references import parse_postcode
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Deliberately loose: the only sure test of an address is sending to it.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+LIMITS = {"full_name": 100, "address_line_1": 100, "address_line_2": 100, "town": 60, "email": 254}
+MESSAGES = {
+    "full_name": "Enter your full name",
+    "address_line_1": "Enter address line 1, typically the building and street",
+    "town": "Enter town or city",
+}
+LABELS = {
+    "full_name": "Full name",
+    "address_line_1": "Address line 1",
+    "address_line_2": "Address line 2",
+    "town": "Town or city",
+    "email": "Email address",
+}
+
+
+@dataclass(frozen=True)
+class DeliveryDetails:
+    full_name: str
+    address_line_1: str
+    address_line_2: str
+    town: str
+    postcode: str
+    email: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> "DeliveryDetails":
+        return cls(**{name: data.get(name, "") for name in cls.__dataclass_fields__})
+
+
+def parse_delivery_details(form: dict[str, str]) -> DeliveryDetails:
+    """Validate every field and report all the errors at once, in page order."""
+    errors: dict[str, str] = {}
+    values = {name: _clean(form.get(name, "")) for name in LIMITS}
+    for name, message in MESSAGES.items():
+        if not values[name]:
+            errors[name] = message
+    for name, limit in LIMITS.items():
+        if name not in errors and len(values[name]) > limit:
+            errors[name] = f"{LABELS[name]} must be {limit} characters or fewer"
+        elif _CONTROL.search(form.get(name, "") or ""):
+            errors[name] = f"{LABELS[name]} must not contain special characters"
+    postcode = _postcode(form.get("postcode", ""), errors)
+    if values["email"] and "email" not in errors and not _EMAIL.fullmatch(values["email"]):
+        errors["email"] = "Enter an email address in the correct format, like name@example.com"
+    if errors:
+        raise InvalidInput(_in_page_order(errors))
+    return DeliveryDetails(postcode=postcode, **values)
+
+
+def _clean(value: str) -> str:
+    """Collapse runs of whitespace; people paste addresses with odd spacing."""
+    return " ".join((value or "").split())
+
+
+def _postcode(raw: str, errors: dict[str, str]) -> str:
+    try:
+        return str(parse_postcode(raw))
+    except InvalidInput as exc:
+        errors.update(exc.errors)
+        return ""
+
+
+def _in_page_order(errors: dict[str, str]) -> dict[str, str]:
+    order = ["full_name", "address_line_1", "address_line_2", "town", "postcode", "email"]
+    return {name: errors[name] for name in order if name in errors}

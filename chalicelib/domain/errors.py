@@ -1,0 +1,42 @@
+"""The handful of domain errors. They are translated to HTTP in one place (chalicelib.web.errors)."""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: an expected refusal, never a bug."""
+
+
+class InvalidInput(DomainError):
+    """One or more form fields are wrong. `errors` maps field name to a message for people."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("invalid input: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+
+class CertificateNotAccepted(DomainError):
+    """The certificate check failed. Deliberately says nothing about why."""
+
+
+class CertificateAlreadyClaimed(DomainError):
+    """The certificate has used up its kits for the campaign."""
+
+
+class JourneyExpired(DomainError):
+    """The holder's journey cookie is missing, tampered with or too old."""
+
+
+class OrderNotFound(DomainError):
+    """No order with that reference."""
+
+
+class InvalidWebhook(DomainError):
+    """A webhook whose signature or body cannot be trusted."""
+
+
+class PaymentMismatch(DomainError):
+    """Stripe reports an amount or currency different from the order's."""
+
+
+class PaymentServiceUnavailable(DomainError):
+    """The payment provider could not be reached after retries."""

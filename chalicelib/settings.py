@@ -1,0 +1,116 @@
+"""Configuration, read once from the environment into a typed object.
+
+Nothing reads os.environ at import time: the composition root calls Settings.from_environ()
+on the first request a Lambda container serves.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from .domain.eligibility import CampaignRules
+from .domain.money import Money
+from .domain.references import ReferenceRules
+
+
+class SettingsError(RuntimeError):
+    """Configuration is missing or malformed; the message names the variable, never its value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    aws_endpoint_url: str | None
+    register_table: str
+    orders_table: str
+    claims_table: str
+    fulfilment_queue_url: str
+    register_key: bytes
+    journey_key: bytes
+    stripe_secret_key: str
+    stripe_webhook_secret: str
+    stripe_api_base: str | None
+    app_base_url: str
+    campaign: CampaignRules
+    reference_rules: ReferenceRules
+    product_code: str
+    checkout_hold_minutes: int
+    journey_ttl_seconds: int
+    cookie_secure: bool
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        read = _Reader(env)
+        return cls(
+            stage=read.text("STAGE", "dev"),
+            region=read.text("AWS_REGION", env.get("AWS_DEFAULT_REGION", "eu-west-2")),
+            aws_endpoint_url=read.optional("AWS_ENDPOINT_URL"),
+            register_table=read.required("REGISTER_TABLE"),
+            orders_table=read.required("ORDERS_TABLE"),
+            claims_table=read.required("CLAIMS_TABLE"),
+            fulfilment_queue_url=read.required("FULFILMENT_QUEUE_URL"),
+            register_key=read.secret("REGISTER_KEY"),
+            journey_key=read.secret("JOURNEY_KEY"),
+            stripe_secret_key=read.required("STRIPE_SECRET_KEY"),
+            stripe_webhook_secret=read.required("STRIPE_WEBHOOK_SECRET"),
+            stripe_api_base=read.optional("STRIPE_API_BASE"),
+            app_base_url=read.required("APP_BASE_URL").rstrip("/"),
+            campaign=_campaign(read),
+            reference_rules=ReferenceRules(read.text("CERTIFICATE_REFERENCE_PATTERN", ReferenceRules.pattern)),
+            product_code=read.text("PRODUCT_CODE", "PMK-1"),
+            checkout_hold_minutes=read.integer("CHECKOUT_HOLD_MINUTES", 60, minimum=30, maximum=24 * 60),
+            journey_ttl_seconds=read.integer("JOURNEY_TTL_SECONDS", 3600, minimum=60, maximum=24 * 3600),
+            cookie_secure=read.flag("COOKIE_SECURE", True),
+        )
+
+
+def _campaign(read: "_Reader") -> CampaignRules:
+    areas = frozenset(" ".join(a.split()).upper() for a in read.text("FREE_KIT_AREAS", "").split(",") if a.strip())
+    return CampaignRules(
+        kit_price=Money(read.integer("KIT_PRICE_PENCE", 895, minimum=1), read.text("CURRENCY", "gbp").lower()),
+        free_kit_areas=areas,
+        kits_per_certificate=read.integer("KITS_PER_CERTIFICATE", 1, minimum=1),
+    )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]):
+        self._env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise SettingsError(f"{name} must be set")
+        return value
+
+    def secret(self, name: str) -> bytes:
+        value = self.required(name).encode()
+        if len(value) < 32:
+            raise SettingsError(f"{name} must be at least 32 characters of random data")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        raw = self.optional(name)
+        try:
+            value = default if raw is None else int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise SettingsError(f"{name} must be between {minimum} and {maximum}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        return raw.lower() in {"1", "true", "yes", "on"}

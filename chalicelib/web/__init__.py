@@ -1,0 +1,1 @@
+"""The HTTP edge: journey cookies, form parsing, page rendering and the one error translation."""

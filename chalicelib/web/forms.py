@@ -1,0 +1,21 @@
+"""Reading form posts: size- and shape-limited, so odd input gets a clear answer, not a crash."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+MAX_FORM_BYTES = 8 * 1024
+MAX_FIELD_CHARS = 500
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def read_form(raw_body: bytes | None, fields: tuple[str, ...]) -> dict[str, str]:
+    """The named fields of a urlencoded body; each the first value given, trimmed to a sane length."""
+    body = raw_body or b""
+    if len(body) > MAX_FORM_BYTES:
+        raise BodyTooLarge()
+    text = body.decode("utf-8", errors="replace")
+    parsed = parse_qs(text, keep_blank_values=True, max_num_fields=50) if text else {}
+    return {name: (parsed.get(name) or [""])[0][:MAX_FIELD_CHARS] for name in fields}

@@ -1,0 +1,93 @@
+"""The holder's journey between pages, kept in an encrypted, signed, expiring cookie.
+
+Fernet (AES-CBC with HMAC-SHA256 and a timestamp) rather than a signed-only cookie, because the
+delivery address is personal data and must not be readable from the browser's cookie store.
+Nothing personal ever goes in a URL.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from http.cookies import CookieError, SimpleCookie
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from ..domain.delivery import DeliveryDetails
+from ..domain.money import Money
+from ..services import CheckedCertificate
+
+COOKIE_NAME = "tk_journey"
+
+
+@dataclass(frozen=True)
+class Journey:
+    checked: CheckedCertificate | None = None
+    delivery: DeliveryDetails | None = None
+    order_reference: str | None = None
+
+    def with_changes(self, **changes) -> "Journey":
+        return replace(self, **changes)
+
+    def to_json(self) -> str:
+        checked = self.checked
+        return json.dumps({
+            "checked": None if checked is None else {
+                "key": checked.certificate_key, "pence": checked.price.pence,
+                "currency": checked.price.currency, "reason": checked.reason},
+            "delivery": None if self.delivery is None else self.delivery.to_dict(),
+            "order": self.order_reference,
+        }, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Journey":
+        data = json.loads(text)
+        checked = data.get("checked")
+        return cls(
+            checked=None if checked is None else CheckedCertificate(
+                checked["key"], Money(checked["pence"], checked["currency"]), checked["reason"]),
+            delivery=None if data.get("delivery") is None else DeliveryDetails.from_dict(data["delivery"]),
+            order_reference=data.get("order"),
+        )
+
+
+class JourneyCookies:
+    def __init__(self, key: bytes, ttl_seconds: int, secure: bool):
+        derived = hashlib.sha256(b"tracekit-journey\x00" + key).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._ttl = ttl_seconds
+        self._secure = secure
+
+    def read(self, cookie_header: str | None) -> Journey:
+        """The journey in the request's cookie; an empty one when absent, tampered with or expired."""
+        token = _cookie_value(cookie_header, COOKIE_NAME)
+        if not token:
+            return Journey()
+        try:
+            return Journey.from_json(self._fernet.decrypt(token.encode(), ttl=self._ttl).decode())
+        except (InvalidToken, ValueError, KeyError, TypeError):
+            return Journey()
+
+    def set_cookie(self, journey: Journey) -> str:
+        token = self._fernet.encrypt(journey.to_json().encode()).decode()
+        return self._attributes(f"{COOKIE_NAME}={token}", self._ttl)
+
+    def clear_cookie(self) -> str:
+        return self._attributes(f"{COOKIE_NAME}=", 0)
+
+    def _attributes(self, pair: str, max_age: int) -> str:
+        secure = "; Secure" if self._secure else ""
+        return f"{pair}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+
+
+def _cookie_value(header: str | None, name: str) -> str | None:
+    if not header:
+        return None
+    cookies = SimpleCookie()
+    try:
+        cookies.load(header)
+    except CookieError:
+        return None
+    morsel = cookies.get(name)
+    return morsel.value if morsel else None

@@ -1,0 +1,52 @@
+"""Rendering pages with Jinja2 (autoescaping on) and the headers every page carries."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from chalice import Response
+
+# templates/ sits beside app.py: in the repository, and in the Lambda package (vendor/templates).
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@lru_cache(maxsize=1)
+def _environment():
+    import jinja2  # imported on first render, not at cold start
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    return env
+
+
+def render(template: str, status: int = 200, cookie: str | None = None, **context) -> Response:
+    body = _environment().get_template(template).render(**context)
+    headers = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS}
+    if cookie:
+        headers["Set-Cookie"] = cookie
+    return Response(body=body, status_code=status, headers=headers)
+
+
+def redirect(location: str, cookie: str | None = None) -> Response:
+    headers = {"Location": location, **SECURITY_HEADERS}
+    if cookie:
+        headers["Set-Cookie"] = cookie
+    return Response(body="", status_code=303, headers=headers)
+
+
+def stylesheet() -> Response:
+    css = (TEMPLATES / "assets" / "tracekit.css").read_text()
+    return Response(body=css, status_code=200, headers={
+        "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600",
+        "X-Content-Type-Options": "nosniff"})

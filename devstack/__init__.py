@@ -1,0 +1,1 @@
+"""Local development stack: stand-ins for the cloud services tracekit talks to."""

@@ -1,0 +1,112 @@
+"""Create tracekit's AWS resources on moto from infra/resources.json, the file deployment uses.
+
+CloudFormation property names are the API's parameter names for the parts used here, so the
+translation is small; anything the file declares that this module cannot create is an error,
+not a silent gap.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import boto3
+
+RESOURCES_FILE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
+# Logical id -> the environment variable the app reads its physical name or URL from.
+ENVIRONMENT_NAMES = {
+    "RegisterTable": "REGISTER_TABLE",
+    "OrdersTable": "ORDERS_TABLE",
+    "ClaimsTable": "CLAIMS_TABLE",
+    "FulfilmentQueue": "FULFILMENT_QUEUE_URL",
+    "FulfilmentDeadLetterQueue": "FULFILMENT_DEAD_LETTER_QUEUE_URL",
+    "ExportsBucket": "EXPORTS_BUCKET",
+}
+
+
+def load_resources() -> dict:
+    return json.loads(RESOURCES_FILE.read_text())["Resources"]
+
+
+def physical_name(stage: str, logical_id: str, resource: dict) -> str:
+    """'OrdersTable' in stage 'local' -> 'tracekit-local-orders-table' (FIFO queues end '.fifo')."""
+    kebab = re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id).lower()
+    name = f"tracekit-{stage}-{kebab}"
+    return name + ".fifo" if resource["Properties"].get("FifoQueue") else name
+
+
+def create_resources(stage: str, endpoint_url: str, region: str) -> dict[str, str]:
+    """Create every resource; returns the environment the app needs to find them."""
+    session = boto3.session.Session(region_name=region)
+    clients = {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3")}
+    created: dict[str, dict] = {}
+    resources = load_resources()
+    for logical_id in _creation_order(resources):
+        resource = resources[logical_id]
+        name = physical_name(stage, logical_id, resource)
+        created[logical_id] = _CREATORS[resource["Type"]](clients, name, resource["Properties"], created, region)
+    return {ENVIRONMENT_NAMES[lid]: info["env"] for lid, info in created.items() if lid in ENVIRONMENT_NAMES}
+
+
+def _creation_order(resources: dict) -> list[str]:
+    """Resources others refer to (Fn::GetAtt) come first."""
+    referenced = {ref for r in resources.values() for ref in _references(r)}
+    return sorted(resources, key=lambda lid: (lid not in referenced, lid))
+
+
+def _references(node) -> list[str]:
+    if isinstance(node, dict):
+        if "Fn::GetAtt" in node:
+            return [node["Fn::GetAtt"][0]]
+        return [ref for value in node.values() for ref in _references(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _references(value)]
+    return []
+
+
+def _create_table(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    dynamodb = clients["dynamodb"]
+    params = {key: props[key] for key in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes") if key in props}
+    if "SSESpecification" in props:
+        params["SSESpecification"] = {"Enabled": props["SSESpecification"]["SSEEnabled"]}
+    dynamodb.create_table(TableName=name, **params)
+    if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+        dynamodb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    if "TimeToLiveSpecification" in props:
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+    return {"env": name}
+
+
+def _create_queue(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    sqs = clients["sqs"]
+    attributes = {}
+    for key, value in props.items():
+        if key == "RedrivePolicy":
+            target = value["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            value = json.dumps({"deadLetterTargetArn": created[target]["arn"], "maxReceiveCount": value["maxReceiveCount"]})
+        attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return {"env": url, "arn": arn}
+
+
+def _create_bucket(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    if "BucketEncryption" in props:
+        rules = [{"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                 for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
+    return {"env": name}
+
+
+_CREATORS = {
+    "AWS::DynamoDB::Table": _create_table,
+    "AWS::SQS::Queue": _create_queue,
+    "AWS::S3::Bucket": _create_bucket,
+}

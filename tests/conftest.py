@@ -1,0 +1,133 @@
+"""Shared fixtures. Every test starts from fresh state: moto is reset and the resources are
+re-created from infra/resources.json; the app gets a fresh composition root."""
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from datetime import datetime, timezone
+
+import botocore.session
+import pytest
+import requests
+
+REGION = "eu-west-2"
+TEST_SECRETS = {
+    "REGISTER_KEY": "test-register-key-0123456789abcdef0123456789",
+    "JOURNEY_KEY": "test-journey-key-0123456789abcdef0123456789ab",
+    "STRIPE_SECRET_KEY": "sk_test_tracekit_tests",
+    "STRIPE_WEBHOOK_SECRET": "whsec_tracekit_tests",
+}
+# Fictitious: the campaign's free-kit areas in tests are one district and one sector.
+FREE_KIT_AREAS = "E1,N17 6"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """moto's real HTTP server, bound to loopback, for the whole session."""
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION})
+    os.environ.pop("AWS_PROFILE", None)
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_url):
+    """Fresh AWS resources for this test; returns the environment naming them."""
+    from devstack.aws import create_resources
+
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    return create_resources("test", moto_url, REGION)
+
+
+@pytest.fixture
+def stripe_emulator():
+    from devstack.stripe_emulator import StripeEmulator
+
+    emulator = StripeEmulator(port=0, webhook_secret=TEST_SECRETS["STRIPE_WEBHOOK_SECRET"])
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def environment(aws, moto_url, stripe_emulator):
+    return {**aws, **TEST_SECRETS, "AWS_ENDPOINT_URL": moto_url, "AWS_REGION": REGION,
+            "STRIPE_API_BASE": stripe_emulator.base_url, "APP_BASE_URL": "http://testserver",
+            "FREE_KIT_AREAS": FREE_KIT_AREAS, "STAGE": "test", "COOKIE_SECURE": "false"}
+
+
+@pytest.fixture
+def settings(environment):
+    from chalicelib.settings import Settings
+
+    return Settings.from_environ(environment)
+
+
+class AwsRequests:
+    """Counts AWS requests as botocore sends them (its before-send event), by service and operation."""
+
+    def __init__(self):
+        self.calls: Counter = Counter()
+
+    def reset(self):
+        self.calls.clear()
+
+    def total(self, service: str | None = None) -> int:
+        return sum(n for (svc, _op), n in self.calls.items() if service in (None, svc))
+
+
+@pytest.fixture
+def aws_requests(monkeypatch):
+    """Every botocore client made during the test reports each request it sends."""
+    counter = AwsRequests()
+    original = botocore.session.Session.create_client
+
+    def create_client(self, service_name, *args, **kwargs):
+        client = original(self, service_name, *args, **kwargs)
+
+        def before_send(request, **_):
+            operation = request.headers.get("X-Amz-Target", b"")
+            operation = operation.decode() if isinstance(operation, bytes) else operation
+            counter.calls[(service_name, operation.rsplit(".", 1)[-1] or request.method)] += 1
+
+        client.meta.events.register("before-send", before_send)
+        return client
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+    return counter
+
+
+@pytest.fixture
+def deps(settings, aws_requests):
+    """Real adapters (PynamoDB and boto3 on moto, Stripe SDK on the emulator), built by bootstrap."""
+    from chalicelib import bootstrap
+
+    dependencies = bootstrap.build(settings)
+    dependencies.clock = lambda: datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    return dependencies
+
+
+@pytest.fixture
+def client(deps):
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import bootstrap
+
+    bootstrap.use(deps)
+    with Client(app) as test_client:
+        yield test_client
+    bootstrap.reset()

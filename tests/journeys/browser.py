@@ -1,0 +1,46 @@
+"""A thin stand-in for a browser over chalice.test.Client: form posts and the journey cookie."""
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode, urlsplit
+
+from devstack.stripe_emulator import sign_webhook_payload
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class Browser:
+    def __init__(self, client):
+        self.client = client
+        self.cookie: str | None = None
+
+    def get(self, path: str):
+        return self._remember(self.client.http.get(path, headers=self._headers({})))
+
+    def post(self, path: str, fields: dict[str, str]):
+        body = urlencode(fields)
+        return self._remember(self.client.http.post(path, headers=self._headers(FORM), body=body))
+
+    def _headers(self, headers: dict[str, str]) -> dict[str, str]:
+        return {**headers, "Cookie": self.cookie} if self.cookie else dict(headers)
+
+    def _remember(self, response):
+        set_cookie = response.headers.get("Set-Cookie") or response.headers.get("set-cookie")
+        if set_cookie:
+            pair = set_cookie.split(";", 1)[0]
+            self.cookie = None if pair.split("=", 1)[1] == "" else pair
+        return response
+
+
+def location_path(response) -> str:
+    parts = urlsplit(response.headers["Location"])
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def deliver_webhook(client, event: dict, secret: str, signature: str | None = None):
+    """Post an event to the app's webhook as Stripe does: raw JSON bytes and a Stripe-Signature."""
+    body = json.dumps(event).encode()
+    header = signature if signature is not None else sign_webhook_payload(body, secret, int(time.time()))
+    return client.http.post("/stripe/webhook", body=body,
+                            headers={"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header})
