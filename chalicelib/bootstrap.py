@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 from .services import Dependencies
-from .settings import Settings
+from .settings import OperatorSettings, Settings
 from .timeutil import utc_now
 
 _lock = threading.Lock()
@@ -44,6 +44,15 @@ def build(settings: Settings) -> Dependencies:
         fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url),
         clock=utc_now,
     )
+
+
+def register_for(settings: OperatorSettings):
+    """The register alone, for operator commands."""
+    from .adapters.dynamodb import DynamoRegister, Tables, build_models
+
+    tables = Tables(settings.register_table, "unused-orders", settings.claims_table, settings.region,
+                    settings.aws_endpoint_url)
+    return DynamoRegister(build_models(tables))
 
 
 def use(deps: Dependencies) -> None:

@@ -13,7 +13,7 @@ from .domain.errors import (InvalidInput, OrderNotFound, PaymentMismatch,
 from .domain.fulfilment import fulfilment_message_for
 from .domain.money import Money
 from .domain.orders import Order, PaymentState, place_order as new_order
-from .domain.references import new_order_reference, normalise_certificate_reference, parse_postcode
+from .domain.references import ReferenceRules, new_order_reference, normalise_certificate_reference, parse_postcode
 from .domain.register import RegisterKeys, parse_register_row
 from .ports import FulfilmentQueue, Orders, Payments, Register
 from .settings import Settings
@@ -149,15 +149,14 @@ class ImportReport:
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
 
 
-def import_register(rows: Iterable[tuple[int, dict[str, str]]], deps: Dependencies,
-                    on_row: Callable[[], None] = lambda: None) -> ImportReport:
+def import_register(rows: Iterable[tuple[int, dict[str, str]]], register: Register, keys: RegisterKeys,
+                    rules: ReferenceRules, on_row: Callable[[], None] = lambda: None) -> ImportReport:
     """Validate every row; write the good ones in batches; report the bad ones by line number.
 
     A row is one item, fully validated before it is written, so nothing is half-written; the
     items are deterministic, so importing the same file again changes nothing."""
     report = ImportReport()
     seen: dict[str, int] = {}
-    keys, rules = deps.keys, deps.settings.reference_rules
 
     def valid_entries():
         for line, row in rows:
@@ -166,7 +165,7 @@ def import_register(rows: Iterable[tuple[int, dict[str, str]]], deps: Dependenci
             if entry is not None:
                 yield entry
 
-    report.written = deps.register.save_all(valid_entries())
+    report.written = register.save_all(valid_entries())
     return report
 
 

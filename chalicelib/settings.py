@@ -67,6 +67,31 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class OperatorSettings:
+    """The subset an operator's command needs: no Stripe keys to import a register."""
+
+    region: str
+    aws_endpoint_url: str | None
+    register_table: str
+    claims_table: str
+    register_key: bytes
+    reference_rules: ReferenceRules
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> "OperatorSettings":
+        env = os.environ if env is None else env
+        read = _Reader(env)
+        return cls(
+            region=read.text("AWS_REGION", env.get("AWS_DEFAULT_REGION", "eu-west-2")),
+            aws_endpoint_url=read.optional("AWS_ENDPOINT_URL"),
+            register_table=read.required("REGISTER_TABLE"),
+            claims_table=read.required("CLAIMS_TABLE"),
+            register_key=read.secret("REGISTER_KEY"),
+            reference_rules=ReferenceRules(read.text("CERTIFICATE_REFERENCE_PATTERN", ReferenceRules.pattern)),
+        )
+
+
 def _campaign(read: "_Reader") -> CampaignRules:
     areas = frozenset(" ".join(a.split()).upper() for a in read.text("FREE_KIT_AREAS", "").split(",") if a.strip())
     return CampaignRules(

@@ -16,7 +16,7 @@ def register_row(reference: str = "FA/12345", postcode: str = "SW1A 2AA", status
 
 
 def load_register(deps: Dependencies, *rows: dict[str, str]) -> None:
-    report = import_register(enumerate(rows, start=2), deps)
+    report = import_register(enumerate(rows, start=2), deps.register, deps.keys, deps.settings.reference_rules)
     assert not report.rejected, report.rejected
 
 

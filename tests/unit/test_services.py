@@ -107,7 +107,8 @@ def test_stripe_down_leaves_nothing_holding_the_certificate(deps):
 
 def test_import_reports_bad_rows_by_line_and_writes_the_good_ones(deps):
     rows = [register_row("FA/2001"), register_row("FA/2002", status="unknown"), register_row("FA 2001")]
-    report = services.import_register(enumerate(rows, start=2), deps)
+    report = services.import_register(enumerate(rows, start=2), deps.register, deps.keys,
+                                      deps.settings.reference_rules)
     assert report.written == 1
     assert [line for line, _ in report.rejected] == [3, 4]
     assert "status" in report.rejected[0][1] and "repeats line 2" in report.rejected[1][1]

@@ -1,0 +1,145 @@
+"""`make run`: tracekit's whole local stack in one process tree on 127.0.0.1, stopped by Ctrl-C.
+
+- moto's HTTP server stands in for AWS (DynamoDB, SQS, S3); resources come from infra/resources.json.
+- The local Stripe emulator stands in for Stripe, unless STRIPE_SECRET_KEY and
+  STRIPE_WEBHOOK_SECRET are set to real test-mode values, in which case real Stripe is used.
+- The synthetic register is loaded with the operator CLI, the command real data goes through.
+- The app runs under `chalice local`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from devstack.aws import create_resources
+from devstack.synthetic_register import DEMO_HOLDERS, LOCAL_FREE_KIT_AREAS
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "eu-west-2"
+HOST = "127.0.0.1"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--app-port", type=int, default=int(os.environ.get("APP_PORT", 8000)))
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5001)))
+    parser.add_argument("--stripe-port", type=int, default=int(os.environ.get("STRIPE_PORT", 12111)))
+    parser.add_argument("--register", type=Path, default=ROOT / "devstack" / "synthetic_register.csv")
+    return parser.parse_args(argv)
+
+
+def start_moto(port: int):
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    return server, f"http://{HOST}:{port}"
+
+
+def use_real_stripe() -> bool:
+    return bool(os.environ.get("STRIPE_SECRET_KEY") and os.environ.get("STRIPE_WEBHOOK_SECRET"))
+
+
+def start_stripe(port: int, app_url: str):
+    """The emulator, signing webhooks with a fresh secret; None when real Stripe is configured."""
+    if use_real_stripe():
+        return None, {}
+    from devstack.stripe_emulator import StripeEmulator
+
+    secret = "whsec_local_" + secrets.token_hex(16)
+    emulator = StripeEmulator(host=HOST, port=port, webhook_url=f"{app_url}/stripe/webhook", webhook_secret=secret)
+    emulator.start()
+    return emulator, {"STRIPE_SECRET_KEY": "sk_test_local_emulator", "STRIPE_WEBHOOK_SECRET": secret,
+                      "STRIPE_API_BASE": emulator.base_url}
+
+
+def app_environment(resources: dict[str, str], moto_url: str, app_url: str, stripe_env: dict[str, str]) -> dict[str, str]:
+    """Fresh secrets every run: the local stack's data lives only as long as the process."""
+    return {
+        **os.environ, **resources, **stripe_env,
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": moto_url,
+        "REGISTER_KEY": secrets.token_urlsafe(32), "JOURNEY_KEY": secrets.token_urlsafe(32),
+        "APP_BASE_URL": app_url, "FREE_KIT_AREAS": LOCAL_FREE_KIT_AREAS,
+        "STAGE": "local", "COOKIE_SECURE": "false", "PYTHONUNBUFFERED": "1",
+    }
+
+
+def import_register(env: dict[str, str], csv_file: Path) -> None:
+    subprocess.run([sys.executable, "-m", "ops", "register", "import", str(csv_file)],
+                   env=env, cwd=ROOT, check=True)
+
+
+def start_app(env: dict[str, str], port: int) -> subprocess.Popen:
+    chalice = Path(sys.executable).parent / "chalice"
+    return subprocess.Popen([str(chalice), "local", "--host", HOST, "--port", str(port), "--stage", "local",
+                             "--no-autoreload"], env=env, cwd=ROOT)
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"chalice local exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def print_banner(app_url: str, moto_url: str, emulator) -> None:
+    stripe = f"local emulator at {emulator.base_url}" if emulator else "REAL Stripe (test mode keys from the environment)"
+    print("\n  tracekit local stack is running (Ctrl-C stops everything)\n")
+    print(f"  App:     {app_url}/")
+    print(f"  AWS:     moto at {moto_url}")
+    print(f"  Stripe:  {stripe}\n")
+    print("  Demo certificates (FICTITIOUS):")
+    for case, (reference, _type, _status, _expiry, postcode, _free) in DEMO_HOLDERS.items():
+        print(f"    {case:<27} reference {reference:<11} postcode {postcode}")
+    print("", flush=True)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    app_url = f"http://{HOST}:{args.app_port}"
+    moto, moto_url = start_moto(args.moto_port)
+    emulator, app = None, None
+    try:
+        os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+        resources = create_resources("local", moto_url, REGION)
+        emulator, stripe_env = start_stripe(args.stripe_port, app_url)
+        env = app_environment(resources, moto_url, app_url, stripe_env)
+        import_register(env, args.register)
+        app = start_app(env, args.app_port)
+        wait_until_serving(app_url + "/", app)
+        print_banner(app_url, moto_url, emulator)
+        app.wait()
+    except KeyboardInterrupt:
+        print("\nStopping the local stack…")
+    finally:
+        _stop(app, emulator, moto)
+
+
+def _stop(app, emulator, moto) -> None:
+    if app is not None and app.poll() is None:
+        app.terminate()
+        try:
+            app.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            app.kill()
+    if emulator is not None:
+        emulator.stop()
+    moto.stop()
+
+
+if __name__ == "__main__":
+    main()

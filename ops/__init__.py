@@ -1,0 +1,1 @@
+"""tracekit's operator command line: `python -m ops --help`."""

@@ -1,0 +1,54 @@
+"""The physical minimum of round trips, counted through botocore's before-send event (AWS) and the
+Stripe emulator's request log (Stripe)."""
+from __future__ import annotations
+
+from tests.builders import delivery_form, load_register, register_row
+from tests.conftest import TEST_SECRETS
+from tests.journeys.browser import Browser, deliver_webhook
+
+
+def test_certificate_check_costs_at_most_two_dynamodb_requests(client, deps, aws_requests):
+    load_register(deps, register_row("FA/1001", "SW1A 2AA"))
+    for reference in ("FA/1001", "FA/9999"):  # a pass and a refusal
+        aws_requests.reset()
+        Browser(client).post("/order/certificate", {"reference": reference, "postcode": "SW1A 2AA"})
+        assert 1 <= aws_requests.total("dynamodb") <= 2, aws_requests.calls
+        assert aws_requests.total() == aws_requests.total("dynamodb")
+
+
+def test_confirming_a_paid_order_costs_two_dynamodb_requests_and_one_stripe_call(client, deps, aws_requests,
+                                                                                 stripe_emulator):
+    load_register(deps, register_row("FA/1001", "SW1A 2AA"))
+    browser = Browser(client)
+    browser.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"})
+    browser.post("/order/delivery", delivery_form())
+    aws_requests.reset()
+    before = len(stripe_emulator.api_requests())
+    assert browser.post("/order/confirm", {}).status_code == 303
+    assert 1 <= aws_requests.total("dynamodb") <= 2, aws_requests.calls
+    assert stripe_emulator.api_requests()[before:] == [("POST", "/v1/checkout/sessions")]
+
+
+def test_confirming_a_free_order_costs_two_dynamodb_requests_and_the_queue_send(client, deps, aws_requests):
+    load_register(deps, register_row("FA/1002", "SW1A 2AA", free_kit="yes"))
+    browser = Browser(client)
+    browser.post("/order/certificate", {"reference": "FA/1002", "postcode": "SW1A 2AA"})
+    browser.post("/order/delivery", delivery_form())
+    aws_requests.reset()
+    browser.post("/order/confirm", {})
+    assert 1 <= aws_requests.total("dynamodb") <= 2, aws_requests.calls
+    assert aws_requests.calls[("sqs", "SendMessage")] == 1
+
+
+def test_the_webhook_for_a_paid_order_costs_at_most_three_aws_requests(client, deps, aws_requests, stripe_emulator):
+    load_register(deps, register_row("FA/1001", "SW1A 2AA"))
+    browser = Browser(client)
+    browser.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"})
+    browser.post("/order/delivery", delivery_form())
+    session_id = browser.post("/order/confirm", {}).headers["Location"].rsplit("/", 1)[-1]
+    stripe_emulator.pay(session_id)
+    [event] = [e for e in stripe_emulator.events() if e["type"] == "checkout.session.completed"]
+    aws_requests.reset()
+    assert deliver_webhook(client, event, TEST_SECRETS["STRIPE_WEBHOOK_SECRET"]).status_code == 200
+    assert aws_requests.total() <= 3, aws_requests.calls
+    assert aws_requests.calls[("sqs", "SendMessage")] == 1
