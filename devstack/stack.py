@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -108,8 +109,17 @@ def print_banner(app_url: str, moto_url: str, emulator) -> None:
     print("", flush=True)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (from a supervisor or `timeout`) stops the stack as cleanly as Ctrl-C does."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    _stop_on_sigterm()
     app_url = f"http://{HOST}:{args.app_port}"
     moto, moto_url = start_moto(args.moto_port)
     emulator, app = None, None
