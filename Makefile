@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(VENV)/bin/python -m devstack.stack
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

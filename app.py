@@ -1,5 +1,6 @@
 """tracekit's HTTP routes. Each route only translates: parse the request, call one service,
 map the result or the domain error to a response. Rules live in chalicelib.domain."""
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,10 @@ FORM = ["application/x-www-form-urlencoded"]
 JSON = ["application/json"]
 CERTIFICATE_FIELDS = ("reference", "postcode")
 DELIVERY_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email")
-NOT_MATCHED = ("We could not match that certificate reference and postcode to a current certificate "
-               "that can order a kit. Check both are as shown on your certificate.")
+NOT_MATCHED = (
+    "We could not match that certificate reference and postcode to a current certificate "
+    "that can order a kit. Check both are as shown on your certificate."
+)
 
 
 def deps() -> services.Dependencies:
@@ -70,7 +73,9 @@ def certificate_answer():
     except CertificateNotAccepted:
         return render("certificate.html", status=400, form=answers, errors={"reference": NOT_MATCHED})
     current = journey()
-    delivery = current.delivery if current.checked and current.checked.certificate_key == checked.certificate_key else None
+    delivery = (
+        current.delivery if current.checked and current.checked.certificate_key == checked.certificate_key else None
+    )
     updated = Journey(checked=checked, delivery=delivery)
     return redirect("/order/check-answers" if delivery else "/order/delivery", cookies().set_cookie(updated))
 
@@ -104,8 +109,13 @@ def check_answers():
     current = journey()
     if current.checked is None or current.delivery is None:
         return redirect("/order/certificate")
-    return render("check_answers.html", journey=current, labels=LABELS,
-                  price=current.checked.price.display(), free=current.checked.price.is_free)
+    return render(
+        "check_answers.html",
+        journey=current,
+        labels=LABELS,
+        price=current.checked.price.display(),
+        free=current.checked.price.is_free,
+    )
 
 
 @app.route("/order/confirm", methods=["POST"], content_types=FORM)
@@ -147,7 +157,9 @@ def stripe_webhook():
     if len(request.raw_body or b"") > 64 * MAX_FORM_BYTES:
         return json_error(413, "payload too large")
     try:
-        outcome = services.handle_stripe_webhook(request.raw_body or b"", request.headers.get("stripe-signature", ""), deps())
+        outcome = services.handle_stripe_webhook(
+            request.raw_body or b"", request.headers.get("stripe-signature", ""), deps()
+        )
     except InvalidWebhook:
         return json_error(400, "invalid signature")
     app.log.info("stripe webhook handled: %s", outcome)

@@ -5,6 +5,7 @@ the operator CLI, exactly as an operator would, and report rows per second.
 
 Each run starts its own moto server on a free loopback port; nothing else need be running.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,11 +59,21 @@ def run(rows: int) -> dict:
         resources = create_resources("bench", endpoint, REGION)
         with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as handle:
             write_register(handle, rows - 5)  # the 5 demo holders plus the rest
-        env = {**os.environ, **resources, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION,
-               "REGISTER_KEY": secrets.token_urlsafe(32)}
+        env = {
+            **os.environ,
+            **resources,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": REGION,
+            "REGISTER_KEY": secrets.token_urlsafe(32),
+        }
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ops", "register", "import", "--quiet", handle.name],
-                       env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "ops", "register", "import", "--quiet", handle.name],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         elapsed = time.perf_counter() - started
         stored = count_items(endpoint, resources["REGISTER_TABLE"])
     finally:

@@ -3,6 +3,7 @@
 Nothing here runs at import time; the first request calls dependencies(). Tests install their own
 Dependencies with use() and drop them with reset().
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,15 +33,23 @@ def build(settings: Settings) -> Dependencies:
     from .adapters.sqs_queue import SqsFulfilmentQueue
     from .adapters.stripe_payments import StripePayments, stripe_client
 
-    models = build_models(Tables(settings.register_table, settings.orders_table, settings.claims_table,
-                                 settings.region, settings.aws_endpoint_url))
+    models = build_models(
+        Tables(
+            settings.register_table,
+            settings.orders_table,
+            settings.claims_table,
+            settings.region,
+            settings.aws_endpoint_url,
+        )
+    )
     sqs = boto3.session.Session().client("sqs", region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
     return Dependencies(
         settings=settings,
         register=DynamoRegister(models),
         orders=DynamoOrders(models),
-        payments=StripePayments(stripe_client(settings.stripe_secret_key, settings.stripe_api_base),
-                                settings.stripe_webhook_secret),
+        payments=StripePayments(
+            stripe_client(settings.stripe_secret_key, settings.stripe_api_base), settings.stripe_webhook_secret
+        ),
         fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url),
         clock=utc_now,
     )
@@ -50,8 +59,9 @@ def register_for(settings: OperatorSettings):
     """The register alone, for operator commands."""
     from .adapters.dynamodb import DynamoRegister, Tables, build_models
 
-    tables = Tables(settings.register_table, "unused-orders", settings.claims_table, settings.region,
-                    settings.aws_endpoint_url)
+    tables = Tables(
+        settings.register_table, "unused-orders", settings.claims_table, settings.region, settings.aws_endpoint_url
+    )
     return DynamoRegister(build_models(tables))
 
 

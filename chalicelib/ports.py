@@ -3,6 +3,7 @@
 Each has a real adapter (chalicelib.adapters) and an in-memory fake (tests/fakes.py); one
 contract suite runs against both.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ class Orders(Protocol):
 
 
 class Payments(Protocol):
-    def start_checkout(self, order: Order, success_url: str, cancel_url: str,
-                       expires_at: datetime) -> CheckoutSession: ...
+    def start_checkout(
+        self, order: Order, success_url: str, cancel_url: str, expires_at: datetime
+    ) -> CheckoutSession: ...
 
     def parse_webhook(self, payload: bytes, signature_header: str) -> PaymentEvent:
         """Verify the signature over the raw bytes; raises InvalidWebhook."""

@@ -1,4 +1,5 @@
 """Use cases. Each takes its collaborators explicitly (see bootstrap.Container) and does no HTTP."""
+
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,7 @@ from typing import Callable, Iterable
 
 from .domain.delivery import DeliveryDetails
 from .domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
-from .domain.errors import (InvalidInput, OrderNotFound, PaymentMismatch,
-                            PaymentServiceUnavailable)
+from .domain.errors import InvalidInput, OrderNotFound, PaymentMismatch, PaymentServiceUnavailable
 from .domain.fulfilment import fulfilment_message_for
 from .domain.money import Money
 from .domain.orders import Order, PaymentState, place_order as new_order
@@ -58,8 +58,14 @@ def check_certificate(raw_reference: str, raw_postcode: str, deps: Dependencies)
     keys = deps.keys
     reference_key = keys.reference_key(reference)
     lookup = deps.register.find(reference_key)
-    eligibility = decide_eligibility(lookup.entry, keys.postcode_mac(reference, postcode), lookup.kits_claimed,
-                                     postcode, deps.clock().date(), deps.settings.campaign)
+    eligibility = decide_eligibility(
+        lookup.entry,
+        keys.postcode_mac(reference, postcode),
+        lookup.kits_claimed,
+        postcode,
+        deps.clock().date(),
+        deps.settings.campaign,
+    )
     return CheckedCertificate(reference_key, eligibility.price, eligibility.reason.value)
 
 
@@ -97,8 +103,11 @@ def _open_checkout(order: Order, deps: Dependencies) -> str:
     expires_at = deps.clock() + timedelta(minutes=deps.settings.checkout_hold_minutes)
     try:
         session = deps.payments.start_checkout(
-            order, f"{base}/order/payment-complete?session_id={{CHECKOUT_SESSION_ID}}",
-            f"{base}/order/check-answers", expires_at)
+            order,
+            f"{base}/order/payment-complete?session_id={{CHECKOUT_SESSION_ID}}",
+            f"{base}/order/check-answers",
+            expires_at,
+        )
     except PaymentServiceUnavailable:
         deps.orders.abandon(order.reference)
         raise
@@ -131,12 +140,16 @@ def handle_stripe_webhook(payload: bytes, signature_header: str, deps: Dependenc
     if event.type != "checkout.session.completed" or event.payment_status != "paid" or not event.order_reference:
         return "ignored"
     try:
-        order = deps.orders.mark_paid_once(event.order_reference, event.id, event.paid or Money(0, "none"), deps.clock())
+        order = deps.orders.mark_paid_once(
+            event.order_reference, event.id, event.paid or Money(0, "none"), deps.clock()
+        )
     except OrderNotFound:
         log.warning("paid session for an unknown order", extra={"stripe_event": event.id})
         return "unknown order"
     except PaymentMismatch:
-        log.error("payment does not match order", extra={"order_reference": event.order_reference, "stripe_event": event.id})
+        log.error(
+            "payment does not match order", extra={"order_reference": event.order_reference, "stripe_event": event.id}
+        )
         return "flagged"
     if order.awaits_release:
         release_to_manufacturer(order, deps)
@@ -149,8 +162,13 @@ class ImportReport:
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
 
 
-def import_register(rows: Iterable[tuple[int, dict[str, str]]], register: Register, keys: RegisterKeys,
-                    rules: ReferenceRules, on_row: Callable[[], None] = lambda: None) -> ImportReport:
+def import_register(
+    rows: Iterable[tuple[int, dict[str, str]]],
+    register: Register,
+    keys: RegisterKeys,
+    rules: ReferenceRules,
+    on_row: Callable[[], None] = lambda: None,
+) -> ImportReport:
     """Validate every row; write the good ones in batches; report the bad ones by line number.
 
     A row is one item, fully validated before it is written, so nothing is half-written; the

@@ -3,6 +3,7 @@
 Nothing reads os.environ at import time: the composition root calls Settings.from_environ()
 on the first request a Lambda container serves.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Times are UTC, written as ISO 8601 with a Z."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone

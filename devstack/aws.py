@@ -4,6 +4,7 @@ CloudFormation property names are the API's parameter names for the parts used h
 translation is small; anything the file declares that this module cannot create is an error,
 not a silent gap.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,13 +67,18 @@ def _references(node) -> list[str]:
 
 def _create_table(clients, name: str, props: dict, created: dict, region: str) -> dict:
     dynamodb = clients["dynamodb"]
-    params = {key: props[key] for key in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes") if key in props}
+    params = {
+        key: props[key]
+        for key in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+        if key in props
+    }
     if "SSESpecification" in props:
         params["SSESpecification"] = {"Enabled": props["SSESpecification"]["SSEEnabled"]}
     dynamodb.create_table(TableName=name, **params)
     if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
         dynamodb.update_continuous_backups(
-            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
     if "TimeToLiveSpecification" in props:
         dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
     return {"env": name}
@@ -84,7 +90,9 @@ def _create_queue(clients, name: str, props: dict, created: dict, region: str) -
     for key, value in props.items():
         if key == "RedrivePolicy":
             target = value["deadLetterTargetArn"]["Fn::GetAtt"][0]
-            value = json.dumps({"deadLetterTargetArn": created[target]["arn"], "maxReceiveCount": value["maxReceiveCount"]})
+            value = json.dumps(
+                {"deadLetterTargetArn": created[target]["arn"], "maxReceiveCount": value["maxReceiveCount"]}
+            )
         attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -95,8 +103,10 @@ def _create_bucket(clients, name: str, props: dict, created: dict, region: str) 
     s3 = clients["s3"]
     s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
     if "BucketEncryption" in props:
-        rules = [{"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
-                 for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]]
+        rules = [
+            {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+            for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if "PublicAccessBlockConfiguration" in props:
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])

@@ -6,6 +6,7 @@
 - The synthetic register is loaded with the operator CLI, the command real data goes through.
 - The app runs under `chalice local`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,31 +57,47 @@ def start_stripe(port: int, app_url: str):
     secret = "whsec_local_" + secrets.token_hex(16)
     emulator = StripeEmulator(host=HOST, port=port, webhook_url=f"{app_url}/stripe/webhook", webhook_secret=secret)
     emulator.start()
-    return emulator, {"STRIPE_SECRET_KEY": "sk_test_local_emulator", "STRIPE_WEBHOOK_SECRET": secret,
-                      "STRIPE_API_BASE": emulator.base_url}
+    return emulator, {
+        "STRIPE_SECRET_KEY": "sk_test_local_emulator",
+        "STRIPE_WEBHOOK_SECRET": secret,
+        "STRIPE_API_BASE": emulator.base_url,
+    }
 
 
-def app_environment(resources: dict[str, str], moto_url: str, app_url: str, stripe_env: dict[str, str]) -> dict[str, str]:
+def app_environment(
+    resources: dict[str, str], moto_url: str, app_url: str, stripe_env: dict[str, str]
+) -> dict[str, str]:
     """Fresh secrets every run: the local stack's data lives only as long as the process."""
     return {
-        **os.environ, **resources, **stripe_env,
-        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": moto_url,
-        "REGISTER_KEY": secrets.token_urlsafe(32), "JOURNEY_KEY": secrets.token_urlsafe(32),
-        "APP_BASE_URL": app_url, "FREE_KIT_AREAS": LOCAL_FREE_KIT_AREAS,
-        "STAGE": "local", "COOKIE_SECURE": "false", "PYTHONUNBUFFERED": "1",
+        **os.environ,
+        **resources,
+        **stripe_env,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": moto_url,
+        "REGISTER_KEY": secrets.token_urlsafe(32),
+        "JOURNEY_KEY": secrets.token_urlsafe(32),
+        "APP_BASE_URL": app_url,
+        "FREE_KIT_AREAS": LOCAL_FREE_KIT_AREAS,
+        "STAGE": "local",
+        "COOKIE_SECURE": "false",
+        "PYTHONUNBUFFERED": "1",
     }
 
 
 def import_register(env: dict[str, str], csv_file: Path) -> None:
-    subprocess.run([sys.executable, "-m", "ops", "register", "import", str(csv_file)],
-                   env=env, cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "ops", "register", "import", str(csv_file)], env=env, cwd=ROOT, check=True)
 
 
 def start_app(env: dict[str, str], port: int) -> subprocess.Popen:
     chalice = Path(sys.executable).parent / "chalice"
-    return subprocess.Popen([str(chalice), "local", "--host", HOST, "--port", str(port), "--stage", "local",
-                             "--no-autoreload"], env=env, cwd=ROOT)
+    return subprocess.Popen(
+        [str(chalice), "local", "--host", HOST, "--port", str(port), "--stage", "local", "--no-autoreload"],
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -98,7 +115,9 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 60)
 
 
 def print_banner(app_url: str, moto_url: str, emulator) -> None:
-    stripe = f"local emulator at {emulator.base_url}" if emulator else "REAL Stripe (test mode keys from the environment)"
+    stripe = (
+        f"local emulator at {emulator.base_url}" if emulator else "REAL Stripe (test mode keys from the environment)"
+    )
     print("\n  tracekit local stack is running (Ctrl-C stops everything)\n")
     print(f"  App:     {app_url}/")
     print(f"  AWS:     moto at {moto_url}")
@@ -111,6 +130,7 @@ def print_banner(app_url: str, moto_url: str, emulator) -> None:
 
 def _stop_on_sigterm() -> None:
     """SIGTERM (from a supervisor or `timeout`) stops the stack as cleanly as Ctrl-C does."""
+
     def interrupt(_signum, _frame):
         raise KeyboardInterrupt
 

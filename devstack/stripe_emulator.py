@@ -149,9 +149,7 @@ def decode_stripe_form(encoded: str) -> dict[str, Any]:
     fields that Stripe defines as integers.
     """
     try:
-        pairs = urllib.parse.parse_qsl(
-            encoded, keep_blank_values=True, errors="strict", max_num_fields=1000
-        )
+        pairs = urllib.parse.parse_qsl(encoded, keep_blank_values=True, errors="strict", max_num_fields=1000)
     except ValueError as error:
         raise MalformedFormError(f"Could not parse the request parameters: {error}") from None
     tree: dict[str, Any] = {}
@@ -571,8 +569,7 @@ def _idempotency_mismatch(key: str) -> ApiError:
 def _idempotency_in_flight(key: str) -> ApiError:
     """Build the 409 for a concurrent request using the same key (the SDK retries 409s)."""
     message = (
-        f"There is currently another in-progress request using this Idempotent Key: '{key}'. "
-        "Please try again later."
+        f"There is currently another in-progress request using this Idempotent Key: '{key}'. Please try again later."
     )
     return ApiError(409, message, error_type="invalid_request_error", code="idempotency_key_in_use")
 
@@ -1004,9 +1001,7 @@ def authenticated_api_key(authorization: str | None) -> str:
 # ---------------------------------------------------------------------------
 
 _CURRENCY_SYMBOLS = {"gbp": "£", "usd": "$", "eur": "€"}
-_ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
-)
+_ZERO_DECIMAL_CURRENCIES = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
 
 
 def format_money(amount: int, currency: str) -> str:
@@ -1215,9 +1210,7 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
             return
         self._handle_idempotent_api(method, params, body, (api_key, idempotency_key))
 
-    def _handle_idempotent_api(
-        self, method: str, params: dict[str, Any], body: bytes, scope: tuple[str, str]
-    ) -> None:
+    def _handle_idempotent_api(self, method: str, params: dict[str, Any], body: bytes, scope: tuple[str, str]) -> None:
         """Replay a stored response for a repeated key, or run and remember the call."""
         store = self._emulator.idempotency
         replay = store.begin(scope, request_fingerprint(method, self._path, body))
@@ -1308,9 +1301,7 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
         """Send an HTML page."""
         self._send_bytes(status, page.encode(), "text/html; charset=utf-8")
 
-    def _send_bytes(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
+    def _send_bytes(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         """Send a complete response with a Stripe-style Request-Id."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)

@@ -3,6 +3,7 @@
 Configuration comes from the same environment variables the app reads (see README); secrets
 are never taken as arguments, so they stay out of shell history.
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,9 +48,13 @@ def import_register_command(csv_file: Path, quiet: bool) -> None:
         reader = csv.DictReader(handle)
         _check_columns(reader.fieldnames)
         with _progress(total, quiet) as bar:
-            report = import_register(_numbered(reader), bootstrap.register_for(settings),
-                                     RegisterKeys(settings.register_key), settings.reference_rules,
-                                     on_row=lambda: bar.update(1))
+            report = import_register(
+                _numbered(reader),
+                bootstrap.register_for(settings),
+                RegisterKeys(settings.register_key),
+                settings.reference_rules,
+                on_row=lambda: bar.update(1),
+            )
     _print_report(report)
     if report.rejected:
         sys.exit(1)

@@ -1,7 +1,9 @@
 """Shared fixtures. Every test starts from fresh state: moto is reset and the resources are
 re-created from infra/resources.json; the app gets a fresh composition root."""
+
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections import Counter
@@ -31,10 +33,18 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def moto_url():
     """moto's real HTTP server, bound to loopback, for the whole session."""
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION})
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+    )
     os.environ.pop("AWS_PROFILE", None)
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -64,9 +74,17 @@ def stripe_emulator():
 
 @pytest.fixture
 def environment(aws, moto_url, stripe_emulator):
-    return {**aws, **TEST_SECRETS, "AWS_ENDPOINT_URL": moto_url, "AWS_REGION": REGION,
-            "STRIPE_API_BASE": stripe_emulator.base_url, "APP_BASE_URL": "http://testserver",
-            "FREE_KIT_AREAS": FREE_KIT_AREAS, "STAGE": "test", "COOKIE_SECURE": "false"}
+    return {
+        **aws,
+        **TEST_SECRETS,
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_REGION": REGION,
+        "STRIPE_API_BASE": stripe_emulator.base_url,
+        "APP_BASE_URL": "http://testserver",
+        "FREE_KIT_AREAS": FREE_KIT_AREAS,
+        "STAGE": "test",
+        "COOKIE_SECURE": "false",
+    }
 
 
 @pytest.fixture

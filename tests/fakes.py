@@ -1,5 +1,6 @@
 """In-memory fakes of every port. The contract suites in tests/integration run against these and
 the real adapters alike, so a fake cannot drift from what it stands in for."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,11 +10,16 @@ import json
 import threading
 from datetime import datetime
 
-from chalicelib.domain.errors import (CertificateAlreadyClaimed, InvalidWebhook, OrderNotFound, PaymentMismatch,
-                                      PaymentServiceUnavailable)
+from chalicelib.domain.errors import (
+    CertificateAlreadyClaimed,
+    InvalidWebhook,
+    OrderNotFound,
+    PaymentMismatch,
+    PaymentServiceUnavailable,
+)
 from chalicelib.domain.fulfilment import FulfilmentMessage
 from chalicelib.domain.money import Money
-from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState, check_payment_matches, mark_paid
+from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState, mark_paid
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
 
 
@@ -95,18 +101,44 @@ class FakePayments:
         if self.unavailable:
             raise PaymentServiceUnavailable("fake outage")
         key = f"order-{order.reference}"
-        session = self.sessions.setdefault(key, {
-            "id": f"cs_fake_{len(self.sessions) + 1}", "object": "checkout.session",
-            "client_reference_id": order.reference, "amount_total": order.amount.pence,
-            "currency": order.amount.currency, "payment_status": "unpaid"})
+        session = self.sessions.setdefault(
+            key,
+            {
+                "id": f"cs_fake_{len(self.sessions) + 1}",
+                "object": "checkout.session",
+                "client_reference_id": order.reference,
+                "amount_total": order.amount.pence,
+                "currency": order.amount.currency,
+                "payment_status": "unpaid",
+            },
+        )
         return CheckoutSession(session["id"], f"https://pay.example/{session['id']}")
 
-    def completed_event(self, reference: str, event_id: str = "evt_1", amount: int = 895,
-                        currency: str = "gbp", payment_status: str = "paid") -> tuple[bytes, str]:
-        body = json.dumps({"id": event_id, "object": "event", "type": "checkout.session.completed",
-                           "data": {"object": {"object": "checkout.session", "id": "cs_fake",
-                                               "client_reference_id": reference, "amount_total": amount,
-                                               "currency": currency, "payment_status": payment_status}}}).encode()
+    def completed_event(
+        self,
+        reference: str,
+        event_id: str = "evt_1",
+        amount: int = 895,
+        currency: str = "gbp",
+        payment_status: str = "paid",
+    ) -> tuple[bytes, str]:
+        body = json.dumps(
+            {
+                "id": event_id,
+                "object": "event",
+                "type": "checkout.session.completed",
+                "data": {
+                    "object": {
+                        "object": "checkout.session",
+                        "id": "cs_fake",
+                        "client_reference_id": reference,
+                        "amount_total": amount,
+                        "currency": currency,
+                        "payment_status": payment_status,
+                    }
+                },
+            }
+        ).encode()
         return body, self.sign(body)
 
     def sign(self, body: bytes, timestamp: int | None = None) -> str:
@@ -117,15 +149,23 @@ class FakePayments:
     def parse_webhook(self, payload, signature_header):
         try:
             parts = dict(p.split("=", 1) for p in signature_header.split(","))
-            expected = hmac.new(self.webhook_secret.encode(), f"{parts['t']}.".encode() + payload, hashlib.sha256).hexdigest()
+            expected = hmac.new(
+                self.webhook_secret.encode(), f"{parts['t']}.".encode() + payload, hashlib.sha256
+            ).hexdigest()
             if not hmac.compare_digest(expected, parts["v1"]):
                 raise ValueError
             event = json.loads(payload)
         except (ValueError, KeyError):
             raise InvalidWebhook("bad signature") from None
         obj = event["data"]["object"]
-        return PaymentEvent(event["id"], event["type"], obj.get("client_reference_id"), obj.get("id"),
-                            obj.get("payment_status"), Money(obj["amount_total"], obj["currency"]))
+        return PaymentEvent(
+            event["id"],
+            event["type"],
+            obj.get("client_reference_id"),
+            obj.get("id"),
+            obj.get("payment_status"),
+            Money(obj["amount_total"], obj["currency"]),
+        )
 
 
 class InMemoryFulfilmentQueue:

@@ -3,6 +3,7 @@
 Model classes are built per configuration (table names and endpoint come from Settings), so
 nothing is bound to a table or an endpoint at import time and every test gets fresh classes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -239,8 +240,9 @@ class DynamoOrders:
                     condition=(orders.order_state == OrderState.PLACED.value)
                     & (orders.payment_state == PaymentState.AWAITING.value),
                 )
-                transaction.update(claims(order.certificate_key), actions=[claims.kits.add(-1)],
-                                   condition=claims.kits > 0)
+                transaction.update(
+                    claims(order.certificate_key), actions=[claims.kits.add(-1)], condition=claims.kits > 0
+                )
         except TransactWriteError:
             # Already abandoned, or paid in the meantime: either way the claim stands as it should.
             log.info("order not abandoned", extra={"order_reference": reference})
@@ -249,7 +251,10 @@ class DynamoOrders:
         orders = self._models.orders
         try:
             orders(reference).update(
-                actions=[orders.fulfilment_state.set(FulfilmentState.RELEASED.value), orders.released_at.set(to_iso(now))],
+                actions=[
+                    orders.fulfilment_state.set(FulfilmentState.RELEASED.value),
+                    orders.released_at.set(to_iso(now)),
+                ],
                 condition=orders.fulfilment_state == FulfilmentState.NOT_RELEASED.value,
             )
         except UpdateError as exc:
@@ -294,9 +299,12 @@ def _order_from(record: Model) -> Order:
         amount=Money(int(record.amount_pence), record.currency),
         eligibility_reason=record.eligibility_reason,
         delivery=DeliveryDetails(
-            full_name=record.full_name, address_line_1=record.address_line_1,
-            address_line_2=record.address_line_2 or "", town=record.town,
-            postcode=record.postcode, email=record.email or "",
+            full_name=record.full_name,
+            address_line_1=record.address_line_1,
+            address_line_2=record.address_line_2 or "",
+            town=record.town,
+            postcode=record.postcode,
+            email=record.email or "",
         ),
         state=OrderState(record.order_state),
         payment=PaymentState(record.payment_state),

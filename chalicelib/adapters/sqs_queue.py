@@ -1,4 +1,5 @@
 """The fulfilment queue: an SQS FIFO queue, deduplicated per order."""
+
 from __future__ import annotations
 
 import json

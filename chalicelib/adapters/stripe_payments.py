@@ -1,5 +1,6 @@
 """Stripe through the official SDK. The same code talks to real Stripe or to the local emulator:
 only the SDK's own base-address setting differs."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,7 @@ class StripePayments:
         self._client = client
         self._webhook_secret = webhook_secret
 
-    def start_checkout(self, order: Order, success_url: str, cancel_url: str,
-                       expires_at: datetime) -> CheckoutSession:
+    def start_checkout(self, order: Order, success_url: str, cancel_url: str, expires_at: datetime) -> CheckoutSession:
         """Idempotent per order: a retried confirmation gets the same session, never a second one."""
         try:
             session = self._client.v1.checkout.sessions.create(
@@ -41,8 +41,9 @@ class StripePayments:
 
     def parse_webhook(self, payload: bytes, signature_header: str) -> PaymentEvent:
         try:
-            stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature_header,
-                                                  self._webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE)
+            stripe.WebhookSignature.verify_header(
+                payload.decode("utf-8"), signature_header, self._webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
+            )
             event = json.loads(payload)
         except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError):
             raise InvalidWebhook("signature or body not valid") from None
@@ -54,14 +55,16 @@ def _session_params(order: Order, success_url: str, cancel_url: str, expires_at:
     return {
         "mode": "payment",
         "client_reference_id": order.reference,
-        "line_items": [{
-            "quantity": 1,
-            "price_data": {
-                "currency": order.amount.currency,
-                "unit_amount": order.amount.pence,
-                "product_data": {"name": PRODUCT_NAME},
-            },
-        }],
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": order.amount.currency,
+                    "unit_amount": order.amount.pence,
+                    "product_data": {"name": PRODUCT_NAME},
+                },
+            }
+        ],
         "metadata": reference,
         "payment_intent_data": {"metadata": reference},
         "success_url": success_url,
@@ -77,7 +80,11 @@ def _payment_event(event: dict) -> PaymentEvent:
     obj = (event.get("data") or {}).get("object") or {}
     is_session = obj.get("object") == "checkout.session"
     amount, currency = obj.get("amount_total"), obj.get("currency")
-    paid = Money(amount, currency) if is_session and isinstance(amount, int) and amount >= 0 and isinstance(currency, str) else None
+    paid = (
+        Money(amount, currency)
+        if is_session and isinstance(amount, int) and amount >= 0 and isinstance(currency, str)
+        else None
+    )
     return PaymentEvent(
         id=event["id"],
         type=str(event.get("type", "")),

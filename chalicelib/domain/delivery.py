@@ -1,4 +1,5 @@
 """The delivery details a holder gives, checked field by field."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Who may order, and at what price. Decided on the server, from configuration."""
+
 from __future__ import annotations
 
 import hmac

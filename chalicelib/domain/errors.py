@@ -1,4 +1,5 @@
 """The handful of domain errors. They are translated to HTTP in one place (chalicelib.web.errors)."""
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 Never the certificate, its type, the holder's email, the price paid or how eligibility was
 decided: the recipient must not be identifiable as a gun owner from what leaves tracekit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Money as integer minor units with its currency; never a float."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

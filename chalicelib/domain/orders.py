@@ -1,4 +1,5 @@
 """Orders and their three orthogonal states (order, payment, fulfilment)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -60,8 +61,9 @@ class Order:
         return self.is_confirmed and self.fulfilment is FulfilmentState.NOT_RELEASED
 
 
-def place_order(reference: str, certificate_key: str, eligibility: Eligibility,
-                delivery: DeliveryDetails, now: datetime) -> Order:
+def place_order(
+    reference: str, certificate_key: str, eligibility: Eligibility, delivery: DeliveryDetails, now: datetime
+) -> Order:
     """A free order is confirmed at once; a paid one waits for Stripe."""
     free = eligibility.is_free
     return Order(
@@ -85,5 +87,10 @@ def check_payment_matches(order: Order, paid: Money) -> None:
 
 def mark_paid(order: Order, paid: Money, event_id: str, now: datetime) -> Order:
     check_payment_matches(order, paid)
-    return replace(order, state=OrderState.CONFIRMED, payment=PaymentState.PAID, paid_at=now,
-                   processed_events=order.processed_events | {event_id})
+    return replace(
+        order,
+        state=OrderState.CONFIRMED,
+        payment=PaymentState.PAID,
+        paid_at=now,
+        processed_events=order.processed_events | {event_id},
+    )

@@ -1,4 +1,5 @@
 """Normalising what people type: certificate references and UK postcodes."""
+
 from __future__ import annotations
 
 import re

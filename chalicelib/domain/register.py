@@ -4,6 +4,7 @@ tracekit never stores a clear certificate reference or postcode. A row is keyed 
 normalised reference under a secret key (a plain hash of a short reference is brute-forced in
 seconds), and the postcode is kept only as an HMAC bound to that reference.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -92,8 +93,14 @@ def parse_register_row(row: dict[str, str], rules: ReferenceRules) -> RegisterRo
     """Validate one CSV row; raises InvalidInput naming every bad column."""
     errors: dict[str, str] = {}
     fields = {
-        "reference": _field(errors, "certificate_reference", lambda: normalise_certificate_reference(row.get("certificate_reference", ""), rules)),
-        "certificate_type": _field(errors, "certificate_type", lambda: _enum(CertificateType, row.get("certificate_type"))),
+        "reference": _field(
+            errors,
+            "certificate_reference",
+            lambda: normalise_certificate_reference(row.get("certificate_reference", ""), rules),
+        ),
+        "certificate_type": _field(
+            errors, "certificate_type", lambda: _enum(CertificateType, row.get("certificate_type"))
+        ),
         "status": _field(errors, "status", lambda: _enum(CertificateStatus, row.get("status"))),
         "expires_on": _field(errors, "expiry_date", lambda: _parse_date(row.get("expiry_date"))),
         "postcode": _field(errors, "postcode", lambda: parse_postcode(row.get("postcode", ""))),

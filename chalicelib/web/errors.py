@@ -1,4 +1,5 @@
 """Domain errors to HTTP, in one place. An unexpected error never shows its text to anyone."""
+
 from __future__ import annotations
 
 import functools
@@ -15,24 +16,33 @@ log = logging.getLogger("tracekit")
 
 def page(view):
     """Wrap an HTML route: expected refusals become pages, anything else a plain 500 page."""
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
             return view(*args, **kwargs)
         except BodyTooLarge:
-            return render("problem.html", status=413, title="Too much information sent",
-                          message="The form you sent was too large. Go back and try again.")
+            return render(
+                "problem.html",
+                status=413,
+                title="Too much information sent",
+                message="The form you sent was too large. Go back and try again.",
+            )
         except JourneyExpired:
             return render("session_ended.html", status=400)
         except OrderNotFound:
-            return render("problem.html", status=404, title="Page not found",
-                          message="We could not find that order.")
+            return render("problem.html", status=404, title="Page not found", message="We could not find that order.")
         except PaymentServiceUnavailable:
             return render("payment_unavailable.html", status=503)
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged without its message
             log.error("unhandled error in %s: %s", view.__name__, type(exc).__name__)
-            return render("problem.html", status=500, title="Sorry, there is a problem with the service",
-                          message="Try again later.")
+            return render(
+                "problem.html",
+                status=500,
+                title="Sorry, there is a problem with the service",
+                message="Try again later.",
+            )
+
     return wrapper
 
 

@@ -1,4 +1,5 @@
 """Reading form posts: size- and shape-limited, so odd input gets a clear answer, not a crash."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs

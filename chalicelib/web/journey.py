@@ -4,6 +4,7 @@ Fernet (AES-CBC with HMAC-SHA256 and a timestamp) rather than a signed-only cook
 delivery address is personal data and must not be readable from the browser's cookie store.
 Nothing personal ever goes in a URL.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,21 +33,30 @@ class Journey:
 
     def to_json(self) -> str:
         checked = self.checked
-        return json.dumps({
-            "checked": None if checked is None else {
-                "key": checked.certificate_key, "pence": checked.price.pence,
-                "currency": checked.price.currency, "reason": checked.reason},
-            "delivery": None if self.delivery is None else self.delivery.to_dict(),
-            "order": self.order_reference,
-        }, separators=(",", ":"))
+        return json.dumps(
+            {
+                "checked": None
+                if checked is None
+                else {
+                    "key": checked.certificate_key,
+                    "pence": checked.price.pence,
+                    "currency": checked.price.currency,
+                    "reason": checked.reason,
+                },
+                "delivery": None if self.delivery is None else self.delivery.to_dict(),
+                "order": self.order_reference,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "Journey":
         data = json.loads(text)
         checked = data.get("checked")
         return cls(
-            checked=None if checked is None else CheckedCertificate(
-                checked["key"], Money(checked["pence"], checked["currency"]), checked["reason"]),
+            checked=None
+            if checked is None
+            else CheckedCertificate(checked["key"], Money(checked["pence"], checked["currency"]), checked["reason"]),
             delivery=None if data.get("delivery") is None else DeliveryDetails.from_dict(data["delivery"]),
             order_reference=data.get("order"),
         )

@@ -1,4 +1,5 @@
 """Rendering pages with Jinja2 (autoescaping on) and the headers every page carries."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -10,7 +11,9 @@ from chalice import Response
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -47,6 +50,12 @@ def redirect(location: str, cookie: str | None = None) -> Response:
 
 def stylesheet() -> Response:
     css = (TEMPLATES / "assets" / "tracekit.css").read_text()
-    return Response(body=css, status_code=200, headers={
-        "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600",
-        "X-Content-Type-Options": "nosniff"})
+    return Response(
+        body=css,
+        status_code=200,
+        headers={
+            "Content-Type": "text/css; charset=utf-8",
+            "Cache-Control": "public, max-age=3600",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

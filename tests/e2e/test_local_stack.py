@@ -1,6 +1,7 @@
 """`make run`'s stack, started as a newcomer starts it, driven over real HTTP: the paid journey
 through the emulator's hosted page (its webhook reaching the app over the network), then a free
 one, each ending with the message on moto's SQS FIFO queue."""
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,23 @@ def stack():
     ports = {"app": free_port(), "moto": free_port(), "stripe": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.stack", "--app-port", str(ports["app"]), "--moto-port", str(ports["moto"]),
-         "--stripe-port", str(ports["stripe"])],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "devstack.stack",
+            "--app-port",
+            str(ports["app"]),
+            "--moto-port",
+            str(ports["moto"]),
+            "--stripe-port",
+            str(ports["stripe"]),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     banner = _read_until(process, "Demo certificates", timeout=90)
     yield {"app": f"http://127.0.0.1:{ports['app']}", "moto": f"http://127.0.0.1:{ports['moto']}", "banner": banner}
     process.send_signal(signal.SIGTERM)
@@ -49,8 +64,13 @@ def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
 
 
 def queued(stack) -> list[dict]:
-    sqs = boto3.client("sqs", endpoint_url=stack["moto"], region_name="eu-west-2",
-                       aws_access_key_id="local", aws_secret_access_key="local")
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=stack["moto"],
+        region_name="eu-west-2",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     url = sqs.get_queue_url(QueueName="tracekit-local-fulfilment-queue.fifo")["QueueUrl"]
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     for m in messages:
@@ -62,8 +82,10 @@ def order_up_to_payment(app: str, reference: str, postcode: str) -> tuple[reques
     browser = requests.Session()
     assert browser.get(app + "/").status_code == 200
     browser.post(app + "/order/certificate", data={"reference": reference, "postcode": postcode})
-    answers = browser.post(app + "/order/delivery", data={
-        "full_name": "Sam Fictitious", "address_line_1": "2 Sample Road", "town": "London", "postcode": "N1 9AL"})
+    answers = browser.post(
+        app + "/order/delivery",
+        data={"full_name": "Sam Fictitious", "address_line_1": "2 Sample Road", "town": "London", "postcode": "N1 9AL"},
+    )
     assert answers.url.endswith("/order/check-answers"), answers.url
     return browser, browser.post(app + "/order/confirm", data={"confirm": "yes"})
 
@@ -91,5 +113,7 @@ def test_a_free_order_and_a_refused_certificate(stack):
     browser, confirmed = order_up_to_payment(stack["app"], "syn 100002", "se154qp")
     assert confirmed.url.endswith("/order/confirmation") and "Your kit is free" in confirmed.text
     assert [m["recipient"]["name"] for m in queued(stack)] == ["Sam Fictitious"]
-    refused = requests.post(stack["app"] + "/order/certificate", data={"reference": "SYN/100004", "postcode": "NW3 2QG"})
+    refused = requests.post(
+        stack["app"] + "/order/certificate", data={"reference": "SYN/100004", "postcode": "NW3 2QG"}
+    )
     assert refused.status_code == 400 and "We could not match" in refused.text

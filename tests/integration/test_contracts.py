@@ -2,6 +2,7 @@
 
 The real adapters run against moto's HTTP server (tests/conftest.py), so what passes here is what
 PynamoDB and boto3 actually send."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,15 @@ def stores(request):
         claims: dict[str, int] = {}
         return InMemoryRegister(claims), InMemoryOrders(claims)
     settings = request.getfixturevalue("settings")
-    models = build_models(Tables(settings.register_table, settings.orders_table, settings.claims_table,
-                                 settings.region, settings.aws_endpoint_url))
+    models = build_models(
+        Tables(
+            settings.register_table,
+            settings.orders_table,
+            settings.claims_table,
+            settings.region,
+            settings.aws_endpoint_url,
+        )
+    )
     return DynamoRegister(models), DynamoOrders(models)
 
 
@@ -43,10 +51,18 @@ def entry(key: str = "k1", **changes) -> RegisterEntry:
     return dataclasses.replace(base, **changes)
 
 
-def an_order(reference: str = "TK-AAAAA-00001", certificate_key: str = "k1", price: Money = Money(895)):
+STANDARD_PRICE = Money(895)
+
+
+def an_order(reference: str = "TK-AAAAA-00001", certificate_key: str = "k1", price: Money = STANDARD_PRICE):
     reason = EligibilityReason.STANDARD_PRICE if price.pence else EligibilityReason.REGISTER_FLAG
-    return place_order(reference, certificate_key, Eligibility(price, reason),
-                       parse_delivery_details(delivery_form(address_line_2="Flat 2", email="")), NOW)
+    return place_order(
+        reference,
+        certificate_key,
+        Eligibility(price, reason),
+        parse_delivery_details(delivery_form(address_line_2="Flat 2", email="")),
+        NOW,
+    )
 
 
 class TestRegisterContract:

@@ -1,5 +1,6 @@
 """The physical minimum of round trips, counted through botocore's before-send event (AWS) and the
 Stripe emulator's request log (Stripe)."""
+
 from __future__ import annotations
 
 from tests.builders import delivery_form, load_register, register_row
@@ -16,8 +17,9 @@ def test_certificate_check_costs_at_most_two_dynamodb_requests(client, deps, aws
         assert aws_requests.total() == aws_requests.total("dynamodb")
 
 
-def test_confirming_a_paid_order_costs_two_dynamodb_requests_and_one_stripe_call(client, deps, aws_requests,
-                                                                                 stripe_emulator):
+def test_confirming_a_paid_order_costs_two_dynamodb_requests_and_one_stripe_call(
+    client, deps, aws_requests, stripe_emulator
+):
     load_register(deps, register_row("FA/1001", "SW1A 2AA"))
     browser = Browser(client)
     browser.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"})

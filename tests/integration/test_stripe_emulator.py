@@ -273,9 +273,7 @@ def test_same_idempotency_key_with_different_params_is_an_idempotency_error(clie
     client.v1.checkout.sessions.create(params=session_params(), options=options)
 
     with pytest.raises(stripe.IdempotencyError):
-        client.v1.checkout.sessions.create(
-            params=session_params(client_reference_id="other"), options=options
-        )
+        client.v1.checkout.sessions.create(params=session_params(client_reference_id="other"), options=options)
 
 
 def test_requests_without_an_explicit_key_create_distinct_sessions(client):
@@ -290,9 +288,7 @@ def test_requests_without_an_explicit_key_create_distinct_sessions(client):
 # ---------------------------------------------------------------------------
 
 
-def test_pay_button_redirects_to_success_url_after_the_webhook_was_delivered(
-    client, emulator, webhook_receiver
-):
+def test_pay_button_redirects_to_success_url_after_the_webhook_was_delivered(client, emulator, webhook_receiver):
     session = create_session(client)
 
     response = request_page(emulator, "POST", f"/c/pay/{session.id}/pay")
@@ -303,9 +299,7 @@ def test_pay_button_redirects_to_success_url_after_the_webhook_was_delivered(
     assert len(webhook_receiver.received) == 1
 
 
-def test_completed_webhook_verifies_with_the_sdk_and_carries_the_paid_session(
-    client, emulator, webhook_receiver
-):
+def test_completed_webhook_verifies_with_the_sdk_and_carries_the_paid_session(client, emulator, webhook_receiver):
     session = create_session(client)
     emulator.pay(session.id)
 
@@ -349,18 +343,14 @@ def test_paid_session_can_be_retrieved_with_payment_intent_and_line_items_expand
     session = create_session(client)
     emulator.pay(session.id)
 
-    expanded = client.v1.checkout.sessions.retrieve(
-        session.id, params={"expand": ["payment_intent", "line_items"]}
-    )
+    expanded = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent", "line_items"]})
 
     assert expanded.payment_intent.status == "succeeded"
     assert [item.description for item in expanded.line_items.data] == [PRODUCT_NAME]
     assert client.v1.checkout.sessions.line_items.list(session.id).data[0].amount_total == 895
 
 
-def test_webhook_handler_can_call_the_api_while_the_event_is_being_delivered(
-    client, emulator, webhook_receiver
-):
+def test_webhook_handler_can_call_the_api_while_the_event_is_being_delivered(client, emulator, webhook_receiver):
     statuses_seen: list[str] = []
     webhook_receiver.on_delivery = lambda webhook: statuses_seen.append(
         client.v1.checkout.sessions.retrieve(webhook.event["data"]["object"]["id"]).status
@@ -502,9 +492,7 @@ def test_session_expires_by_itself_once_expires_at_has_passed(webhook_receiver):
 
 def test_background_sweeper_expires_sessions_nobody_looks_at(webhook_receiver):
     now = [time.time()]
-    emulator = StripeEmulator(
-        port=0, webhook_url=webhook_receiver.url, clock=lambda: now[0], sweep_interval=0.02
-    )
+    emulator = StripeEmulator(port=0, webhook_url=webhook_receiver.url, clock=lambda: now[0], sweep_interval=0.02)
     with emulator:
         create_session(stripe_client_for(emulator))
         now[0] += 24 * 60 * 60 + 1

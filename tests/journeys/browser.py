@@ -1,4 +1,5 @@
 """A thin stand-in for a browser over chalice.test.Client: form posts and the journey cookie."""
+
 from __future__ import annotations
 
 import json
@@ -42,5 +43,8 @@ def deliver_webhook(client, event: dict, secret: str, signature: str | None = No
     """Post an event to the app's webhook as Stripe does: raw JSON bytes and a Stripe-Signature."""
     body = json.dumps(event).encode()
     header = signature if signature is not None else sign_webhook_payload(body, secret, int(time.time()))
-    return client.http.post("/stripe/webhook", body=body,
-                            headers={"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header})
+    return client.http.post(
+        "/stripe/webhook",
+        body=body,
+        headers={"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header},
+    )

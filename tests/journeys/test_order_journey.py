@@ -1,6 +1,7 @@
 """The holder's journey through chalice.test.Client, on the real adapters: moto for AWS and the
 local Stripe emulator through the official SDK. Each ends where the manufacturer starts: the
 message on the SQS FIFO fulfilment queue."""
+
 from __future__ import annotations
 
 import json
@@ -21,15 +22,17 @@ REFERENCE_IN_PAGE = re.compile(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}")
 
 @pytest.fixture
 def register(deps):
-    load_register(deps,
-                  register_row("FA/1001", "SW1A 2AA"),
-                  register_row("SG/1002", "E1 6AN", certificate_type="shotgun"),   # free-kit district
-                  register_row("FA/1003", "SW1A 2AA", free_kit="yes"),
-                  register_row("FA/1004", "SW1A 2AA", status="expired"),
-                  register_row("FA/1005", "SW1A 2AA", status="revoked"),
-                  register_row("FA/1006", "SW1A 2AA", status="surrendered"),
-                  register_row("FA/1007", "SW1A 2AA", status="cancelled"),
-                  register_row("FA/1008", "SW1A 2AA", expiry_date="2026-11-28"))
+    load_register(
+        deps,
+        register_row("FA/1001", "SW1A 2AA"),
+        register_row("SG/1002", "E1 6AN", certificate_type="shotgun"),  # free-kit district
+        register_row("FA/1003", "SW1A 2AA", free_kit="yes"),
+        register_row("FA/1004", "SW1A 2AA", status="expired"),
+        register_row("FA/1005", "SW1A 2AA", status="revoked"),
+        register_row("FA/1006", "SW1A 2AA", status="surrendered"),
+        register_row("FA/1007", "SW1A 2AA", status="cancelled"),
+        register_row("FA/1008", "SW1A 2AA", expiry_date="2026-11-28"),
+    )
     return deps
 
 
@@ -37,8 +40,9 @@ def queued_messages(settings) -> list[dict]:
     sqs = boto3.client("sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
     messages = []
     while True:
-        batch = sqs.receive_message(QueueUrl=settings.fulfilment_queue_url, MaxNumberOfMessages=10,
-                                    WaitTimeSeconds=0).get("Messages", [])
+        batch = sqs.receive_message(
+            QueueUrl=settings.fulfilment_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", [])
         if not batch:
             return messages
         messages += [json.loads(m["Body"]) for m in batch]
@@ -79,16 +83,31 @@ def test_a_paid_order_from_start_page_to_the_manufacturers_queue(client, registe
     assert completed[0]["data"]["object"]["client_reference_id"] == reference
 
     order = register.orders.get(reference)
-    assert (order.state, order.payment, order.fulfilment) == (OrderState.CONFIRMED, PaymentState.PAID, FulfilmentState.RELEASED)
-    assert queued_messages(settings) == [{
-        "schema_version": 1, "order_reference": reference, "product_code": "PMK-1", "quantity": 1,
-        "recipient": {"name": "Ada Example", "address_lines": ["1 Test Street"], "town": "London", "postcode": "SW1A 2AA"},
-    }]
+    assert (order.state, order.payment, order.fulfilment) == (
+        OrderState.CONFIRMED,
+        PaymentState.PAID,
+        FulfilmentState.RELEASED,
+    )
+    assert queued_messages(settings) == [
+        {
+            "schema_version": 1,
+            "order_reference": reference,
+            "product_code": "PMK-1",
+            "quantity": 1,
+            "recipient": {
+                "name": "Ada Example",
+                "address_lines": ["1 Test Street"],
+                "town": "London",
+                "postcode": "SW1A 2AA",
+            },
+        }
+    ]
 
 
 @pytest.mark.parametrize("reference, postcode", [("SG1002", "E1 6AN"), ("FA/1003", "SW1A 2AA")])
-def test_a_free_order_from_start_page_to_the_manufacturers_queue(client, register, stripe_emulator, settings,
-                                                                 reference, postcode):
+def test_a_free_order_from_start_page_to_the_manufacturers_queue(
+    client, register, stripe_emulator, settings, reference, postcode
+):
     browser = Browser(client)
     answers = answer_questions(browser, reference, postcode, address_line_2="Flat 2")
     assert "Your kit is free" in answers.body.decode()
@@ -122,8 +141,9 @@ def test_the_webhook_delivered_twice_gives_one_message(client, register, stripe_
 
 
 @pytest.mark.parametrize("signature", ["", "t=1,v1=deadbeef", None])
-def test_a_bad_or_missing_webhook_signature_is_rejected_with_nothing_changed(client, register, stripe_emulator,
-                                                                             settings, signature):
+def test_a_bad_or_missing_webhook_signature_is_rejected_with_nothing_changed(
+    client, register, stripe_emulator, settings, signature
+):
     browser = Browser(client)
     answer_questions(browser, "FA1001", "SW1A 2AA")
     session_id = browser.post("/order/confirm", {}).headers["Location"].rsplit("/", 1)[-1]

@@ -1,4 +1,5 @@
 """The domain's rules, with plain constructors and no I/O."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -11,9 +12,15 @@ from chalicelib.domain.errors import CertificateNotAccepted, InvalidInput, Payme
 from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState, mark_paid, place_order
-from chalicelib.domain.references import (ORDER_REFERENCE_PATTERN, POSTCODE_MESSAGE, ReferenceRules,
-                                          new_order_reference, normalise_certificate_reference,
-                                          normalise_order_reference, parse_postcode)
+from chalicelib.domain.references import (
+    ORDER_REFERENCE_PATTERN,
+    POSTCODE_MESSAGE,
+    ReferenceRules,
+    new_order_reference,
+    normalise_certificate_reference,
+    normalise_order_reference,
+    parse_postcode,
+)
 from chalicelib.domain.register import CertificateStatus, RegisterKeys, parse_register_row
 from tests.builders import NOW, delivery_form, register_row
 
@@ -35,10 +42,17 @@ def test_reference_format_rule_comes_from_configuration():
     assert "reference" in refused.value.errors
 
 
-@pytest.mark.parametrize("typed, standard", [
-    ("sw1a1aa", "SW1A 1AA"), (" SW1A  1AA ", "SW1A 1AA"), ("e16an", "E1 6AN"),
-    ("n17 6ab", "N17 6AB"), ("ec1a-1bb", "EC1A 1BB"), ("GIR 0AA", "GIR 0AA"),
-])
+@pytest.mark.parametrize(
+    "typed, standard",
+    [
+        ("sw1a1aa", "SW1A 1AA"),
+        (" SW1A  1AA ", "SW1A 1AA"),
+        ("e16an", "E1 6AN"),
+        ("n17 6ab", "N17 6AB"),
+        ("ec1a-1bb", "EC1A 1BB"),
+        ("GIR 0AA", "GIR 0AA"),
+    ],
+)
 def test_postcodes_are_accepted_as_typed_and_given_their_standard_form(typed, standard):
     assert str(parse_postcode(typed)) == standard
 
@@ -90,17 +104,33 @@ def test_a_neighbouring_sector_is_not_free():
     assert not decide(row, stored).is_free
 
 
-@pytest.mark.parametrize("case", ["unknown", "wrong postcode", "expired", "revoked", "surrendered", "cancelled",
-                                  "past expiry date", "already claimed"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown",
+        "wrong postcode",
+        "expired",
+        "revoked",
+        "surrendered",
+        "cancelled",
+        "past expiry date",
+        "already claimed",
+    ],
+)
 def test_every_refusal_is_the_same_refusal(case):
     row, stored = entry(
-        status={"expired": "expired", "revoked": "revoked", "surrendered": "surrendered",
-                "cancelled": "cancelled"}.get(case, "in force"),
-        expiry_date="2026-11-28" if case == "past expiry date" else "2028-01-31")
+        status={"expired": "expired", "revoked": "revoked", "surrendered": "surrendered", "cancelled": "cancelled"}.get(
+            case, "in force"
+        ),
+        expiry_date="2026-11-28" if case == "past expiry date" else "2028-01-31",
+    )
     with pytest.raises(CertificateNotAccepted):
-        decide(row, None if case == "unknown" else stored,
-               claimed=1 if case == "already claimed" else 0,
-               postcode="SW1A 1AA" if case == "wrong postcode" else None)
+        decide(
+            row,
+            None if case == "unknown" else stored,
+            claimed=1 if case == "already claimed" else 0,
+            postcode="SW1A 1AA" if case == "wrong postcode" else None,
+        )
 
 
 def test_a_certificate_expiring_today_still_qualifies():
@@ -110,8 +140,16 @@ def test_a_certificate_expiring_today_still_qualifies():
 
 def test_register_rows_report_every_bad_column():
     with pytest.raises(InvalidInput) as refused:
-        parse_register_row(register_row(status="lapsed", expiry_date="31-31-2027", postcode="nowhere",
-                                        certificate_type="rifle", free_kit="maybe"), ReferenceRules())
+        parse_register_row(
+            register_row(
+                status="lapsed",
+                expiry_date="31-31-2027",
+                postcode="nowhere",
+                certificate_type="rifle",
+                free_kit="maybe",
+            ),
+            ReferenceRules(),
+        )
     assert set(refused.value.errors) == {"status", "expiry_date", "postcode", "certificate_type", "free_kit"}
 
 
@@ -156,13 +194,18 @@ def test_order_references_are_readable_and_unguessable():
 
 def paid_order():
     row, stored = entry()
-    return place_order("TK-AAAAA-BBBBB", stored.reference_key, decide(row, stored),
-                       parse_delivery_details(delivery_form()), NOW)
+    return place_order(
+        "TK-AAAAA-BBBBB", stored.reference_key, decide(row, stored), parse_delivery_details(delivery_form()), NOW
+    )
 
 
 def test_a_free_order_is_confirmed_at_once_and_a_paid_one_waits_for_payment():
     order = paid_order()
-    assert (order.state, order.payment, order.fulfilment) == (OrderState.PLACED, PaymentState.AWAITING, FulfilmentState.NOT_RELEASED)
+    assert (order.state, order.payment, order.fulfilment) == (
+        OrderState.PLACED,
+        PaymentState.AWAITING,
+        FulfilmentState.NOT_RELEASED,
+    )
     row, stored = entry(free_kit="y")
     free = place_order("TK-AAAAA-CCCCC", stored.reference_key, decide(row, stored), paid_order().delivery, NOW)
     assert (free.state, free.payment) == (OrderState.CONFIRMED, PaymentState.NOT_REQUIRED)

@@ -1,12 +1,18 @@
 """Use cases against the in-memory fakes: fast, and the same outcomes the real adapters must give."""
+
 from __future__ import annotations
 
 import pytest
 
 from chalicelib import services
 from chalicelib.domain.delivery import parse_delivery_details
-from chalicelib.domain.errors import (CertificateAlreadyClaimed, CertificateNotAccepted, InvalidInput,
-                                      InvalidWebhook, PaymentServiceUnavailable)
+from chalicelib.domain.errors import (
+    CertificateAlreadyClaimed,
+    CertificateNotAccepted,
+    InvalidInput,
+    InvalidWebhook,
+    PaymentServiceUnavailable,
+)
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
 from tests.builders import delivery_form, fake_dependencies, load_register, register_row
 
@@ -14,10 +20,12 @@ from tests.builders import delivery_form, fake_dependencies, load_register, regi
 @pytest.fixture
 def deps():
     deps = fake_dependencies()
-    load_register(deps,
-                  register_row("FA/1001", "SW1A 2AA"),
-                  register_row("FA/1002", "SW1A 2AA", free_kit="yes"),
-                  register_row("FA/1003", "SW1A 2AA", status="revoked"))
+    load_register(
+        deps,
+        register_row("FA/1001", "SW1A 2AA"),
+        register_row("FA/1002", "SW1A 2AA", free_kit="yes"),
+        register_row("FA/1003", "SW1A 2AA", status="revoked"),
+    )
     return deps
 
 
@@ -30,7 +38,11 @@ def test_a_free_order_is_confirmed_and_released_to_the_manufacturer(deps):
     placed = order(deps, "fa 1002")
     assert placed.checkout_url is None
     stored = deps.orders.get(placed.reference)
-    assert (stored.state, stored.payment, stored.fulfilment) == (OrderState.CONFIRMED, PaymentState.NOT_REQUIRED, FulfilmentState.RELEASED)
+    assert (stored.state, stored.payment, stored.fulfilment) == (
+        OrderState.CONFIRMED,
+        PaymentState.NOT_REQUIRED,
+        FulfilmentState.RELEASED,
+    )
     assert [m["order_reference"] for m in deps.fulfilment_queue.receive_all()] == [placed.reference]
 
 
@@ -107,8 +119,7 @@ def test_stripe_down_leaves_nothing_holding_the_certificate(deps):
 
 def test_import_reports_bad_rows_by_line_and_writes_the_good_ones(deps):
     rows = [register_row("FA/2001"), register_row("FA/2002", status="unknown"), register_row("FA 2001")]
-    report = services.import_register(enumerate(rows, start=2), deps.register, deps.keys,
-                                      deps.settings.reference_rules)
+    report = services.import_register(enumerate(rows, start=2), deps.register, deps.keys, deps.settings.reference_rules)
     assert report.written == 1
     assert [line for line, _ in report.rejected] == [3, 4]
     assert "status" in report.rejected[0][1] and "repeats line 2" in report.rejected[1][1]

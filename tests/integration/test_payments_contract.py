@@ -1,0 +1,104 @@
+"""The Payments port: the fake and the real StripePayments (official SDK) on the local emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.adapters.stripe_payments import StripePayments, stripe_client
+from chalicelib.domain.errors import InvalidWebhook, PaymentServiceUnavailable
+from chalicelib.domain.money import Money
+from devstack.stripe_emulator import sign_webhook_payload
+from tests.conftest import TEST_SECRETS
+from tests.fakes import FakePayments
+from tests.integration.test_contracts import an_order
+
+SECRET = TEST_SECRETS["STRIPE_WEBHOOK_SECRET"]
+
+
+@pytest.fixture(params=["fake", "stripe-sdk-on-emulator"])
+def payments(request):
+    if request.param == "fake":
+        return FakePayments(SECRET)
+    emulator = request.getfixturevalue("stripe_emulator")
+    return StripePayments(stripe_client(TEST_SECRETS["STRIPE_SECRET_KEY"], emulator.base_url), SECRET)
+
+
+def completed_event(reference: str) -> bytes:
+    return json.dumps(
+        {
+            "id": "evt_contract",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "data": {
+                "object": {
+                    "object": "checkout.session",
+                    "id": "cs_1",
+                    "client_reference_id": reference,
+                    "amount_total": 895,
+                    "currency": "gbp",
+                    "payment_status": "paid",
+                }
+            },
+        }
+    ).encode()
+
+
+def start(payments, order):
+    from datetime import datetime, timezone
+
+    return payments.start_checkout(
+        order,
+        "http://testserver/ok?s={CHECKOUT_SESSION_ID}",
+        "http://testserver/back",
+        datetime.now(timezone.utc) + timedelta(hours=1),
+    )
+
+
+def test_starting_checkout_twice_for_one_order_gives_one_session(payments):
+    order = an_order()
+    first, second = start(payments, order), start(payments, order)
+    assert first == second and first.url
+
+
+def test_different_orders_get_different_sessions(payments):
+    assert start(payments, an_order("TK-AAAAA-00001")).id != start(payments, an_order("TK-AAAAA-00002")).id
+
+
+def test_a_signed_event_is_read(payments):
+    body = completed_event("TK-AAAAA-00001")
+    event = payments.parse_webhook(body, sign_webhook_payload(body, SECRET, int(time.time())))
+    assert (event.id, event.type, event.order_reference, event.payment_status, event.paid) == (
+        "evt_contract",
+        "checkout.session.completed",
+        "TK-AAAAA-00001",
+        "paid",
+        Money(895, "gbp"),
+    )
+
+
+@pytest.mark.parametrize("header", ["", "t=1,v1=00", "nonsense"])
+def test_an_unsigned_or_badly_signed_event_is_refused(payments, header):
+    with pytest.raises(InvalidWebhook):
+        payments.parse_webhook(completed_event("TK-AAAAA-00001"), header)
+
+
+def test_the_session_carries_the_order_reference_and_price(stripe_emulator):
+    payments = StripePayments(stripe_client(TEST_SECRETS["STRIPE_SECRET_KEY"], stripe_emulator.base_url), SECRET)
+    session = start(payments, an_order("TK-AAAAA-00009"))
+    stripe_emulator.pay(session.id)
+    [event] = stripe_emulator.events()
+    paid = event["data"]["object"]
+    assert (paid["client_reference_id"], paid["amount_total"], paid["currency"]) == ("TK-AAAAA-00009", 895, "gbp")
+    assert paid["metadata"] == {"order_reference": "TK-AAAAA-00009"}
+
+
+def test_stripe_out_of_reach_is_reported_as_unavailable():
+    from tests.conftest import free_port
+
+    payments = StripePayments(stripe_client("sk_test_x", f"http://127.0.0.1:{free_port()}"), SECRET)
+    with pytest.raises(PaymentServiceUnavailable):
+        start(payments, an_order())

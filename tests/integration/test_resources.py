@@ -1,0 +1,44 @@
+"""The resources on moto, the PynamoDB models and infra/resources.json must agree: one source."""
+
+from __future__ import annotations
+
+import boto3
+
+from chalicelib.adapters.dynamodb import Tables, build_models
+from devstack.aws import load_resources
+
+
+def test_every_table_on_moto_has_the_key_schema_and_indexes_the_file_declares(settings):
+    dynamodb = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    declared = {lid: r["Properties"] for lid, r in load_resources().items() if r["Type"] == "AWS::DynamoDB::Table"}
+    names = {
+        "RegisterTable": settings.register_table,
+        "OrdersTable": settings.orders_table,
+        "ClaimsTable": settings.claims_table,
+    }
+    assert set(declared) == set(names)
+    for logical_id, props in declared.items():
+        table = dynamodb.describe_table(TableName=names[logical_id])["Table"]
+        assert table["KeySchema"] == props["KeySchema"]
+        assert {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])} == {
+            i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])
+        }
+
+
+def test_the_models_use_the_declared_hash_keys(settings):
+    models = build_models(Tables("r", "o", "c", settings.region))
+    declared = load_resources()
+    for model, logical_id in (
+        (models.register, "RegisterTable"),
+        (models.orders, "OrdersTable"),
+        (models.claims, "ClaimsTable"),
+    ):
+        [key] = [k["AttributeName"] for k in declared[logical_id]["Properties"]["KeySchema"] if k["KeyType"] == "HASH"]
+        assert model._hash_keyname == key
+
+
+def test_the_fulfilment_queue_is_fifo_with_a_dead_letter_queue(settings):
+    sqs = boto3.client("sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    attributes = sqs.get_queue_attributes(QueueUrl=settings.fulfilment_queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["FifoQueue"] == "true"
+    assert "fulfilment-dead-letter-queue.fifo" in attributes["RedrivePolicy"]
