@@ -4,78 +4,13 @@ one, each ending with the message on moto's SQS FIFO queue."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import boto3
-import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.e2e.conftest import queued
 
-ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = re.compile(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}")
-
-
-@pytest.fixture(scope="module")
-def stack():
-    ports = {"app": free_port(), "moto": free_port(), "stripe": free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devstack.stack",
-            "--app-port",
-            str(ports["app"]),
-            "--moto-port",
-            str(ports["moto"]),
-            "--stripe-port",
-            str(ports["stripe"]),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    banner = _read_until(process, "Demo certificates", timeout=90)
-    yield {"app": f"http://127.0.0.1:{ports['app']}", "moto": f"http://127.0.0.1:{ports['moto']}", "banner": banner}
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-
-
-def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
-    seen, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError("the stack exited:\n" + "".join(seen))
-        seen.append(line)
-        if marker in line:
-            return "".join(seen + [process.stdout.readline() for _ in range(6)])
-    raise AssertionError("the stack did not start:\n" + "".join(seen))
-
-
-def queued(stack) -> list[dict]:
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=stack["moto"],
-        region_name="eu-west-2",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    url = sqs.get_queue_url(QueueName="tracekit-local-fulfilment-queue.fifo")["QueueUrl"]
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-    for m in messages:
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return [json.loads(m["Body"]) for m in messages]
 
 
 def order_up_to_payment(app: str, reference: str, postcode: str) -> tuple[requests.Session, requests.Response]:

@@ -1,0 +1,77 @@
+"""A holder orders in a real browser (headless Debian Chromium) on the `make run` stack, finding
+every control by its visible label or role, as a person would."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import ARTEFACTS, queued, synthetic_holders
+
+REFERENCE = re.compile(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}")
+
+
+def snap(page: Page, name: str) -> None:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+
+
+def answer_questions(page: Page, app: str, reference: str, postcode: str) -> None:
+    page.goto(app + "/")
+    snap(page, "01-start")
+    page.get_by_role("button", name="Start now").click()
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode").fill(postcode)
+    snap(page, "02-certificate")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Where should we send your kit?")).to_be_visible()
+    page.get_by_label("Full name").fill("Sam Fictitious")
+    page.get_by_label("Address line 1").fill("2 Sample Road")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postcode").fill("n1 9al")
+    page.get_by_label("Email address (optional)").fill("sam@example.com")
+    snap(page, "03-delivery")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your answers before ordering")).to_be_visible()
+
+
+def test_a_holder_pays_after_a_declined_card(page: Page, stack):
+    reference, postcode = synthetic_holders(free=False)[0]
+    answer_questions(page, stack["app"], reference, postcode)
+    expect(page.get_by_text("£8.95").first).to_be_visible()
+    snap(page, "04-check-answers-paid")
+    page.get_by_role("button", name="Continue to payment").click()
+    page.get_by_role("button", name="Decline").click()
+    expect(page.get_by_text("Your card was declined")).to_be_visible()
+    snap(page, "05-stripe-declined")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+    snap(page, "06-confirmation-paid")
+    reference = REFERENCE.search(page.content()).group(0)
+    assert [m["order_reference"] for m in queued(stack)] == [reference]
+
+
+def test_a_free_kit_holder_confirms_without_paying(page: Page, stack):
+    reference, postcode = synthetic_holders(free=True)[0]
+    answer_questions(page, stack["app"], reference.lower().replace("/", " "), postcode.lower().replace(" ", ""))
+    expect(page.get_by_role("heading", name="Your kit is free")).to_be_visible()
+    page.get_by_role("button", name="Confirm order").click()
+    expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+    snap(page, "07-confirmation-free")
+    assert [m["recipient"]["name"] for m in queued(stack)] == ["Sam Fictitious"]
+
+
+def test_errors_are_summarised_and_linked_to_their_fields(page: Page, stack):
+    page.goto(stack["app"] + "/order/certificate")
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("Enter your certificate reference")
+    summary.get_by_role("link", name="Enter a full UK postcode").click()
+    expect(page.get_by_label("Postcode")).to_be_focused()
+    snap(page, "08-certificate-errors")
+    page.get_by_label("Certificate reference").fill("SYN/100005")
+    page.get_by_label("Postcode").fill("SW9 8QH")
+    page.get_by_role("button", name="Continue").click()
+    expect(summary).to_contain_text("We could not match that certificate reference and postcode")
