@@ -17,6 +17,7 @@ from chalicelib.web.pages import redirect, render, stylesheet
 
 app = Chalice(app_name="tracekit")
 app.log.setLevel(logging.INFO)
+logging.getLogger("tracekit").setLevel(logging.INFO)
 
 FORM = ["application/x-www-form-urlencoded"]
 JSON = ["application/json"]
@@ -122,15 +123,12 @@ def check_answers():
 @page
 def confirm_order():
     current = journey()
-    if current.order_reference:
-        placed = services.resume_order(current.order_reference, deps())
-    elif current.checked is None or current.delivery is None:
+    if current.checked is None or current.delivery is None:
         return redirect("/order/certificate")
-    else:
-        try:
-            placed = services.place_order(current.checked, current.delivery, deps())
-        except CertificateAlreadyClaimed:
-            return render("already_ordered.html", status=409, cookie=cookies().clear_cookie())
+    try:
+        placed = services.confirm_order(current.checked, current.delivery, current.order_reference, deps())
+    except CertificateAlreadyClaimed:
+        return render("already_ordered.html", status=409, cookie=cookies().clear_cookie())
     cookie = cookies().set_cookie(current.with_changes(order_reference=placed.reference))
     return redirect(placed.checkout_url or "/order/confirmation", cookie)
 

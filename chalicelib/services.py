@@ -12,7 +12,7 @@ from .domain.eligibility import Eligibility, EligibilityReason, decide_eligibili
 from .domain.errors import InvalidInput, OrderNotFound, PaymentMismatch, PaymentServiceUnavailable
 from .domain.fulfilment import fulfilment_message_for
 from .domain.money import Money
-from .domain.orders import Order, PaymentState, place_order as new_order
+from .domain.orders import Order, OrderState, PaymentState, place_order as new_order
 from .domain.references import ReferenceRules, new_order_reference, normalise_certificate_reference, parse_postcode
 from .domain.register import RegisterKeys, parse_register_row
 from .ports import FulfilmentQueue, Orders, Payments, Register
@@ -91,7 +91,7 @@ def place_order(checked: CheckedCertificate, delivery: DeliveryDetails, deps: De
     eligibility = Eligibility(checked.price, EligibilityReason(checked.reason))
     order = new_order(new_order_reference(), checked.certificate_key, eligibility, delivery, deps.clock())
     deps.orders.create_claiming_certificate(order, deps.settings.campaign.kits_per_certificate)
-    log.info("order placed", extra={"order_reference": order.reference, "free": order.is_free})
+    log.info("order placed: %s (%s)", order.reference, "free" if order.is_free else "paid")
     if order.is_free:
         release_to_manufacturer(order, deps)
         return PlacedOrder(order.reference, None)
@@ -115,11 +115,18 @@ def _open_checkout(order: Order, deps: Dependencies) -> str:
     return session.url
 
 
-def resume_order(reference: str, deps: Dependencies) -> PlacedOrder:
-    """A holder who confirms again is sent back to the order they already placed."""
-    order = deps.orders.get(reference)
-    awaiting = order.payment is PaymentState.AWAITING and order.checkout_url
-    return PlacedOrder(order.reference, order.checkout_url if awaiting else None)
+def confirm_order(
+    checked: CheckedCertificate, delivery: DeliveryDetails, placed_reference: str | None, deps: Dependencies
+) -> PlacedOrder:
+    """Confirming again returns the holder to the order they already placed (its open checkout
+    session, or its confirmation); only an order that never went ahead is placed afresh."""
+    if placed_reference:
+        order = deps.orders.get(placed_reference)
+        if order.payment is PaymentState.AWAITING and order.state is OrderState.PLACED and order.checkout_url:
+            return PlacedOrder(order.reference, order.checkout_url)
+        if order.state is OrderState.CONFIRMED:
+            return PlacedOrder(order.reference, None)
+    return place_order(checked, delivery, deps)
 
 
 def find_order(reference: str, deps: Dependencies) -> Order:
@@ -130,7 +137,7 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> None:
     """Send the fulfilment message, then record that it went. A resend is deduplicated per order."""
     deps.fulfilment_queue.send(fulfilment_message_for(order, deps.settings.product_code))
     deps.orders.mark_released(order.reference, deps.clock())
-    log.info("order released to manufacturer", extra={"order_reference": order.reference})
+    log.info("order released to manufacturer: %s", order.reference)
 
 
 def handle_stripe_webhook(payload: bytes, signature_header: str, deps: Dependencies) -> str:
@@ -140,16 +147,14 @@ def handle_stripe_webhook(payload: bytes, signature_header: str, deps: Dependenc
     if event.type != "checkout.session.completed" or event.payment_status != "paid" or not event.order_reference:
         return "ignored"
     try:
-        order = deps.orders.mark_paid_once(
-            event.order_reference, event.id, event.paid or Money(0, "none"), deps.clock()
-        )
+        if event.paid is None:
+            raise PaymentMismatch("the event carries no amount")
+        order = deps.orders.mark_paid_once(event.order_reference, event.id, event.paid, deps.clock())
     except OrderNotFound:
-        log.warning("paid session for an unknown order", extra={"stripe_event": event.id})
+        log.warning("paid session for an unknown order (event %s)", event.id)
         return "unknown order"
     except PaymentMismatch:
-        log.error(
-            "payment does not match order", extra={"order_reference": event.order_reference, "stripe_event": event.id}
-        )
+        log.error("payment does not match order %s (event %s)", event.order_reference, event.id)
         return "flagged"
     if order.awaits_release:
         release_to_manufacturer(order, deps)

@@ -7,6 +7,7 @@ on the first request a Lambda container serves.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -41,6 +42,11 @@ class Settings:
     journey_ttl_seconds: int
     cookie_secure: bool
 
+    def __post_init__(self) -> None:
+        # A holder back from Stripe at the last minute of the checkout hold still has their journey.
+        if self.journey_ttl_seconds < self.checkout_hold_minutes * 60 + 900:
+            raise SettingsError("JOURNEY_TTL_SECONDS must exceed CHECKOUT_HOLD_MINUTES by at least 15 minutes")
+
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
@@ -63,7 +69,7 @@ class Settings:
             reference_rules=ReferenceRules(read.text("CERTIFICATE_REFERENCE_PATTERN", ReferenceRules.pattern)),
             product_code=read.text("PRODUCT_CODE", "PMK-1"),
             checkout_hold_minutes=read.integer("CHECKOUT_HOLD_MINUTES", 60, minimum=30, maximum=24 * 60),
-            journey_ttl_seconds=read.integer("JOURNEY_TTL_SECONDS", 3600, minimum=60, maximum=24 * 3600),
+            journey_ttl_seconds=read.integer("JOURNEY_TTL_SECONDS", 7200, minimum=60, maximum=48 * 3600),
             cookie_secure=read.flag("COOKIE_SECURE", True),
         )
 
@@ -93,8 +99,22 @@ class OperatorSettings:
         )
 
 
-def _campaign(read: "_Reader") -> CampaignRules:
+_AREA = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?( [0-9])?")
+
+
+def _free_kit_areas(read: "_Reader") -> frozenset[str]:
+    """Postcode districts ('E1') or sectors ('N17 6'); a typo would silently match nobody, so refuse it."""
     areas = frozenset(" ".join(a.split()).upper() for a in read.text("FREE_KIT_AREAS", "").split(",") if a.strip())
+    wrong = sorted(a for a in areas if not _AREA.fullmatch(a))
+    if wrong:
+        raise SettingsError(
+            "FREE_KIT_AREAS has entries that are not postcode districts or sectors: " + ", ".join(wrong)
+        )
+    return areas
+
+
+def _campaign(read: "_Reader") -> CampaignRules:
+    areas = _free_kit_areas(read)
     return CampaignRules(
         kit_price=Money(read.integer("KIT_PRICE_PENCE", 895, minimum=1), read.text("CURRENCY", "gbp").lower()),
         free_kit_areas=areas,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import traceback
+from pathlib import Path
 
 from chalice import Response
 
@@ -35,7 +37,7 @@ def page(view):
         except PaymentServiceUnavailable:
             return render("payment_unavailable.html", status=503)
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged without its message
-            log.error("unhandled error in %s: %s", view.__name__, type(exc).__name__)
+            log.error("unhandled %s in %s at %s", type(exc).__name__, view.__name__, _where(exc))
             return render(
                 "problem.html",
                 status=500,
@@ -44,6 +46,12 @@ def page(view):
             )
 
     return wrapper
+
+
+def _where(exc: Exception) -> str:
+    """Where it happened (file:line in function, innermost last) without the message, which may hold data."""
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in reversed(frames))
 
 
 def json_error(status: int, message: str) -> Response:

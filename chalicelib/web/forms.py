@@ -18,5 +18,8 @@ def read_form(raw_body: bytes | None, fields: tuple[str, ...]) -> dict[str, str]
     if len(body) > MAX_FORM_BYTES:
         raise BodyTooLarge()
     text = body.decode("utf-8", errors="replace")
-    parsed = parse_qs(text, keep_blank_values=True, max_num_fields=50) if text else {}
+    try:
+        parsed = parse_qs(text, keep_blank_values=True, max_num_fields=50) if text else {}
+    except ValueError:  # more fields than any of our forms has
+        raise BodyTooLarge() from None
     return {name: (parsed.get(name) or [""])[0][:MAX_FIELD_CHARS] for name in fields}

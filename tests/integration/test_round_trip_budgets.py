@@ -26,7 +26,7 @@ def test_confirming_a_paid_order_costs_two_dynamodb_requests_and_one_stripe_call
     browser.post("/order/delivery", delivery_form())
     aws_requests.reset()
     before = len(stripe_emulator.api_requests())
-    assert browser.post("/order/confirm", {}).status_code == 303
+    assert browser.post("/order/confirm", {"confirm": "yes"}).status_code == 303
     assert 1 <= aws_requests.total("dynamodb") <= 2, aws_requests.calls
     assert stripe_emulator.api_requests()[before:] == [("POST", "/v1/checkout/sessions")]
 
@@ -37,7 +37,7 @@ def test_confirming_a_free_order_costs_two_dynamodb_requests_and_the_queue_send(
     browser.post("/order/certificate", {"reference": "FA/1002", "postcode": "SW1A 2AA"})
     browser.post("/order/delivery", delivery_form())
     aws_requests.reset()
-    browser.post("/order/confirm", {})
+    browser.post("/order/confirm", {"confirm": "yes"})
     assert 1 <= aws_requests.total("dynamodb") <= 2, aws_requests.calls
     assert aws_requests.calls[("sqs", "SendMessage")] == 1
 
@@ -47,7 +47,7 @@ def test_the_webhook_for_a_paid_order_costs_at_most_three_aws_requests(client, d
     browser = Browser(client)
     browser.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"})
     browser.post("/order/delivery", delivery_form())
-    session_id = browser.post("/order/confirm", {}).headers["Location"].rsplit("/", 1)[-1]
+    session_id = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"].rsplit("/", 1)[-1]
     stripe_emulator.pay(session_id)
     [event] = [e for e in stripe_emulator.events() if e["type"] == "checkout.session.completed"]
     aws_requests.reset()

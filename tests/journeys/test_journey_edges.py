@@ -110,3 +110,24 @@ def _complete_env():
         "STRIPE_WEBHOOK_SECRET": "whsec_x",
         "APP_BASE_URL": "http://x",
     }
+
+
+def test_free_kit_areas_must_be_districts_or_sectors():
+    with pytest.raises(SettingsError) as wrong:
+        Settings.from_environ({**_complete_env(), "FREE_KIT_AREAS": "E1, N17 6, E1 6A, nowhere"})
+    assert "E1 6A, NOWHERE" in str(wrong.value)
+    areas = Settings.from_environ({**_complete_env(), "FREE_KIT_AREAS": " e1 , n17  6 "}).campaign.free_kit_areas
+    assert areas == {"E1", "N17 6"}
+
+
+def test_the_journey_outlives_the_checkout_hold():
+    with pytest.raises(SettingsError):
+        Settings.from_environ({**_complete_env(), "CHECKOUT_HOLD_MINUTES": "120", "JOURNEY_TTL_SECONDS": "7200"})
+
+
+def test_a_form_with_absurdly_many_fields_is_refused_cleanly(client, holder):
+    body = "&".join(f"f{i}=x" for i in range(200))
+    response = client.http.post(
+        "/order/certificate", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 413

@@ -65,7 +65,7 @@ def test_a_paid_order_from_start_page_to_the_manufacturers_queue(client, registe
     answers = answer_questions(browser, "fa 1001", "sw1a2aa")
     assert "£8.95" in answers.body.decode() and "Ada Example" in answers.body.decode()
 
-    to_stripe = browser.post("/order/confirm", {})
+    to_stripe = browser.post("/order/confirm", {"confirm": "yes"})
     assert to_stripe.status_code == 303
     checkout_url = to_stripe.headers["Location"]
     assert checkout_url.startswith(stripe_emulator.base_url + "/c/pay/cs_test_")
@@ -112,7 +112,7 @@ def test_a_free_order_from_start_page_to_the_manufacturers_queue(
     answers = answer_questions(browser, reference, postcode, address_line_2="Flat 2")
     assert "Your kit is free" in answers.body.decode()
 
-    confirmed = browser.post("/order/confirm", {})
+    confirmed = browser.post("/order/confirm", {"confirm": "yes"})
     assert location_path(confirmed) == "/order/confirmation"
     page = browser.get("/order/confirmation").body.decode()
     order_reference = REFERENCE_IN_PAGE.search(page).group(0)
@@ -127,7 +127,7 @@ def test_a_free_order_from_start_page_to_the_manufacturers_queue(
 def test_the_webhook_delivered_twice_gives_one_message(client, register, stripe_emulator, settings):
     browser = Browser(client)
     answer_questions(browser, "FA1001", "SW1A 2AA")
-    session_id = browser.post("/order/confirm", {}).headers["Location"].rsplit("/", 1)[-1]
+    session_id = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"].rsplit("/", 1)[-1]
     stripe_emulator.pay(session_id)
     [event] = [e for e in stripe_emulator.events() if e["type"] == "checkout.session.completed"]
 
@@ -146,7 +146,7 @@ def test_a_bad_or_missing_webhook_signature_is_rejected_with_nothing_changed(
 ):
     browser = Browser(client)
     answer_questions(browser, "FA1001", "SW1A 2AA")
-    session_id = browser.post("/order/confirm", {}).headers["Location"].rsplit("/", 1)[-1]
+    session_id = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"].rsplit("/", 1)[-1]
     stripe_emulator.pay(session_id)
     [event] = [e for e in stripe_emulator.events() if e["type"] == "checkout.session.completed"]
     reference = event["data"]["object"]["client_reference_id"]
@@ -174,8 +174,12 @@ REFUSALS = {
 
 
 def test_every_refused_certificate_check_gets_the_same_response(client, register):
+    already = Browser(client)
+    answer_questions(already, "FA/1003", "SW1A 2AA")
+    already.post("/order/confirm", {"confirm": "yes"})
+    refusals = {**REFUSALS, "already ordered": ("FA/1003", "SW1A 2AA")}
     responses = {}
-    for case, (reference, postcode) in REFUSALS.items():
+    for case, (reference, postcode) in refusals.items():
         response = Browser(client).post("/order/certificate", {"reference": reference, "postcode": postcode})
         body = response.body.decode().replace(reference, "REF").replace(postcode, "PC")
         responses[case] = (response.status_code, sorted(response.headers.items()), body)
@@ -188,7 +192,7 @@ def test_every_refused_certificate_check_gets_the_same_response(client, register
 def test_a_second_order_on_the_same_certificate_is_refused(client, register, settings):
     first = Browser(client)
     answer_questions(first, "FA/1003", "SW1A 2AA")
-    assert location_path(first.post("/order/confirm", {})) == "/order/confirmation"
+    assert location_path(first.post("/order/confirm", {"confirm": "yes"})) == "/order/confirmation"
 
     second = Browser(client)
     refused = second.post("/order/certificate", {"reference": "FA/1003", "postcode": "SW1A 2AA"})
@@ -200,8 +204,8 @@ def test_a_confirmation_racing_past_the_check_is_refused_at_the_claim(client, re
     early, late = Browser(client), Browser(client)
     answer_questions(early, "FA/1003", "SW1A 2AA")
     answer_questions(late, "FA/1003", "SW1A 2AA")
-    assert location_path(early.post("/order/confirm", {})) == "/order/confirmation"
-    refused = late.post("/order/confirm", {})
+    assert location_path(early.post("/order/confirm", {"confirm": "yes"})) == "/order/confirmation"
+    refused = late.post("/order/confirm", {"confirm": "yes"})
     assert refused.status_code == 409 and "already been ordered" in refused.body.decode()
     assert len(queued_messages(settings)) == 1
 
@@ -209,8 +213,8 @@ def test_a_confirmation_racing_past_the_check_is_refused_at_the_claim(client, re
 def test_confirming_again_returns_to_the_same_checkout_session(client, register, stripe_emulator):
     browser = Browser(client)
     answer_questions(browser, "FA1001", "SW1A 2AA")
-    first = browser.post("/order/confirm", {}).headers["Location"]
-    again = browser.post("/order/confirm", {}).headers["Location"]
+    first = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"]
+    again = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"]
     assert first == again
 
 
@@ -239,5 +243,5 @@ def test_nothing_personal_is_in_a_url_or_readable_in_the_cookie(client, register
     answer_questions(browser, "FA1001", "SW1A 2AA")
     for fragment in ("Ada", "Test Street", "SW1A", "FA1001", "ada@example.com"):
         assert fragment not in browser.cookie
-    location = browser.post("/order/confirm", {}).headers["Location"]
+    location = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"]
     assert "Ada" not in location and "SW1A" not in urlsplit(location).query

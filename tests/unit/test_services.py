@@ -123,3 +123,24 @@ def test_import_reports_bad_rows_by_line_and_writes_the_good_ones(deps):
     assert report.written == 1
     assert [line for line, _ in report.rejected] == [3, 4]
     assert "status" in report.rejected[0][1] and "repeats line 2" in report.rejected[1][1]
+
+
+def test_confirming_again_after_an_order_that_did_not_go_ahead_places_a_new_one(deps):
+    checked = services.check_certificate("FA/1001", "SW1A 2AA", deps)
+    details = parse_delivery_details(delivery_form())
+    deps.payments.unavailable = True
+    with pytest.raises(PaymentServiceUnavailable):
+        services.confirm_order(checked, details, None, deps)
+    [abandoned] = deps.orders.orders
+    deps.payments.unavailable = False
+    placed = services.confirm_order(checked, details, abandoned, deps)
+    assert placed.reference != abandoned and placed.checkout_url
+    assert services.confirm_order(checked, details, placed.reference, deps) == placed
+
+
+def test_confirming_a_confirmed_order_again_shows_it_rather_than_ordering_twice(deps):
+    checked = services.check_certificate("FA/1002", "SW1A 2AA", deps)
+    details = parse_delivery_details(delivery_form())
+    first = services.confirm_order(checked, details, None, deps)
+    assert services.confirm_order(checked, details, first.reference, deps) == first
+    assert len(deps.fulfilment_queue.receive_all()) == 1
