@@ -29,19 +29,11 @@ def build(settings: Settings) -> Dependencies:
     """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
     import boto3
 
-    from .adapters.dynamodb import DynamoOrders, DynamoRegister, Tables, build_models
+    from .adapters.dynamodb import DynamoOrders, DynamoRegister, build_models
     from .adapters.sqs_queue import SqsFulfilmentQueue
     from .adapters.stripe_payments import StripePayments, stripe_client
 
-    models = build_models(
-        Tables(
-            settings.register_table,
-            settings.orders_table,
-            settings.claims_table,
-            settings.region,
-            settings.aws_endpoint_url,
-        )
-    )
+    models = build_models(tables_for(settings))
     sqs = boto3.session.Session().client("sqs", region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
     return Dependencies(
         settings=settings,
@@ -63,6 +55,18 @@ def register_for(settings: OperatorSettings):
         settings.register_table, "unused-orders", settings.claims_table, settings.region, settings.aws_endpoint_url
     )
     return DynamoRegister(build_models(tables))
+
+
+def tables_for(settings: Settings):
+    from .adapters.dynamodb import Tables
+
+    return Tables(
+        settings.register_table,
+        settings.orders_table,
+        settings.claims_table,
+        settings.region,
+        settings.aws_endpoint_url,
+    )
 
 
 def use(deps: Dependencies) -> None:

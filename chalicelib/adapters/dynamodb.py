@@ -36,6 +36,10 @@ class Tables:
     region: str
     host: str | None = None
 
+    def meta(self, table_name: str) -> type:
+        """A PynamoDB Meta for one table, at this region and endpoint."""
+        return type("Meta", (), {"table_name": table_name, "region": self.region, "host": self.host})
+
 
 @dataclass(frozen=True)
 class Models:
@@ -49,10 +53,7 @@ def build_models(tables: Tables) -> Models:
     """PynamoDB models bound to the configured tables; attribute names match infra/resources.json."""
 
     class RegisterRecord(Model):
-        class Meta:
-            table_name = tables.register
-            region = tables.region
-            host = tables.host
+        Meta = tables.meta(tables.register)
 
         reference_key = UnicodeAttribute(hash_key=True)
         postcode_mac = UnicodeAttribute()
@@ -61,19 +62,13 @@ def build_models(tables: Tables) -> Models:
         free_kit = BooleanAttribute()
 
     class ClaimRecord(Model):
-        class Meta:
-            table_name = tables.claims
-            region = tables.region
-            host = tables.host
+        Meta = tables.meta(tables.claims)
 
         certificate_key = UnicodeAttribute(hash_key=True)
         kits = NumberAttribute(default=0)
 
     class OrderRecord(Model):
-        class Meta:
-            table_name = tables.orders
-            region = tables.region
-            host = tables.host
+        Meta = tables.meta(tables.orders)
 
         order_ref = UnicodeAttribute(hash_key=True)
         certificate_key = UnicodeAttribute()

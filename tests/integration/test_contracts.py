@@ -13,7 +13,8 @@ from datetime import date
 import boto3
 import pytest
 
-from chalicelib.adapters.dynamodb import DynamoOrders, DynamoRegister, Tables, build_models
+from chalicelib.adapters.dynamodb import DynamoOrders, DynamoRegister, build_models
+from chalicelib.bootstrap import tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
@@ -34,15 +35,7 @@ def stores(request):
         claims: dict[str, int] = {}
         return InMemoryRegister(claims), InMemoryOrders(claims)
     settings = request.getfixturevalue("settings")
-    models = build_models(
-        Tables(
-            settings.register_table,
-            settings.orders_table,
-            settings.claims_table,
-            settings.region,
-            settings.aws_endpoint_url,
-        )
-    )
+    models = build_models(tables_for(settings))
     return DynamoRegister(models), DynamoOrders(models)
 
 
