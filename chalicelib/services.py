@@ -1,4 +1,4 @@
-"""Use cases. Each takes its collaborators explicitly (see bootstrap.Container) and does no HTTP."""
+"""Use cases. Each takes its collaborators explicitly (built by chalicelib.bootstrap) and does no HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 from .domain.delivery import DeliveryDetails
 from .domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
-from .domain.errors import InvalidInput, OrderNotFound, PaymentMismatch, PaymentServiceUnavailable
+from .domain.errors import InvalidInput, OrderNotFound, PaymentMismatch, PaymentServiceUnavailable, QueueUnavailable
 from .domain.fulfilment import fulfilment_message_for
 from .domain.money import Money
 from .domain.orders import Order, OrderState, PaymentState, place_order as new_order
@@ -93,7 +93,7 @@ def place_order(checked: CheckedCertificate, delivery: DeliveryDetails, deps: De
     deps.orders.create_claiming_certificate(order, deps.settings.campaign.kits_per_certificate)
     log.info("order placed: %s (%s)", order.reference, "free" if order.is_free else "paid")
     if order.is_free:
-        release_to_manufacturer(order, deps)
+        _release_or_leave_for_relay(order, deps)
         return PlacedOrder(order.reference, None)
     return PlacedOrder(order.reference, _open_checkout(order, deps))
 
@@ -138,6 +138,15 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> None:
     deps.fulfilment_queue.send(fulfilment_message_for(order, deps.settings.product_code))
     deps.orders.mark_released(order.reference, deps.clock())
     log.info("order released to manufacturer: %s", order.reference)
+
+
+def _release_or_leave_for_relay(order: Order, deps: Dependencies) -> None:
+    """The holder's order stands even if the queue is down: it stays confirmed and unreleased,
+    which is what the relay looks for, and the holder still gets their confirmation."""
+    try:
+        release_to_manufacturer(order, deps)
+    except QueueUnavailable:
+        log.error("fulfilment queue unavailable; order %s left for the relay", order.reference)
 
 
 def handle_stripe_webhook(payload: bytes, signature_header: str, deps: Dependencies) -> str:

@@ -155,17 +155,17 @@ class FakePayments:
             if not hmac.compare_digest(expected, parts["v1"]):
                 raise ValueError
             event = json.loads(payload)
-        except (ValueError, KeyError):
-            raise InvalidWebhook("bad signature") from None
-        obj = event["data"]["object"]
-        return PaymentEvent(
-            event["id"],
-            event["type"],
-            obj.get("client_reference_id"),
-            obj.get("id"),
-            obj.get("payment_status"),
-            Money(obj["amount_total"], obj["currency"]),
-        )
+            obj = event["data"]["object"]
+            return PaymentEvent(
+                event["id"],
+                event["type"],
+                obj.get("client_reference_id"),
+                obj.get("id"),
+                obj.get("payment_status"),
+                Money(obj["amount_total"], obj["currency"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InvalidWebhook("bad signature or shape") from None
 
 
 class InMemoryFulfilmentQueue:

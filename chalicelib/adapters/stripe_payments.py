@@ -73,23 +73,29 @@ def _session_params(order: Order, success_url: str, cancel_url: str, expires_at:
     }
 
 
-def _payment_event(event: dict) -> PaymentEvent:
-    """Reduce a verified event to what tracekit acts on; unknown shapes give an inert event."""
+def _payment_event(event) -> PaymentEvent:
+    """Reduce a verified event to what tracekit acts on; unexpected shapes give an inert event."""
     if not isinstance(event, dict) or not isinstance(event.get("id"), str):
         raise InvalidWebhook("not a Stripe event")
-    obj = (event.get("data") or {}).get("object") or {}
-    is_session = obj.get("object") == "checkout.session"
-    amount, currency = obj.get("amount_total"), obj.get("currency")
-    paid = (
-        Money(amount, currency)
-        if is_session and isinstance(amount, int) and amount >= 0 and isinstance(currency, str)
-        else None
-    )
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    obj = data.get("object") if isinstance(data.get("object"), dict) else {}
+    if obj.get("object") != "checkout.session":
+        return PaymentEvent(event["id"], str(event.get("type", "")), None, None, None, None)
     return PaymentEvent(
         id=event["id"],
         type=str(event.get("type", "")),
-        order_reference=obj.get("client_reference_id") if is_session else None,
-        session_id=obj.get("id") if is_session else None,
-        payment_status=obj.get("payment_status") if is_session else None,
-        paid=paid,
+        order_reference=_text(obj.get("client_reference_id")),
+        session_id=_text(obj.get("id")),
+        payment_status=_text(obj.get("payment_status")),
+        paid=_money(obj.get("amount_total"), obj.get("currency")),
     )
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _money(amount, currency) -> Money | None:
+    if isinstance(amount, int) and not isinstance(amount, bool) and amount >= 0 and isinstance(currency, str):
+        return Money(amount, currency)
+    return None

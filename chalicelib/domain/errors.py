@@ -41,3 +41,7 @@ class PaymentMismatch(DomainError):
 
 class PaymentServiceUnavailable(DomainError):
     """The payment provider could not be reached after retries."""
+
+
+class QueueUnavailable(DomainError):
+    """The fulfilment queue could not take a message; the order stays confirmed and unreleased."""

@@ -211,3 +211,12 @@ class TestFulfilmentQueueContract:
         for i in range(3):
             queue.send(fulfilment_message_for(an_order(f"TK-AAAAA-0000{i}", price=free()), "PMK-1"))
         assert sorted(m["order_reference"] for m in receive_all()) == [f"TK-AAAAA-0000{i}" for i in range(3)]
+
+
+def test_a_queue_that_cannot_be_reached_is_reported_as_unavailable(settings):
+    from chalicelib.domain.errors import QueueUnavailable
+
+    sqs = boto3.client("sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    missing = settings.fulfilment_queue_url.replace("fulfilment-queue", "no-such-queue")
+    with pytest.raises(QueueUnavailable):
+        SqsFulfilmentQueue(sqs, missing).send(fulfilment_message_for(an_order(price=free()), "PMK-1"))

@@ -102,3 +102,21 @@ def test_stripe_out_of_reach_is_reported_as_unavailable():
     payments = StripePayments(stripe_client("sk_test_x", f"http://127.0.0.1:{free_port()}"), SECRET)
     with pytest.raises(PaymentServiceUnavailable):
         start(payments, an_order())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b'{"id": "evt_1", "data": []}',
+        b'{"id": "evt_1", "data": {"object": 5}}',
+        b'{"id": "evt_1", "type": "checkout.session.completed", "data": {"object": '
+        b'{"object": "checkout.session", "amount_total": "895", "currency": 1}}}',
+    ],
+)
+def test_oddly_shaped_but_signed_events_are_refused_or_inert(payments, body):
+    try:
+        event = payments.parse_webhook(body, sign_webhook_payload(body, SECRET, int(time.time())))
+    except InvalidWebhook:
+        return
+    assert event.paid is None and event.order_reference is None

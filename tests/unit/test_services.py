@@ -12,6 +12,7 @@ from chalicelib.domain.errors import (
     InvalidInput,
     InvalidWebhook,
     PaymentServiceUnavailable,
+    QueueUnavailable,
 )
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
 from tests.builders import delivery_form, fake_dependencies, load_register, register_row
@@ -144,3 +145,39 @@ def test_confirming_a_confirmed_order_again_shows_it_rather_than_ordering_twice(
     first = services.confirm_order(checked, details, None, deps)
     assert services.confirm_order(checked, details, first.reference, deps) == first
     assert len(deps.fulfilment_queue.receive_all()) == 1
+
+
+class FailingOnceQueue:
+    """A queue whose first send fails, as SQS can."""
+
+    def __init__(self, queue):
+        self.queue, self.failed = queue, False
+
+    def send(self, message):
+        if not self.failed:
+            self.failed = True
+            raise QueueUnavailable("queue unavailable")
+        self.queue.send(message)
+
+
+def test_a_redelivered_webhook_releases_an_order_whose_first_send_failed(deps):
+    placed = order(deps)
+    real_queue = deps.fulfilment_queue
+    deps.fulfilment_queue = FailingOnceQueue(real_queue)
+    body, signature = deps.payments.completed_event(placed.reference)
+    with pytest.raises(QueueUnavailable):
+        services.handle_stripe_webhook(body, signature, deps)
+    assert deps.orders.get(placed.reference).fulfilment is FulfilmentState.NOT_RELEASED
+    assert services.handle_stripe_webhook(body, signature, deps) == "recorded"
+    assert services.handle_stripe_webhook(body, signature, deps) == "recorded"
+    assert [m["order_reference"] for m in real_queue.receive_all()] == [placed.reference]
+    assert deps.orders.get(placed.reference).fulfilment is FulfilmentState.RELEASED
+
+
+def test_a_free_order_stands_when_the_queue_is_down_and_waits_for_the_relay(deps):
+    real_queue = deps.fulfilment_queue
+    deps.fulfilment_queue = FailingOnceQueue(real_queue)
+    placed = order(deps, "FA/1002")
+    stored = deps.orders.get(placed.reference)
+    assert (stored.state, stored.fulfilment) == (OrderState.CONFIRMED, FulfilmentState.NOT_RELEASED)
+    assert stored.awaits_release and real_queue.receive_all() == []
