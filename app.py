@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import logging
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib import bootstrap, services
 from chalicelib.domain.delivery import LABELS, parse_delivery_details
-from chalicelib.domain.errors import CertificateAlreadyClaimed, CertificateNotAccepted, InvalidInput, InvalidWebhook
+from chalicelib.domain.errors import (
+    CertificateAlreadyClaimed,
+    CertificateNotAccepted,
+    InvalidInput,
+    InvalidWebhook,
+    OrderNotFound,
+)
 from chalicelib.web.errors import json_error, page
 from chalicelib.web.forms import MAX_FORM_BYTES, read_form
 from chalicelib.web.journey import Journey, JourneyCookies
+from chalicelib.web.order_status import order_status
 from chalicelib.web.pages import redirect, render, stylesheet
 
 app = Chalice(app_name="tracekit")
@@ -73,12 +80,9 @@ def certificate_answer():
         return render("certificate.html", status=400, form=answers, errors=exc.errors)
     except CertificateNotAccepted:
         return render("certificate.html", status=400, form=answers, errors={"reference": NOT_MATCHED})
-    current = journey()
-    delivery = (
-        current.delivery if current.checked and current.checked.certificate_key == checked.certificate_key else None
-    )
-    updated = Journey(checked=checked, delivery=delivery)
-    return redirect("/order/check-answers" if delivery else "/order/delivery", cookies().set_cookie(updated))
+    updated = journey().after_check(checked)
+    next_page = "/order/check-answers" if updated.delivery else "/order/delivery"
+    return redirect(next_page, cookies().set_cookie(updated))
 
 
 @app.route("/order/delivery", methods=["GET"])
@@ -123,7 +127,7 @@ def check_answers():
 @page
 def confirm_order():
     current = journey()
-    if current.checked is None or current.delivery is None:
+    if current.checked is None or current.delivery is None or current.order_reference is None:
         return redirect("/order/certificate")
     try:
         placed = services.confirm_order(current.checked, current.delivery, current.order_reference, deps())
@@ -136,17 +140,36 @@ def confirm_order():
 @app.route("/order/payment-complete", methods=["GET"])
 @page
 def payment_complete():
-    return confirmation()
+    """Back from Stripe Checkout: fulfil from Stripe's answer if the webhook has not come yet."""
+    reference = journey().order_reference
+    if not reference:
+        return render("session_ended.html", status=400)
+    session_id = (app.current_request.query_params or {}).get("session_id")
+    return _order_status_page(lambda: services.fulfil_on_return(reference, session_id, deps()))
 
 
 @app.route("/order/confirmation", methods=["GET"])
 @page
 def confirmation():
-    current = journey()
-    if not current.order_reference:
+    reference = journey().order_reference
+    if not reference:
         return render("session_ended.html", status=400)
-    order = services.find_order(current.order_reference, deps())
-    return render("confirmation.html", order=order, price=order.amount.display())
+    return _order_status_page(lambda: services.find_order(reference, deps()))
+
+
+def _order_status_page(read_order) -> Response:
+    try:
+        order = read_order()
+    except OrderNotFound:  # the journey has a reference but no order was placed under it yet
+        return redirect("/order/check-answers")
+    return render("confirmation.html", order=order, status_of=order_status(order), price=order.amount.display())
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES))
+def sweep_lapsed_holds(event):
+    """Give back the claims of unpaid orders whose hold ran out (the expiry webhook never came)."""
+    swept = services.sweep_lapsed_holds(deps())
+    app.log.info("lapsed holds swept: %d", swept)
 
 
 @app.route("/stripe/webhook", methods=["POST"], content_types=JSON)

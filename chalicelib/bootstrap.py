@@ -29,7 +29,8 @@ def build(settings: Settings) -> Dependencies:
     """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
     import boto3
 
-    from .adapters.dynamodb import DynamoOrders, DynamoRegister, build_models
+    from .adapters.dynamodb import DynamoRegister, build_models
+    from .adapters.dynamodb_orders import DynamoOrders
     from .adapters.sqs_queue import SqsFulfilmentQueue
     from .adapters.stripe_payments import StripePayments, stripe_client
 

@@ -13,6 +13,7 @@ from typing import Iterable, Protocol
 from .domain.fulfilment import FulfilmentMessage
 from .domain.money import Money
 from .domain.orders import Order
+from .domain.payments import Effect, MoneyView
 from .domain.register import RegisterEntry
 
 
@@ -30,14 +31,16 @@ class CheckoutSession:
 
 @dataclass(frozen=True)
 class PaymentEvent:
-    """A verified Stripe event, reduced to what tracekit acts on."""
+    """A verified Stripe event (or a Checkout Session read back from Stripe), reduced to what
+    tracekit acts on."""
 
     id: str
     type: str
-    order_reference: str | None
-    session_id: str | None
-    payment_status: str | None
-    paid: Money | None
+    order_reference: str | None = None
+    session_id: str | None = None
+    payment_status: str | None = None
+    paid: Money | None = None
+    payment_intent_id: str | None = None
 
 
 class Register(Protocol):
@@ -52,35 +55,51 @@ class Orders(Protocol):
     def create_claiming_certificate(self, order: Order, kits_per_certificate: int) -> None:
         """Store a new order and claim a kit for its certificate atomically.
 
-        Raises CertificateAlreadyClaimed when the certificate has no kits left."""
+        Raises OrderAlreadyExists (same reference) or CertificateAlreadyClaimed (no kits left)."""
 
     def get(self, reference: str) -> Order:
         """Raises OrderNotFound."""
 
-    def record_checkout(self, reference: str, session: CheckoutSession) -> None: ...
+    def mark_paid_once(
+        self, reference: str, event_id: str, paid: Money, payment_intent_id: str | None, now: datetime
+    ) -> Order | None:
+        """The common case in one write: an order simply awaiting exactly this payment becomes
+        paid, recording the event. None when that is not the case (the caller then reads the
+        order and applies the domain's rules)."""
 
-    def mark_paid_once(self, reference: str, event_id: str, paid: Money, now: datetime) -> Order:
-        """Mark an awaiting order paid, recording the event id in the same write.
-
-        Returns the order as it now stands (already paid if the event was seen before).
-        Raises OrderNotFound, or PaymentMismatch when the money does not match."""
-
-    def abandon(self, reference: str) -> None:
-        """Cancel an order that never reached payment and give its kit back to the certificate."""
+    def save(self, before: Order, after: Order, effects: frozenset[Effect] = frozenset()) -> None:
+        """Store `after` if the order is still as `before` was read, moving the certificate's claim
+        as the effects say. Raises ConcurrentChange otherwise."""
 
     def mark_released(self, reference: str, now: datetime) -> None:
-        """Record that the fulfilment message has been sent."""
+        """Record that the fulfilment message has been sent; idempotent."""
+
+    def awaiting_past_hold(self, now: datetime) -> list[str]:
+        """Unpaid orders still holding a claim after their hold ran out."""
 
 
 class Payments(Protocol):
     def start_checkout(
-        self, order: Order, success_url: str, cancel_url: str, expires_at: datetime
-    ) -> CheckoutSession: ...
+        self, order: Order, success_url: str, cancel_url: str, expires_at: datetime, attempt: int
+    ) -> CheckoutSession:
+        """Idempotent per order and attempt: a retry returns the same session."""
 
     def parse_webhook(self, payload: bytes, signature_header: str) -> PaymentEvent:
         """Verify the signature over the raw bytes; raises InvalidWebhook."""
 
+    def read_checkout(self, session_id: str) -> PaymentEvent:
+        """The session as Stripe has it now, shaped as a checkout.session.completed fact."""
+
+    def expire_checkout(self, session_id: str) -> None:
+        """Close an open session so it cannot be paid; no error if it is already closed."""
+
+    def money_view(self, payment_intent_id: str) -> MoneyView:
+        """Stripe's current view of a payment: refunded amount and dispute status."""
+
+    def refund(self, payment_intent_id: str, amount_pence: int, idempotency_key: str, order_reference: str) -> str:
+        """Refund part or all of a payment; returns Stripe's refund id."""
+
 
 class FulfilmentQueue(Protocol):
     def send(self, message: FulfilmentMessage) -> None:
-        """At-least-once, deduplicated per order."""
+        """At-least-once, deduplicated per order. Raises QueueUnavailable."""

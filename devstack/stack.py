@@ -20,11 +20,13 @@ import urllib.request
 from pathlib import Path
 
 from devstack.aws import create_resources
+from devstack.scheduler import LocalScheduler
 from devstack.synthetic_register import DEMO_HOLDERS, LOCAL_FREE_KIT_AREAS
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "eu-west-2"
 HOST = "127.0.0.1"
+SCHEDULED_HANDLERS = ("sweep_lapsed_holds",)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,6 +34,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--app-port", type=int, default=int(os.environ.get("APP_PORT", 8000)))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5001)))
     parser.add_argument("--stripe-port", type=int, default=int(os.environ.get("STRIPE_PORT", 12111)))
+    parser.add_argument(
+        "--schedule-seconds",
+        type=float,
+        default=float(os.environ.get("SCHEDULE_SECONDS", 60)),
+        help="how often the scheduled handlers run (they run every 15 minutes in AWS)",
+    )
     parser.add_argument("--register", type=Path, default=ROOT / "devstack" / "synthetic_register.csv")
     return parser.parse_args(argv)
 
@@ -121,7 +129,10 @@ def print_banner(app_url: str, moto_url: str, emulator) -> None:
     print("\n  tracekit local stack is running (Ctrl-C stops everything)\n")
     print(f"  App:     {app_url}/")
     print(f"  AWS:     moto at {moto_url}")
-    print(f"  Stripe:  {stripe}\n")
+    print(f"  Stripe:  {stripe}")
+    if emulator:
+        print(f"           its dashboard (refunds, disputes, async payments): {emulator.base_url}/_emulator")
+    print(f"  Timers:  {', '.join(SCHEDULED_HANDLERS)} run in-process\n")
     print("  Demo certificates (FICTITIOUS):")
     for case, (reference, _type, _status, _expiry, postcode, _free) in DEMO_HOLDERS.items():
         print(f"    {case:<27} reference {reference:<11} postcode {postcode}")
@@ -142,7 +153,7 @@ def main(argv=None) -> None:
     _stop_on_sigterm()
     app_url = f"http://{HOST}:{args.app_port}"
     moto, moto_url = start_moto(args.moto_port)
-    emulator, app = None, None
+    emulator, app, scheduler = None, None, None
     try:
         os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
         resources = create_resources("local", moto_url, REGION)
@@ -151,15 +162,19 @@ def main(argv=None) -> None:
         import_register(env, args.register)
         app = start_app(env, args.app_port)
         wait_until_serving(app_url + "/", app)
+        scheduler = LocalScheduler(env, SCHEDULED_HANDLERS, interval=args.schedule_seconds)
+        scheduler.start()
         print_banner(app_url, moto_url, emulator)
         app.wait()
     except KeyboardInterrupt:
         print("\nStopping the local stack…")
     finally:
-        _stop(app, emulator, moto)
+        _stop(app, emulator, moto, scheduler)
 
 
-def _stop(app, emulator, moto) -> None:
+def _stop(app, emulator, moto, scheduler) -> None:
+    if scheduler is not None:
+        scheduler.stop()
     if app is not None and app.poll() is None:
         app.terminate()
         try:

@@ -1,9 +1,16 @@
 """A local Stripe emulator that the official ``stripe`` Python SDK can talk to.
 
 It speaks the slice of the Stripe REST API that tracekit uses (Checkout
-Sessions, Events and PaymentIntents), serves a hosted checkout page with Pay
-and Decline buttons, and delivers webhooks signed exactly the way Stripe signs
-them, so the real webhook verification code runs unchanged against it.
+Sessions, Events, PaymentIntents, Charges, Refunds and Disputes), serves a
+hosted checkout page with Pay, Decline and "pay by bank transfer" buttons, and
+delivers webhooks signed exactly the way Stripe signs them, so the real webhook
+verification code runs unchanged against it.
+
+For testing the unhappy paths it can also settle bank transfers either way
+(``settle_async``), refund and dispute payments the way the Stripe dashboard
+would (``refund``, ``dispute``, ``close_dispute``) and pretend to be down or
+slow (``fail_next_requests``, ``delay_next_requests``). A developer dashboard
+at ``/_emulator`` offers the same controls in a browser.
 
 Run it on its own with::
 
@@ -42,6 +49,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 __all__ = [
     "ApiError",
+    "DashboardView",
     "MalformedFormError",
     "StripeEmulator",
     "decode_stripe_form",
@@ -68,6 +76,29 @@ MAX_BODY_BYTES = 1_000_000
 DEFAULT_LIST_LIMIT = 10
 MAX_LIST_LIMIT = 100
 DECLINE_MESSAGE = "Your card was declined. Try again or use a different card."
+REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+DISPUTE_REASONS = (
+    "bank_cannot_process",
+    "check_returned",
+    "credit_not_processed",
+    "customer_initiated",
+    "debit_not_authorized",
+    "duplicate",
+    "fraudulent",
+    "general",
+    "incorrect_account_details",
+    "insufficient_funds",
+    "product_not_received",
+    "product_unacceptable",
+    "subscription_canceled",
+    "unrecognized",
+)
+CLOSED_DISPUTE_STATUSES = ("won", "lost")
+# A bank transfer's PaymentIntent waits in this status until settle_async is called.
+AWAITING_SETTLEMENT_STATUS = "processing"
+INJECTED_FAILURE_MESSAGE = "Injected failure from the local Stripe emulator (fail_next_requests); please retry."
+# The newest events shown on the dashboard; older ones stay available at /_emulator/events.
+DASHBOARD_EVENT_LIMIT = 50
 ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -335,6 +366,17 @@ class CheckoutRecord:
     payment_intent_metadata: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class DashboardView:
+    """Copies of what the developer dashboard shows; lists are newest first."""
+
+    sessions: list[dict[str, Any]]
+    payment_intents: list[dict[str, Any]]
+    charges: dict[str, dict[str, Any]]
+    disputes: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
 def _line_item(item: Any, index: int) -> dict[str, Any]:
     """Validate one ``line_items[i]`` entry and return it as a line item object."""
     prefix = f"line_items[{index}]"
@@ -469,6 +511,165 @@ def paginate(newest_first: list[dict[str, Any]], params: dict[str, Any], url: st
 
 
 # ---------------------------------------------------------------------------
+# Charges, refunds and disputes
+# ---------------------------------------------------------------------------
+
+
+def build_charge(payment_intent: dict[str, Any], *, now: int) -> dict[str, Any]:
+    """Build the succeeded Charge behind a PaymentIntent's ``latest_charge``.
+
+    Metadata starts empty on purpose: Stripe does not copy the PaymentIntent's
+    metadata onto its charges, and code that assumes it does should fail here too.
+    """
+    amount = payment_intent["amount"]
+    return {
+        "id": payment_intent["latest_charge"],
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount,
+        "amount_refunded": 0,
+        "balance_transaction": random_id("txn_test_"),
+        "captured": True,
+        "created": now,
+        "currency": payment_intent["currency"],
+        "disputed": False,
+        "livemode": False,
+        "metadata": {},
+        "paid": True,
+        "payment_intent": payment_intent["id"],
+        "refunded": False,
+        "status": "succeeded",
+    }
+
+
+def unrefunded_amount(charge: dict[str, Any]) -> int:
+    """Pence still available to refund on a charge."""
+    return charge["amount"] - charge["amount_refunded"]
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A validated refund request: which payment, how much (None = the rest) and why."""
+
+    payment_intent: str | None = None
+    charge: str | None = None
+    amount: int | None = None
+    reason: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def parse_refund_request(params: dict[str, Any]) -> RefundRequest:
+    """Validate POST /v1/refunds parameters (the charge itself is checked later)."""
+    payment_intent = _optional_string(params, "payment_intent")
+    charge = _optional_string(params, "charge")
+    if payment_intent is None and charge is None:
+        message = "One of the following params should be provided for this request: payment_intent or charge."
+        raise ApiError(400, message, code="parameter_missing")
+    return RefundRequest(
+        payment_intent=payment_intent,
+        charge=charge,
+        amount=_optional_amount(params),
+        reason=_choice(params, "reason", REFUND_REASONS),
+        metadata=_metadata(params, "metadata"),
+    )
+
+
+def _optional_amount(params: dict[str, Any]) -> int | None:
+    """Return an optional positive ``amount`` in pence (absent or blank means None)."""
+    if params.get("amount") in (None, ""):
+        return None
+    return _integer(params["amount"], "amount", minimum=1)
+
+
+def _choice(params: dict[str, Any], key: str, allowed: Sequence[str]) -> str | None:
+    """Return an optional string parameter that must be one of allowed."""
+    value = _optional_string(params, key)
+    if value is not None and value not in allowed:
+        raise invalid_param(key, f"Invalid {key}: must be one of {', '.join(allowed)}.")
+    return value
+
+
+def refund_amount(charge: dict[str, Any], requested: int | None) -> int:
+    """Return how much to refund, refusing anything beyond what is still unrefunded."""
+    remaining = unrefunded_amount(charge)
+    if remaining <= 0:
+        raise ApiError(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+    if requested is None:
+        return remaining
+    if requested < 1:
+        message = "This value must be greater than or equal to 1."
+        raise ApiError(400, message, code="parameter_invalid_integer", param="amount")
+    if requested > remaining:
+        currency = charge["currency"]
+        message = (
+            f"Refund amount ({format_money(requested, currency)}) is greater than "
+            f"unrefunded amount on charge ({format_money(remaining, currency)})"
+        )
+        raise ApiError(400, message, code="amount_too_large", param="amount")
+    return requested
+
+
+def build_refund(charge: dict[str, Any], amount: int, request: RefundRequest, *, now: int) -> dict[str, Any]:
+    """Build a succeeded Refund of amount pence against charge."""
+    return {
+        "id": random_id("re_test_"),
+        "object": "refund",
+        "amount": amount,
+        "charge": charge["id"],
+        "created": now,
+        "currency": charge["currency"],
+        "metadata": dict(request.metadata),
+        "payment_intent": charge["payment_intent"],
+        "reason": request.reason,
+        "status": "succeeded",
+    }
+
+
+def dispute_amount(charge: dict[str, Any], requested: int | None) -> int:
+    """Return the disputed amount: the whole charge unless a smaller amount is given."""
+    if requested is None:
+        return charge["amount"]
+    if requested < 1:
+        message = "This value must be greater than or equal to 1."
+        raise ApiError(400, message, code="parameter_invalid_integer", param="amount")
+    if requested > charge["amount"]:
+        currency = charge["currency"]
+        message = (
+            f"Dispute amount ({format_money(requested, currency)}) is greater than "
+            f"the charge amount ({format_money(charge['amount'], currency)})"
+        )
+        raise ApiError(400, message, code="amount_too_large", param="amount")
+    return requested
+
+
+def build_dispute(charge: dict[str, Any], amount: int, reason: str, *, now: int) -> dict[str, Any]:
+    """Build a newly opened Dispute (a chargeback) against charge."""
+    if reason not in DISPUTE_REASONS:
+        raise invalid_param("reason", f"Invalid reason: must be one of {', '.join(DISPUTE_REASONS)}.")
+    return {
+        "id": random_id("dp_test_"),
+        "object": "dispute",
+        "amount": amount,
+        "charge": charge["id"],
+        "created": now,
+        "currency": charge["currency"],
+        "livemode": False,
+        "payment_intent": charge["payment_intent"],
+        "reason": reason,
+        "status": "needs_response",
+    }
+
+
+def is_awaiting_settlement(session: dict[str, Any], payment_intent: dict[str, Any] | None) -> bool:
+    """True for a completed bank-transfer session whose money has not arrived yet."""
+    return (
+        session["status"] == "complete"
+        and payment_intent is not None
+        and payment_intent["status"] == AWAITING_SETTLEMENT_STATUS
+    )
+
+
+# ---------------------------------------------------------------------------
 # Webhook signing and delivery
 # ---------------------------------------------------------------------------
 
@@ -588,7 +789,10 @@ class StripeEmulator:
     """An in-process fake of Stripe Checkout, served over HTTP for the real SDK.
 
     ``pay``, ``decline`` and ``expire`` raise :class:`ApiError` (404 for an
-    unknown session, 400 for one that is no longer open).
+    unknown session, 400 for one that is no longer open). The other test
+    controls (``pay_async``, ``settle_async``, ``refund``, ``dispute`` and
+    ``close_dispute``) raise :class:`ApiError` in the same way, with the code
+    Stripe would use.
 
     A failed webhook delivery is retried once after each of ``retry_delays``
     seconds, so the default (1, 2, 4, 8) gives up after 5 attempts in all.
@@ -619,8 +823,16 @@ class StripeEmulator:
         self._lock = threading.RLock()
         self._records: dict[str, CheckoutRecord] = {}
         self._payment_intents: dict[str, dict[str, Any]] = {}
+        self._charges: dict[str, dict[str, Any]] = {}
+        self._refunds: dict[str, dict[str, Any]] = {}
+        self._disputes: dict[str, dict[str, Any]] = {}
         self._events: dict[str, dict[str, Any]] = {}
         self._api_log: list[tuple[str, str]] = []
+        # Fault injection: how many upcoming /v1 requests to fail or slow down, and how.
+        self._failures_remaining = 0
+        self._failure_status = 500
+        self._delays_remaining = 0
+        self._delay_seconds = 0.0
         self.idempotency = IdempotencyStore(self._lock)
         self._server: _EmulatorHTTPServer | None = None
         self._service_threads: list[threading.Thread] = []
@@ -646,7 +858,7 @@ class StripeEmulator:
         # A short poll interval keeps stop() quick; idle cost is negligible.
         self._start_service_thread(lambda: server.serve_forever(poll_interval=0.05), "stripe-emulator-http")
         self._start_service_thread(self._sweep_expired_sessions_periodically, "stripe-emulator-sweeper")
-        LOGGER.info("Stripe emulator listening on %s", self.base_url)
+        LOGGER.info("Stripe emulator listening on %s (dashboard: %s/_emulator)", self.base_url, self.base_url)
 
     def stop(self) -> None:
         """Stop serving, abandon pending webhook retries and free the port."""
@@ -689,6 +901,73 @@ class StripeEmulator:
         with self._lock:
             self._open_record_locked(session_id, "paid")
 
+    def pay_async(self, session_id: str) -> None:
+        """Start a bank transfer as if the buyer clicked "Pay by bank transfer" on the hosted page."""
+        self.complete_async_payment(session_id)
+
+    def settle_async(self, session_id: str, succeeded: bool) -> None:
+        """Settle a bank transfer started by pay_async and deliver the outcome event before returning.
+
+        Success creates the Charge and marks the session paid
+        (``checkout.session.async_payment_succeeded``). Failure leaves the
+        session unpaid and sends the PaymentIntent back to
+        ``requires_payment_method`` (``checkout.session.async_payment_failed``).
+        """
+        self._deliver_now(self._settle_session(session_id, succeeded))
+
+    def refund(self, payment_intent_id: str, amount: int | None = None) -> dict[str, Any]:
+        """Refund a payment the way the Stripe dashboard does; return a copy of the Refund.
+
+        ``amount`` defaults to everything not yet refunded. This shares its code
+        with POST /v1/refunds, so it sends the same two events (``refund.created``
+        then ``charge.refunded``), delivered before returning.
+        """
+        refund, events = self._create_refund(RefundRequest(payment_intent=payment_intent_id, amount=amount))
+        self._deliver_all_now(events)
+        return refund
+
+    def dispute(self, payment_intent_id: str, amount: int | None = None, reason: str = "fraudulent") -> dict[str, Any]:
+        """Open a dispute (chargeback) on a paid PaymentIntent's charge; return a copy of it.
+
+        ``amount`` defaults to the whole charge. The charge is marked disputed and
+        ``charge.dispute.created`` is delivered before returning.
+        """
+        dispute, event = self._open_dispute(payment_intent_id, amount, reason)
+        self._deliver_now(event)
+        return dispute
+
+    def close_dispute(self, dispute_id: str, won: bool) -> dict[str, Any]:
+        """Close an open dispute as won or lost, deliver ``charge.dispute.closed`` and return a copy."""
+        dispute, event = self._close_dispute(dispute_id, won)
+        self._deliver_now(event)
+        return dispute
+
+    def fail_next_requests(self, count: int, status: int = 500) -> None:
+        """Make the next count authenticated /v1 requests fail with status, doing nothing else.
+
+        Each answers ``{"error": {"type": "api_error", ...}}`` with
+        ``Stripe-Should-Retry: true``, so the SDK's ``max_network_retries``
+        applies. Calling again replaces the previous setting; ``count=0`` cancels it.
+        """
+        if count < 0:
+            raise ValueError("count must not be negative")
+        if not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status (400-599)")
+        with self._lock:
+            self._failures_remaining = count
+            self._failure_status = status
+
+    def delay_next_requests(self, count: int, seconds: float) -> None:
+        """Make the next count authenticated /v1 requests wait seconds before being handled.
+
+        Calling again replaces the previous setting; ``count=0`` cancels it.
+        """
+        if count < 0 or seconds < 0:
+            raise ValueError("count and seconds must not be negative")
+        with self._lock:
+            self._delays_remaining = count
+            self._delay_seconds = seconds
+
     def expire(self, session_id: str) -> None:
         """Expire an open session and deliver checkout.session.expired before returning."""
         _, event = self._expire_open_session(session_id)
@@ -718,6 +997,38 @@ class StripeEmulator:
         """A copy of one session and its line items, for rendering the hosted page."""
         with self._lock:
             return copy.deepcopy(self._record_locked(session_id))
+
+    def dashboard_view(self) -> DashboardView:
+        """Copies of everything the developer dashboard shows, newest first."""
+        with self._lock:
+            self.expire_overdue_sessions()
+            return DashboardView(
+                sessions=[copy.deepcopy(record.session) for record in reversed(self._records.values())],
+                payment_intents=copy.deepcopy(list(reversed(self._payment_intents.values()))),
+                charges=copy.deepcopy(self._charges),
+                disputes=copy.deepcopy(list(reversed(self._disputes.values()))),
+                events=copy.deepcopy(list(reversed(self._events.values()))[:DASHBOARD_EVENT_LIMIT]),
+            )
+
+    def before_api_request(self, method: str, path: str) -> ApiError | None:
+        """Apply any injected delay, then return the injected failure for this request, if any.
+
+        The HTTP layer calls this for every authenticated /v1 request before it
+        touches parameters or the idempotency store, so a failure has no side
+        effects and a retry with the same Idempotency-Key runs for real.
+        """
+        with self._lock:
+            delay = self._delay_seconds if self._delays_remaining > 0 else 0.0
+            self._delays_remaining = max(self._delays_remaining - 1, 0)
+        if delay:
+            self._stopping.wait(delay)  # returns early if the emulator is stopping
+        with self._lock:
+            if self._failures_remaining <= 0:
+                return None
+            self._failures_remaining -= 1
+            # Counted here because the request never reaches handle_api_request.
+            self._api_log.append((method, path))
+            return ApiError(self._failure_status, INJECTED_FAILURE_MESSAGE, error_type="api_error")
 
     # -- state changes (all under the lock) --------------------------------
 
@@ -756,15 +1067,19 @@ class StripeEmulator:
             event = self._expire_locked(record)
             return copy.deepcopy(record.session), event
 
-    def _complete_session(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Mark a session paid, create its PaymentIntent and record the event."""
+    def _complete_session(self, session_id: str, *, settled: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Complete a session, create its PaymentIntent and record checkout.session.completed.
+
+        ``settled=False`` is a bank transfer: the session completes but stays
+        unpaid until settle_async, exactly as Stripe reports delayed payments.
+        """
         with self._lock:
             record = self._open_record_locked(session_id, "paid")
-            payment_intent = self._create_payment_intent_locked(record)
+            payment_intent = self._create_payment_intent_locked(record, settled=settled)
             customer_email = record.session["customer_email"]
             record.session.update(
                 status="complete",
-                payment_status="paid",
+                payment_status="paid" if settled else "unpaid",
                 payment_intent=payment_intent["id"],
                 customer_details={"email": customer_email} if customer_email else None,
                 url=None,
@@ -772,23 +1087,136 @@ class StripeEmulator:
             event = self._record_event_locked("checkout.session.completed", record.session)
             return copy.deepcopy(record.session), event
 
-    def _create_payment_intent_locked(self, record: CheckoutRecord) -> dict[str, Any]:
-        """Store the succeeded PaymentIntent that paying a session creates."""
+    def _create_payment_intent_locked(self, record: CheckoutRecord, *, settled: bool = True) -> dict[str, Any]:
+        """Store the PaymentIntent that paying a session creates: succeeded, or processing if not settled."""
         session = record.session
         payment_intent = {
             "id": random_id("pi_test_"),
             "object": "payment_intent",
             "amount": session["amount_total"],
-            "amount_received": session["amount_total"],
+            "amount_received": 0,
             "created": self._now(),
             "currency": session["currency"],
-            "latest_charge": random_id("ch_test_"),
+            "latest_charge": None,
             "livemode": False,
             "metadata": dict(record.payment_intent_metadata),
-            "status": "succeeded",
+            "status": AWAITING_SETTLEMENT_STATUS,
         }
         self._payment_intents[payment_intent["id"]] = payment_intent
+        if settled:
+            # Card payments settle at once; both paths create the Charge the same way.
+            self._settle_payment_intent_locked(payment_intent)
         return payment_intent
+
+    def _settle_payment_intent_locked(self, payment_intent: dict[str, Any]) -> None:
+        """Mark a PaymentIntent succeeded and store the Charge its latest_charge names."""
+        payment_intent.update(
+            status="succeeded",
+            amount_received=payment_intent["amount"],
+            latest_charge=random_id("ch_test_"),
+        )
+        charge = build_charge(payment_intent, now=self._now())
+        self._charges[charge["id"]] = charge
+
+    def _settle_session(self, session_id: str, succeeded: bool) -> dict[str, Any]:
+        """Settle a bank transfer either way and record the matching async_payment event."""
+        with self._lock:
+            record = self._record_locked(session_id)
+            payment_intent = self._payment_intents.get(record.session["payment_intent"] or "")
+            if payment_intent is None or not is_awaiting_settlement(record.session, payment_intent):
+                message = f"Checkout Session {session_id} has no bank transfer waiting to settle."
+                raise ApiError(400, message, code="payment_intent_unexpected_state")
+            if succeeded:
+                self._settle_payment_intent_locked(payment_intent)
+                record.session["payment_status"] = "paid"
+                return self._record_event_locked("checkout.session.async_payment_succeeded", record.session)
+            # The money never arrived: Stripe asks for another payment method.
+            payment_intent["status"] = "requires_payment_method"
+            return self._record_event_locked("checkout.session.async_payment_failed", record.session)
+
+    def _payment_intent_locked(self, payment_intent_id: str, param: str = "intent") -> dict[str, Any]:
+        """Look a PaymentIntent up or raise Stripe's 404."""
+        payment_intent = self._payment_intents.get(payment_intent_id)
+        if payment_intent is None:
+            raise resource_missing("payment_intent", payment_intent_id, param=param)
+        return payment_intent
+
+    def _charge_locked(self, charge_id: str, param: str = "id") -> dict[str, Any]:
+        """Look a Charge up or raise Stripe's 404."""
+        charge = self._charges.get(charge_id)
+        if charge is None:
+            raise resource_missing("charge", charge_id, param=param)
+        return charge
+
+    def _paid_charge_locked(self, payment_intent_id: str) -> dict[str, Any]:
+        """Return the Charge of a succeeded PaymentIntent, refusing one that has not been paid."""
+        payment_intent = self._payment_intent_locked(payment_intent_id, param="payment_intent")
+        charge = self._charges.get(payment_intent["latest_charge"] or "")
+        if charge is None:
+            message = (
+                f"PaymentIntent {payment_intent_id} has a status of {payment_intent['status']!r} "
+                "and no successful charge yet."
+            )
+            raise ApiError(400, message, code="payment_intent_unexpected_state", param="payment_intent")
+        return charge
+
+    def _refund_target_locked(self, request: RefundRequest) -> dict[str, Any]:
+        """Find the charge a refund request names by charge id, PaymentIntent id, or both."""
+        if request.charge is None:
+            return self._paid_charge_locked(str(request.payment_intent))
+        charge = self._charge_locked(request.charge, param="charge")
+        if request.payment_intent is not None and request.payment_intent != charge["payment_intent"]:
+            message = f"Charge {request.charge} does not belong to PaymentIntent {request.payment_intent}."
+            raise invalid_param("payment_intent", message)
+        return charge
+
+    def _create_refund(self, request: RefundRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Refund a charge; return a copy of the Refund and its two events, oldest first."""
+        with self._lock:
+            charge = self._refund_target_locked(request)
+            amount = refund_amount(charge, request.amount)
+            refund = build_refund(charge, amount, request, now=self._now())
+            self._refunds[refund["id"]] = refund
+            charge["amount_refunded"] += amount
+            charge["refunded"] = unrefunded_amount(charge) == 0
+            events = [
+                self._record_event_locked("refund.created", refund),
+                self._record_event_locked("charge.refunded", charge),
+            ]
+            return copy.deepcopy(refund), events
+
+    def _open_dispute(
+        self, payment_intent_id: str, amount: int | None, reason: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Open a dispute on a paid charge and record charge.dispute.created."""
+        with self._lock:
+            charge = self._paid_charge_locked(payment_intent_id)
+            # A card payment can be charged back only once.
+            if charge["disputed"]:
+                raise ApiError(400, f"Charge {charge['id']} has already been disputed.", code="charge_disputed")
+            dispute = build_dispute(charge, dispute_amount(charge, amount), reason, now=self._now())
+            self._disputes[dispute["id"]] = dispute
+            charge["disputed"] = True
+            event = self._record_event_locked("charge.dispute.created", dispute)
+            return copy.deepcopy(dispute), event
+
+    def _close_dispute(self, dispute_id: str, won: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Mark an open dispute won or lost and record charge.dispute.closed."""
+        with self._lock:
+            dispute = self._dispute_locked(dispute_id)
+            if dispute["status"] in CLOSED_DISPUTE_STATUSES:
+                message = f"Dispute {dispute_id} is already closed with a status of {dispute['status']!r}."
+                raise ApiError(400, message, code="dispute_already_closed")
+            dispute["status"] = "won" if won else "lost"
+            event = self._record_event_locked("charge.dispute.closed", dispute)
+            return copy.deepcopy(dispute), event
+
+    def _dispute_locked(self, dispute_id: str) -> dict[str, Any]:
+        """Look a Dispute up or raise Stripe's 404."""
+        dispute = self._disputes.get(dispute_id)
+        if dispute is None:
+            raise resource_missing("dispute", dispute_id)
+        return dispute
 
     def _record_event_locked(self, event_type: str, data_object: dict[str, Any]) -> dict[str, Any]:
         """Store an event holding a snapshot of data_object as it is right now."""
@@ -813,6 +1241,15 @@ class StripeEmulator:
         before the buyer lands on success_url.
         """
         session, event = self._complete_session(session_id)
+        self._deliver_now(event)
+        return session
+
+    def complete_async_payment(self, session_id: str) -> dict[str, Any]:
+        """Start a bank transfer: complete the session unpaid, deliver the webhook, return a copy.
+
+        The PaymentIntent stays ``processing`` with no Charge until settle_async.
+        """
+        session, event = self._complete_session(session_id, settled=False)
         self._deliver_now(event)
         return session
 
@@ -843,6 +1280,19 @@ class StripeEmulator:
         """Deliver (with retries) without making the caller wait."""
         if self.webhook_url:
             self._start_delivery_thread(self._deliver_now, event)
+
+    def _deliver_all_now(self, events: list[dict[str, Any]]) -> None:
+        """Deliver events one after another, in order (failed ones are retried in the background)."""
+        for event in events:
+            self._deliver_now(event)
+
+    def _deliver_all_in_background(self, events: list[dict[str, Any]]) -> None:
+        """Deliver events in order on one background thread, so they arrive in the order created."""
+        if self.webhook_url and events:
+            thread = threading.Thread(
+                target=self._deliver_all_now, args=(events,), name=f"webhook-{events[0]['id']}", daemon=True
+            )
+            thread.start()
 
     def _start_delivery_thread(self, target: Callable[[dict[str, Any]], None], event: dict[str, Any]) -> None:
         """Run one delivery job in a daemon thread."""
@@ -938,12 +1388,60 @@ class StripeEmulator:
             return copy.deepcopy(event)
 
     def _api_retrieve_payment_intent(self, intent_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
-        """GET /v1/payment_intents/:id."""
+        """GET /v1/payment_intents/:id, expanding latest_charge when asked."""
         with self._lock:
-            payment_intent = self._payment_intents.get(str(intent_id))
-            if payment_intent is None:
-                raise resource_missing("payment_intent", str(intent_id), param="intent")
-            return copy.deepcopy(payment_intent)
+            payment_intent = copy.deepcopy(self._payment_intent_locked(str(intent_id)))
+            charge = self._charges.get(payment_intent["latest_charge"] or "")
+            if "latest_charge" in _expand_fields(params) and charge is not None:
+                payment_intent["latest_charge"] = copy.deepcopy(charge)
+            return payment_intent
+
+    def _api_retrieve_charge(self, charge_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/charges/:id."""
+        with self._lock:
+            return copy.deepcopy(self._charge_locked(str(charge_id)))
+
+    def _api_list_charges(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/charges, newest first, filterable by payment_intent."""
+        return self._list_objects(self._charges, params, ("payment_intent",), "/v1/charges")
+
+    def _api_create_refund(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/refunds."""
+        refund, events = self._create_refund(parse_refund_request(params))
+        # The caller is usually the app itself, so (as for expire) it must not wait for its own webhooks.
+        self._deliver_all_in_background(events)
+        return refund
+
+    def _api_retrieve_refund(self, refund_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/refunds/:id."""
+        with self._lock:
+            refund = self._refunds.get(str(refund_id))
+            if refund is None:
+                raise resource_missing("refund", str(refund_id))
+            return copy.deepcopy(refund)
+
+    def _api_list_refunds(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/refunds, newest first, filterable by payment_intent and charge."""
+        return self._list_objects(self._refunds, params, ("payment_intent", "charge"), "/v1/refunds")
+
+    def _api_retrieve_dispute(self, dispute_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/disputes/:id."""
+        with self._lock:
+            return copy.deepcopy(self._dispute_locked(str(dispute_id)))
+
+    def _api_list_disputes(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/disputes, newest first, filterable by payment_intent and charge."""
+        return self._list_objects(self._disputes, params, ("payment_intent", "charge"), "/v1/disputes")
+
+    def _list_objects(
+        self, store: dict[str, dict[str, Any]], params: dict[str, Any], filter_names: Sequence[str], url: str
+    ) -> dict[str, Any]:
+        """List a store newest first, keeping objects whose fields equal the given filters."""
+        filters = {name: value for name in filter_names if (value := _optional_string(params, name)) is not None}
+        with self._lock:
+            objects = [copy.deepcopy(item) for item in reversed(store.values())]
+        matching = [item for item in objects if all(item.get(name) == value for name, value in filters.items())]
+        return paginate(matching, params, url)
 
     def _expanded_session_locked(self, record: CheckoutRecord, params: dict[str, Any]) -> dict[str, Any]:
         """Copy a session, expanding line_items / payment_intent when asked."""
@@ -967,6 +1465,13 @@ _API_ROUTES: list[tuple[str, re.Pattern[str], _ApiHandler]] = [
     ("GET", re.compile(r"/v1/events"), StripeEmulator._api_list_events),
     ("GET", re.compile(r"/v1/events/([^/]+)"), StripeEmulator._api_retrieve_event),
     ("GET", re.compile(r"/v1/payment_intents/([^/]+)"), StripeEmulator._api_retrieve_payment_intent),
+    ("GET", re.compile(r"/v1/charges"), StripeEmulator._api_list_charges),
+    ("GET", re.compile(r"/v1/charges/([^/]+)"), StripeEmulator._api_retrieve_charge),
+    ("POST", re.compile(r"/v1/refunds"), StripeEmulator._api_create_refund),
+    ("GET", re.compile(r"/v1/refunds"), StripeEmulator._api_list_refunds),
+    ("GET", re.compile(r"/v1/refunds/([^/]+)"), StripeEmulator._api_retrieve_refund),
+    ("GET", re.compile(r"/v1/disputes"), StripeEmulator._api_list_disputes),
+    ("GET", re.compile(r"/v1/disputes/([^/]+)"), StripeEmulator._api_retrieve_dispute),
 ]
 
 
@@ -1026,7 +1531,15 @@ td.amount, th.amount { text-align: right; }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; margin: 1rem 0; }
 button { font-size: 1.1rem; padding: .6rem 1.4rem; border-radius: 4px; border: 2px solid #0a2540; }
 button.pay { background: #0a2540; color: #fff; }
-button.decline { background: #fff; color: #0a2540; }
+button.decline, button.pay-later { background: #fff; color: #0a2540; }
+main.wide { max-width: 80rem; }
+main.wide th, main.wide td { padding-right: .75rem; vertical-align: top; }
+main.wide td form { display: inline-block; margin: 0 .4rem .4rem 0; }
+main.wide td button { font-size: .9rem; padding: .3rem .7rem; }
+main.wide caption { text-align: left; font-size: 1.25rem; font-weight: bold; padding: .5rem 0; }
+.notice { background: #dafbe1; border: 2px solid #1a7f37; padding: .75rem; border-radius: 4px; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+  white-space: nowrap; }
 button:focus-visible, a:focus-visible { outline: 3px solid #1f6feb; outline-offset: 2px; }
 """
 
@@ -1041,13 +1554,14 @@ def _escape(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render_html_document(title: str, body: str) -> str:
-    """Wrap body in a complete, accessible HTML page."""
+def render_html_document(title: str, body: str, *, wide: bool = False) -> str:
+    """Wrap body in a complete, accessible HTML page (``wide`` for the dashboard's tables)."""
+    main_tag = '<main class="wide">' if wide else "<main>"
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_escape(title)}</title>\n<style>{_PAGE_STYLE}</style>\n</head>\n"
-        f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+        f"<body>\n{main_tag}\n{body}\n</main>\n</body>\n</html>\n"
     )
 
 
@@ -1069,9 +1583,14 @@ def _render_line_items(line_items: list[dict[str, Any]], total: str) -> str:
     )
 
 
+def _checkout_path(session_id: str) -> str:
+    """The hosted checkout page's path for a session."""
+    return f"/c/pay/{urllib.parse.quote(session_id)}"
+
+
 def _render_payment_actions(session: dict[str, Any], error_message: str | None) -> str:
-    """Render the decline alert (if any), the Pay / Decline forms and the cancel link."""
-    base = f"/c/pay/{urllib.parse.quote(session['id'])}"
+    """Render the decline alert (if any), the Pay / Decline / bank transfer forms and the cancel link."""
+    base = _checkout_path(session["id"])
     parts = [f'<p class="error" role="alert">{_escape(error_message)}</p>'] if error_message else []
     parts.append(
         '<div class="actions">'
@@ -1079,6 +1598,8 @@ def _render_payment_actions(session: dict[str, Any], error_message: str | None) 
         '<button type="submit" class="pay">Pay</button></form>'
         f'<form method="post" action="{base}/decline">'
         '<button type="submit" class="decline">Decline</button></form>'
+        f'<form method="post" action="{base}/pay_async">'
+        '<button type="submit" class="pay-later">Pay by bank transfer (confirms later)</button></form>'
         "</div>"
     )
     if session.get("cancel_url"):
@@ -1090,6 +1611,11 @@ def _render_closed_session(session: dict[str, Any]) -> str:
     """Explain why a completed or expired session can no longer be paid."""
     if session["status"] == "complete":
         continue_link = f'<a href="{_escape(success_redirect_url(session))}">Continue</a>'
+        if session["payment_status"] != "paid":
+            return (
+                '<p role="status">Your bank transfer has been started and will be confirmed later. '
+                f"Nothing more to do here. {continue_link}</p>"
+            )
         return f'<p role="status">This payment is complete. Nothing more to do here. {continue_link}</p>'
     back_link = ""
     if session.get("cancel_url"):
@@ -1117,11 +1643,239 @@ def render_not_found_page() -> str:
 
 
 # ---------------------------------------------------------------------------
+# Developer dashboard
+# ---------------------------------------------------------------------------
+
+_DASHBOARD_NOTICES = {
+    "settled": "The bank transfer was settled.",
+    "expired": "The checkout session was expired.",
+    "refunded": "The refund was created.",
+    "disputed": "The dispute was opened.",
+    "closed": "The dispute was closed.",
+    "redelivered": "The event was sent to the webhook URL again.",
+}
+
+
+def dashboard_notice(query: dict[str, list[str]]) -> str | None:
+    """Turn the ``?done=...`` of a dashboard redirect into a fixed message.
+
+    Only known codes and a numeric status are used, so a crafted link cannot
+    put arbitrary words on the page.
+    """
+    notice = _DASHBOARD_NOTICES.get((query.get("done") or [""])[0])
+    webhook_status = (query.get("webhook_status") or [""])[0]
+    if notice and webhook_status.isdigit():
+        answer = f"answered {webhook_status}" if webhook_status != "0" else "did not respond"
+        notice = f"{notice} The webhook endpoint {answer}."
+    return notice
+
+
+def _control_path(kind: str, object_id: str, action: str) -> str:
+    """The /_emulator URL that performs action on one object."""
+    return f"/_emulator/{kind}/{urllib.parse.quote(object_id, safe='')}/{action}"
+
+
+def _action_form(action: str, label: str, target_id: str, fields: str = "") -> str:
+    """A small POST form that returns to the dashboard.
+
+    The object id is repeated in visually hidden text so that the many
+    same-named buttons are told apart by screen readers.
+    """
+    return (
+        f'<form method="post" action="{_escape(action)}">'
+        '<input type="hidden" name="view" value="dashboard">'
+        f"{fields}"
+        f'<button type="submit">{_escape(label)}<span class="visually-hidden"> {_escape(target_id)}</span></button>'
+        "</form>"
+    )
+
+
+def _render_table(caption: str, headings: Sequence[str], rows: list[list[str]], empty: str) -> str:
+    """Render a captioned table; cells are HTML that the caller has already escaped."""
+    head = "".join(f'<th scope="col">{_escape(heading)}</th>' for heading in headings)
+    if rows:
+        body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>\n" for row in rows)
+    else:
+        body = f'<tr><td colspan="{len(headings)}">{_escape(empty)}</td></tr>\n'
+    return (
+        f"<table>\n<caption>{_escape(caption)}</caption>\n"
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+    )
+
+
+def _money_cell(amount: int, currency: str) -> str:
+    """An escaped amount for people, with the exact pence alongside."""
+    return f"{_escape(format_money(amount, currency))} ({amount}p)"
+
+
+def _code(text: Any) -> str:
+    """An escaped identifier in a code element."""
+    return f"<code>{_escape(text)}</code>"
+
+
+def _session_actions(session: dict[str, Any], payment_intent: dict[str, Any] | None) -> str:
+    """Forms for what can still happen to a session: expire it, or settle its bank transfer."""
+    session_id = session["id"]
+    if session["status"] == "open":
+        checkout_link = (
+            f'<a href="{_escape(_checkout_path(session_id))}">Open checkout page'
+            f'<span class="visually-hidden"> {_escape(session_id)}</span></a> '
+        )
+        return checkout_link + _action_form(_control_path("sessions", session_id, "expire"), "Expire", session_id)
+    if is_awaiting_settlement(session, payment_intent):
+        settle = _control_path("sessions", session_id, "settle")
+        return "".join(
+            _action_form(settle, label, session_id, f'<input type="hidden" name="outcome" value="{outcome}">')
+            for outcome, label in (("succeeded", "Settle: money arrived"), ("failed", "Settle: transfer failed"))
+        )
+    return "None"
+
+
+def _render_sessions(view: DashboardView) -> str:
+    """The Checkout Sessions table."""
+    payment_intents = {intent["id"]: intent for intent in view.payment_intents}
+    rows = [
+        [
+            _code(session["id"]),
+            _money_cell(session["amount_total"], session["currency"]),
+            _escape(session["status"]),
+            _escape(session["payment_status"]),
+            _session_actions(session, payment_intents.get(session["payment_intent"] or "")),
+        ]
+        for session in view.sessions
+    ]
+    headings = ("Session", "Amount", "Status", "Payment status", "Actions")
+    return _render_table("Checkout Sessions", headings, rows, "No checkout sessions yet.")
+
+
+def _refund_form(payment_intent_id: str, charge: dict[str, Any]) -> str:
+    """A refund form whose optional amount defaults to everything still unrefunded."""
+    field_id = f"refund-amount-{payment_intent_id}"
+    remaining = unrefunded_amount(charge)
+    amount_field = (
+        f'<label for="{_escape(field_id)}">Amount in pence (blank: all {remaining}p)</label> '
+        f'<input id="{_escape(field_id)}" name="amount" type="number" min="1" max="{remaining}" step="1" '
+        'inputmode="numeric"> '
+    )
+    return _action_form(
+        _control_path("payment_intents", payment_intent_id, "refund"), "Refund", payment_intent_id, amount_field
+    )
+
+
+def _dispute_form(payment_intent_id: str) -> str:
+    """A form to open a dispute for the whole charge, with a choice of reason."""
+    field_id = f"dispute-reason-{payment_intent_id}"
+    options = "".join(
+        f'<option value="{reason}"{" selected" if reason == "fraudulent" else ""}>{reason}</option>'
+        for reason in DISPUTE_REASONS
+    )
+    reason_field = (
+        f'<label for="{_escape(field_id)}">Reason</label> '
+        f'<select id="{_escape(field_id)}" name="reason">{options}</select> '
+    )
+    action = _control_path("payment_intents", payment_intent_id, "dispute")
+    return _action_form(action, "Open dispute", payment_intent_id, reason_field)
+
+
+def _render_payment_intents(view: DashboardView) -> str:
+    """The PaymentIntents table, with each one's charge, refunds and dispute state."""
+    rows = []
+    for intent in view.payment_intents:
+        charge = view.charges.get(intent["latest_charge"] or "")
+        actions = []
+        if charge is not None and unrefunded_amount(charge) > 0:
+            actions.append(_refund_form(intent["id"], charge))
+        if charge is not None and not charge["disputed"]:
+            actions.append(_dispute_form(intent["id"]))
+        rows.append(
+            [
+                _code(intent["id"]),
+                _money_cell(intent["amount"], intent["currency"]),
+                _escape(intent["status"]),
+                _code(charge["id"]) if charge else "None",
+                _money_cell(charge["amount_refunded"], charge["currency"]) if charge else "None",
+                "Yes" if charge and charge["disputed"] else "No",
+                "".join(actions) or "None",
+            ]
+        )
+    headings = ("PaymentIntent", "Amount", "Status", "Charge", "Refunded", "Disputed", "Actions")
+    return _render_table("Payment intents", headings, rows, "No payments yet.")
+
+
+def _render_disputes(view: DashboardView) -> str:
+    """The Disputes table, with forms to close open ones."""
+    rows = []
+    for dispute in view.disputes:
+        actions = "None"
+        if dispute["status"] not in CLOSED_DISPUTE_STATUSES:
+            close = _control_path("disputes", dispute["id"], "close")
+            actions = "".join(
+                _action_form(close, label, dispute["id"], f'<input type="hidden" name="outcome" value="{outcome}">')
+                for outcome, label in (("won", "Close as won"), ("lost", "Close as lost"))
+            )
+        rows.append(
+            [
+                _code(dispute["id"]),
+                _code(dispute["payment_intent"]),
+                _money_cell(dispute["amount"], dispute["currency"]),
+                _escape(dispute["reason"]),
+                _escape(dispute["status"]),
+                actions,
+            ]
+        )
+    headings = ("Dispute", "PaymentIntent", "Amount", "Reason", "Status", "Actions")
+    return _render_table("Disputes", headings, rows, "No disputes yet.")
+
+
+def _render_events(view: DashboardView, can_redeliver: bool) -> str:
+    """The newest events, each with a Redeliver form when a webhook URL is set."""
+    rows = [
+        [
+            _code(event["id"]),
+            _code(event["type"]),
+            _escape(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(event["created"]))),
+            _action_form(_control_path("events", event["id"], "redeliver"), "Redeliver", event["id"])
+            if can_redeliver
+            else "None (no webhook URL)",
+        ]
+        for event in view.events
+    ]
+    caption = f"Events (newest {DASHBOARD_EVENT_LIMIT})"
+    return _render_table(caption, ("Event", "Type", "Created", "Actions"), rows, "No events yet.")
+
+
+def render_dashboard(
+    view: DashboardView,
+    *,
+    webhook_url: str | None,
+    notice: str | None = None,
+    error_message: str | None = None,
+) -> str:
+    """Render the developer dashboard: sessions, payments, disputes and events with their controls."""
+    parts = ["<h1>Local Stripe emulator</h1>", _EMULATOR_NOTE]
+    if notice:
+        parts.append(f'<p class="notice" role="status">{_escape(notice)}</p>')
+    if error_message:
+        parts.append(f'<p class="error" role="alert">{_escape(error_message)}</p>')
+    target = _code(webhook_url) if webhook_url else "nowhere (no webhook URL is set)"
+    parts.append(f'<p>Webhooks go to {target}. <a href="/_emulator">Refresh</a></p>')
+    parts.extend(
+        [
+            _render_sessions(view),
+            _render_payment_intents(view),
+            _render_disputes(view),
+            _render_events(view, bool(webhook_url)),
+        ]
+    )
+    return render_html_document("Dashboard (local Stripe emulator)", "\n".join(parts), wide=True)
+
+
+# ---------------------------------------------------------------------------
 # HTTP layer
 # ---------------------------------------------------------------------------
 
-_HOSTED_PAGE_PATTERN = re.compile(r"/c/pay/([^/]+)(?:/(pay|decline))?")
-_REDELIVER_PATTERN = re.compile(r"/_emulator/events/([^/]+)/redeliver")
+_HOSTED_PAGE_PATTERN = re.compile(r"/c/pay/([^/]+)(?:/(pay|pay_async|decline))?")
+_DASHBOARD_PATHS = ("/_emulator", "/_emulator/")
 
 
 def _json_bytes(body: dict[str, Any]) -> bytes:
@@ -1175,8 +1929,8 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
                 self._handle_api(method, body)
             elif self._path.startswith("/c/pay/"):
                 self._handle_hosted_page(method)
-            elif self._path.startswith("/_emulator/"):
-                self._handle_emulator_control(method)
+            elif self._path.startswith("/_emulator/") or self._path == "/_emulator":
+                self._handle_emulator_control(method, body)
             else:
                 raise ApiError(404, f"Unrecognized request URL ({method}: {self._path}).")
         except ApiError as error:
@@ -1201,6 +1955,13 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
     def _handle_api(self, method: str, body: bytes) -> None:
         """Authenticate, decode parameters and answer an API call."""
         api_key = authenticated_api_key(self.headers.get("Authorization"))
+        # Injected failures come before anything else, so they change nothing (not even idempotency keys).
+        injected = self._emulator.before_api_request(method, self._path)
+        if injected is not None:
+            # Like a real 5xx, ask the SDK to retry, so max_network_retries is what gets tested.
+            headers = {"Stripe-Should-Retry": "true"}
+            self._send_bytes(injected.status, _json_bytes(injected.to_body()), "application/json", headers)
+            return
         raw_params = body if method == "POST" else urllib.parse.urlsplit(self.path).query.encode()
         params = _decoded_params(raw_params)
         idempotency_key = self.headers.get("Idempotency-Key")
@@ -1244,6 +2005,8 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
             self._show_checkout(session_id, 200)
         elif method == "POST" and action == "pay":
             self._pay_from_page(session_id)
+        elif method == "POST" and action == "pay_async":
+            self._pay_async_from_page(session_id)
         elif method == "POST" and action == "decline":
             self._decline_from_page(session_id)
         else:
@@ -1268,6 +2031,15 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
             return
         self._send_bytes(303, b"", "text/plain", {"Location": success_redirect_url(session)})
 
+    def _pay_async_from_page(self, session_id: str) -> None:
+        """Start a bank transfer, let checkout.session.completed land, then go to success_url."""
+        try:
+            session = self._emulator.complete_async_payment(session_id)
+        except ApiError:
+            self._show_checkout(session_id, 409)
+            return
+        self._send_bytes(303, b"", "text/plain", {"Location": success_redirect_url(session)})
+
     def _decline_from_page(self, session_id: str) -> None:
         """Keep the buyer on the page with Stripe's decline message, as Checkout does."""
         try:
@@ -1279,17 +2051,58 @@ class _EmulatorRequestHandler(BaseHTTPRequestHandler):
 
     # -- /_emulator controls -------------------------------------------------
 
-    def _handle_emulator_control(self, method: str) -> None:
-        """Serve the emulator's own helpers: list events and redeliver one."""
-        match = _REDELIVER_PATTERN.fullmatch(self._path)
-        if method == "POST" and match is not None:
-            event_id = urllib.parse.unquote(match.group(1))
-            status = self._emulator.redeliver(event_id)
-            self._send_json(200, {"event_id": event_id, "webhook_status": status})
-        elif method == "GET" and self._path == "/_emulator/events":
+    def _handle_emulator_control(self, method: str, body: bytes) -> None:
+        """Serve the dashboard, the event list and the POST controls."""
+        if method == "GET" and self._path in _DASHBOARD_PATHS:
+            self._show_dashboard(200)
+            return
+        if method == "GET" and self._path == "/_emulator/events":
             self._send_json(200, list_object(self._emulator.events(), "/_emulator/events"))
+            return
+        for pattern, action in _CONTROL_ROUTES:
+            match = pattern.fullmatch(self._path)
+            if method == "POST" and match is not None:
+                self._run_control(action, urllib.parse.unquote(match.group(1)), body)
+                return
+        raise ApiError(404, f"Unrecognized request URL ({method}: {self._path}).")
+
+    def _run_control(self, action: _ControlAction, object_id: str, body: bytes) -> None:
+        """Run a control; answer JSON, or (for the dashboard's forms) redirect back to it."""
+        self._refuse_cross_origin()
+        query = urllib.parse.urlsplit(self.path).query.encode()
+        # Body fields win over the query string, so both curl styles work.
+        params = {**_decoded_params(query), **_decoded_params(body)}
+        from_dashboard = params.get("view") == "dashboard"
+        try:
+            result, done = action(self._emulator, object_id, params)
+        except ApiError as error:
+            if not from_dashboard:
+                raise
+            self._show_dashboard(error.status, error.message)
+            return
+        if from_dashboard:
+            # Post/Redirect/Get, so reloading the page does not refund twice.
+            location = "/_emulator?" + urllib.parse.urlencode(done)
+            self._send_bytes(303, b"", "text/plain", {"Location": location})
         else:
-            raise ApiError(404, f"Unrecognized request URL ({method}: {self._path}).")
+            self._send_json(200, result)
+
+    def _refuse_cross_origin(self) -> None:
+        """Refuse control POSTs that a browser sent from another site's page."""
+        origin = self.headers.get("Origin")
+        if origin is not None and urllib.parse.urlsplit(origin).netloc != self.headers.get("Host"):
+            raise ApiError(403, "Cross-origin requests to the emulator controls are refused.")
+
+    def _show_dashboard(self, status: int, error_message: str | None = None) -> None:
+        """Render the dashboard, with the notice from a redirect or an error from a failed form."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        page = render_dashboard(
+            self._emulator.dashboard_view(),
+            webhook_url=self._emulator.webhook_url,
+            notice=None if error_message else dashboard_notice(query),
+            error_message=error_message,
+        )
+        self._send_html(status, page)
 
     # -- responses -----------------------------------------------------------
 
@@ -1338,6 +2151,68 @@ def _decoded_params(raw: bytes) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# /_emulator controls: each returns (JSON body, dashboard redirect query)
+# ---------------------------------------------------------------------------
+
+_ControlResult = tuple[dict[str, Any], dict[str, str]]
+_ControlAction = Callable[[StripeEmulator, str, dict[str, Any]], _ControlResult]
+
+
+def _required_choice(params: dict[str, Any], key: str, allowed: Sequence[str]) -> str:
+    """Return a parameter that must be present and one of allowed."""
+    value = _choice(params, key, allowed)
+    if value is None:
+        raise missing_param(key)
+    return value
+
+
+def _control_redeliver(emulator: StripeEmulator, event_id: str, params: dict[str, Any]) -> _ControlResult:
+    """POST /_emulator/events/:id/redeliver."""
+    status = emulator.redeliver(event_id)
+    return {"event_id": event_id, "webhook_status": status}, {"done": "redelivered", "webhook_status": str(status)}
+
+
+def _control_settle(emulator: StripeEmulator, session_id: str, params: dict[str, Any]) -> _ControlResult:
+    """POST /_emulator/sessions/:id/settle with outcome=succeeded|failed."""
+    outcome = _required_choice(params, "outcome", ("succeeded", "failed"))
+    emulator.settle_async(session_id, outcome == "succeeded")
+    return emulator.checkout_view(session_id).session, {"done": "settled"}
+
+
+def _control_expire(emulator: StripeEmulator, session_id: str, params: dict[str, Any]) -> _ControlResult:
+    """POST /_emulator/sessions/:id/expire."""
+    emulator.expire(session_id)
+    return emulator.checkout_view(session_id).session, {"done": "expired"}
+
+
+def _control_refund(emulator: StripeEmulator, payment_intent_id: str, params: dict[str, Any]) -> _ControlResult:
+    """POST /_emulator/payment_intents/:id/refund with an optional amount."""
+    return emulator.refund(payment_intent_id, _optional_amount(params)), {"done": "refunded"}
+
+
+def _control_dispute(emulator: StripeEmulator, payment_intent_id: str, params: dict[str, Any]) -> _ControlResult:
+    """POST /_emulator/payment_intents/:id/dispute with optional amount and reason."""
+    reason = _choice(params, "reason", DISPUTE_REASONS) or "fraudulent"
+    return emulator.dispute(payment_intent_id, _optional_amount(params), reason), {"done": "disputed"}
+
+
+def _control_close_dispute(emulator: StripeEmulator, dispute_id: str, params: dict[str, Any]) -> _ControlResult:
+    """POST /_emulator/disputes/:id/close with outcome=won|lost."""
+    outcome = _required_choice(params, "outcome", ("won", "lost"))
+    return emulator.close_dispute(dispute_id, outcome == "won"), {"done": "closed"}
+
+
+_CONTROL_ROUTES: list[tuple[re.Pattern[str], _ControlAction]] = [
+    (re.compile(r"/_emulator/events/([^/]+)/redeliver"), _control_redeliver),
+    (re.compile(r"/_emulator/sessions/([^/]+)/settle"), _control_settle),
+    (re.compile(r"/_emulator/sessions/([^/]+)/expire"), _control_expire),
+    (re.compile(r"/_emulator/payment_intents/([^/]+)/refund"), _control_refund),
+    (re.compile(r"/_emulator/payment_intents/([^/]+)/dispute"), _control_dispute),
+    (re.compile(r"/_emulator/disputes/([^/]+)/close"), _control_close_dispute),
+]
+
+
+# ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
 
@@ -1365,6 +2240,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     emulator.start()
     webhook_target = arguments.webhook_url or "none"
     print(f"Stripe emulator running at {emulator.base_url} (webhooks -> {webhook_target})", flush=True)
+    print(f"Dashboard: {emulator.base_url}/_emulator", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

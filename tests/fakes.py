@@ -4,22 +4,24 @@ the real adapters alike, so a fake cannot drift from what it stands in for."""
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import hashlib
+import hmac
 import json
 import threading
 from datetime import datetime
 
 from chalicelib.domain.errors import (
     CertificateAlreadyClaimed,
+    ConcurrentChange,
     InvalidWebhook,
+    OrderAlreadyExists,
     OrderNotFound,
-    PaymentMismatch,
     PaymentServiceUnavailable,
 )
 from chalicelib.domain.fulfilment import FulfilmentMessage
 from chalicelib.domain.money import Money
-from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState, mark_paid
+from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState, released
+from chalicelib.domain.payments import Effect, MoneyView, Source, accept_payment
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
 
 
@@ -43,10 +45,12 @@ class InMemoryOrders:
     def __init__(self, claims: dict[str, int] | None = None):
         self.orders: dict[str, Order] = {}
         self.claims = claims if claims is not None else {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def create_claiming_certificate(self, order, kits_per_certificate):
         with self._lock:
+            if order.reference in self.orders:
+                raise OrderAlreadyExists(order.reference)
             if self.claims.get(order.certificate_key, 0) >= kits_per_certificate:
                 raise CertificateAlreadyClaimed()
             self.claims[order.certificate_key] = self.claims.get(order.certificate_key, 0) + 1
@@ -58,61 +62,126 @@ class InMemoryOrders:
         except KeyError:
             raise OrderNotFound(reference) from None
 
-    def record_checkout(self, reference, session):
-        self._replace(reference, checkout_session_id=session.id, checkout_url=session.url)
-
-    def mark_paid_once(self, reference, event_id, paid, now):
+    def mark_paid_once(self, reference, event_id, paid, payment_intent_id, now):
         with self._lock:
             order = self.get(reference)
-            if order.payment is not PaymentState.AWAITING or event_id in order.processed_events:
-                return order
-            try:
-                updated = mark_paid(order, paid, event_id, now)
-            except PaymentMismatch:
-                raise
-            self.orders[reference] = updated
-            return updated
+            simple = (
+                order.state is OrderState.PLACED
+                and order.payment is PaymentState.AWAITING
+                and paid == order.amount
+                and order.refunded_pence == 0
+                and order.dispute_status is None
+                and event_id not in order.processed_events
+            )
+            if not simple:
+                return None
+            outcome = accept_payment(order, paid, payment_intent_id, Source("stripe", event_id), now)
+            self.orders[reference] = dataclasses.replace(outcome.order, version=order.version + 1)
+            return self.orders[reference]
 
-    def abandon(self, reference):
+    def save(self, before, after, effects=frozenset()):
         with self._lock:
-            order = self.get(reference)
-            if order.state is OrderState.PLACED and order.payment is PaymentState.AWAITING:
-                self.orders[reference] = dataclasses.replace(order, state=OrderState.CANCELLED)
-                self.claims[order.certificate_key] -= 1
+            if self.get(before.reference).version != before.version:
+                raise ConcurrentChange(before.reference)
+            if Effect.RELEASE_CLAIM in effects:
+                if self.claims.get(after.certificate_key, 0) <= 0:
+                    raise ConcurrentChange(before.reference)
+                self.claims[after.certificate_key] -= 1
+            if Effect.RECLAIM in effects:
+                self.claims[after.certificate_key] = self.claims.get(after.certificate_key, 0) + 1
+            self.orders[after.reference] = dataclasses.replace(after, version=before.version + 1)
 
     def mark_released(self, reference, now):
-        order = self.get(reference)
-        if order.fulfilment is FulfilmentState.NOT_RELEASED:
-            self._replace(reference, fulfilment=FulfilmentState.RELEASED, released_at=now)
+        with self._lock:
+            order = self.get(reference)
+            if order.fulfilment is FulfilmentState.NOT_RELEASED and order.state is OrderState.CONFIRMED:
+                self.orders[reference] = dataclasses.replace(released(order, now), version=order.version + 1)
 
-    def _replace(self, reference, **changes):
-        self.orders[reference] = dataclasses.replace(self.get(reference), **changes)
+    def awaiting_past_hold(self, now):
+        return sorted(ref for ref, o in self.orders.items() if o.awaits_payment and o.hold_until and o.hold_until < now)
 
 
 class FakePayments:
-    """Stands in for Stripe: sessions by idempotency key, and webhooks signed as Stripe signs them."""
+    """Stands in for Stripe: sessions by idempotency key, payments, refunds, and webhooks signed
+    as Stripe signs them."""
 
     def __init__(self, webhook_secret: str = "whsec_fake"):
         self.webhook_secret = webhook_secret
         self.sessions: dict[str, dict] = {}
+        self.intents: dict[str, dict] = {}
+        self.refund_keys: dict[str, str] = {}
         self.unavailable = False
 
-    def start_checkout(self, order, success_url, cancel_url, expires_at):
-        if self.unavailable:
-            raise PaymentServiceUnavailable("fake outage")
-        key = f"order-{order.reference}"
-        session = self.sessions.setdefault(
-            key,
-            {
-                "id": f"cs_fake_{len(self.sessions) + 1}",
+    def start_checkout(self, order, success_url, cancel_url, expires_at, attempt=1):
+        self._reachable()
+        key = f"order-{order.reference}" if attempt <= 1 else f"order-{order.reference}-{attempt}"
+        if key not in self.sessions:
+            number = len(self.sessions) + 1
+            self.sessions[key] = {
+                "id": f"cs_fake_{number}",
                 "object": "checkout.session",
+                "status": "open",
                 "client_reference_id": order.reference,
                 "amount_total": order.amount.pence,
                 "currency": order.amount.currency,
                 "payment_status": "unpaid",
-            },
-        )
+                "payment_intent": None,
+            }
+        session = self.sessions[key]
         return CheckoutSession(session["id"], f"https://pay.example/{session['id']}")
+
+    def session(self, session_id: str) -> dict:
+        return next(s for s in self.sessions.values() if s["id"] == session_id)
+
+    def pay(self, session_id: str, amount: int | None = None, paid: bool = True) -> dict:
+        """The buyer pays (or, with paid=False, starts a payment that confirms later)."""
+        session = self.session(session_id)
+        intent_id = f"pi_fake_{len(self.intents) + 1}"
+        self.intents[intent_id] = {
+            "order_reference": session["client_reference_id"],
+            "amount": amount or session["amount_total"],
+            "currency": session["currency"],
+            "refunded": 0,
+            "dispute": None,
+        }
+        session.update(status="complete", payment_status="paid" if paid else "unpaid", payment_intent=intent_id)
+        if amount is not None:
+            session["amount_total"] = amount
+        return session
+
+    def read_checkout(self, session_id):
+        self._reachable()
+        session = self.session(session_id)
+        kind = "completed" if session["status"] == "complete" else session["status"]
+        return _session_event(f"checkout:{session_id}", f"checkout.session.{kind}", session)
+
+    def expire_checkout(self, session_id):
+        session = self.session(session_id)
+        if session["status"] == "open":
+            session["status"] = "expired"
+
+    def money_view(self, payment_intent_id):
+        self._reachable()
+        intent = self.intents[payment_intent_id]
+        return MoneyView(
+            intent["order_reference"],
+            payment_intent_id,
+            Money(intent["amount"], intent["currency"]),
+            intent["refunded"],
+            intent["dispute"],
+        )
+
+    def refund(self, payment_intent_id, amount_pence, idempotency_key, order_reference):
+        self._reachable()
+        if idempotency_key not in self.refund_keys:
+            self.intents[payment_intent_id]["refunded"] += amount_pence
+            self.refund_keys[idempotency_key] = f"re_fake_{len(self.refund_keys) + 1}"
+        return self.refund_keys[idempotency_key]
+
+    def event(self, event_type: str, obj: dict, event_id: str = "evt_1") -> tuple[bytes, str]:
+        """A signed webhook delivery: (raw body, Stripe-Signature header)."""
+        body = json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}}).encode()
+        return body, self.sign(body)
 
     def completed_event(
         self,
@@ -121,25 +190,21 @@ class FakePayments:
         amount: int = 895,
         currency: str = "gbp",
         payment_status: str = "paid",
+        payment_intent: str | None = "pi_fake_x",
     ) -> tuple[bytes, str]:
-        body = json.dumps(
+        return self.event(
+            "checkout.session.completed",
             {
-                "id": event_id,
-                "object": "event",
-                "type": "checkout.session.completed",
-                "data": {
-                    "object": {
-                        "object": "checkout.session",
-                        "id": "cs_fake",
-                        "client_reference_id": reference,
-                        "amount_total": amount,
-                        "currency": currency,
-                        "payment_status": payment_status,
-                    }
-                },
-            }
-        ).encode()
-        return body, self.sign(body)
+                "object": "checkout.session",
+                "id": "cs_fake",
+                "client_reference_id": reference,
+                "amount_total": amount,
+                "currency": currency,
+                "payment_status": payment_status,
+                "payment_intent": payment_intent,
+            },
+            event_id,
+        )
 
     def sign(self, body: bytes, timestamp: int | None = None) -> str:
         t = int(datetime.now().timestamp()) if timestamp is None else timestamp
@@ -152,20 +217,34 @@ class FakePayments:
             expected = hmac.new(
                 self.webhook_secret.encode(), f"{parts['t']}.".encode() + payload, hashlib.sha256
             ).hexdigest()
-            if not hmac.compare_digest(expected, parts["v1"]):
+            if (
+                not hmac.compare_digest(expected, parts["v1"])
+                or abs(datetime.now().timestamp() - int(parts["t"])) > 300
+            ):
                 raise ValueError
             event = json.loads(payload)
             obj = event["data"]["object"]
-            return PaymentEvent(
-                event["id"],
-                event["type"],
-                obj.get("client_reference_id"),
-                obj.get("id"),
-                obj.get("payment_status"),
-                Money(obj["amount_total"], obj["currency"]),
-            )
+            if obj.get("object") == "checkout.session":
+                return _session_event(event["id"], event["type"], obj)
+            return PaymentEvent(event["id"], event["type"], payment_intent_id=obj.get("payment_intent"))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise InvalidWebhook("bad signature or shape") from None
+
+    def _reachable(self):
+        if self.unavailable:
+            raise PaymentServiceUnavailable("fake outage")
+
+
+def _session_event(event_id: str, event_type: str, session: dict) -> PaymentEvent:
+    return PaymentEvent(
+        event_id,
+        event_type,
+        session.get("client_reference_id"),
+        session.get("id"),
+        session.get("payment_status"),
+        Money(session["amount_total"], session["currency"]),
+        session.get("payment_intent"),
+    )
 
 
 class InMemoryFulfilmentQueue:

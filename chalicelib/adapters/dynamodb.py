@@ -1,4 +1,4 @@
-"""DynamoDB through PynamoDB: the register, orders and certificate claims.
+"""DynamoDB through PynamoDB: the table models, and the register (orders: dynamodb_orders.py).
 
 Model classes are built per configuration (table names and endpoint come from Settings), so
 nothing is bound to a table or an endpoint at import time and every test gets fresh classes.
@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Iterable
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
-from pynamodb.transactions import TransactGet, TransactWrite
+from pynamodb.transactions import TransactGet
 
-from ..domain.delivery import DeliveryDetails
-from ..domain.errors import CertificateAlreadyClaimed, OrderNotFound, PaymentMismatch
-from ..domain.money import Money
-from ..domain.orders import FulfilmentState, Order, OrderState, PaymentState, check_payment_matches
 from ..domain.register import CertificateStatus, RegisterEntry
-from ..ports import CertificateLookup, CheckoutSession
-from ..timeutil import from_iso, to_iso
+from ..ports import CertificateLookup
 
 log = logging.getLogger("tracekit")
 
@@ -47,6 +49,24 @@ class Models:
     orders: type[Model]
     claims: type[Model]
     connection: Connection
+
+
+class AwaitingPaymentIndex(GlobalSecondaryIndex):
+    """Sparse: only orders holding a certificate's claim while unpaid carry its keys."""
+
+    class Meta:
+        index_name = "awaiting-payment"
+        projection = KeysOnlyProjection()
+
+    awaiting_payment = UnicodeAttribute(hash_key=True)
+    hold_until = UnicodeAttribute(range_key=True)
+
+
+class HistoryRecord(MapAttribute):
+    at = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    change = UnicodeAttribute()
+    stripe_event_id = UnicodeAttribute(null=True)
 
 
 def build_models(tables: Tables) -> Models:
@@ -88,10 +108,22 @@ def build_models(tables: Tables) -> Models:
         fulfilment_state = UnicodeAttribute()
         checkout_session_id = UnicodeAttribute(null=True)
         checkout_url = UnicodeAttribute(null=True)
+        checkout_expires_at = UnicodeAttribute(null=True)
+        checkout_attempt = NumberAttribute(default=0)
+        # Keys of the sparse index "awaiting-payment": present only while an order holds a claim unpaid.
+        awaiting_payment_index = AwaitingPaymentIndex()
+        awaiting_payment = UnicodeAttribute(null=True)
+        hold_until = UnicodeAttribute(null=True)
+        payment_intent_id = UnicodeAttribute(null=True)
+        payment_processing = BooleanAttribute(default=False)
         paid_at = UnicodeAttribute(null=True)
-        released_at = UnicodeAttribute(null=True)
-        processed_events = UnicodeSetAttribute(null=True)
+        refunded_pence = NumberAttribute(default=0)
+        dispute_status = UnicodeAttribute(null=True)
         payment_flag = UnicodeAttribute(null=True)
+        released_at = UnicodeAttribute(null=True)
+        version = NumberAttribute(default=0)
+        processed_events = UnicodeSetAttribute(null=True)
+        history = ListAttribute(of=HistoryRecord, default=list)
 
     return Models(RegisterRecord, OrderRecord, ClaimRecord, Connection(region=tables.region, host=tables.host))
 
@@ -148,165 +180,3 @@ def _kits_claimed(future, model: type[Model]) -> int:
         return int(future.get().kits or 0)
     except model.DoesNotExist:
         return 0
-
-
-class DynamoOrders:
-    """Orders, and the per-certificate claim that enforces the campaign's kit limit."""
-
-    def __init__(self, models: Models):
-        self._models = models
-
-    def create_claiming_certificate(self, order: Order, kits_per_certificate: int) -> None:
-        """One TransactWriteItems: the claim's conditional increment and the order's put."""
-        claims, orders = self._models.claims, self._models.orders
-        try:
-            with TransactWrite(connection=self._models.connection) as transaction:
-                transaction.save(_order_record(orders, order), condition=orders.order_ref.does_not_exist())
-                transaction.update(
-                    claims(order.certificate_key),
-                    actions=[claims.kits.add(1)],
-                    condition=claims.kits.does_not_exist() | (claims.kits < kits_per_certificate),
-                )
-        except TransactWriteError as exc:
-            if _failed_conditions(exc)[-1]:
-                raise CertificateAlreadyClaimed() from None
-            raise
-
-    def get(self, reference: str) -> Order:
-        try:
-            return _order_from(self._models.orders.get(reference, consistent_read=True))
-        except self._models.orders.DoesNotExist:
-            raise OrderNotFound(reference) from None
-
-    def record_checkout(self, reference: str, session: CheckoutSession) -> None:
-        orders = self._models.orders
-        orders(reference).update(
-            actions=[orders.checkout_session_id.set(session.id), orders.checkout_url.set(session.url)],
-            condition=orders.order_ref.exists(),
-        )
-
-    def mark_paid_once(self, reference: str, event_id: str, paid: Money, now: datetime) -> Order:
-        """The event id is recorded in the same conditional write that marks the order paid."""
-        orders = self._models.orders
-        record = orders(reference)
-        try:
-            record.update(
-                actions=[
-                    orders.order_state.set(OrderState.CONFIRMED.value),
-                    orders.payment_state.set(PaymentState.PAID.value),
-                    orders.paid_at.set(to_iso(now)),
-                    orders.processed_events.add({event_id}),
-                ],
-                condition=(orders.payment_state == PaymentState.AWAITING.value)
-                & (orders.amount_pence == paid.pence)
-                & (orders.currency == paid.currency)
-                & ~orders.processed_events.contains(event_id),
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return self._already_handled(reference, event_id, paid)
-        return _order_from(record)
-
-    def _already_handled(self, reference: str, event_id: str, paid: Money) -> Order:
-        """Off the happy path: a redelivery, a payment in another state, or money that does not match."""
-        order = self.get(reference)
-        if order.payment is PaymentState.AWAITING:
-            try:
-                check_payment_matches(order, paid)
-            except PaymentMismatch:
-                self._flag(reference, f"mismatch:{event_id}")
-                raise
-        return order
-
-    def _flag(self, reference: str, flag: str) -> None:
-        orders = self._models.orders
-        orders(reference).update(actions=[orders.payment_flag.set(flag)])
-
-    def abandon(self, reference: str) -> None:
-        """One transaction: the order is cancelled and the certificate's claim decremented."""
-        claims, orders = self._models.claims, self._models.orders
-        order = self.get(reference)
-        try:
-            with TransactWrite(connection=self._models.connection) as transaction:
-                transaction.update(
-                    orders(reference),
-                    actions=[orders.order_state.set(OrderState.CANCELLED.value)],
-                    condition=(orders.order_state == OrderState.PLACED.value)
-                    & (orders.payment_state == PaymentState.AWAITING.value),
-                )
-                transaction.update(
-                    claims(order.certificate_key), actions=[claims.kits.add(-1)], condition=claims.kits > 0
-                )
-        except TransactWriteError:
-            # Already abandoned, or paid in the meantime: either way the claim stands as it should.
-            log.info("order not abandoned", extra={"order_reference": reference})
-
-    def mark_released(self, reference: str, now: datetime) -> None:
-        orders = self._models.orders
-        try:
-            orders(reference).update(
-                actions=[
-                    orders.fulfilment_state.set(FulfilmentState.RELEASED.value),
-                    orders.released_at.set(to_iso(now)),
-                ],
-                condition=orders.fulfilment_state == FulfilmentState.NOT_RELEASED.value,
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            # Already released by an earlier delivery: nothing to do.
-
-
-def _failed_conditions(exc: TransactWriteError) -> list[bool]:
-    """Per transaction item (puts first, then updates): did its condition fail?"""
-    reasons = exc.cancellation_reasons or []
-    return [bool(reason and reason.code == "ConditionalCheckFailed") for reason in reasons] or [False]
-
-
-def _order_record(model: type[Model], order: Order) -> Model:
-    delivery = order.delivery
-    return model(
-        order.reference,
-        certificate_key=order.certificate_key,
-        created_at=to_iso(order.created_at),
-        created_on=order.created_at.date().isoformat(),
-        amount_pence=order.amount.pence,
-        currency=order.amount.currency,
-        eligibility_reason=order.eligibility_reason,
-        full_name=delivery.full_name,
-        address_line_1=delivery.address_line_1,
-        address_line_2=delivery.address_line_2 or None,
-        town=delivery.town,
-        postcode=delivery.postcode,
-        email=delivery.email or None,
-        order_state=order.state.value,
-        payment_state=order.payment.value,
-        fulfilment_state=order.fulfilment.value,
-    )
-
-
-def _order_from(record: Model) -> Order:
-    return Order(
-        reference=record.order_ref,
-        certificate_key=record.certificate_key,
-        created_at=from_iso(record.created_at),
-        amount=Money(int(record.amount_pence), record.currency),
-        eligibility_reason=record.eligibility_reason,
-        delivery=DeliveryDetails(
-            full_name=record.full_name,
-            address_line_1=record.address_line_1,
-            address_line_2=record.address_line_2 or "",
-            town=record.town,
-            postcode=record.postcode,
-            email=record.email or "",
-        ),
-        state=OrderState(record.order_state),
-        payment=PaymentState(record.payment_state),
-        fulfilment=FulfilmentState(record.fulfilment_state),
-        checkout_session_id=record.checkout_session_id,
-        checkout_url=record.checkout_url,
-        paid_at=from_iso(record.paid_at) if record.paid_at else None,
-        released_at=from_iso(record.released_at) if record.released_at else None,
-        processed_events=frozenset(record.processed_events or ()),
-    )

@@ -4,6 +4,8 @@ only the SDK's own base-address setting differs."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 import stripe
@@ -11,6 +13,7 @@ import stripe
 from ..domain.errors import InvalidWebhook, PaymentServiceUnavailable
 from ..domain.money import Money
 from ..domain.orders import Order
+from ..domain.payments import MoneyView
 from ..ports import CheckoutSession, PaymentEvent
 
 PRODUCT_NAME = "Property-marking kit"
@@ -28,16 +31,70 @@ class StripePayments:
         self._client = client
         self._webhook_secret = webhook_secret
 
-    def start_checkout(self, order: Order, success_url: str, cancel_url: str, expires_at: datetime) -> CheckoutSession:
-        """Idempotent per order: a retried confirmation gets the same session, never a second one."""
-        try:
+    def start_checkout(
+        self, order: Order, success_url: str, cancel_url: str, expires_at: datetime, attempt: int = 1
+    ) -> CheckoutSession:
+        """Idempotent per order and attempt (`order-<ref>`, then `order-<ref>-2`, …): a retried or
+        doubled confirmation gets the same session, never a second one."""
+        key = f"order-{order.reference}" if attempt <= 1 else f"order-{order.reference}-{attempt}"
+        with _reachable():
             session = self._client.v1.checkout.sessions.create(
-                params=_session_params(order, success_url, cancel_url, expires_at),
-                options={"idempotency_key": f"order-{order.reference}"},
+                params=_session_params(order, success_url, cancel_url, expires_at), options={"idempotency_key": key}
             )
-        except _UNAVAILABLE as exc:
-            raise PaymentServiceUnavailable(type(exc).__name__) from None
         return CheckoutSession(session.id, session.url)
+
+    def read_checkout(self, session_id: str) -> PaymentEvent:
+        with _reachable():
+            session = self._client.v1.checkout.sessions.retrieve(session_id)
+        facts = _payment_event(
+            {
+                "id": f"checkout:{session_id}",
+                "type": f"checkout.session.{session.status}",
+                "data": {"object": session.to_dict()},
+            }
+        )
+        if session.status == "complete":  # the shape a completed-session event has
+            return replace(facts, type="checkout.session.completed")
+        return facts
+
+    def expire_checkout(self, session_id: str) -> None:
+        try:
+            with _reachable():
+                self._client.v1.checkout.sessions.expire(session_id)
+        except stripe.InvalidRequestError:
+            pass  # already expired or completed: nothing left to close
+
+    def money_view(self, payment_intent_id: str) -> MoneyView:
+        """Read, not infer: the PaymentIntent (order reference, amount), its charge (refunded so
+        far) and, if disputed, the dispute's status."""
+        with _reachable():
+            intent = self._client.v1.payment_intents.retrieve(payment_intent_id)
+            charge = self._client.v1.charges.retrieve(intent.latest_charge) if intent.latest_charge else None
+            dispute = self._latest_dispute(payment_intent_id) if charge is not None and charge.disputed else None
+        return MoneyView(
+            order_reference=intent.metadata.to_dict().get("order_reference"),
+            payment_intent_id=payment_intent_id,
+            amount=Money(intent.amount, intent.currency),
+            amount_refunded=charge.amount_refunded if charge is not None else 0,
+            dispute_status=dispute,
+        )
+
+    def _latest_dispute(self, payment_intent_id: str) -> str | None:
+        disputes = self._client.v1.disputes.list(params={"payment_intent": payment_intent_id, "limit": 1})
+        return disputes.data[0].status if disputes.data else None
+
+    def refund(self, payment_intent_id: str, amount_pence: int, idempotency_key: str, order_reference: str) -> str:
+        with _reachable():
+            refund = self._client.v1.refunds.create(
+                params={
+                    "payment_intent": payment_intent_id,
+                    "amount": amount_pence,
+                    "reason": "requested_by_customer",
+                    "metadata": {"order_reference": order_reference},
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        return refund.id
 
     def parse_webhook(self, payload: bytes, signature_header: str) -> PaymentEvent:
         try:
@@ -48,6 +105,15 @@ class StripePayments:
         except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError):
             raise InvalidWebhook("signature or body not valid") from None
         return _payment_event(event)
+
+
+@contextmanager
+def _reachable():
+    """Stripe down or failing after the SDK's own retries becomes one domain error."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise PaymentServiceUnavailable(type(exc).__name__) from None
 
 
 def _session_params(order: Order, success_url: str, cancel_url: str, expires_at: datetime) -> dict:
@@ -79,16 +145,27 @@ def _payment_event(event) -> PaymentEvent:
         raise InvalidWebhook("not a Stripe event")
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     obj = data.get("object") if isinstance(data.get("object"), dict) else {}
-    if obj.get("object") != "checkout.session":
-        return PaymentEvent(event["id"], str(event.get("type", "")), None, None, None, None)
-    return PaymentEvent(
-        id=event["id"],
-        type=str(event.get("type", "")),
-        order_reference=_text(obj.get("client_reference_id")),
-        session_id=_text(obj.get("id")),
-        payment_status=_text(obj.get("payment_status")),
-        paid=_money(obj.get("amount_total"), obj.get("currency")),
-    )
+    kind, event_type = obj.get("object"), str(event.get("type", ""))
+    if kind == "checkout.session":
+        return PaymentEvent(
+            id=event["id"],
+            type=event_type,
+            order_reference=_text(obj.get("client_reference_id")),
+            session_id=_text(obj.get("id")),
+            payment_status=_text(obj.get("payment_status")),
+            paid=_money(obj.get("amount_total"), obj.get("currency")),
+            payment_intent_id=_id_of(obj.get("payment_intent")),
+        )
+    if kind in ("charge", "refund", "dispute"):
+        return PaymentEvent(id=event["id"], type=event_type, payment_intent_id=_id_of(obj.get("payment_intent")))
+    return PaymentEvent(id=event["id"], type=event_type)
+
+
+def _id_of(value) -> str | None:
+    """An id, whether Stripe sent it bare or expanded into an object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return _text(value)
 
 
 def _text(value) -> str | None:

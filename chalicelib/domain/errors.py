@@ -45,3 +45,15 @@ class PaymentServiceUnavailable(DomainError):
 
 class QueueUnavailable(DomainError):
     """The fulfilment queue could not take a message; the order stays confirmed and unreleased."""
+
+
+class OrderAlreadyExists(DomainError):
+    """An order with this reference was already placed (a second click on the same confirmation)."""
+
+
+class ConcurrentChange(DomainError):
+    """The order changed between reading and writing it; read it again and retry."""
+
+
+class RefundRefused(DomainError):
+    """A refund that cannot be made (nothing paid, or more than is left)."""

@@ -1,14 +1,13 @@
-"""Orders and their three orthogonal states (order, payment, fulfilment)."""
+"""Orders: three orthogonal states (order, payment, fulfilment) and an append-only history."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from .delivery import DeliveryDetails
 from .eligibility import Eligibility
-from .errors import PaymentMismatch
 from .money import Money
 
 
@@ -23,12 +22,39 @@ class PaymentState(str, Enum):
     NOT_REQUIRED = "not_required"
     AWAITING = "awaiting"
     PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
     FAILED = "failed"
+
+
+# Payment states in which Stripe holds (or held) the holder's money.
+MONEY_TAKEN = frozenset(
+    {PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED, PaymentState.DISPUTED}
+)
 
 
 class FulfilmentState(str, Enum):
     NOT_RELEASED = "not_released"
     RELEASED = "released"
+    ACCEPTED = "accepted"
+    DISPATCHED = "dispatched"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+# A full refund in these states still stops the kit going out.
+BEFORE_DISPATCH = frozenset({FulfilmentState.NOT_RELEASED, FulfilmentState.RELEASED, FulfilmentState.ACCEPTED})
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of an order's log: who or what changed it, when, and from which Stripe event."""
+
+    at: datetime
+    actor: str
+    change: str
+    stripe_event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,9 +70,19 @@ class Order:
     fulfilment: FulfilmentState
     checkout_session_id: str | None = None
     checkout_url: str | None = None
+    checkout_expires_at: datetime | None = None
+    checkout_attempt: int = 0
+    hold_until: datetime | None = None
+    payment_intent_id: str | None = None
+    payment_processing: bool = False
     paid_at: datetime | None = None
+    refunded_pence: int = 0
+    dispute_status: str | None = None
+    payment_flag: str | None = None
     released_at: datetime | None = None
+    version: int = 0
     processed_events: frozenset[str] = field(default_factory=frozenset)
+    history: tuple[HistoryEntry, ...] = ()
 
     @property
     def is_free(self) -> bool:
@@ -57,14 +93,30 @@ class Order:
         return self.state is OrderState.CONFIRMED
 
     @property
+    def awaits_payment(self) -> bool:
+        return self.state is OrderState.PLACED and self.payment is PaymentState.AWAITING
+
+    @property
     def awaits_release(self) -> bool:
         return self.is_confirmed and self.fulfilment is FulfilmentState.NOT_RELEASED
 
+    def checkout_open_at(self, now: datetime) -> bool:
+        """An open session a holder can still be sent to (with a minute to spare)."""
+        return bool(
+            self.checkout_url and self.checkout_expires_at and self.checkout_expires_at > now + timedelta(minutes=1)
+        )
+
 
 def place_order(
-    reference: str, certificate_key: str, eligibility: Eligibility, delivery: DeliveryDetails, now: datetime
+    reference: str,
+    certificate_key: str,
+    eligibility: Eligibility,
+    delivery: DeliveryDetails,
+    now: datetime,
+    hold: timedelta = timedelta(minutes=60),
 ) -> Order:
-    """A free order is confirmed at once; a paid one waits for Stripe."""
+    """A free order is confirmed at once; a paid one waits for Stripe and holds the certificate's
+    claim until `hold_until`, after which a sweep gives it back."""
     free = eligibility.is_free
     return Order(
         reference=reference,
@@ -76,21 +128,31 @@ def place_order(
         state=OrderState.CONFIRMED if free else OrderState.PLACED,
         payment=PaymentState.NOT_REQUIRED if free else PaymentState.AWAITING,
         fulfilment=FulfilmentState.NOT_RELEASED,
+        hold_until=None if free else now + hold,
+        history=(
+            HistoryEntry(
+                now, "holder", "placed a free order" if free else f"placed an order for {eligibility.price.display()}"
+            ),
+        ),
     )
 
 
-def check_payment_matches(order: Order, paid: Money) -> None:
-    """Money that does not match the order is flagged, never fulfilled."""
-    if paid != order.amount:
-        raise PaymentMismatch(f"order {order.reference}: expected {order.amount}, Stripe reported {paid}")
-
-
-def mark_paid(order: Order, paid: Money, event_id: str, now: datetime) -> Order:
-    check_payment_matches(order, paid)
+def with_checkout(order: Order, session_id: str, url: str, expires_at: datetime, attempt: int, now: datetime) -> Order:
     return replace(
         order,
-        state=OrderState.CONFIRMED,
-        payment=PaymentState.PAID,
-        paid_at=now,
-        processed_events=order.processed_events | {event_id},
+        checkout_session_id=session_id,
+        checkout_url=url,
+        checkout_expires_at=expires_at,
+        checkout_attempt=attempt,
+        hold_until=expires_at + timedelta(minutes=15),
+        history=order.history + (HistoryEntry(now, "system", f"opened checkout session {session_id}"),),
+    )
+
+
+def released(order: Order, now: datetime) -> Order:
+    return replace(
+        order,
+        fulfilment=FulfilmentState.RELEASED,
+        released_at=now,
+        history=order.history + (HistoryEntry(now, "system", "released to the manufacturer"),),
     )

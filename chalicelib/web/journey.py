@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from ..domain.delivery import DeliveryDetails
 from ..domain.money import Money
+from ..domain.references import new_order_reference
 from ..services import CheckedCertificate
 
 COOKIE_NAME = "tk_journey"
@@ -30,6 +31,15 @@ class Journey:
 
     def with_changes(self, **changes) -> "Journey":
         return replace(self, **changes)
+
+    def after_check(self, checked: CheckedCertificate) -> "Journey":
+        """A passed check starts a journey with a fresh order reference (under which a doubled
+        confirmation finds the same order), unless it re-checks the same certificate after a
+        Change link, which keeps the answers and reference already given."""
+        same = self.checked is not None and self.checked.certificate_key == checked.certificate_key
+        if same and self.order_reference:
+            return replace(self, checked=checked)
+        return Journey(checked=checked, order_reference=new_order_reference())
 
     def to_json(self) -> str:
         checked = self.checked

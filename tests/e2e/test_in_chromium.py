@@ -45,7 +45,7 @@ def test_a_holder_pays_after_a_declined_card(page: Page, stack):
     page.get_by_role("button", name="Decline").click()
     expect(page.get_by_text("Your card was declined")).to_be_visible()
     snap(page, "05-stripe-declined")
-    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
     expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
     snap(page, "06-confirmation-paid")
     reference = REFERENCE.search(page.content()).group(0)

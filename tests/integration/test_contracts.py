@@ -8,22 +8,23 @@ from __future__ import annotations
 import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 
 import boto3
 import pytest
 
-from chalicelib.adapters.dynamodb import DynamoOrders, DynamoRegister, build_models
+from chalicelib.adapters.dynamodb import DynamoRegister, build_models
+from chalicelib.adapters.dynamodb_orders import DynamoOrders
 from chalicelib.bootstrap import tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
-from chalicelib.domain.errors import CertificateAlreadyClaimed, OrderNotFound, PaymentMismatch
+from chalicelib.domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
 from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money, free
-from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState, place_order
+from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState, place_order, with_checkout
+from chalicelib.domain.payments import Source, accept_payment, expire_checkout
 from chalicelib.domain.register import CertificateStatus, RegisterEntry
-from chalicelib.ports import CheckoutSession
 from tests.builders import NOW, delivery_form
 from tests.fakes import InMemoryFulfilmentQueue, InMemoryOrders, InMemoryRegister
 
@@ -130,22 +131,89 @@ class TestOrdersContract:
                 pass
         assert stored == winners
 
+    def test_the_same_reference_twice_is_reported_as_already_placed(self, stores):
+        _, orders = stores
+        orders.create_claiming_certificate(an_order(), 2)
+        with pytest.raises(OrderAlreadyExists):
+            orders.create_claiming_certificate(an_order(), 2)
+        register, _ = stores
+        assert register.find("k1").kits_claimed == 1
+
     def test_payment_is_recorded_once_per_event(self, stores):
         _, orders = stores
         order = an_order()
         orders.create_claiming_certificate(order, 1)
-        first = orders.mark_paid_once(order.reference, "evt_1", Money(895), NOW)
-        again = orders.mark_paid_once(order.reference, "evt_1", Money(895), NOW)
-        assert (first.state, first.payment) == (OrderState.CONFIRMED, PaymentState.PAID)
-        assert again == first and first.processed_events == {"evt_1"}
+        first = orders.mark_paid_once(order.reference, "evt_1", Money(895), "pi_1", NOW)
+        assert orders.mark_paid_once(order.reference, "evt_1", Money(895), "pi_1", NOW) is None
+        assert (first.state, first.payment, first.payment_intent_id) == (
+            OrderState.CONFIRMED,
+            PaymentState.PAID,
+            "pi_1",
+        )
+        assert orders.get(order.reference) == first and first.processed_events == {"evt_1"}
+        assert first.history[-1] == HistoryEntry(NOW, "stripe", "paid", "evt_1") and first.hold_until is None
 
-    def test_a_payment_that_does_not_match_is_refused_and_the_order_left_awaiting(self, stores):
+    def test_the_one_write_path_and_the_general_path_store_the_same_paid_order(self, stores):
+        _, orders = stores
+        fast, slow = an_order("TK-AAAAA-00001", "k1"), an_order("TK-AAAAA-00002", "k2")
+        orders.create_claiming_certificate(fast, 1)
+        orders.create_claiming_certificate(slow, 1)
+        by_one_write = orders.mark_paid_once(fast.reference, "evt_1", Money(895), "pi_1", NOW)
+        outcome = accept_payment(slow, Money(895), "pi_1", Source("stripe", "evt_1"), NOW)
+        orders.save(slow, outcome.order, outcome.effects)
+        by_rules = orders.get(slow.reference)
+        assert dataclasses.replace(by_rules, reference=fast.reference, certificate_key="k1") == by_one_write
+
+    def test_a_payment_that_does_not_match_takes_no_single_write(self, stores):
         _, orders = stores
         order = an_order()
         orders.create_claiming_certificate(order, 1)
-        with pytest.raises(PaymentMismatch):
-            orders.mark_paid_once(order.reference, "evt_1", Money(895, "eur"), NOW)
+        assert orders.mark_paid_once(order.reference, "evt_1", Money(895, "eur"), "pi_1", NOW) is None
         assert orders.get(order.reference).payment is PaymentState.AWAITING
+
+    def test_a_change_saved_on_a_stale_read_is_refused(self, stores):
+        _, orders = stores
+        order = an_order()
+        orders.create_claiming_certificate(order, 1)
+        stale = orders.get(order.reference)
+        orders.save(stale, with_checkout(stale, "cs_1", "https://pay/cs_1", NOW, 1, NOW))
+        with pytest.raises(ConcurrentChange):
+            orders.save(stale, with_checkout(stale, "cs_2", "https://pay/cs_2", NOW, 1, NOW))
+        assert orders.get(order.reference).checkout_session_id == "cs_1"
+
+    def test_saving_a_change_moves_the_claim_with_it(self, stores):
+        register, orders = stores
+        order = an_order()
+        orders.create_claiming_certificate(order, 1)
+        expired = expire_checkout(order, None, Source("stripe", "evt_x"), NOW)
+        orders.save(order, expired.order, expired.effects)
+        assert register.find("k1").kits_claimed == 0
+        stored = orders.get(order.reference)
+        assert stored.state is OrderState.EXPIRED and stored.processed_events == {"evt_x"}
+        late = accept_payment(stored, Money(895), "pi_1", Source("stripe", "evt_y"), NOW)
+        orders.save(stored, late.order, late.effects)
+        assert register.find("k1").kits_claimed == 1 and orders.get(order.reference).payment is PaymentState.PAID
+
+    def test_every_field_survives_a_save(self, stores):
+        _, orders = stores
+        order = an_order()
+        orders.create_claiming_certificate(order, 1)
+        changed = dataclasses.replace(
+            order,
+            checkout_session_id="cs_1",
+            checkout_url="u",
+            checkout_expires_at=NOW,
+            checkout_attempt=2,
+            payment_intent_id="pi_1",
+            payment_processing=True,
+            refunded_pence=5,
+            dispute_status="needs_response",
+            payment_flag="flag",
+            history=order.history + (HistoryEntry(NOW, "operator:bob", "note", None),),
+            processed_events=frozenset({"e1", "e2"}),
+        )
+        orders.save(order, changed)
+        assert orders.get(order.reference) == dataclasses.replace(changed, version=1)
 
     def test_release_is_recorded_once(self, stores):
         _, orders = stores
@@ -155,32 +223,20 @@ class TestOrdersContract:
         orders.mark_released(order.reference, NOW.replace(hour=13))
         stored = orders.get(order.reference)
         assert stored.fulfilment is FulfilmentState.RELEASED and stored.released_at == NOW
+        assert [e.change for e in stored.history].count("released to the manufacturer") == 1
 
-    def test_checkout_is_recorded(self, stores):
+    def test_only_unpaid_orders_past_their_hold_are_listed_for_the_sweep(self, stores):
         _, orders = stores
-        order = an_order()
-        orders.create_claiming_certificate(order, 1)
-        orders.record_checkout(order.reference, CheckoutSession("cs_1", "https://pay.example/cs_1"))
-        assert orders.get(order.reference).checkout_url == "https://pay.example/cs_1"
-
-    def test_abandoning_an_unpaid_order_gives_the_kit_back(self, stores):
-        register, orders = stores
-        order = an_order()
-        orders.create_claiming_certificate(order, 1)
-        orders.abandon(order.reference)
-        orders.abandon(order.reference)
-        assert orders.get(order.reference).state is OrderState.CANCELLED
-        assert register.find(order.certificate_key).kits_claimed == 0
-        orders.create_claiming_certificate(an_order("TK-AAAAA-00002"), 1)
-
-    def test_a_paid_order_cannot_be_abandoned(self, stores):
-        register, orders = stores
-        order = an_order()
-        orders.create_claiming_certificate(order, 1)
-        orders.mark_paid_once(order.reference, "evt_1", Money(895), NOW)
-        orders.abandon(order.reference)
-        assert orders.get(order.reference).payment is PaymentState.PAID
-        assert register.find(order.certificate_key).kits_claimed == 1
+        lapsed, fresh, paid = (
+            an_order("TK-AAAAA-00001", "k1"),
+            an_order("TK-AAAAA-00002", "k2"),
+            an_order("TK-AAAAA-00003", "k3"),
+        )
+        for order in (lapsed, fresh, paid):
+            orders.create_claiming_certificate(order, 1)
+        orders.save(fresh, dataclasses.replace(fresh, hold_until=NOW + timedelta(hours=2)))
+        orders.mark_paid_once(paid.reference, "evt_1", Money(895), "pi_1", NOW)
+        assert orders.awaiting_past_hold(NOW + timedelta(hours=1, minutes=30)) == [lapsed.reference]
 
 
 @pytest.fixture(params=["fake", "sqs"])

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import stripe
 
-from devstack.stripe_emulator import StripeEmulator, decode_stripe_form, format_money
+from devstack.stripe_emulator import ApiError, StripeEmulator, decode_stripe_form, format_money
 
 WEBHOOK_SECRET = "whsec_test_secret"
 TINY_RETRY_DELAYS = (0.01, 0.02, 0.04, 0.08)
@@ -168,6 +168,21 @@ def request_page(emulator: StripeEmulator, method: str, path: str) -> PageRespon
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
         connection.request(method, path, body=b"" if method == "POST" else None)
+        response = connection.getresponse()
+        return PageResponse(response.status, response.getheader("Location"), response.read().decode())
+    finally:
+        connection.close()
+
+
+def post_form(
+    emulator: StripeEmulator, path: str, fields: dict[str, str], headers: dict[str, str] | None = None
+) -> PageResponse:
+    """POST a form like a browser would, without following the redirect."""
+    parts = urllib.parse.urlsplit(emulator.base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    all_headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+    try:
+        connection.request("POST", path, body=urllib.parse.urlencode(fields).encode(), headers=all_headers)
         response = connection.getresponse()
         return PageResponse(response.status, response.getheader("Location"), response.read().decode())
     finally:
@@ -520,7 +535,8 @@ def test_unknown_session_is_an_invalid_request_error(client):
 
 
 def test_unknown_route_is_a_stripe_shaped_404(emulator):
-    status, body, _ = raw_api_request(emulator, "GET", "/v1/charges/ch_1")
+    # Charges are emulated now, so use a resource the emulator does not know at all.
+    status, body, _ = raw_api_request(emulator, "GET", "/v1/customers/cus_1")
 
     assert status == 404
     assert body["error"]["type"] == "invalid_request_error"
@@ -590,3 +606,484 @@ def test_money_is_formatted_from_integer_pence():
     assert format_money(895, "gbp") == "£8.95"
     assert format_money(123456, "gbp") == "£1,234.56"
     assert format_money(500, "jpy") == "500 JPY"
+
+
+# ---------------------------------------------------------------------------
+# Charges
+# ---------------------------------------------------------------------------
+
+
+def pay_for_session(client: stripe.StripeClient, emulator: StripeEmulator, **overrides: Any) -> str:
+    """Create a session, pay it with the Pay button's code path and return its PaymentIntent id."""
+    session = create_session(client, **overrides)
+    emulator.pay(session.id)
+    return client.v1.checkout.sessions.retrieve(session.id).payment_intent
+
+
+def verified_events(webhook_receiver: WebhookReceiver, count: int) -> list[Any]:
+    """Wait for count deliveries and return them as SDK-verified events, in arrival order."""
+    return [
+        stripe.Webhook.construct_event(webhook.body, webhook.signature, WEBHOOK_SECRET)
+        for webhook in webhook_receiver.wait_for(count)
+    ]
+
+
+def test_paying_stores_a_succeeded_charge_without_the_payment_intent_metadata(client, emulator):
+    payment_intent = client.v1.payment_intents.retrieve(pay_for_session(client, emulator))
+
+    charge = client.v1.charges.retrieve(payment_intent.latest_charge)
+
+    assert (charge.id, charge.object, charge.payment_intent) == (
+        payment_intent.latest_charge,
+        "charge",
+        payment_intent.id,
+    )
+    assert (charge.amount, charge.amount_captured, charge.amount_refunded, charge.currency) == (895, 895, 0, "gbp")
+    assert (charge.status, charge.paid, charge.captured) == ("succeeded", True, True)
+    assert (charge.refunded, charge.disputed) == (False, False)
+    assert charge.balance_transaction.startswith("txn_test_")
+    # Stripe does not copy PaymentIntent metadata onto the charge.
+    assert charge.metadata.to_dict() == {}
+
+
+def test_charges_are_listed_and_filtered_by_payment_intent(client, emulator):
+    first = pay_for_session(client, emulator)
+    second = pay_for_session(client, emulator)
+
+    filtered = client.v1.charges.list(params={"payment_intent": first})
+
+    assert [charge.payment_intent for charge in filtered.data] == [first]
+    assert [charge.payment_intent for charge in client.v1.charges.list().data] == [second, first]
+
+
+def test_payment_intent_can_be_retrieved_with_its_charge_expanded(client, emulator):
+    payment_intent_id = pay_for_session(client, emulator)
+
+    payment_intent = client.v1.payment_intents.retrieve(payment_intent_id, params={"expand": ["latest_charge"]})
+
+    assert (payment_intent.latest_charge.object, payment_intent.latest_charge.amount) == ("charge", 895)
+
+
+def test_unknown_charge_is_resource_missing(client):
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.charges.retrieve("ch_test_unknown")
+
+    assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
+
+
+# ---------------------------------------------------------------------------
+# Bank transfers (async payments)
+# ---------------------------------------------------------------------------
+
+
+def test_bank_transfer_button_completes_the_session_unpaid_and_redirects(client, emulator, webhook_receiver):
+    session = create_session(client)
+    assert (
+        "Pay by bank transfer (confirms later)</button>" in request_page(emulator, "GET", f"/c/pay/{session.id}").body
+    )
+
+    response = request_page(emulator, "POST", f"/c/pay/{session.id}/pay_async")
+
+    assert (response.status, response.location) == (303, f"https://tracekit.test/paid?session_id={session.id}")
+    # Delivered before the redirect, as for Pay.
+    [webhook] = webhook_receiver.received
+    assert (webhook.event["type"], webhook.event["data"]["object"]["payment_status"]) == (
+        "checkout.session.completed",
+        "unpaid",
+    )
+    completed = client.v1.checkout.sessions.retrieve(session.id)
+    assert (completed.status, completed.payment_status) == ("complete", "unpaid")
+    payment_intent = client.v1.payment_intents.retrieve(completed.payment_intent)
+    assert (payment_intent.status, payment_intent.latest_charge) == ("processing", None)
+    assert client.v1.charges.list(params={"payment_intent": payment_intent.id}).data == []
+    assert "bank transfer has been started" in request_page(emulator, "GET", f"/c/pay/{session.id}").body
+
+
+def test_settled_bank_transfer_sends_async_payment_succeeded_and_creates_the_charge(client, emulator, webhook_receiver):
+    session = create_session(client)
+    emulator.pay_async(session.id)
+
+    emulator.settle_async(session.id, succeeded=True)
+
+    events = verified_events(webhook_receiver, 2)
+    assert [(event.type, event.data.object.payment_status) for event in events] == [
+        ("checkout.session.completed", "unpaid"),
+        ("checkout.session.async_payment_succeeded", "paid"),
+    ]
+    payment_intent = client.v1.payment_intents.retrieve(events[0].data.object.payment_intent)
+    assert (payment_intent.status, payment_intent.amount_received) == ("succeeded", 895)
+    charge = client.v1.charges.retrieve(payment_intent.latest_charge)
+    assert (charge.amount, charge.status, charge.payment_intent) == (895, "succeeded", payment_intent.id)
+    assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+
+
+def test_failed_bank_transfer_sends_async_payment_failed_and_creates_no_charge(client, emulator, webhook_receiver):
+    session = create_session(client)
+    emulator.pay_async(session.id)
+
+    emulator.settle_async(session.id, succeeded=False)
+
+    events = verified_events(webhook_receiver, 2)
+    assert [(event.type, event.data.object.payment_status) for event in events] == [
+        ("checkout.session.completed", "unpaid"),
+        ("checkout.session.async_payment_failed", "unpaid"),
+    ]
+    payment_intent = client.v1.payment_intents.retrieve(events[0].data.object.payment_intent)
+    assert (payment_intent.status, payment_intent.latest_charge) == ("requires_payment_method", None)
+    assert client.v1.charges.list().data == []
+    assert client.v1.checkout.sessions.retrieve(session.id).status == "complete"
+
+
+def test_settle_endpoint_takes_the_outcome_from_the_form_or_the_query(client, emulator):
+    by_form, by_query = create_session(client), create_session(client)
+    emulator.pay_async(by_form.id)
+    emulator.pay_async(by_query.id)
+
+    form_status, settled, _ = raw_api_request(
+        emulator, "POST", f"/_emulator/sessions/{by_form.id}/settle", body="outcome=succeeded"
+    )
+    query_status, failed, _ = raw_api_request(
+        emulator, "POST", f"/_emulator/sessions/{by_query.id}/settle?outcome=failed"
+    )
+
+    assert (form_status, settled["payment_status"]) == (200, "paid")
+    assert (query_status, failed["payment_status"]) == (200, "unpaid")
+    assert [event["type"] for event in emulator.events()][-2:] == [
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+    ]
+
+
+def test_only_a_pending_bank_transfer_can_be_settled(client, emulator):
+    card_session = create_session(client)
+    emulator.pay(card_session.id)
+    transfer = create_session(client)
+    emulator.pay_async(transfer.id)
+    emulator.settle_async(transfer.id, succeeded=True)
+
+    for session_id in (card_session.id, transfer.id):
+        with pytest.raises(ApiError) as refused:
+            emulator.settle_async(session_id, succeeded=True)
+        assert (refused.value.status, refused.value.code) == (400, "payment_intent_unexpected_state")
+    status, body, _ = raw_api_request(emulator, "POST", f"/_emulator/sessions/{transfer.id}/settle?outcome=maybe")
+    assert (status, body["error"]["param"]) == (400, "outcome")
+
+
+def test_a_pending_bank_transfer_cannot_be_refunded(client, emulator):
+    session = create_session(client)
+    emulator.pay_async(session.id)
+    payment_intent = client.v1.checkout.sessions.retrieve(session.id).payment_intent
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.refunds.create(params={"payment_intent": payment_intent})
+
+    assert refused.value.code == "payment_intent_unexpected_state"
+
+
+# ---------------------------------------------------------------------------
+# Refunds
+# ---------------------------------------------------------------------------
+
+
+def test_full_refund_marks_the_charge_refunded_and_sends_refund_created_then_charge_refunded(
+    client, emulator, webhook_receiver
+):
+    payment_intent = pay_for_session(client, emulator)
+
+    refund = client.v1.refunds.create(
+        params={"payment_intent": payment_intent, "reason": "requested_by_customer", "metadata": {"ticket": "T-1"}}
+    )
+
+    assert refund.id.startswith("re_test_")
+    assert (refund.object, refund.status, refund.amount, refund.currency) == ("refund", "succeeded", 895, "gbp")
+    assert (refund.payment_intent, refund.reason) == (payment_intent, "requested_by_customer")
+    assert refund.metadata.to_dict() == {"ticket": "T-1"}
+    _, refund_created, charge_refunded = verified_events(webhook_receiver, 3)
+    assert (refund_created.type, refund_created.data.object.id) == ("refund.created", refund.id)
+    assert charge_refunded.type == "charge.refunded"
+    assert (charge_refunded.data.object.id, charge_refunded.data.object.refunded) == (refund.charge, True)
+    charge = client.v1.charges.retrieve(refund.charge)
+    assert (charge.amount_refunded, charge.refunded) == (895, True)
+
+
+def test_partial_refunds_add_up_until_the_charge_is_fully_refunded(client, emulator, webhook_receiver):
+    payment_intent = pay_for_session(client, emulator)
+
+    first = client.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 300})
+    charge = client.v1.charges.retrieve(first.charge)
+    assert (charge.amount_refunded, charge.refunded) == (300, False)
+    rest = client.v1.refunds.create(params={"charge": charge.id})
+
+    assert rest.amount == 895 - 300
+    charge = client.v1.charges.retrieve(charge.id)
+    assert (charge.amount_refunded, charge.refunded) == (895, True)
+    assert [r.id for r in client.v1.refunds.list(params={"payment_intent": payment_intent}).data] == [rest.id, first.id]
+    assert [r.id for r in client.v1.refunds.list(params={"charge": charge.id}).data] == [rest.id, first.id]
+    assert client.v1.refunds.retrieve(first.id).amount == 300
+    events = [webhook.event for webhook in webhook_receiver.wait_for(5)]
+    charge_refunded = [event["data"]["object"] for event in events if event["type"] == "charge.refunded"]
+    assert [(c["amount_refunded"], c["refunded"]) for c in charge_refunded] == [(300, False), (895, True)]
+
+
+def test_refunding_more_than_remains_is_refused(client, emulator):
+    payment_intent = pay_for_session(client, emulator)
+    client.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 800})
+
+    with pytest.raises(stripe.InvalidRequestError) as too_large:
+        client.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 100})
+    client.v1.refunds.create(params={"payment_intent": payment_intent})
+    with pytest.raises(stripe.InvalidRequestError) as nothing_left:
+        client.v1.refunds.create(params={"payment_intent": payment_intent, "amount": 1})
+
+    assert (too_large.value.http_status, too_large.value.code, too_large.value.param) == (
+        400,
+        "amount_too_large",
+        "amount",
+    )
+    assert (nothing_left.value.http_status, nothing_left.value.code) == (400, "charge_already_refunded")
+    assert [refund.amount for refund in client.v1.refunds.list().data] == [95, 800]
+
+
+def test_the_same_idempotency_key_twice_gives_one_refund(client, emulator, webhook_receiver):
+    payment_intent = pay_for_session(client, emulator)
+    options = {"idempotency_key": "refund-order_123"}
+    params = {"payment_intent": payment_intent, "amount": 200}
+
+    first = client.v1.refunds.create(params=params, options=options)
+    second = client.v1.refunds.create(params=params, options=options)
+
+    assert second.id == first.id
+    assert second.last_response.headers.get("Idempotent-Replayed") == "true"
+    assert len(client.v1.refunds.list().data) == 1
+    assert client.v1.charges.retrieve(first.charge).amount_refunded == 200
+    webhook_receiver.wait_for(3)
+    assert [event["type"] for event in emulator.events()].count("refund.created") == 1
+
+
+def test_refund_needs_a_known_payment_and_reason(client, emulator):
+    payment_intent = pay_for_session(client, emulator)
+
+    with pytest.raises(stripe.InvalidRequestError) as no_target:
+        client.v1.refunds.create(params={"amount": 100})
+    with pytest.raises(stripe.InvalidRequestError) as bad_reason:
+        client.v1.refunds.create(params={"payment_intent": payment_intent, "reason": "changed_mind"})
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        client.v1.refunds.create(params={"payment_intent": "pi_test_unknown"})
+
+    assert (no_target.value.http_status, no_target.value.code) == (400, "parameter_missing")
+    assert (bad_reason.value.http_status, bad_reason.value.param) == (400, "reason")
+    assert (unknown.value.http_status, unknown.value.code) == (404, "resource_missing")
+    assert client.v1.refunds.list().data == []
+
+
+def test_a_dashboard_refund_sends_the_same_events_as_an_api_refund(client, emulator, webhook_receiver):
+    payment_intent = pay_for_session(client, emulator)
+
+    refund = emulator.refund(payment_intent, amount=100)
+
+    # Delivered before refund() returns.
+    assert [webhook.event["type"] for webhook in webhook_receiver.received] == [
+        "checkout.session.completed",
+        "refund.created",
+        "charge.refunded",
+    ]
+    assert (refund["amount"], refund["payment_intent"], refund["reason"]) == (100, payment_intent, None)
+    assert client.v1.refunds.retrieve(refund["id"]).amount == 100
+    charge = client.v1.charges.retrieve(refund["charge"])
+    assert (charge.amount_refunded, charge.refunded) == (100, False)
+    assert emulator.refund(payment_intent)["amount"] == 795
+
+
+# ---------------------------------------------------------------------------
+# Disputes
+# ---------------------------------------------------------------------------
+
+
+def test_a_dispute_marks_the_charge_disputed_and_sends_created_then_closed(client, emulator, webhook_receiver):
+    payment_intent = pay_for_session(client, emulator)
+
+    dispute = emulator.dispute(payment_intent)
+    charge = client.v1.charges.retrieve(dispute["charge"])
+    closed = emulator.close_dispute(dispute["id"], won=False)
+
+    assert dispute["id"].startswith("dp_test_")
+    assert (dispute["object"], dispute["status"], dispute["reason"]) == ("dispute", "needs_response", "fraudulent")
+    assert (dispute["amount"], dispute["currency"], dispute["payment_intent"]) == (895, "gbp", payment_intent)
+    assert charge.disputed is True
+    assert closed["status"] == "lost"
+    _, created, closed_event = verified_events(webhook_receiver, 3)
+    assert [(event.type, event.data.object.status) for event in (created, closed_event)] == [
+        ("charge.dispute.created", "needs_response"),
+        ("charge.dispute.closed", "lost"),
+    ]
+    assert client.v1.disputes.retrieve(dispute["id"]).status == "lost"
+    assert [d.id for d in client.v1.disputes.list(params={"payment_intent": payment_intent}).data] == [dispute["id"]]
+    assert [d.id for d in client.v1.disputes.list(params={"charge": charge.id}).data] == [dispute["id"]]
+
+
+def test_a_partial_dispute_can_be_won_once_and_a_charge_is_disputed_only_once(client, emulator):
+    payment_intent = pay_for_session(client, emulator)
+
+    dispute = emulator.dispute(payment_intent, amount=500, reason="product_not_received")
+
+    assert (dispute["amount"], dispute["reason"]) == (500, "product_not_received")
+    with pytest.raises(ApiError) as twice:
+        emulator.dispute(payment_intent)
+    assert twice.value.code == "charge_disputed"
+    assert emulator.close_dispute(dispute["id"], won=True)["status"] == "won"
+    with pytest.raises(ApiError) as reclosed:
+        emulator.close_dispute(dispute["id"], won=False)
+    assert reclosed.value.status == 400
+    with pytest.raises(ApiError) as bad_reason:
+        emulator.dispute(pay_for_session(client, emulator), reason="bored")
+    assert bad_reason.value.param == "reason"
+
+
+# ---------------------------------------------------------------------------
+# Fault injection
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shrink the SDK's retry back-off (at least 0.5 s a retry) so these tests stay quick."""
+    monkeypatch.setattr(stripe._http_client.HTTPClient, "INITIAL_DELAY", 0.01)
+
+
+def retrying_client(emulator: StripeEmulator, max_network_retries: int) -> stripe.StripeClient:
+    """An SDK client that retries like production code does."""
+    return stripe.StripeClient(
+        "sk_test_x", base_addresses={"api": emulator.base_url}, max_network_retries=max_network_retries
+    )
+
+
+def test_an_injected_failure_is_retried_by_the_sdk_and_creates_one_session(emulator, fast_sdk_retries):
+    client = retrying_client(emulator, max_network_retries=2)
+    emulator.fail_next_requests(1)
+
+    session = create_session(client)
+
+    assert emulator.api_requests() == [("POST", "/v1/checkout/sessions")] * 2
+    assert [listed.id for listed in client.v1.checkout.sessions.list().data] == [session.id]
+
+
+def test_failures_outlasting_the_sdk_retries_raise_api_error_and_create_nothing(emulator, fast_sdk_retries):
+    client = retrying_client(emulator, max_network_retries=1)
+    emulator.fail_next_requests(5)
+
+    with pytest.raises(stripe.APIError) as failed:
+        create_session(client)
+
+    assert failed.value.http_status == 500
+    assert emulator.api_requests() == [("POST", "/v1/checkout/sessions")] * 2
+    emulator.fail_next_requests(0)
+    assert client.v1.checkout.sessions.list().data == []
+    assert emulator.events() == []
+
+
+def test_a_refund_retried_after_an_injected_failure_happens_once(client, emulator, fast_sdk_retries):
+    payment_intent = pay_for_session(client, emulator)
+    emulator.fail_next_requests(1, status=503)
+
+    refund = retrying_client(emulator, max_network_retries=1).v1.refunds.create(
+        params={"payment_intent": payment_intent}
+    )
+
+    assert [listed.id for listed in client.v1.refunds.list().data] == [refund.id]
+
+
+def test_an_injected_failure_leaves_the_idempotency_key_unused(emulator):
+    form = urllib.parse.urlencode({"payment_intent": "pi_test_unknown"})
+    headers = {"Idempotency-Key": "key-1"}
+    emulator.fail_next_requests(1, status=503)
+
+    failed = raw_api_request(emulator, "POST", "/v1/refunds", body=form, headers=headers)
+    retried = raw_api_request(emulator, "POST", "/v1/refunds", body=form, headers=headers)
+
+    status, body, response_headers = failed
+    assert (status, body["error"]["type"], response_headers["Stripe-Should-Retry"]) == (503, "api_error", "true")
+    # The retry ran for real (a 404 for the unknown PaymentIntent), not a replay of the 503.
+    assert (retried[0], retried[1]["error"]["code"]) == (404, "resource_missing")
+    assert "Idempotent-Replayed" not in retried[2]
+
+
+def test_delayed_requests_are_slow_but_succeed(client, emulator):
+    emulator.delay_next_requests(1, 0.3)
+
+    started = time.monotonic()
+    client.v1.checkout.sessions.list()
+    slow = time.monotonic() - started
+    started = time.monotonic()
+    client.v1.checkout.sessions.list()
+    fast = time.monotonic() - started
+
+    assert slow >= 0.3 > fast
+
+
+# ---------------------------------------------------------------------------
+# Developer dashboard
+# ---------------------------------------------------------------------------
+
+
+def test_dashboard_lists_sessions_and_payments_with_labelled_forms(client, emulator):
+    open_session = create_session(client)
+    payment_intent = pay_for_session(client, emulator)
+
+    page = request_page(emulator, "GET", "/_emulator")
+
+    assert page.status == 200
+    assert '<html lang="en">' in page.body
+    assert f"<code>{open_session.id}</code>" in page.body
+    assert f"<code>{payment_intent}</code>" in page.body
+    assert "£8.95" in page.body and "unpaid" in page.body
+    assert f'action="/_emulator/sessions/{open_session.id}/expire"' in page.body
+    assert f'action="/_emulator/payment_intents/{payment_intent}/refund"' in page.body
+    assert f'<label for="refund-amount-{payment_intent}">' in page.body
+    assert f'<input id="refund-amount-{payment_intent}" name="amount"' in page.body
+
+
+def test_dashboard_refund_form_redirects_back_with_a_notice(client, emulator):
+    payment_intent = pay_for_session(client, emulator)
+    form = {"view": "dashboard", "amount": "300"}
+
+    response = post_form(
+        emulator, f"/_emulator/payment_intents/{payment_intent}/refund", form, {"Origin": emulator.base_url}
+    )
+
+    assert (response.status, response.location) == (303, "/_emulator?done=refunded")
+    assert "The refund was created." in request_page(emulator, "GET", response.location).body
+    [refund] = client.v1.refunds.list().data
+    assert refund.amount == 300
+
+
+def test_dashboard_form_errors_are_shown_escaped_on_the_dashboard(client, emulator):
+    response = post_form(emulator, "/_emulator/payment_intents/%3Cscript%3E/refund", {"view": "dashboard"})
+
+    assert response.status == 404
+    assert 'role="alert"' in response.body
+    assert "&lt;script&gt;" in response.body and "<script>" not in response.body
+
+
+def test_dashboard_dispute_close_and_expire_controls(client, emulator):
+    payment_intent = pay_for_session(client, emulator)
+    open_session = create_session(client)
+
+    opened = post_form(emulator, f"/_emulator/payment_intents/{payment_intent}/dispute", {"reason": "duplicate"})
+    dispute = json.loads(opened.body)
+    closed = post_form(emulator, f"/_emulator/disputes/{dispute['id']}/close", {"view": "dashboard", "outcome": "won"})
+    expired = post_form(emulator, f"/_emulator/sessions/{open_session.id}/expire", {})
+
+    assert (opened.status, dispute["reason"]) == (200, "duplicate")
+    assert (closed.status, client.v1.disputes.retrieve(dispute["id"]).status) == (303, "won")
+    assert (expired.status, json.loads(expired.body)["status"]) == (200, "expired")
+
+
+def test_dashboard_controls_refuse_posts_from_other_sites(client, emulator):
+    payment_intent = pay_for_session(client, emulator)
+
+    response = post_form(
+        emulator, f"/_emulator/payment_intents/{payment_intent}/refund", {}, {"Origin": "https://evil.example"}
+    )
+
+    assert response.status == 403
+    assert client.v1.refunds.list().data == []

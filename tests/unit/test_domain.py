@@ -8,10 +8,10 @@ import pytest
 
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import CampaignRules, EligibilityReason, decide_eligibility
-from chalicelib.domain.errors import CertificateNotAccepted, InvalidInput, PaymentMismatch
+from chalicelib.domain.errors import CertificateNotAccepted, InvalidInput
 from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money
-from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState, mark_paid, place_order
+from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState, place_order
 from chalicelib.domain.references import (
     ORDER_REFERENCE_PATTERN,
     POSTCODE_MESSAGE,
@@ -209,13 +209,6 @@ def test_a_free_order_is_confirmed_at_once_and_a_paid_one_waits_for_payment():
     row, stored = entry(free_kit="y")
     free = place_order("TK-AAAAA-CCCCC", stored.reference_key, decide(row, stored), paid_order().delivery, NOW)
     assert (free.state, free.payment) == (OrderState.CONFIRMED, PaymentState.NOT_REQUIRED)
-
-
-def test_payment_of_the_wrong_amount_or_currency_is_refused():
-    for paid in (Money(500, "gbp"), Money(895, "eur")):
-        with pytest.raises(PaymentMismatch):
-            mark_paid(paid_order(), paid, "evt_1", NOW)
-    assert mark_paid(paid_order(), Money(895, "gbp"), "evt_1", NOW).payment is PaymentState.PAID
 
 
 def test_the_fulfilment_message_carries_only_what_posting_a_kit_needs():

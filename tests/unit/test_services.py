@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from chalicelib import services
@@ -13,9 +15,11 @@ from chalicelib.domain.errors import (
     InvalidWebhook,
     PaymentServiceUnavailable,
     QueueUnavailable,
+    RefundRefused,
 )
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
-from tests.builders import delivery_form, fake_dependencies, load_register, register_row
+from chalicelib.domain.references import new_order_reference
+from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
 
 
 @pytest.fixture
@@ -30,9 +34,19 @@ def deps():
     return deps
 
 
-def order(deps, reference="FA/1001"):
-    checked = services.check_certificate(reference, "sw1a2aa", deps)
-    return services.place_order(checked, parse_delivery_details(delivery_form()), deps)
+def order(deps, reference="FA/1001", order_reference=None, checked=None):
+    checked = checked or services.check_certificate(reference, "sw1a2aa", deps)
+    return services.confirm_order(
+        checked, parse_delivery_details(delivery_form()), order_reference or new_order_reference(), deps
+    )
+
+
+def pay(deps, placed, event_id="evt_1", **overrides):
+    session = deps.payments.pay(deps.orders.get(placed.reference).checkout_session_id)
+    body, signature = deps.payments.completed_event(
+        placed.reference, event_id, payment_intent=session["payment_intent"], **overrides
+    )
+    return services.handle_stripe_webhook(body, signature, deps)
 
 
 def test_a_free_order_is_confirmed_and_released_to_the_manufacturer(deps):
@@ -56,26 +70,25 @@ def test_a_paid_order_waits_for_payment_with_nothing_sent(deps):
 
 def test_the_webhook_delivered_twice_pays_once_and_sends_one_message(deps):
     placed = order(deps)
-    body, signature = deps.payments.completed_event(placed.reference)
-    assert services.handle_stripe_webhook(body, signature, deps) == "recorded"
-    assert services.handle_stripe_webhook(body, signature, deps) == "recorded"
+    assert pay(deps, placed) == "paid"
+    assert pay(deps, placed) == "paid"
     stored = deps.orders.get(placed.reference)
     assert (stored.payment, stored.fulfilment) == (PaymentState.PAID, FulfilmentState.RELEASED)
     assert len(deps.fulfilment_queue.receive_all()) == 1
+    assert [e.change for e in stored.history].count("paid") == 1
 
 
-def test_an_unpaid_completed_session_does_not_confirm_the_order(deps):
+def test_an_unpaid_completed_session_shows_processing_and_does_not_confirm(deps):
     placed = order(deps)
-    body, signature = deps.payments.completed_event(placed.reference, payment_status="unpaid")
-    assert services.handle_stripe_webhook(body, signature, deps) == "ignored"
-    assert deps.orders.get(placed.reference).payment is PaymentState.AWAITING
+    assert pay(deps, placed, payment_status="unpaid") == "payment processing"
+    stored = deps.orders.get(placed.reference)
+    assert stored.payment is PaymentState.AWAITING and stored.payment_processing
 
 
 def test_a_payment_of_the_wrong_amount_is_flagged_not_fulfilled(deps):
     placed = order(deps)
-    body, signature = deps.payments.completed_event(placed.reference, amount=1)
-    assert services.handle_stripe_webhook(body, signature, deps) == "flagged"
-    assert deps.orders.get(placed.reference).payment is PaymentState.AWAITING
+    assert pay(deps, placed, amount=1).startswith("not fulfilled")
+    assert deps.orders.get(placed.reference).payment_flag == "amount_mismatch:1 gbp"
     assert deps.fulfilment_queue.receive_all() == []
 
 
@@ -87,18 +100,30 @@ def test_a_bad_signature_is_rejected_and_changes_nothing(deps):
     assert deps.orders.get(placed.reference).payment is PaymentState.AWAITING
 
 
+def test_unknown_event_types_are_ignored(deps):
+    body, signature = deps.payments.event("customer.created", {"object": "customer", "id": "cus_1"})
+    assert services.handle_stripe_webhook(body, signature, deps) == "ignored"
+
+
 def test_a_second_order_on_the_same_certificate_is_refused(deps):
     order(deps, "FA/1002")
     with pytest.raises(CertificateNotAccepted):
         services.check_certificate("FA/1002", "SW1A 2AA", deps)
 
 
-def test_two_confirmations_racing_on_one_certificate_make_one_order(deps):
+def test_a_doubled_confirmation_continues_the_same_order_and_session(deps):
+    reference, checked = new_order_reference(), services.check_certificate("FA/1001", "SW1A 2AA", deps)
+    first = order(deps, order_reference=reference, checked=checked)
+    second = order(deps, order_reference=reference, checked=checked)
+    assert first == second and len(deps.orders.orders) == 1 and len(deps.payments.sessions) == 1
+
+
+def test_another_journey_on_a_claimed_certificate_is_refused_at_the_claim(deps):
     checked = services.check_certificate("FA/1001", "SW1A 2AA", deps)
     details = parse_delivery_details(delivery_form())
-    services.place_order(checked, details, deps)
+    services.confirm_order(checked, details, new_order_reference(), deps)
     with pytest.raises(CertificateAlreadyClaimed):
-        services.place_order(checked, details, deps)
+        services.confirm_order(checked, details, new_order_reference(), deps)
     assert len(deps.orders.orders) == 1
 
 
@@ -112,39 +137,52 @@ def test_refused_certificates_and_bad_input(deps):
 
 def test_stripe_down_leaves_nothing_holding_the_certificate(deps):
     deps.payments.unavailable = True
+    reference, checked = new_order_reference(), services.check_certificate("FA/1001", "SW1A 2AA", deps)
     with pytest.raises(PaymentServiceUnavailable):
-        order(deps)
+        order(deps, order_reference=reference, checked=checked)
+    assert deps.orders.get(reference).state is OrderState.CANCELLED
     deps.payments.unavailable = False
-    assert order(deps).checkout_url
+    retried = order(deps, order_reference=reference, checked=checked)  # the same journey tries again
+    assert retried.reference != reference and retried.checkout_url
 
 
-def test_import_reports_bad_rows_by_line_and_writes_the_good_ones(deps):
-    rows = [register_row("FA/2001"), register_row("FA/2002", status="unknown"), register_row("FA 2001")]
-    report = services.import_register(enumerate(rows, start=2), deps.register, deps.keys, deps.settings.reference_rules)
-    assert report.written == 1
-    assert [line for line, _ in report.rejected] == [3, 4]
-    assert "status" in report.rejected[0][1] and "repeats line 2" in report.rejected[1][1]
+def test_returning_after_the_session_lapsed_gets_a_new_session_for_the_same_order(deps):
+    reference, checked = new_order_reference(), services.check_certificate("FA/1001", "SW1A 2AA", deps)
+    first = order(deps, order_reference=reference, checked=checked)
+    deps.clock = lambda: NOW + timedelta(minutes=61)
+    again = order(deps, order_reference=reference, checked=checked)
+    assert again.reference == reference and again.checkout_url != first.checkout_url
+    stored = deps.orders.get(reference)
+    assert stored.checkout_attempt == 2
+    assert deps.payments.session(first.checkout_url.rsplit("/", 1)[-1])["status"] == "expired"
 
 
-def test_confirming_again_after_an_order_that_did_not_go_ahead_places_a_new_one(deps):
-    checked = services.check_certificate("FA/1001", "SW1A 2AA", deps)
-    details = parse_delivery_details(delivery_form())
-    deps.payments.unavailable = True
-    with pytest.raises(PaymentServiceUnavailable):
-        services.confirm_order(checked, details, None, deps)
-    [abandoned] = deps.orders.orders
-    deps.payments.unavailable = False
-    placed = services.confirm_order(checked, details, abandoned, deps)
-    assert placed.reference != abandoned and placed.checkout_url
-    assert services.confirm_order(checked, details, placed.reference, deps) == placed
-
-
-def test_confirming_a_confirmed_order_again_shows_it_rather_than_ordering_twice(deps):
-    checked = services.check_certificate("FA/1002", "SW1A 2AA", deps)
-    details = parse_delivery_details(delivery_form())
-    first = services.confirm_order(checked, details, None, deps)
-    assert services.confirm_order(checked, details, first.reference, deps) == first
-    assert len(deps.fulfilment_queue.receive_all()) == 1
+def test_expiry_gives_the_claim_back_and_a_late_payment_is_still_honoured(deps):
+    placed = order(deps)
+    session_id = deps.orders.get(placed.reference).checkout_session_id
+    body, signature = deps.payments.event(
+        "checkout.session.expired",
+        {
+            "object": "checkout.session",
+            "id": session_id,
+            "client_reference_id": placed.reference,
+            "amount_total": 895,
+            "currency": "gbp",
+            "payment_status": "unpaid",
+        },
+        "evt_exp",
+    )
+    assert services.handle_stripe_webhook(body, signature, deps) == "checkout expired"
+    assert deps.orders.get(placed.reference).state is OrderState.EXPIRED
+    assert deps.orders.claims[deps.orders.get(placed.reference).certificate_key] == 0
+    assert pay(deps, placed, "evt_late") == "paid"
+    stored = deps.orders.get(placed.reference)
+    assert (stored.state, stored.payment, stored.fulfilment) == (
+        OrderState.CONFIRMED,
+        PaymentState.PAID,
+        FulfilmentState.RELEASED,
+    )
+    assert deps.orders.claims[stored.certificate_key] == 1
 
 
 class FailingOnceQueue:
@@ -164,14 +202,12 @@ def test_a_redelivered_webhook_releases_an_order_whose_first_send_failed(deps):
     placed = order(deps)
     real_queue = deps.fulfilment_queue
     deps.fulfilment_queue = FailingOnceQueue(real_queue)
-    body, signature = deps.payments.completed_event(placed.reference)
     with pytest.raises(QueueUnavailable):
-        services.handle_stripe_webhook(body, signature, deps)
+        pay(deps, placed)
     assert deps.orders.get(placed.reference).fulfilment is FulfilmentState.NOT_RELEASED
-    assert services.handle_stripe_webhook(body, signature, deps) == "recorded"
-    assert services.handle_stripe_webhook(body, signature, deps) == "recorded"
+    assert pay(deps, placed) == "paid"
+    assert pay(deps, placed) == "paid"
     assert [m["order_reference"] for m in real_queue.receive_all()] == [placed.reference]
-    assert deps.orders.get(placed.reference).fulfilment is FulfilmentState.RELEASED
 
 
 def test_a_free_order_stands_when_the_queue_is_down_and_waits_for_the_relay(deps):
@@ -181,3 +217,62 @@ def test_a_free_order_stands_when_the_queue_is_down_and_waits_for_the_relay(deps
     stored = deps.orders.get(placed.reference)
     assert (stored.state, stored.fulfilment) == (OrderState.CONFIRMED, FulfilmentState.NOT_RELEASED)
     assert stored.awaits_release and real_queue.receive_all() == []
+
+
+def test_the_return_from_checkout_fulfils_before_the_webhook_and_the_webhook_then_changes_nothing(deps):
+    placed = order(deps)
+    session_id = deps.orders.get(placed.reference).checkout_session_id
+    session = deps.payments.pay(session_id)
+    returned = services.fulfil_on_return(placed.reference, session_id, deps)
+    assert returned.payment is PaymentState.PAID and len(deps.fulfilment_queue.receive_all()) == 1
+    body, signature = deps.payments.completed_event(placed.reference, "evt_2", payment_intent=session["payment_intent"])
+    assert services.handle_stripe_webhook(body, signature, deps) == "paid"
+    assert len(deps.fulfilment_queue.receive_all()) == 1
+
+
+def test_an_operator_refund_is_idempotent_and_a_full_refund_before_dispatch_cancels(deps):
+    placed = order(deps)
+    pay(deps, placed)
+    partial = services.refund_order(placed.reference, 300, "kit damaged", "alice", deps)
+    again = services.refund_order(placed.reference, 300, "kit damaged", "alice", deps)
+    assert partial.payment is PaymentState.PARTIALLY_REFUNDED and again.refunded_pence == 300
+    full = services.refund_order(placed.reference, None, "holder cancelled", "alice", deps)
+    assert (full.payment, full.fulfilment, full.refunded_pence) == (
+        PaymentState.REFUNDED,
+        FulfilmentState.CANCELLED,
+        895,
+    )
+    assert full.history[-1].actor == "operator:alice" and "holder cancelled" in full.history[-1].change
+    assert services.refund_order(placed.reference, None, "holder cancelled", "alice", deps) == full
+    with pytest.raises(RefundRefused):
+        services.refund_order(placed.reference, 1, "another", "alice", deps)
+
+
+def test_refunds_are_refused_for_unpaid_orders_and_over_the_remainder(deps):
+    placed = order(deps)
+    with pytest.raises(RefundRefused):
+        services.refund_order(placed.reference, None, "x", "alice", deps)
+    pay(deps, placed)
+    with pytest.raises(RefundRefused):
+        services.refund_order(placed.reference, 896, "x", "alice", deps)
+
+
+def test_the_sweep_gives_back_claims_whose_hold_ran_out_and_honours_payments_made_meanwhile(deps):
+    lapsed, paid_meanwhile = order(deps), order(deps, "FA/1002")
+    load_register(deps, register_row("FA/1004", "SW1A 2AA"))
+    paid_meanwhile = order(deps, "FA/1004")
+    deps.payments.pay(deps.orders.get(paid_meanwhile.reference).checkout_session_id)
+    assert services.sweep_lapsed_holds(deps) == 0  # nothing has run out yet
+    deps.clock = lambda: NOW + timedelta(minutes=76)
+    assert services.sweep_lapsed_holds(deps) == 1
+    assert deps.orders.get(lapsed.reference).state is OrderState.EXPIRED
+    assert deps.orders.get(paid_meanwhile.reference).payment is PaymentState.PAID
+    assert services.sweep_lapsed_holds(deps) == 0
+
+
+def test_import_reports_bad_rows_by_line_and_writes_the_good_ones(deps):
+    rows = [register_row("FA/2001"), register_row("FA/2002", status="unknown"), register_row("FA 2001")]
+    report = services.import_register(enumerate(rows, start=2), deps.register, deps.keys, deps.settings.reference_rules)
+    assert report.written == 1
+    assert [line for line, _ in report.rejected] == [3, 4]
+    assert "status" in report.rejected[0][1] and "repeats line 2" in report.rejected[1][1]

@@ -1,0 +1,273 @@
+"""Orders and certificate claims in DynamoDB.
+
+Every change is a conditional write: a new order and its claim in one transaction; the paid
+webhook's happy path in one conditional UpdateItem that returns the order; everything else an
+optimistic write guarded by the order's version, in a transaction with the claim when it moves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from ..domain.delivery import DeliveryDetails
+from ..domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
+from ..domain.money import Money
+from ..domain.orders import FulfilmentState, HistoryEntry, Order, OrderState, PaymentState
+from ..domain.payments import Effect
+from ..timeutil import from_iso, to_iso
+from .dynamodb import Models
+
+AWAITING = "yes"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class DynamoOrders:
+    def __init__(self, models: Models):
+        self._models = models
+
+    def create_claiming_certificate(self, order: Order, kits_per_certificate: int) -> None:
+        """One TransactWriteItems: the order's put and the claim's conditional increment."""
+        claims, orders = self._models.claims, self._models.orders
+        try:
+            with TransactWrite(connection=self._models.connection) as transaction:
+                transaction.save(_record(orders, order), condition=orders.order_ref.does_not_exist())
+                transaction.update(
+                    claims(order.certificate_key),
+                    actions=[claims.kits.add(1)],
+                    condition=claims.kits.does_not_exist() | (claims.kits < kits_per_certificate),
+                )
+        except TransactWriteError as exc:
+            order_exists, claim_full = (_failed_conditions(exc) + [False, False])[:2]
+            if order_exists:
+                raise OrderAlreadyExists(order.reference) from None
+            if claim_full:
+                raise CertificateAlreadyClaimed() from None
+            raise
+
+    def get(self, reference: str) -> Order:
+        try:
+            return _order(self._models.orders.get(reference, consistent_read=True))
+        except self._models.orders.DoesNotExist:
+            raise OrderNotFound(reference) from None
+
+    def mark_paid_once(
+        self, reference: str, event_id: str, paid: Money, payment_intent_id: str | None, now: datetime
+    ) -> Order | None:
+        """The paid webhook's happy path in one request: the order confirmed, the event recorded and
+        the log appended in one conditional write that returns the order. None when the order is
+        not simply awaiting this payment; the caller then takes the general path."""
+        orders = self._models.orders
+        record = orders(reference)
+        entry = HistoryEntry(now, "stripe", "paid", event_id)
+        try:
+            record.update(
+                actions=[
+                    orders.order_state.set(OrderState.CONFIRMED.value),
+                    orders.payment_state.set(PaymentState.PAID.value),
+                    orders.paid_at.set(to_iso(now)),
+                    orders.payment_processing.set(False),
+                    *([orders.payment_intent_id.set(payment_intent_id)] if payment_intent_id else []),
+                    orders.awaiting_payment.remove(),
+                    orders.hold_until.remove(),
+                    orders.processed_events.add({event_id}),
+                    orders.history.set(orders.history.append([_history_record(entry)])),
+                    orders.version.add(1),
+                ],
+                condition=(orders.order_state == OrderState.PLACED.value)
+                & (orders.payment_state == PaymentState.AWAITING.value)
+                & (orders.amount_pence == paid.pence)
+                & (orders.currency == paid.currency)
+                & (orders.refunded_pence == 0)
+                & orders.dispute_status.does_not_exist()
+                & ~orders.processed_events.contains(event_id),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == _CONDITION_FAILED:
+                return None
+            raise
+        return _order(record)
+
+    def save(self, before: Order, after: Order, effects: frozenset[Effect] = frozenset()) -> None:
+        """Write `after` on condition nothing changed since `before` was read; move the claim with it."""
+        orders, claims = self._models.orders, self._models.claims
+        actions = _change_actions(orders, before, after)
+        condition = orders.version == before.version
+        try:
+            if Effect.RELEASE_CLAIM in effects or Effect.RECLAIM in effects:
+                with TransactWrite(connection=self._models.connection) as transaction:
+                    transaction.update(orders(after.reference), actions=actions, condition=condition)
+                    transaction.update(claims(after.certificate_key), **_claim_change(claims, effects))
+            else:
+                orders(after.reference).update(actions=actions, condition=condition)
+        except (TransactWriteError, UpdateError) as exc:
+            if _is_condition_failure(exc):
+                raise ConcurrentChange(after.reference) from None
+            raise
+
+    def mark_released(self, reference: str, now: datetime) -> None:
+        """Record that the fulfilment message went; a second call changes nothing."""
+        orders = self._models.orders
+        entry = HistoryEntry(now, "system", "released to the manufacturer")
+        try:
+            orders(reference).update(
+                actions=[
+                    orders.fulfilment_state.set(FulfilmentState.RELEASED.value),
+                    orders.released_at.set(to_iso(now)),
+                    orders.history.set(orders.history.append([_history_record(entry)])),
+                    orders.version.add(1),
+                ],
+                condition=(orders.fulfilment_state == FulfilmentState.NOT_RELEASED.value)
+                & (orders.order_state == OrderState.CONFIRMED.value),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != _CONDITION_FAILED:
+                raise
+
+    def awaiting_past_hold(self, now: datetime) -> list[str]:
+        """References of unpaid orders still holding a claim after their hold ran out (sparse index)."""
+        index = self._models.orders.awaiting_payment_index
+        hold_until = self._models.orders.hold_until
+        return [r.order_ref for r in index.query(AWAITING, range_key_condition=hold_until < to_iso(now))]
+
+
+def _claim_change(claims: type[Model], effects: frozenset[Effect]) -> dict:
+    if Effect.RECLAIM in effects:  # paid money is honoured even past the limit
+        return {"actions": [claims.kits.add(1)]}
+    return {"actions": [claims.kits.add(-1)], "condition": claims.kits > 0}
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    if isinstance(exc, TransactWriteError):
+        return any(_failed_conditions(exc))
+    return getattr(exc, "cause_response_code", None) == _CONDITION_FAILED
+
+
+def _failed_conditions(exc: TransactWriteError) -> list[bool]:
+    """Per transaction item, in request order (puts, then updates): did its condition fail?"""
+    reasons = exc.cancellation_reasons or []
+    return [bool(reason and reason.code == "ConditionalCheckFailed") for reason in reasons]
+
+
+# Fields a change may touch, mapped to how they are stored (None means remove the attribute).
+def _mutable_fields(order: Order) -> dict:
+    awaiting = order.awaits_payment and order.hold_until is not None
+    return {
+        "order_state": order.state.value,
+        "payment_state": order.payment.value,
+        "fulfilment_state": order.fulfilment.value,
+        "checkout_session_id": order.checkout_session_id,
+        "checkout_url": order.checkout_url,
+        "checkout_expires_at": _iso_or_none(order.checkout_expires_at),
+        "checkout_attempt": order.checkout_attempt,
+        "awaiting_payment": AWAITING if awaiting else None,
+        "hold_until": _iso_or_none(order.hold_until) if awaiting else None,
+        "payment_intent_id": order.payment_intent_id,
+        "payment_processing": order.payment_processing,
+        "paid_at": _iso_or_none(order.paid_at),
+        "refunded_pence": order.refunded_pence,
+        "dispute_status": order.dispute_status,
+        "payment_flag": order.payment_flag,
+        "released_at": _iso_or_none(order.released_at),
+    }
+
+
+def _change_actions(model: type[Model], before: Order, after: Order) -> list:
+    old, new = _mutable_fields(before), _mutable_fields(after)
+    actions = [_set_or_remove(getattr(model, name), value) for name, value in new.items() if value != old[name]]
+    added_history = after.history[len(before.history) :]
+    if added_history:
+        actions.append(model.history.set(model.history.append([_history_record(e) for e in added_history])))
+    new_events = after.processed_events - before.processed_events
+    if new_events:
+        actions.append(model.processed_events.add(set(new_events)))
+    actions.append(model.version.set(before.version + 1))
+    return actions
+
+
+def _set_or_remove(attribute, value):
+    return attribute.remove() if value is None else attribute.set(value)
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else to_iso(moment)
+
+
+def _history_record(entry: HistoryEntry) -> dict:
+    return {
+        "at": to_iso(entry.at),
+        "actor": entry.actor,
+        "change": entry.change,
+        "stripe_event_id": entry.stripe_event_id,
+    }
+
+
+def _record(model: type[Model], order: Order) -> Model:
+    delivery = order.delivery
+    stored = {name: value for name, value in _mutable_fields(order).items() if value is not None}
+    return model(
+        order.reference,
+        certificate_key=order.certificate_key,
+        created_at=to_iso(order.created_at),
+        created_on=order.created_at.date().isoformat(),
+        amount_pence=order.amount.pence,
+        currency=order.amount.currency,
+        eligibility_reason=order.eligibility_reason,
+        full_name=delivery.full_name,
+        address_line_1=delivery.address_line_1,
+        address_line_2=delivery.address_line_2 or None,
+        town=delivery.town,
+        postcode=delivery.postcode,
+        email=delivery.email or None,
+        version=order.version,
+        history=[_history_record(e) for e in order.history],
+        processed_events=set(order.processed_events) or None,
+        **stored,
+    )
+
+
+def _order(record: Model) -> Order:
+    return Order(
+        reference=record.order_ref,
+        certificate_key=record.certificate_key,
+        created_at=from_iso(record.created_at),
+        amount=Money(int(record.amount_pence), record.currency),
+        eligibility_reason=record.eligibility_reason,
+        delivery=DeliveryDetails(
+            full_name=record.full_name,
+            address_line_1=record.address_line_1,
+            address_line_2=record.address_line_2 or "",
+            town=record.town,
+            postcode=record.postcode,
+            email=record.email or "",
+        ),
+        state=OrderState(record.order_state),
+        payment=PaymentState(record.payment_state),
+        fulfilment=FulfilmentState(record.fulfilment_state),
+        checkout_session_id=record.checkout_session_id,
+        checkout_url=record.checkout_url,
+        checkout_expires_at=_time(record.checkout_expires_at),
+        checkout_attempt=int(record.checkout_attempt or 0),
+        hold_until=_time(record.hold_until),
+        payment_intent_id=record.payment_intent_id,
+        payment_processing=bool(record.payment_processing),
+        paid_at=_time(record.paid_at),
+        refunded_pence=int(record.refunded_pence or 0),
+        dispute_status=record.dispute_status,
+        payment_flag=record.payment_flag,
+        released_at=_time(record.released_at),
+        version=int(record.version or 0),
+        processed_events=frozenset(record.processed_events or ()),
+        history=tuple(_history_entry(h) for h in record.history or ()),
+    )
+
+
+def _time(text: str | None) -> datetime | None:
+    return from_iso(text) if text else None
+
+
+def _history_entry(record) -> HistoryEntry:
+    return HistoryEntry(from_iso(record.at), record.actor, record.change, record.stripe_event_id)

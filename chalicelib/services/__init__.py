@@ -1,0 +1,34 @@
+"""Use cases. Each takes its collaborators explicitly (built by chalicelib.bootstrap) and does no HTTP."""
+
+from .dependencies import Dependencies
+from .history import apply_change
+from .ordering import (
+    CheckedCertificate,
+    PlacedOrder,
+    check_certificate,
+    confirm_order,
+    find_order,
+    open_checkout,
+    release_to_manufacturer,
+)
+from .payments import fulfil, fulfil_on_return, handle_stripe_webhook, refund_order, sweep_lapsed_holds
+from .register import ImportReport, import_register
+
+__all__ = [
+    "CheckedCertificate",
+    "Dependencies",
+    "ImportReport",
+    "PlacedOrder",
+    "apply_change",
+    "check_certificate",
+    "confirm_order",
+    "find_order",
+    "fulfil",
+    "fulfil_on_return",
+    "handle_stripe_webhook",
+    "import_register",
+    "open_checkout",
+    "refund_order",
+    "release_to_manufacturer",
+    "sweep_lapsed_holds",
+]

@@ -1,0 +1,25 @@
+"""What the use cases need, built once per Lambda container by chalicelib.bootstrap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from ..domain.register import RegisterKeys
+from ..ports import FulfilmentQueue, Orders, Payments, Register
+from ..settings import Settings
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    register: Register
+    orders: Orders
+    payments: Payments
+    fulfilment_queue: FulfilmentQueue
+    clock: Callable[[], datetime]
+
+    @property
+    def keys(self) -> RegisterKeys:
+        return RegisterKeys(self.settings.register_key)

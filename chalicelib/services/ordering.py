@@ -1,0 +1,161 @@
+"""The holder's side: checking a certificate, placing or resuming an order, releasing it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ..domain.delivery import DeliveryDetails
+from ..domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
+from ..domain.errors import (
+    ConcurrentChange,
+    InvalidInput,
+    OrderAlreadyExists,
+    PaymentServiceUnavailable,
+    QueueUnavailable,
+)
+from ..domain.fulfilment import fulfilment_message_for
+from ..domain.money import Money
+from ..domain.orders import MONEY_TAKEN, Order, place_order, with_checkout
+from ..domain.payments import Source, abandon_checkout
+from ..domain.references import new_order_reference, normalise_certificate_reference, parse_postcode
+from .dependencies import Dependencies
+from .history import apply_change
+
+log = logging.getLogger("tracekit")
+# Stripe's own expiry webhook gets this long to arrive before the sweep steps in.
+SWEEP_GRACE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class CheckedCertificate:
+    """The outcome of a passed certificate check, carried in the journey; no clear reference."""
+
+    certificate_key: str
+    price: Money
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    reference: str
+    checkout_url: str | None  # None when no payment is (or is any longer) needed
+
+
+def check_certificate(raw_reference: str, raw_postcode: str, deps: Dependencies) -> CheckedCertificate:
+    """One keyed lookup, one constant-time compare; every refusal looks the same."""
+    reference, postcode = _parse_certificate_form(raw_reference, raw_postcode, deps)
+    keys = deps.keys
+    reference_key = keys.reference_key(reference)
+    lookup = deps.register.find(reference_key)
+    eligibility = decide_eligibility(
+        lookup.entry,
+        keys.postcode_mac(reference, postcode),
+        lookup.kits_claimed,
+        postcode,
+        deps.clock().date(),
+        deps.settings.campaign,
+    )
+    return CheckedCertificate(reference_key, eligibility.price, eligibility.reason.value)
+
+
+def _parse_certificate_form(raw_reference: str, raw_postcode: str, deps: Dependencies):
+    errors: dict[str, str] = {}
+    reference = postcode = None
+    try:
+        reference = normalise_certificate_reference(raw_reference, deps.settings.reference_rules)
+    except InvalidInput as exc:
+        errors.update(exc.errors)
+    try:
+        postcode = parse_postcode(raw_postcode)
+    except InvalidInput as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise InvalidInput(errors)
+    return reference, postcode
+
+
+def confirm_order(
+    checked: CheckedCertificate, delivery: DeliveryDetails, reference: str, deps: Dependencies
+) -> PlacedOrder:
+    """Place the order under the journey's reference, claiming the certificate in the same
+    transaction. A second click (or a return visit) finds the order already there and continues
+    it: the same open checkout session, a fresh one if it lapsed, or its confirmation."""
+    eligibility = Eligibility(checked.price, EligibilityReason(checked.reason))
+    hold = timedelta(minutes=deps.settings.checkout_hold_minutes) + SWEEP_GRACE
+    order = place_order(reference, checked.certificate_key, eligibility, delivery, deps.clock(), hold)
+    try:
+        deps.orders.create_claiming_certificate(order, deps.settings.campaign.kits_per_certificate)
+    except OrderAlreadyExists:
+        return _continue(deps.orders.get(reference), checked, delivery, deps)
+    log.info("order placed: %s (%s)", order.reference, "free" if order.is_free else "paid")
+    if order.is_free:
+        _release_or_leave_for_relay(order, deps)
+        return PlacedOrder(order.reference, None)
+    return PlacedOrder(order.reference, open_checkout(order, deps))
+
+
+def _continue(order: Order, checked: CheckedCertificate, delivery: DeliveryDetails, deps: Dependencies) -> PlacedOrder:
+    if order.awaits_payment:
+        if order.checkout_open_at(deps.clock()) or order.payment_processing:
+            return PlacedOrder(order.reference, None if order.payment_processing else order.checkout_url)
+        return PlacedOrder(order.reference, open_checkout(order, deps))
+    if order.is_confirmed or order.payment in MONEY_TAKEN:
+        return PlacedOrder(order.reference, None)
+    # The order lapsed (expired, failed, abandoned) and gave its claim back: order afresh.
+    return confirm_order(checked, delivery, new_order_reference(), deps)
+
+
+def open_checkout(order: Order, deps: Dependencies) -> str:
+    """A Checkout Session for the order: attempt 1 under the key `order-<ref>`, so a retried or
+    doubled confirmation gets the same session; a lapsed one is closed and replaced."""
+    now = deps.clock()
+    attempt = order.checkout_attempt + 1
+    if order.checkout_session_id:
+        deps.payments.expire_checkout(order.checkout_session_id)
+    base = deps.settings.app_base_url
+    expires_at = now + timedelta(minutes=deps.settings.checkout_hold_minutes)
+    try:
+        session = deps.payments.start_checkout(
+            order,
+            f"{base}/order/payment-complete?session_id={{CHECKOUT_SESSION_ID}}",
+            f"{base}/order/check-answers",
+            expires_at,
+            attempt,
+        )
+    except PaymentServiceUnavailable:
+        apply_change(order.reference, lambda o: abandon_checkout(o, Source("system"), now), deps)
+        raise
+    return _record_checkout(order, session, expires_at, attempt, deps)
+
+
+def _record_checkout(order: Order, session, expires_at, attempt: int, deps: Dependencies) -> str:
+    now = deps.clock()
+    try:
+        deps.orders.save(order, with_checkout(order, session.id, session.url, expires_at, attempt, now))
+    except ConcurrentChange:
+        latest = deps.orders.get(order.reference)  # the other click recorded the same session first
+        if latest.checkout_session_id != session.id:
+            raise
+    return session.url
+
+
+def find_order(reference: str, deps: Dependencies) -> Order:
+    return deps.orders.get(reference)
+
+
+def release_to_manufacturer(order: Order, deps: Dependencies) -> None:
+    """Send the fulfilment message, then record that it went. A resend is deduplicated per order."""
+    deps.fulfilment_queue.send(fulfilment_message_for(order, deps.settings.product_code))
+    deps.orders.mark_released(order.reference, deps.clock())
+    log.info("order released to manufacturer: %s", order.reference)
+
+
+def _release_or_leave_for_relay(order: Order, deps: Dependencies) -> None:
+    """The holder's order stands even if the queue is down: it stays confirmed and unreleased,
+    which is what the relay looks for, and the holder still gets their confirmation."""
+    try:
+        release_to_manufacturer(order, deps)
+    except QueueUnavailable:
+        log.error("fulfilment queue unavailable; order %s left for the relay", order.reference)
