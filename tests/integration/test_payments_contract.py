@@ -1,8 +1,10 @@
-"""The Payments port: the fake and the real StripePayments (official SDK) on the local emulator."""
+"""The Payments port: the fake, the real StripePayments (official SDK) on the local emulator, and the
+same adapter on real Stripe in test mode when STRIPE_TEST_SECRET_KEY is set (skipped otherwise)."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import timedelta
 
@@ -11,6 +13,7 @@ import pytest
 from chalicelib.adapters.stripe_payments import StripePayments, stripe_client
 from chalicelib.domain.errors import InvalidWebhook, PaymentServiceUnavailable
 from chalicelib.domain.money import Money
+from chalicelib.domain.references import new_order_reference
 from devstack.stripe_emulator import sign_webhook_payload
 from tests.conftest import TEST_SECRETS
 from tests.fakes import FakePayments
@@ -19,12 +22,23 @@ from tests.integration.test_contracts import an_order
 SECRET = TEST_SECRETS["STRIPE_WEBHOOK_SECRET"]
 
 
-@pytest.fixture(params=["fake", "stripe-sdk-on-emulator"])
+@pytest.fixture(params=["fake", "stripe-sdk-on-emulator", "stripe-sdk-on-real-stripe-test-mode"])
 def payments(request):
     if request.param == "fake":
         return FakePayments(SECRET)
+    if request.param == "stripe-sdk-on-real-stripe-test-mode":
+        return StripePayments(stripe_client(real_stripe_test_key(), None), SECRET)
     emulator = request.getfixturevalue("stripe_emulator")
     return StripePayments(stripe_client(TEST_SECRETS["STRIPE_SECRET_KEY"], emulator.base_url), SECRET)
+
+
+def real_stripe_test_key() -> str:
+    key = os.environ.get("STRIPE_TEST_SECRET_KEY", "")
+    if not key:
+        pytest.skip("real Stripe: set STRIPE_TEST_SECRET_KEY to a test-mode key (sk_test_...) to run this contract")
+    if not key.startswith("sk_test_"):
+        pytest.fail("STRIPE_TEST_SECRET_KEY must be a test-mode key (sk_test_...); live keys are never used by tests")
+    return key
 
 
 def completed_event(reference: str) -> bytes:
@@ -59,13 +73,13 @@ def start(payments, order):
 
 
 def test_starting_checkout_twice_for_one_order_gives_one_session(payments):
-    order = an_order()
+    order = an_order(new_order_reference())
     first, second = start(payments, order), start(payments, order)
     assert first == second and first.url
 
 
 def test_different_orders_get_different_sessions(payments):
-    assert start(payments, an_order("TK-AAAAA-00001")).id != start(payments, an_order("TK-AAAAA-00002")).id
+    assert start(payments, an_order(new_order_reference())).id != start(payments, an_order(new_order_reference())).id
 
 
 def test_a_signed_event_is_read(payments):
@@ -120,3 +134,14 @@ def test_oddly_shaped_but_signed_events_are_refused_or_inert(payments, body):
     except InvalidWebhook:
         return
     assert event.paid is None and event.order_reference is None
+
+
+def test_a_session_is_read_back_open_and_can_be_closed_once(payments):
+    reference = new_order_reference()
+    session = start(payments, an_order(reference))
+    facts = payments.read_checkout(session.id)
+    assert (facts.order_reference, facts.payment_status, facts.paid) == (reference, "unpaid", Money(895, "gbp"))
+    assert facts.type == "checkout.session.open"
+    payments.expire_checkout(session.id)
+    payments.expire_checkout(session.id)  # already closed: no error
+    assert payments.read_checkout(session.id).type == "checkout.session.expired"
