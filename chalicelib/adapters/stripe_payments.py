@@ -20,10 +20,17 @@ PRODUCT_NAME = "Property-marking kit"
 _UNAVAILABLE = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
 
 
-def stripe_client(secret_key: str, api_base: str | None) -> stripe.StripeClient:
-    """A client that retries network faults twice (with the SDK's own back-off) before giving up."""
+# (connect, read) seconds: three tries of this, with the SDK's back-off, fit inside API Gateway's
+# 29-second limit, so a slow Stripe ends in tracekit's "try again" page rather than a gateway error.
+TIMEOUT = (3.05, 7)
+
+
+def stripe_client(secret_key: str, api_base: str | None, timeout=TIMEOUT) -> stripe.StripeClient:
+    """A client that retries network faults and 5xx twice (the SDK's own back-off) before giving up."""
     addresses = {"api": api_base} if api_base else {}
-    return stripe.StripeClient(secret_key, base_addresses=addresses, max_network_retries=2)
+    return stripe.StripeClient(
+        secret_key, base_addresses=addresses, max_network_retries=2, http_client=stripe.RequestsClient(timeout=timeout)
+    )
 
 
 class StripePayments:

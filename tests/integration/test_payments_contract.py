@@ -145,3 +145,12 @@ def test_a_session_is_read_back_open_and_can_be_closed_once(payments):
     payments.expire_checkout(session.id)
     payments.expire_checkout(session.id)  # already closed: no error
     assert payments.read_checkout(session.id).type == "checkout.session.expired"
+
+
+def test_a_slow_stripe_is_retried_then_reported_as_unavailable(stripe_emulator):
+    payments = StripePayments(stripe_client("sk_test_x", stripe_emulator.base_url, timeout=(1, 0.3)), SECRET)
+    stripe_emulator.delay_next_requests(1, 1.0)
+    assert start(payments, an_order(new_order_reference())).url  # one slow answer: the retry succeeds
+    stripe_emulator.delay_next_requests(3, 1.0)
+    with pytest.raises(PaymentServiceUnavailable):
+        start(payments, an_order(new_order_reference()))
