@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def stack():
             str(ports["moto"]),
             "--stripe-port",
             str(ports["stripe"]),
+            "--schedule-seconds",
+            "1",
         ],
         cwd=ROOT,
         env=env,
@@ -41,7 +44,15 @@ def stack():
         text=True,
     )
     banner = _read_until(process, "Demo certificates", timeout=90)
-    yield {"app": f"http://127.0.0.1:{ports['app']}", "moto": f"http://127.0.0.1:{ports['moto']}", "banner": banner}
+    output: list[str] = []
+    drain = threading.Thread(target=lambda: output.extend(iter(process.stdout.readline, "")), daemon=True)
+    drain.start()  # keep reading, so a full pipe never blocks the stack
+    yield {
+        "app": f"http://127.0.0.1:{ports['app']}",
+        "moto": f"http://127.0.0.1:{ports['moto']}",
+        "banner": banner,
+        "output": output,
+    }
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
 

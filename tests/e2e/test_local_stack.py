@@ -5,6 +5,7 @@ one, each ending with the message on moto's SQS FIFO queue."""
 from __future__ import annotations
 
 import re
+import time
 
 import requests
 
@@ -52,3 +53,10 @@ def test_a_free_order_and_a_refused_certificate(stack):
         stack["app"] + "/order/certificate", data={"reference": "SYN/100004", "postcode": "NW3 2QG"}
     )
     assert refused.status_code == 400 and "We could not match" in refused.text
+
+
+def test_the_stack_runs_the_scheduled_handlers_itself(stack):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("lapsed holds swept" in line for line in stack["output"]):
+        time.sleep(0.2)
+    assert any("lapsed holds swept" in line for line in stack["output"])
