@@ -8,6 +8,8 @@ import logging
 from chalice import Chalice, Rate, Response
 
 from chalicelib import bootstrap, services
+from chalicelib.api import api
+from chalicelib.services import manufacturer
 from chalicelib.domain.delivery import LABELS, parse_delivery_details
 from chalicelib.domain.errors import (
     CertificateAlreadyClaimed,
@@ -15,20 +17,24 @@ from chalicelib.domain.errors import (
     InvalidInput,
     InvalidWebhook,
     OrderNotFound,
+    OrderNotMatched,
 )
 from chalicelib.web.errors import json_error, page
 from chalicelib.web.forms import MAX_FORM_BYTES, read_form
 from chalicelib.web.journey import Journey, JourneyCookies
-from chalicelib.web.order_status import order_status
+from chalicelib.web.order_status import holder_view, order_status
 from chalicelib.web.pages import redirect, render, stylesheet
 
 app = Chalice(app_name="tracekit")
+app.register_blueprint(api, url_prefix="/manufacturer")
 app.log.setLevel(logging.INFO)
 logging.getLogger("tracekit").setLevel(logging.INFO)
 
 FORM = ["application/x-www-form-urlencoded"]
 JSON = ["application/json"]
 CERTIFICATE_FIELDS = ("reference", "postcode")
+STATUS_FIELDS = ("reference", "postcode")
+NO_SUCH_ORDER = "We could not find an order with that reference and delivery postcode. Check both and try again."
 DELIVERY_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email")
 NOT_MATCHED = (
     "We could not match that certificate reference and postcode to a current certificate "
@@ -172,6 +178,25 @@ def sweep_lapsed_holds(event):
     app.log.info("lapsed holds swept: %d", swept)
 
 
+@app.route("/status", methods=["GET"])
+@page
+def status_question():
+    return render("status.html", form={}, errors={}, order=None)
+
+
+@app.route("/status", methods=["POST"], content_types=FORM)
+@page
+def status_answer():
+    answers = form(STATUS_FIELDS)
+    try:
+        order = services.look_up_order(answers["reference"], answers["postcode"], deps())
+    except InvalidInput as exc:
+        return render("status.html", status=400, form=answers, errors=exc.errors, order=None)
+    except OrderNotMatched:
+        return render("status.html", status=400, form=answers, errors={"reference": NO_SUCH_ORDER}, order=None)
+    return render("status.html", form={}, errors={}, order=order, status=200, view=holder_view(order))
+
+
 @app.route("/stripe/webhook", methods=["POST"], content_types=JSON)
 def stripe_webhook():
     request = app.current_request
@@ -185,3 +210,17 @@ def stripe_webhook():
         return json_error(400, "invalid signature")
     app.log.info("stripe webhook handled: %s", outcome)
     return Response(body={"received": True}, status_code=200)
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def relay_unsent_fulfilments(event):
+    """The outbox's relay: send confirmed orders whose message did not go at confirmation."""
+    sent = manufacturer.relay_unsent(deps())
+    app.log.info("relay sent %d fulfilment messages", sent)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def report_fulfilment_health(event):
+    """Stuck fulfilments and dead letters, as metrics for the alarms."""
+    health = manufacturer.fulfilment_health(deps())
+    app.log.info("fulfilment health: %d stuck, %d dead letters", len(health.stuck), health.dead_letters)

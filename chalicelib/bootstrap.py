@@ -30,7 +30,8 @@ def build(settings: Settings) -> Dependencies:
     import boto3
 
     from .adapters.dynamodb import DynamoRegister, build_models
-    from .adapters.dynamodb_orders import DynamoOrders
+    from .adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
+    from .adapters.metrics import EmfMetrics
     from .adapters.sqs_queue import SqsFulfilmentQueue
     from .adapters.stripe_payments import StripePayments, stripe_client
 
@@ -43,9 +44,18 @@ def build(settings: Settings) -> Dependencies:
         payments=StripePayments(
             stripe_client(settings.stripe_secret_key, settings.stripe_api_base), settings.stripe_webhook_secret
         ),
-        fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url),
+        fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url, settings.dead_letter_queue_url),
+        fulfilments=FulfilmentQueries(models, settings.product_code),
+        api_keys=key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url),
+        metrics=EmfMetrics(settings.stage),
         clock=utc_now,
     )
+
+
+def key_store(table: str, region: str, endpoint_url: str | None):
+    from .adapters.dynamodb_keys import DynamoApiKeys, build_key_model
+
+    return DynamoApiKeys(build_key_model(table, region, endpoint_url))
 
 
 def register_for(settings: OperatorSettings):

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Protocol
 
-from .domain.fulfilment import FulfilmentMessage
+from .domain.credentials import ApiKey
+from .domain.fulfilment import FulfilmentMessage, Page
 from .domain.money import Money
 from .domain.orders import Order
 from .domain.payments import Effect, MoneyView
@@ -102,4 +103,35 @@ class Payments(Protocol):
 
 class FulfilmentQueue(Protocol):
     def send(self, message: FulfilmentMessage) -> None:
-        """At-least-once, deduplicated per order. Raises QueueUnavailable."""
+        """At-least-once, deduplicated per fulfilment id. Raises QueueUnavailable."""
+
+    def dead_letter_depth(self) -> int:
+        """How many messages the consumer gave up on."""
+
+
+class Fulfilments(Protocol):
+    """Read models on sparse indexes: never a scan."""
+
+    def relay_pending(self, limit: int = 100) -> list[str]:
+        """References of confirmed orders whose message has not been sent (the outbox)."""
+
+    def open_fulfilments(self, cursor: str | None, limit: int) -> Page:
+        """Released or accepted fulfilment orders, oldest first. Raises InvalidInput for a bad cursor."""
+
+    def cancellations(self, cursor: str | None, limit: int) -> Page:
+        """Fulfilments cancelled after release and not yet acknowledged."""
+
+
+class ApiKeys(Protocol):
+    def find(self, key_id: str) -> ApiKey | None: ...
+
+    def add(self, key: ApiKey) -> None: ...
+
+    def revoke(self, key_id: str, now: datetime) -> ApiKey | None: ...
+
+    def all(self) -> list[ApiKey]: ...
+
+
+class Metrics(Protocol):
+    def report(self, values: dict[str, int], unit: str = "Count") -> None:
+        """Publish named values for alarms to watch."""

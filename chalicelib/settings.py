@@ -28,7 +28,9 @@ class Settings:
     register_table: str
     orders_table: str
     claims_table: str
+    api_keys_table: str
     fulfilment_queue_url: str
+    dead_letter_queue_url: str | None
     register_key: bytes
     journey_key: bytes
     stripe_secret_key: str
@@ -41,6 +43,7 @@ class Settings:
     checkout_hold_minutes: int
     journey_ttl_seconds: int
     cookie_secure: bool
+    stuck_after_days: int
 
     def __post_init__(self) -> None:
         # A holder back from Stripe at the last minute of the checkout hold still has their journey.
@@ -58,7 +61,9 @@ class Settings:
             register_table=read.required("REGISTER_TABLE"),
             orders_table=read.required("ORDERS_TABLE"),
             claims_table=read.required("CLAIMS_TABLE"),
+            api_keys_table=read.required("API_KEYS_TABLE"),
             fulfilment_queue_url=read.required("FULFILMENT_QUEUE_URL"),
+            dead_letter_queue_url=read.optional("FULFILMENT_DEAD_LETTER_QUEUE_URL"),
             register_key=read.secret("REGISTER_KEY"),
             journey_key=read.secret("JOURNEY_KEY"),
             stripe_secret_key=read.required("STRIPE_SECRET_KEY"),
@@ -71,6 +76,7 @@ class Settings:
             checkout_hold_minutes=read.integer("CHECKOUT_HOLD_MINUTES", 60, minimum=30, maximum=24 * 60),
             journey_ttl_seconds=read.integer("JOURNEY_TTL_SECONDS", 7200, minimum=60, maximum=48 * 3600),
             cookie_secure=read.flag("COOKIE_SECURE", True),
+            stuck_after_days=read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
         )
 
 
@@ -100,6 +106,25 @@ class OperatorSettings:
 
 
 _AREA = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?( [0-9])?")
+
+
+@dataclass(frozen=True)
+class KeyStoreSettings:
+    """What the credential commands need: the key table, and nothing secret."""
+
+    region: str
+    aws_endpoint_url: str | None
+    api_keys_table: str
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> "KeyStoreSettings":
+        env = os.environ if env is None else env
+        read = _Reader(env)
+        return cls(
+            read.text("AWS_REGION", env.get("AWS_DEFAULT_REGION", "eu-west-2")),
+            read.optional("AWS_ENDPOINT_URL"),
+            read.required("API_KEYS_TABLE"),
+        )
 
 
 def _free_kit_areas(read: "_Reader") -> frozenset[str]:

@@ -51,6 +51,7 @@ def fake_settings(**overrides) -> Settings:
         "REGISTER_TABLE": "register",
         "ORDERS_TABLE": "orders",
         "CLAIMS_TABLE": "claims",
+        "API_KEYS_TABLE": "keys",
         "FULFILMENT_QUEUE_URL": "https://sqs.example/q.fifo",
         "REGISTER_KEY": "unit-register-key-0123456789abcdef0123456789",
         "JOURNEY_KEY": "unit-journey-key-0123456789abcdef0123456789ab",
@@ -64,14 +65,26 @@ def fake_settings(**overrides) -> Settings:
 
 
 def fake_dependencies(**setting_overrides) -> Dependencies:
-    from tests.fakes import FakePayments, InMemoryFulfilmentQueue, InMemoryOrders, InMemoryRegister
+    from tests.fakes import (
+        FakePayments,
+        InMemoryApiKeys,
+        InMemoryFulfilmentQueue,
+        InMemoryFulfilments,
+        InMemoryOrders,
+        InMemoryRegister,
+        RecordedMetrics,
+    )
 
     claims: dict[str, int] = {}
+    orders = InMemoryOrders(claims)
     return Dependencies(
         settings=fake_settings(**setting_overrides),
         register=InMemoryRegister(claims),
-        orders=InMemoryOrders(claims),
+        orders=orders,
         payments=FakePayments(),
         fulfilment_queue=InMemoryFulfilmentQueue(),
+        fulfilments=InMemoryFulfilments(orders),
+        api_keys=InMemoryApiKeys(),
+        metrics=RecordedMetrics(),
         clock=lambda: NOW,
     )

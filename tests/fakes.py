@@ -18,7 +18,7 @@ from chalicelib.domain.errors import (
     OrderNotFound,
     PaymentServiceUnavailable,
 )
-from chalicelib.domain.fulfilment import FulfilmentMessage
+from chalicelib.domain.fulfilment import Cancellation, FulfilmentMessage, OpenFulfilment, Page, fulfilment_message_for
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState, released
 from chalicelib.domain.payments import Effect, MoneyView, Source, accept_payment
@@ -261,3 +261,67 @@ class InMemoryFulfilmentQueue:
 
     def receive_all(self) -> list[dict]:
         return list(self.messages)
+
+    def dead_letter_depth(self) -> int:
+        return 0
+
+
+class InMemoryFulfilments:
+    """The manufacturer's lists, read from the in-memory orders as the sparse indexes would."""
+
+    def __init__(self, orders: "InMemoryOrders", product_code: str = "PMK-1"):
+        self._orders = orders
+        self._product_code = product_code
+
+    def relay_pending(self, limit=100):
+        pending = [o for o in self._orders.orders.values() if o.awaits_release]
+        return [o.reference for o in sorted(pending, key=lambda o: o.confirmed_at)][:limit]
+
+    def open_fulfilments(self, cursor, limit):
+        rows = sorted(
+            (o for o in self._orders.orders.values() if o.open_for_manufacturer),
+            key=lambda o: (o.released_at, o.reference),
+        )
+        start = int(cursor) if cursor else 0
+        items = [
+            OpenFulfilment(fulfilment_message_for(o, self._product_code), o.fulfilment, o.released_at)
+            for o in rows[start : start + limit]
+        ]
+        return Page(items, str(start + limit) if start + limit < len(rows) else None)
+
+    def cancellations(self, cursor, limit):
+        rows = sorted(
+            (o for o in self._orders.orders.values() if o.cancellation_to_tell),
+            key=lambda o: (o.cancelled_at, o.reference),
+        )
+        start = int(cursor) if cursor else 0
+        items = [Cancellation(o.fulfilment_id, o.reference, o.cancelled_at) for o in rows[start : start + limit]]
+        return Page(items, str(start + limit) if start + limit < len(rows) else None)
+
+
+class InMemoryApiKeys:
+    def __init__(self):
+        self.keys: dict[str, object] = {}
+
+    def find(self, key_id):
+        return self.keys.get(key_id)
+
+    def add(self, key):
+        self.keys[key.key_id] = key
+
+    def revoke(self, key_id, now):
+        key = self.keys.get(key_id)
+        if key is not None and key.active:
+            self.keys[key_id] = dataclasses.replace(key, revoked_at=now)
+        return self.keys.get(key_id)
+
+    def all(self):
+        return sorted(self.keys.values(), key=lambda k: k.created_at)
+
+
+class RecordedMetrics:
+    def __init__(self):
+        self.reports: list[dict[str, int]] = []
+
+    def report(self, values, unit="Count"):
+        self.reports.append(dict(values))

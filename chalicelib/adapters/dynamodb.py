@@ -20,7 +20,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactGet
 
@@ -60,6 +60,42 @@ class AwaitingPaymentIndex(GlobalSecondaryIndex):
 
     awaiting_payment = UnicodeAttribute(hash_key=True)
     hold_until = UnicodeAttribute(range_key=True)
+
+
+class RelayPendingIndex(GlobalSecondaryIndex):
+    """Sparse: confirmed orders whose fulfilment message has not gone yet (the outbox)."""
+
+    class Meta:
+        index_name = "relay-pending"
+        projection = KeysOnlyProjection()
+
+    relay_pending = UnicodeAttribute(hash_key=True)
+    relay_since = UnicodeAttribute(range_key=True)
+
+
+class OpenFulfilmentsIndex(GlobalSecondaryIndex):
+    """Sparse, oldest first: what the manufacturer may see. Its projection holds only the fields a
+    parcel needs, so a query on it cannot leak anything else."""
+
+    class Meta:
+        index_name = "open-fulfilments"
+        projection = IncludeProjection(
+            ["full_name", "address_line_1", "address_line_2", "town", "postcode", "fulfilment_state", "relay_since"]
+        )
+
+    fulfilment_open = UnicodeAttribute(hash_key=True)
+    released_at = UnicodeAttribute(range_key=True)
+
+
+class CancellationsIndex(GlobalSecondaryIndex):
+    """Sparse: fulfilments cancelled after release that the manufacturer has not acknowledged."""
+
+    class Meta:
+        index_name = "fulfilment-cancellations"
+        projection = KeysOnlyProjection()
+
+    cancellation_pending = UnicodeAttribute(hash_key=True)
+    cancelled_at = UnicodeAttribute(range_key=True)
 
 
 class HistoryRecord(MapAttribute):
@@ -121,6 +157,21 @@ def build_models(tables: Tables) -> Models:
         dispute_status = UnicodeAttribute(null=True)
         payment_flag = UnicodeAttribute(null=True)
         released_at = UnicodeAttribute(null=True)
+        relay_pending_index = RelayPendingIndex()
+        relay_pending = UnicodeAttribute(null=True)
+        relay_since = UnicodeAttribute(null=True)
+        open_fulfilments_index = OpenFulfilmentsIndex()
+        fulfilment_open = UnicodeAttribute(null=True)
+        accepted_at = UnicodeAttribute(null=True)
+        kit_code = UnicodeAttribute(null=True)
+        carrier = UnicodeAttribute(null=True)
+        tracking_reference = UnicodeAttribute(null=True)
+        dispatched_at = UnicodeAttribute(null=True)
+        rejection_reason = UnicodeAttribute(null=True)
+        cancellations_index = CancellationsIndex()
+        cancellation_pending = UnicodeAttribute(null=True)
+        cancelled_at = UnicodeAttribute(null=True)
+        cancellation_acknowledged = BooleanAttribute(default=False)
         version = NumberAttribute(default=0)
         processed_events = UnicodeSetAttribute(null=True)
         history = ListAttribute(of=HistoryRecord, default=list)

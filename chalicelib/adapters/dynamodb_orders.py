@@ -7,6 +7,8 @@ optimistic write guarded by the order's version, in a transaction with the claim
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -14,9 +16,10 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from ..domain.delivery import DeliveryDetails
-from ..domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
+from ..domain.errors import CertificateAlreadyClaimed, ConcurrentChange, InvalidInput, OrderAlreadyExists, OrderNotFound
+from ..domain.fulfilment import Cancellation, FulfilmentMessage, OpenFulfilment, Page, fulfilment_id_of
 from ..domain.money import Money
-from ..domain.orders import FulfilmentState, HistoryEntry, Order, OrderState, PaymentState
+from ..domain.orders import Dispatch, FulfilmentState, HistoryEntry, Order, OrderState, PaymentState
 from ..domain.payments import Effect
 from ..timeutil import from_iso, to_iso
 from .dynamodb import Models
@@ -73,6 +76,8 @@ class DynamoOrders:
                     *([orders.payment_intent_id.set(payment_intent_id)] if payment_intent_id else []),
                     orders.awaiting_payment.remove(),
                     orders.hold_until.remove(),
+                    orders.relay_pending.set(AWAITING),  # the outbox entry, in the same write as the payment
+                    orders.relay_since.set(to_iso(now)),
                     orders.processed_events.add({event_id}),
                     orders.history.set(orders.history.append([_history_record(entry)])),
                     orders.version.add(1),
@@ -117,6 +122,8 @@ class DynamoOrders:
                 actions=[
                     orders.fulfilment_state.set(FulfilmentState.RELEASED.value),
                     orders.released_at.set(to_iso(now)),
+                    orders.relay_pending.remove(),
+                    orders.fulfilment_open.set(AWAITING),
                     orders.history.set(orders.history.append([_history_record(entry)])),
                     orders.version.add(1),
                 ],
@@ -152,9 +159,11 @@ def _failed_conditions(exc: TransactWriteError) -> list[bool]:
     return [bool(reason and reason.code == "ConditionalCheckFailed") for reason in reasons]
 
 
-# Fields a change may touch, mapped to how they are stored (None means remove the attribute).
+# Fields a change may touch, mapped to how they are stored (None means remove the attribute). The
+# sparse indexes' keys are derived here from the order's state, so no write can leave them stale.
 def _mutable_fields(order: Order) -> dict:
     awaiting = order.awaits_payment and order.hold_until is not None
+    dispatch = order.dispatch
     return {
         "order_state": order.state.value,
         "payment_state": order.payment.value,
@@ -172,6 +181,18 @@ def _mutable_fields(order: Order) -> dict:
         "dispute_status": order.dispute_status,
         "payment_flag": order.payment_flag,
         "released_at": _iso_or_none(order.released_at),
+        "relay_pending": AWAITING if order.awaits_release else None,
+        "relay_since": _iso_or_none(order.confirmed_at) if order.awaits_release or order.released_at else None,
+        "fulfilment_open": AWAITING if order.open_for_manufacturer else None,
+        "accepted_at": _iso_or_none(order.accepted_at),
+        "kit_code": dispatch.kit_code if dispatch else None,
+        "carrier": dispatch.carrier if dispatch else None,
+        "tracking_reference": dispatch.tracking_reference if dispatch else None,
+        "dispatched_at": _iso_or_none(dispatch.dispatched_at) if dispatch else None,
+        "rejection_reason": order.rejection_reason,
+        "cancelled_at": _iso_or_none(order.cancelled_at),
+        "cancellation_pending": AWAITING if order.cancellation_to_tell else None,
+        "cancellation_acknowledged": order.cancellation_acknowledged,
     }
 
 
@@ -259,10 +280,21 @@ def _order(record: Model) -> Order:
         dispute_status=record.dispute_status,
         payment_flag=record.payment_flag,
         released_at=_time(record.released_at),
+        accepted_at=_time(record.accepted_at),
+        dispatch=_dispatch(record),
+        rejection_reason=record.rejection_reason,
+        cancelled_at=_time(record.cancelled_at),
+        cancellation_acknowledged=bool(record.cancellation_acknowledged),
         version=int(record.version or 0),
         processed_events=frozenset(record.processed_events or ()),
         history=tuple(_history_entry(h) for h in record.history or ()),
     )
+
+
+def _dispatch(record: Model) -> Dispatch | None:
+    if not record.kit_code:
+        return None
+    return Dispatch(record.kit_code, record.carrier, record.tracking_reference, from_iso(record.dispatched_at))
 
 
 def _time(text: str | None) -> datetime | None:
@@ -271,3 +303,65 @@ def _time(text: str | None) -> datetime | None:
 
 def _history_entry(record) -> HistoryEntry:
     return HistoryEntry(from_iso(record.at), record.actor, record.change, record.stripe_event_id)
+
+
+class FulfilmentQueries:
+    """The manufacturer's lists and the relay's work list, each a query on a sparse index."""
+
+    def __init__(self, models, product_code: str):
+        self._orders = models.orders
+        self._product_code = product_code
+
+    def relay_pending(self, limit: int = 100) -> list[str]:
+        index = self._orders.relay_pending_index
+        return [r.order_ref for r in index.query(AWAITING, limit=limit)]
+
+    def open_fulfilments(self, cursor: str | None, limit: int) -> Page:
+        results = self._orders.open_fulfilments_index.query(
+            AWAITING, limit=limit, last_evaluated_key=decode_cursor(cursor, ("fulfilment_open", "released_at"))
+        )
+        items = [self._open(record) for record in results]
+        return Page(items, encode_cursor(results.last_evaluated_key))
+
+    def cancellations(self, cursor: str | None, limit: int) -> Page:
+        results = self._orders.cancellations_index.query(
+            AWAITING, limit=limit, last_evaluated_key=decode_cursor(cursor, ("cancellation_pending", "cancelled_at"))
+        )
+        items = [Cancellation(fulfilment_id_of(r.order_ref), r.order_ref, from_iso(r.cancelled_at)) for r in results]
+        return Page(items, encode_cursor(results.last_evaluated_key))
+
+    def _open(self, record) -> OpenFulfilment:
+        lines = tuple(line for line in (record.address_line_1, record.address_line_2) if line)
+        message = FulfilmentMessage(
+            fulfilment_id_of(record.order_ref),
+            record.order_ref,
+            self._product_code,
+            1,
+            record.full_name,
+            lines,
+            record.town,
+            record.postcode,
+            from_iso(record.relay_since),
+        )
+        return OpenFulfilment(message, FulfilmentState(record.fulfilment_state), from_iso(record.released_at))
+
+
+def encode_cursor(last_evaluated_key: dict | None) -> str | None:
+    if not last_evaluated_key:
+        return None
+    plain = {name: value["S"] for name, value in last_evaluated_key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, index_keys: tuple[str, str]) -> dict | None:
+    """A cursor is only ever a key of this index: anything else is refused, not passed on."""
+    if not cursor:
+        return None
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise InvalidInput({"cursor": "cursor is not one this API gave out"}) from None
+    expected = {"order_ref", *index_keys}
+    if not isinstance(plain, dict) or set(plain) != expected or not all(isinstance(v, str) for v in plain.values()):
+        raise InvalidInput({"cursor": "cursor is not one this API gave out"})
+    return {name: {"S": value} for name, value in plain.items()}

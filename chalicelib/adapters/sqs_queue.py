@@ -11,13 +11,27 @@ from ..domain.fulfilment import FulfilmentMessage
 
 
 class SqsFulfilmentQueue:
-    def __init__(self, sqs_client, queue_url: str):
+    def __init__(self, sqs_client, queue_url: str, dead_letter_queue_url: str | None = None):
         self._sqs = sqs_client
         self._queue_url = queue_url
+        self._dead_letter_queue_url = dead_letter_queue_url
+
+    def dead_letter_depth(self) -> int:
+        """Messages the consumer gave up on (moved after the redrive policy's receive count)."""
+        if not self._dead_letter_queue_url:
+            return 0
+        try:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=self._dead_letter_queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+        except (BotoCoreError, ClientError) as exc:
+            raise QueueUnavailable(type(exc).__name__) from None
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def send(self, message: FulfilmentMessage) -> None:
-        """FIFO deduplication by order reference makes a resend within five minutes a no-op;
-        the manufacturer deduplicates by the same reference beyond that."""
+        """FIFO deduplication by fulfilment id makes a resend within five minutes a no-op; the
+        manufacturer deduplicates by the same id beyond that (its API calls are idempotent)."""
         try:
             self._sqs.send_message(
                 QueueUrl=self._queue_url,

@@ -57,3 +57,11 @@ class ConcurrentChange(DomainError):
 
 class RefundRefused(DomainError):
     """A refund that cannot be made (nothing paid, or more than is left)."""
+
+
+class FulfilmentConflict(DomainError):
+    """A manufacturer's call that contradicts what already happened (dispatch after cancellation)."""
+
+
+class OrderNotMatched(DomainError):
+    """The order reference and postcode do not match an order. Deliberately says nothing about why."""

@@ -58,6 +58,16 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Dispatch:
+    """What the manufacturer reports when a kit goes out."""
+
+    kit_code: str
+    carrier: str
+    tracking_reference: str
+    dispatched_at: datetime
+
+
+@dataclass(frozen=True)
 class Order:
     reference: str
     certificate_key: str
@@ -80,9 +90,24 @@ class Order:
     dispute_status: str | None = None
     payment_flag: str | None = None
     released_at: datetime | None = None
+    accepted_at: datetime | None = None
+    dispatch: Dispatch | None = None
+    rejection_reason: str | None = None
+    cancelled_at: datetime | None = None
+    cancellation_acknowledged: bool = False
     version: int = 0
     processed_events: frozenset[str] = field(default_factory=frozenset)
     history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def fulfilment_id(self) -> str:
+        """The manufacturer's id for this order's fulfilment: one per order, derived, never reused."""
+        return "F-" + self.reference.removeprefix("TK-")  # see fulfilment.order_reference_of
+
+    @property
+    def confirmed_at(self) -> datetime | None:
+        """When the fulfilment order came into being: at placing (free) or payment (paid)."""
+        return (self.paid_at or self.created_at) if self.is_confirmed else None
 
     @property
     def is_free(self) -> bool:
@@ -98,7 +123,21 @@ class Order:
 
     @property
     def awaits_release(self) -> bool:
+        """Confirmed but not yet on the queue: the relay's work list (the outbox)."""
         return self.is_confirmed and self.fulfilment is FulfilmentState.NOT_RELEASED
+
+    @property
+    def open_for_manufacturer(self) -> bool:
+        return self.is_confirmed and self.fulfilment in (FulfilmentState.RELEASED, FulfilmentState.ACCEPTED)
+
+    @property
+    def cancellation_to_tell(self) -> bool:
+        """Cancelled after the manufacturer may have seen it, and not yet acknowledged by them."""
+        return (
+            self.fulfilment is FulfilmentState.CANCELLED
+            and self.released_at is not None
+            and not self.cancellation_acknowledged
+        )
 
     def checkout_open_at(self, now: datetime) -> bool:
         """An open session a holder can still be sent to (with a minute to spare)."""

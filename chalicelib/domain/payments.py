@@ -6,33 +6,12 @@ current state rather than assumed to arrive in order, and paid money is never ig
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 
+from .changes import Effect, Outcome, Source, noted, record_change
 from .money import Money
-from .orders import BEFORE_DISPATCH, MONEY_TAKEN, FulfilmentState, HistoryEntry, Order, OrderState, PaymentState
-
-
-class Effect(str, Enum):
-    RELEASE_TO_MANUFACTURER = "release_to_manufacturer"
-    RELEASE_CLAIM = "release_claim"  # the certificate may order again
-    RECLAIM = "reclaim"  # a late payment takes the certificate's kit after all
-    CANCEL_FULFILMENT = "cancel_fulfilment"
-
-
-@dataclass(frozen=True)
-class Source:
-    """Who or what reports the fact: 'stripe' with its event id, an operator, or the system."""
-
-    actor: str
-    event_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    order: Order
-    effects: frozenset[Effect] = frozenset()
+from .orders import BEFORE_DISPATCH, MONEY_TAKEN, FulfilmentState, Order, OrderState, PaymentState
 
 
 @dataclass(frozen=True)
@@ -56,7 +35,7 @@ def accept_payment(
     """Stripe says the holder paid. Honoured even after expiry; flagged if the money is wrong."""
     if order.payment in MONEY_TAKEN:
         if payment_intent_id and order.payment_intent_id and payment_intent_id != order.payment_intent_id:
-            return _change(
+            return record_change(
                 order,
                 source,
                 now,
@@ -65,7 +44,7 @@ def accept_payment(
             )
         return noted(order, source, now, "payment already recorded")
     if paid is None or paid != order.amount:
-        return _change(
+        return record_change(
             order,
             source,
             now,
@@ -76,13 +55,13 @@ def accept_payment(
     late = order.state in (OrderState.EXPIRED, OrderState.CANCELLED)
     payment = money_state(order.amount, order.refunded_pence, order.dispute_status)
     effects = {Effect.RECLAIM} if late else set()
-    fulfilment, state = order.fulfilment, OrderState.CONFIRMED
+    fulfilment, state, cancelled_at = order.fulfilment, OrderState.CONFIRMED, order.cancelled_at
     if payment is PaymentState.REFUNDED:  # refunded before we even heard it was paid
-        fulfilment, state = FulfilmentState.CANCELLED, OrderState.CANCELLED
+        fulfilment, state, cancelled_at = FulfilmentState.CANCELLED, OrderState.CANCELLED, now
     elif order.fulfilment is FulfilmentState.NOT_RELEASED:
         effects.add(Effect.RELEASE_TO_MANUFACTURER)
     change = "paid after the order had lapsed: honoured" if late else "paid"
-    return _change(
+    return record_change(
         order,
         source,
         now,
@@ -91,6 +70,7 @@ def accept_payment(
         state=state,
         payment=payment,
         fulfilment=fulfilment,
+        cancelled_at=cancelled_at,
         paid_at=now,
         payment_intent_id=payment_intent_id,
         payment_processing=False,
@@ -102,7 +82,7 @@ def note_processing(order: Order, payment_intent_id: str | None, source: Source,
     """Checkout completed with a payment method that confirms later (bank debits)."""
     if not order.awaits_payment:
         return noted(order, source, now, "checkout completed (payment pending) after the order moved on")
-    return _change(
+    return record_change(
         order,
         source,
         now,
@@ -116,7 +96,7 @@ def fail_payment(order: Order, source: Source, now: datetime) -> Outcome:
     """An asynchronous payment failed: the order lapses and the certificate may order again."""
     if not order.awaits_payment:
         return noted(order, source, now, f"payment failure ignored: payment is {order.payment.value}")
-    return _change(
+    return record_change(
         order,
         source,
         now,
@@ -135,7 +115,7 @@ def expire_checkout(order: Order, session_id: str | None, source: Source, now: d
         return noted(order, source, now, f"expiry of superseded session {session_id} ignored")
     if not order.awaits_payment or order.payment_processing:
         return noted(order, source, now, f"expiry ignored: order is {order.state.value}, payment {order.payment.value}")
-    return _change(
+    return record_change(
         order, source, now, "checkout expired unpaid", {Effect.RELEASE_CLAIM}, state=OrderState.EXPIRED, hold_until=None
     )
 
@@ -145,7 +125,7 @@ def reconcile_money(order: Order, view: MoneyView, source: Source, now: datetime
     refunded = max(order.refunded_pence, view.amount_refunded)
     facts = {"refunded_pence": refunded, "dispute_status": view.dispute_status}
     if order.payment not in MONEY_TAKEN:
-        return _change(
+        return record_change(
             order,
             source,
             now,
@@ -155,22 +135,22 @@ def reconcile_money(order: Order, view: MoneyView, source: Source, now: datetime
     payment = money_state(order.amount, refunded, view.dispute_status)
     if payment is order.payment and refunded == order.refunded_pence and view.dispute_status == order.dispute_status:
         return noted(order, source, now, "no change to the money" + note)
-    effects, fulfilment, state = set(), order.fulfilment, order.state
+    effects, cancels = set(), {}
     if payment is PaymentState.REFUNDED and order.fulfilment in BEFORE_DISPATCH:
         effects.add(Effect.CANCEL_FULFILMENT)
-        fulfilment, state = FulfilmentState.CANCELLED, OrderState.CANCELLED
+        cancels = {"fulfilment": FulfilmentState.CANCELLED, "state": OrderState.CANCELLED, "cancelled_at": now}
     change = f"payment {payment.value}: refunded {Money(refunded, order.amount.currency).display()}"
     if view.dispute_status:
         change += f", dispute {view.dispute_status}"
     change += note
-    return _change(order, source, now, change, effects, payment=payment, fulfilment=fulfilment, state=state, **facts)
+    return record_change(order, source, now, change, effects, payment=payment, **cancels, **facts)
 
 
 def abandon_checkout(order: Order, source: Source, now: datetime) -> Outcome:
     """No checkout session could be opened: nothing half-made may keep holding the certificate."""
     if not order.awaits_payment or order.checkout_session_id:
         return noted(order, source, now, "abandon ignored: a checkout session exists or the order moved on")
-    return _change(
+    return record_change(
         order,
         source,
         now,
@@ -189,18 +169,6 @@ def money_state(amount: Money, refunded_pence: int, dispute_status: str | None) 
     if refunded_pence > 0:
         return PaymentState.PARTIALLY_REFUNDED
     return PaymentState.PAID
-
-
-def noted(order: Order, source: Source, now: datetime, change: str) -> Outcome:
-    """Nothing changes but the log, which shows the fact arrived and why it changed nothing."""
-    return _change(order, source, now, change)
-
-
-def _change(order: Order, source: Source, now: datetime, change: str, effects=(), **fields) -> Outcome:
-    entry = HistoryEntry(now, source.actor, change, source.event_id)
-    seen = order.processed_events | ({source.event_id} if source.event_id else set())
-    updated = replace(order, history=order.history + (entry,), processed_events=seen, **fields)
-    return Outcome(updated, frozenset(effects))
 
 
 def _show(money: Money | None) -> str:

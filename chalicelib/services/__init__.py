@@ -8,6 +8,7 @@ from .ordering import (
     check_certificate,
     confirm_order,
     find_order,
+    look_up_order,
     open_checkout,
     release_to_manufacturer,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "check_certificate",
     "confirm_order",
     "find_order",
+    "look_up_order",
     "fulfil",
     "fulfil_on_return",
     "handle_stripe_webhook",

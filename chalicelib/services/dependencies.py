@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Callable
 
 from ..domain.register import RegisterKeys
-from ..ports import FulfilmentQueue, Orders, Payments, Register
+from ..ports import ApiKeys, FulfilmentQueue, Fulfilments, Metrics, Orders, Payments, Register
 from ..settings import Settings
 
 
@@ -18,6 +18,9 @@ class Dependencies:
     orders: Orders
     payments: Payments
     fulfilment_queue: FulfilmentQueue
+    fulfilments: Fulfilments
+    api_keys: ApiKeys
+    metrics: Metrics
     clock: Callable[[], datetime]
 
     @property

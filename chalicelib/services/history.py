@@ -23,6 +23,8 @@ def apply_change(
         if event_id and event_id in before.processed_events:
             return before
         outcome = decide(before)
+        if not outcome.changed:
+            return before
         try:
             deps.orders.save(before, outcome.order, outcome.effects)
         except ConcurrentChange:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +13,8 @@ from ..domain.errors import (
     ConcurrentChange,
     InvalidInput,
     OrderAlreadyExists,
+    OrderNotFound,
+    OrderNotMatched,
     PaymentServiceUnavailable,
     QueueUnavailable,
 )
@@ -19,7 +22,12 @@ from ..domain.fulfilment import fulfilment_message_for
 from ..domain.money import Money
 from ..domain.orders import MONEY_TAKEN, Order, place_order, with_checkout
 from ..domain.payments import Source, abandon_checkout
-from ..domain.references import new_order_reference, normalise_certificate_reference, parse_postcode
+from ..domain.references import (
+    new_order_reference,
+    normalise_certificate_reference,
+    normalise_order_reference,
+    parse_postcode,
+)
 from .dependencies import Dependencies
 from .history import apply_change
 
@@ -143,6 +151,29 @@ def _record_checkout(order: Order, session, expires_at, attempt: int, deps: Depe
 
 def find_order(reference: str, deps: Dependencies) -> Order:
     return deps.orders.get(reference)
+
+
+def look_up_order(raw_reference: str, raw_postcode: str, deps: Dependencies) -> Order:
+    """The holder's status check: the order only for its reference *and* delivery postcode, with the
+    same refusal (and the same constant-time compare) for an unknown reference or a wrong postcode."""
+    errors: dict[str, str] = {}
+    reference = normalise_order_reference(raw_reference)
+    if reference is None:
+        errors["reference"] = "Enter your order reference as shown on your confirmation, like TK-7K3MQ-9X2HD"
+    try:
+        postcode = str(parse_postcode(raw_postcode))
+    except InvalidInput as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise InvalidInput(errors)
+    try:
+        order = deps.orders.get(reference)
+    except OrderNotFound:
+        order = None
+    stored = order.delivery.postcode if order else "\x00"
+    if not hmac.compare_digest(stored.encode(), postcode.encode()) or order is None:
+        raise OrderNotMatched()
+    return order
 
 
 def release_to_manufacturer(order: Order, deps: Dependencies) -> None:

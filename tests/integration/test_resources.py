@@ -15,6 +15,7 @@ def test_every_table_on_moto_has_the_key_schema_and_indexes_the_file_declares(se
         "RegisterTable": settings.register_table,
         "OrdersTable": settings.orders_table,
         "ClaimsTable": settings.claims_table,
+        "ApiKeysTable": settings.api_keys_table,
     }
     assert set(declared) == set(names)
     for logical_id, props in declared.items():

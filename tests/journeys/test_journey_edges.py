@@ -103,6 +103,7 @@ def _complete_env():
         "REGISTER_TABLE": "r",
         "ORDERS_TABLE": "o",
         "CLAIMS_TABLE": "c",
+        "API_KEYS_TABLE": "k",
         "FULFILMENT_QUEUE_URL": "q",
         "REGISTER_KEY": "k" * 32,
         "JOURNEY_KEY": "j" * 32,

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
+import jsonschema
 import pytest
 
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
@@ -34,6 +36,16 @@ def register(deps):
         register_row("FA/1008", "SW1A 2AA", expiry_date="2026-11-28"),
     )
     return deps
+
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "fulfilment-message.v1.json").read_text())
+
+
+def assert_matches_schema(messages: list[dict]) -> None:
+    """Every message leaving tracekit has exactly the schema's fields (additionalProperties: false)."""
+    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+    for message in messages:
+        validator.validate(message)
 
 
 def queued_messages(settings) -> list[dict]:
@@ -88,9 +100,13 @@ def test_a_paid_order_from_start_page_to_the_manufacturers_queue(client, registe
         PaymentState.PAID,
         FulfilmentState.RELEASED,
     )
-    assert queued_messages(settings) == [
+    messages = queued_messages(settings)
+    assert_matches_schema(messages)
+    assert messages == [
         {
             "schema_version": 1,
+            "fulfilment_id": "F-" + reference.removeprefix("TK-"),
+            "created_at": "2026-11-29T12:00:00Z",
             "order_reference": reference,
             "product_code": "PMK-1",
             "quantity": 1,
@@ -120,6 +136,7 @@ def test_a_free_order_from_start_page_to_the_manufacturers_queue(
 
     assert stripe_emulator.events() == []
     [message] = queued_messages(settings)
+    assert_matches_schema([message])
     assert message["order_reference"] == order_reference
     assert message["recipient"]["address_lines"] == ["1 Test Street", "Flat 2"]
 

@@ -1,0 +1,168 @@
+"""The partner API (JSON, under /manufacturer/), with the one authorizer for scoped API keys.
+
+Routes only translate; chalicelib.services.manufacturer holds the rules. Domain errors become
+HTTP statuses in `json_route`, the one place for this API."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+
+from chalice import Blueprint, Response
+from chalice.app import AuthResponse
+
+from . import bootstrap
+from .domain.errors import FulfilmentConflict, InvalidInput, OrderNotFound, PaymentServiceUnavailable, QueueUnavailable
+from .services import manufacturer as service
+
+api = Blueprint(__name__)
+log = logging.getLogger("tracekit")
+MAX_JSON_BYTES = 16 * 1024
+
+
+@api.authorizer(ttl_seconds=60)
+def api_key(auth_request):
+    """Allows an active key's own scope (`/manufacturer/*` or `/finance/*`) and nothing else."""
+    grant = service.authorize(auth_request.token, bootstrap.dependencies())
+    if grant is None:
+        return AuthResponse(routes=[], principal_id="anonymous")
+    return AuthResponse(routes=[f"{grant.scope.route_prefix}*"], principal_id=grant.key_id)
+
+
+def json_route(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except InvalidInput as exc:
+            return _json(400, {"error": "invalid request", "fields": exc.errors})
+        except OrderNotFound:
+            return _json(404, {"error": "no such fulfilment order"})
+        except FulfilmentConflict as exc:
+            return _json(409, {"error": str(exc)})
+        except (QueueUnavailable, PaymentServiceUnavailable):
+            return _json(503, {"error": "a service tracekit depends on is unavailable; try again"})
+        except Exception as exc:  # noqa: BLE001 - the last line of defence; logged without its message
+            log.error("unhandled %s in %s", type(exc).__name__, view.__name__)
+            return _json(500, {"error": "internal error"})
+
+    return wrapper
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(
+        body=json.dumps(body),
+        status_code=status,
+        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+    )
+
+
+def _deps():
+    return bootstrap.dependencies()
+
+
+def _caller() -> str:
+    return api.current_request.context.get("authorizer", {}).get("principalId", "unknown")
+
+
+def _query(name: str) -> str | None:
+    return (api.current_request.query_params or {}).get(name)
+
+
+def _body() -> dict:
+    raw = api.current_request.raw_body or b""
+    if len(raw) > MAX_JSON_BYTES:
+        raise InvalidInput({"body": f"the body must be under {MAX_JSON_BYTES} bytes"})
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise InvalidInput({"body": "the body must be a JSON object"}) from None
+    if not isinstance(body, dict):
+        raise InvalidInput({"body": "the body must be a JSON object"})
+    return body
+
+
+def _state(order) -> dict:
+    dispatch = order.dispatch
+    return {
+        "fulfilment_id": order.fulfilment_id,
+        "state": order.fulfilment.value,
+        "dispatch": None
+        if dispatch is None
+        else {
+            "kit_code": dispatch.kit_code,
+            "carrier": dispatch.carrier,
+            "tracking_reference": dispatch.tracking_reference,
+            "dispatched_at": dispatch.dispatched_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        },
+    }
+
+
+def _page(page, key: str) -> Response:
+    return _json(200, {key: [item.to_document() for item in page.items], "next_cursor": page.next_cursor})
+
+
+@api.route("/fulfilment-orders", methods=["GET"], authorizer=api_key)
+@json_route
+def list_fulfilment_orders():
+    return _page(service.open_fulfilments(_query("cursor"), _query("limit"), _deps()), "fulfilment_orders")
+
+
+@api.route(
+    "/fulfilment-orders/{fulfilment_id}/accept",
+    methods=["POST"],
+    authorizer=api_key,
+    content_types=["application/json"],
+)
+@json_route
+def accept_fulfilment_order(fulfilment_id):
+    return _json(200, _state(service.accept_fulfilment(fulfilment_id, _caller(), _deps())))
+
+
+@api.route(
+    "/fulfilment-orders/{fulfilment_id}/dispatch",
+    methods=["POST"],
+    authorizer=api_key,
+    content_types=["application/json"],
+)
+@json_route
+def dispatch_fulfilment_order(fulfilment_id):
+    return _json(200, _state(service.dispatch_fulfilment(fulfilment_id, _body(), _caller(), _deps())))
+
+
+@api.route(
+    "/fulfilment-orders/{fulfilment_id}/reject",
+    methods=["POST"],
+    authorizer=api_key,
+    content_types=["application/json"],
+)
+@json_route
+def reject_fulfilment_order(fulfilment_id):
+    return _json(200, _state(service.reject_fulfilment(fulfilment_id, _body().get("reason"), _caller(), _deps())))
+
+
+@api.route("/cancellations", methods=["GET"], authorizer=api_key)
+@json_route
+def list_cancellations():
+    return _page(service.cancellations(_query("cursor"), _query("limit"), _deps()), "cancellations")
+
+
+@api.route(
+    "/cancellations/{fulfilment_id}/acknowledge",
+    methods=["POST"],
+    authorizer=api_key,
+    content_types=["application/json"],
+)
+@json_route
+def acknowledge_cancellation(fulfilment_id):
+    return _json(200, _state(service.acknowledge(fulfilment_id, _caller(), _deps())))
+
+
+@api.route("/openapi.json", methods=["GET"], authorizer=api_key)
+@json_route
+def openapi_document():
+    from pathlib import Path
+
+    document = Path(__file__).resolve().parent.parent / "schemas" / "manufacturer-api.openapi.json"
+    return _json(200, json.loads(document.read_text()))

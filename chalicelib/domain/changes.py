@@ -1,0 +1,48 @@
+"""A change to an order: who made it, what it asks of the world, and the log line it leaves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import Enum
+
+from .orders import HistoryEntry, Order
+
+
+class Effect(str, Enum):
+    RELEASE_TO_MANUFACTURER = "release_to_manufacturer"
+    RELEASE_CLAIM = "release_claim"  # the certificate may order again
+    RECLAIM = "reclaim"  # a late payment takes the certificate's kit after all
+    CANCEL_FULFILMENT = "cancel_fulfilment"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who or what reports the fact: 'stripe' with its event id, an operator, or the system."""
+
+    actor: str
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    order: Order
+    effects: frozenset[Effect] = frozenset()
+    changed: bool = True
+
+
+def noted(order: Order, source: Source, now: datetime, change: str) -> Outcome:
+    """Nothing changes but the log, which shows the fact arrived and why it changed nothing."""
+    return record_change(order, source, now, change)
+
+
+def record_change(order: Order, source: Source, now: datetime, change: str, effects=(), **fields) -> Outcome:
+    entry = HistoryEntry(now, source.actor, change, source.event_id)
+    seen = order.processed_events | ({source.event_id} if source.event_id else set())
+    updated = replace(order, history=order.history + (entry,), processed_events=seen, **fields)
+    return Outcome(updated, frozenset(effects))
+
+
+def unchanged(order: Order) -> Outcome:
+    """A repeat of something already done (an idempotent call): no write, no log line."""
+    return Outcome(order, changed=False)

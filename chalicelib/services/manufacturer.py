@@ -1,0 +1,127 @@
+"""The manufacturer's side: its work list, what it reports back, and the relay that makes sure
+nothing confirmed is left unsent."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ..domain.changes import Source
+from ..domain.credentials import Grant, grant_for, read_token
+from ..domain.errors import InvalidInput, OrderNotFound, QueueUnavailable
+from ..domain.fulfilment import (
+    Page,
+    accept,
+    acknowledge_cancellation,
+    dispatch,
+    order_reference_of,
+    parse_dispatch,
+    parse_reason,
+    reject,
+)
+from ..domain.orders import Order
+from .dependencies import Dependencies
+from .history import apply_change
+from .ordering import release_to_manufacturer
+
+log = logging.getLogger("tracekit")
+MAX_PAGE = 100
+
+
+def authorize(authorization: str | None, deps: Dependencies) -> Grant | None:
+    """One keyed lookup and a constant-time compare; None for anything not an active key."""
+    token = read_token(authorization)
+    if token is None:
+        return None
+    scope, key_id, secret = token
+    return grant_for(deps.api_keys.find(key_id), scope, key_id, secret)
+
+
+def open_fulfilments(cursor: str | None, limit: int | None, deps: Dependencies) -> Page:
+    return deps.fulfilments.open_fulfilments(cursor, _page_size(limit))
+
+
+def cancellations(cursor: str | None, limit: int | None, deps: Dependencies) -> Page:
+    return deps.fulfilments.cancellations(cursor, _page_size(limit))
+
+
+def accept_fulfilment(fulfilment_id: str, by: str, deps: Dependencies) -> Order:
+    return _act(fulfilment_id, lambda o: accept(o, Source(f"manufacturer:{by}"), deps.clock()), deps)
+
+
+def dispatch_fulfilment(fulfilment_id: str, report: dict, by: str, deps: Dependencies) -> Order:
+    def decide(order: Order):
+        details = parse_dispatch(report, order.released_at, deps.clock())
+        return dispatch(order, details, Source(f"manufacturer:{by}"), deps.clock())
+
+    return _act(fulfilment_id, decide, deps)
+
+
+def reject_fulfilment(fulfilment_id: str, reason, by: str, deps: Dependencies) -> Order:
+    text = parse_reason(reason)
+    return _act(fulfilment_id, lambda o: reject(o, text, Source(f"manufacturer:{by}"), deps.clock()), deps)
+
+
+def acknowledge(fulfilment_id: str, by: str, deps: Dependencies) -> Order:
+    return _act(fulfilment_id, lambda o: acknowledge_cancellation(o, Source(f"manufacturer:{by}"), deps.clock()), deps)
+
+
+def _act(fulfilment_id: str, decide, deps: Dependencies) -> Order:
+    reference = order_reference_of(fulfilment_id)
+    if reference is None:
+        raise OrderNotFound(str(fulfilment_id)[:40])
+    return apply_change(reference, decide, deps)
+
+
+def relay_unsent(deps: Dependencies) -> int:
+    """Scheduled: send every confirmed order whose message did not go (a failed send, or a
+    process that died between the write and the send). Safe to run twice: SQS deduplicates by
+    fulfilment id, and the release is recorded on condition it was not already."""
+    sent = 0
+    for reference in deps.fulfilments.relay_pending():
+        order = deps.orders.get(reference)
+        if not order.awaits_release:
+            continue
+        try:
+            release_to_manufacturer(order, deps)
+        except QueueUnavailable:
+            log.error("relay: queue unavailable; %d sent this run", sent)
+            break
+        sent += 1
+    return sent
+
+
+@dataclass(frozen=True)
+class FulfilmentHealth:
+    stuck: list[str]
+    dead_letters: int
+
+
+def fulfilment_health(deps: Dependencies, publish: bool = True) -> FulfilmentHealth:
+    """Released but not dispatched after the configured days, and the dead-letter depth; both are
+    published as metrics for alarms."""
+    cutoff = deps.clock() - timedelta(days=deps.settings.stuck_after_days)
+    stuck, cursor = [], None
+    while True:
+        page = deps.fulfilments.open_fulfilments(cursor, MAX_PAGE)
+        stuck += [item.message.fulfilment_id for item in page.items if item.released_at < cutoff]
+        cursor = page.next_cursor
+        if cursor is None or (page.items and page.items[-1].released_at >= cutoff):
+            break
+    health = FulfilmentHealth(stuck, deps.fulfilment_queue.dead_letter_depth())
+    if publish:
+        deps.metrics.report({"StuckFulfilments": len(health.stuck), "FulfilmentDeadLetters": health.dead_letters})
+    return health
+
+
+def _page_size(limit) -> int:
+    if limit is None:
+        return 50
+    try:
+        size = int(limit)
+    except (TypeError, ValueError):
+        raise InvalidInput({"limit": "limit must be a whole number from 1 to 100"}) from None
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput({"limit": "limit must be a whole number from 1 to 100"})
+    return size
