@@ -213,8 +213,15 @@ def test_a_free_order_is_confirmed_at_once_and_a_paid_one_waits_for_payment():
 
 def test_the_fulfilment_message_carries_only_what_posting_a_kit_needs():
     document = fulfilment_message_for(paid_order(), "PMK-1").to_document()
-    assert set(document) == {"schema_version", "fulfilment_id", "order_reference", "product_code", "quantity",
-                             "recipient", "created_at"}
+    assert set(document) == {
+        "schema_version",
+        "fulfilment_id",
+        "order_reference",
+        "product_code",
+        "quantity",
+        "recipient",
+        "created_at",
+    }
     assert set(document["recipient"]) == {"name", "address_lines", "town", "postcode"}
     assert document["recipient"]["address_lines"] == ["1 Test Street"]
     assert document["fulfilment_id"] == "F-AAAAA-BBBBB"

@@ -1,0 +1,391 @@
+"""The manufacturer's reference client: the kit maker's side of the partner API, over HTTP.
+
+It uses only the public API (schemas/manufacturer-api.openapi.json), as the kit maker would,
+never tracekit's internals. The key comes from the environment, never an argument, so it stays
+out of shell history and process lists.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import quote
+
+import click
+import requests
+from requests.adapters import HTTPAdapter
+from tqdm import tqdm
+from urllib3.util.retry import Retry
+
+KEY_VARIABLE = "TRACEKIT_MANUFACTURER_KEY"
+URL_VARIABLE = "TRACEKIT_API_URL"
+ORDER_COLUMNS = (
+    "fulfilment_id",
+    "order_reference",
+    "product_code",
+    "quantity",
+    "recipient_name",
+    "address_line_1",
+    "address_line_2",
+    "town",
+    "postcode",
+    "created_at",
+)
+DISPATCH_COLUMNS = ("fulfilment_id", "kit_code", "carrier", "tracking_reference", "dispatched_at")
+DISPATCH_FIELDS = DISPATCH_COLUMNS[1:]
+# Spreadsheets run a cell starting with these as a formula; tab and CR are in OWASP's list too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Loose on purpose (the API decides); it only keeps a stray value from changing the URL's path.
+FULFILMENT_ID = re.compile(r"[A-Za-z0-9-]{1,40}")
+ATTEMPTS = 4
+BACKOFF_SECONDS = 0.5
+TIMEOUT_SECONDS = (5, 30)
+PAGE_SIZE = 100
+
+
+class Unusable(click.ClickException):
+    """Nothing sensible can be done: a refused key, a wrong URL, an unreadable file (exit 2)."""
+
+    exit_code = 2
+
+
+class Unreachable(Exception):
+    """The API could not be reached even after the retries."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    def error_text(self) -> str:
+        """The API's own words: `field: message` pairs for a 400, the error text otherwise."""
+        body = self.body if isinstance(self.body, dict) else {}
+        fields = body.get("fields")
+        if isinstance(fields, dict) and fields:
+            return "; ".join(f"{name}: {message}" for name, message in fields.items())
+        return str(body.get("error") or body.get("message") or body.get("Message") or self.body or "no detail")[:300]
+
+
+class ManufacturerApi:
+    """The partner API through one session that retries what is safe to retry."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self._base = base_url.rstrip("/")
+        self._session = _retrying_session(key)
+
+    def get(self, path: str, params: dict[str, Any]) -> Reply:
+        return self._send("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any]) -> Reply:
+        # json= sets Content-Type: application/json, which the API requires even for `{}`.
+        return self._send("POST", path, json=body)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Reply:
+        try:
+            response = self._session.request(method, self._base + path, timeout=TIMEOUT_SECONDS, **kwargs)
+        except requests.RequestException as exc:
+            raise Unreachable(f"could not reach the API after {ATTEMPTS} attempts ({type(exc).__name__})") from None
+        reply = Reply(response.status_code, _body_of(response))
+        _stop_if_refused(reply)
+        return reply
+
+
+def _retrying_session(key: str) -> requests.Session:
+    """Retries connection failures and gateway 502/503/504 with backoff. POSTs are retried too:
+    every call of this API is idempotent, so sending one twice cannot record anything twice."""
+    retry = Retry(
+        total=ATTEMPTS - 1,
+        connect=ATTEMPTS - 1,
+        read=0,
+        status=ATTEMPTS - 1,
+        other=0,
+        backoff_factor=BACKOFF_SECONDS,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=None,
+        raise_on_status=False,  # the last 503 is reported with the API's words, not as an exception
+    )
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    session.headers.update({"Authorization": f"Bearer {key}", "Accept": "application/json"})
+    return session
+
+
+def _body_of(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:  # a gateway's HTML error page, say
+        return response.text[:300]
+
+
+def _stop_if_refused(reply: Reply) -> None:
+    """401/403 end the whole run: no later call can succeed with the same key."""
+    if reply.status not in (401, 403):
+        return
+    if "Missing Authentication Token" in str(reply.body):
+        # What API Gateway answers for a path it does not have: the URL is wrong, not the key.
+        raise Unusable(f"the API has no such route: check --api / {URL_VARIABLE} (HTTP {reply.status})")
+    raise Unusable(
+        f"the API refused the key (HTTP {reply.status}): check {KEY_VARIABLE} holds a current manufacturer key"
+    )
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API is; the key is read only when a command needs it, so --help works without one."""
+
+    api_url: str | None
+
+    def open(self) -> ManufacturerApi:
+        url = (self.api_url or "").strip()
+        if not url:
+            raise Unusable(f"give the API's base URL with --api URL or {URL_VARIABLE}")
+        if not _safe_to_send_key(url):
+            raise Unusable(f"{url} is not https: the key would cross the network in clear (http is for 127.0.0.1)")
+        key = os.environ.get(KEY_VARIABLE, "").strip()
+        if not key:
+            raise Unusable(f"set {KEY_VARIABLE} to your manufacturer API key (it is never taken as an argument)")
+        return ManufacturerApi(url, key)
+
+
+def _safe_to_send_key(url: str) -> bool:
+    """https anywhere; plain http only to this machine (the local stack)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
+
+
+def pages(api: ManufacturerApi, path: str, key: str) -> Iterator[dict]:
+    """Every item of a listing, following next_cursor to the end."""
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": PAGE_SIZE} | ({"cursor": cursor} if cursor else {})
+        try:
+            reply = api.get(path, params)
+        except Unreachable as exc:
+            raise click.ClickException(f"GET {path}: {exc}") from None
+        if not reply.ok:
+            raise click.ClickException(f"GET {path} answered {reply.status}: {reply.error_text()}")
+        yield from reply.body[key]
+        next_cursor = reply.body.get("next_cursor")
+        if not next_cursor or next_cursor == cursor:  # the second test guards against a loop
+            return
+        cursor = next_cursor
+
+
+def post_action(api: ManufacturerApi, path: str, body: dict[str, Any] | None = None) -> tuple[bool, str]:
+    """(accepted, what happened) for one POST; a refusal or an outage is an answer, not an exception."""
+    try:
+        reply = api.post(path, body or {})
+    except Unreachable as exc:
+        return False, f"failed: {exc}"
+    if reply.ok:
+        return True, str(reply.body.get("state", "ok"))
+    verb = "refused" if 400 <= reply.status < 500 else "failed"
+    return False, f"{verb} ({reply.status}): {reply.error_text()}"
+
+
+def order_path(fulfilment_id: str, action: str, collection: str = "fulfilment-orders") -> str:
+    return f"/manufacturer/{collection}/{quote(fulfilment_id, safe='')}/{action}"
+
+
+def progress(total: int | None, description: str, unit: str, quiet: bool) -> tqdm:
+    """On stderr, so stdout stays the report a script or a person reads."""
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=quiet)
+
+
+def say(text: str) -> None:
+    """One report line on stdout, printed above any progress bar rather than through it."""
+    tqdm.write(text, file=sys.stdout)
+
+
+def neutralise(value: str) -> str:
+    """A leading quote makes a spreadsheet show the cell as text instead of running it: names and
+    addresses are typed by the public, so '=HYPERLINK(...)' must stay a string."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def order_row(order: dict) -> list[str]:
+    """One fulfilment order as the CSV's columns (ORDER_COLUMNS), every cell neutralised."""
+    recipient = order.get("recipient") or {}
+    lines = [*(recipient.get("address_lines") or []), "", ""]
+    values = (
+        order.get("fulfilment_id"),
+        order.get("order_reference"),
+        order.get("product_code"),
+        order.get("quantity"),
+        recipient.get("name"),
+        lines[0],
+        lines[1],
+        recipient.get("town"),
+        recipient.get("postcode"),
+        order.get("created_at"),
+    )
+    return [neutralise("" if value is None else str(value)) for value in values]
+
+
+def utc_today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+def write_orders_csv(out_dir: Path, orders: list[dict], day: str) -> Path:
+    """fulfilment-orders-<day>.csv, or -2, -3... if taken. Created exclusively ('x'), so an
+    earlier file is never overwritten, even by a second poll running at the same moment."""
+    stem = f"fulfilment-orders-{day}"
+    number = 1
+    while True:
+        path = out_dir / (f"{stem}.csv" if number == 1 else f"{stem}-{number}.csv")
+        try:
+            # utf-8-sig: the BOM makes spreadsheets read accented names as UTF-8.
+            with path.open("x", newline="", encoding="utf-8-sig") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(ORDER_COLUMNS)
+                writer.writerows(order_row(order) for order in orders)
+            return path
+        except FileExistsError:
+            number += 1
+
+
+def read_dispatch_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for every row, or Unusable for a file that cannot be used at all."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+            missing = [column for column in DISPATCH_COLUMNS if column not in reader.fieldnames]
+            if missing:
+                raise Unusable(f"{path} lacks the columns: {', '.join(missing)} (needs {', '.join(DISPATCH_COLUMNS)})")
+            # line_num counts physical lines, so a quoted newline does not shift the numbers.
+            return [(reader.line_num, row) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise Unusable(f"cannot read {path}: {exc}") from None
+
+
+def dispatch_row(api: ManufacturerApi, line: int, row: dict[str, str]) -> tuple[bool, str]:
+    """Report one row's dispatch; (accepted, the line to print)."""
+    fulfilment_id = (row.get("fulfilment_id") or "").strip()
+    if not FULFILMENT_ID.fullmatch(fulfilment_id):
+        # Not sent: a slash or an empty id would change which route the request reaches.
+        return (
+            False,
+            f"line {line}: {fulfilment_id or '(empty)'} refused (not sent): fulfilment_id: not a fulfilment id",
+        )
+    body = {name: (row.get(name) or "").strip() for name in DISPATCH_FIELDS}
+    accepted, outcome = post_action(api, order_path(fulfilment_id, "dispatch"), body)
+    return accepted, f"line {line}: {fulfilment_id} {'dispatched' if accepted else outcome}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--api", "api_url", envvar=URL_VARIABLE, metavar="URL", help=f"The API's base URL (or {URL_VARIABLE}).")
+@click.pass_context
+def manufacturer(ctx: click.Context, api_url: str | None) -> None:
+    """The kit maker's client for tracekit's manufacturer API.
+
+    The key is read from TRACEKIT_MANUFACTURER_KEY, never from an argument. Exit status 2 means
+    nothing could be done: the key was refused, the URL is wrong or the input is unusable."""
+    ctx.obj = Connection(api_url)
+
+
+@manufacturer.command()
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, writable=True, path_type=Path),
+    help="Where the dated CSV goes.",
+)
+@click.option("--no-accept", is_flag=True, help="Only write the CSV; do not accept the orders.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def poll(connection: Connection, out_dir: Path, no_accept: bool, quiet: bool) -> None:
+    """Write every open fulfilment order to fulfilment-orders-YYYY-MM-DD.csv and accept them.
+
+    The CSV holds the whole outstanding list (released or accepted, not yet dispatched), oldest
+    first. Cells a spreadsheet would run as a formula are prefixed with a quote."""
+    api = connection.open()
+    with progress(None, "Fetching", "order", quiet) as bar:
+        orders = []
+        for order in pages(api, "/manufacturer/fulfilment-orders", "fulfilment_orders"):
+            orders.append(order)
+            bar.update(1)
+    # Written before anything is accepted: an accepted order must already be on disk.
+    path = write_orders_csv(out_dir, orders, utc_today())
+    click.echo(f"{path}: {len(orders)} fulfilment orders written")
+    if no_accept:
+        click.echo("none accepted (--no-accept)")
+        return
+    refused = accept_all(api, orders, quiet)
+    click.echo(f"{len(orders) - refused} accepted, {refused} not accepted")
+    if refused:
+        sys.exit(1)
+
+
+def accept_all(api: ManufacturerApi, orders: list[dict], quiet: bool) -> int:
+    """Accept each order (a no-op for one already accepted); the number not accepted."""
+    refused = 0
+    with progress(len(orders), "Accepting", "order", quiet) as bar:
+        for order in orders:
+            fulfilment_id = str(order.get("fulfilment_id", ""))
+            accepted, outcome = post_action(api, order_path(fulfilment_id, "accept"))
+            if not accepted:
+                refused += 1
+                say(f"{fulfilment_id}: not accepted, {outcome}")
+            bar.update(1)
+    return refused
+
+
+@manufacturer.command("upload-dispatches")
+@click.argument("csv_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def upload_dispatches(connection: Connection, csv_file: Path, quiet: bool) -> None:
+    """Report dispatches from a CSV: fulfilment_id, kit_code, carrier, tracking_reference,
+    dispatched_at (ISO 8601 in UTC, like 2026-11-29T10:15:00Z).
+
+    One line per row says whether it was recorded. Sending the same file again is safe. Exit
+    status 0 if every row was recorded, 1 if any was refused or failed, 2 if the file is unusable."""
+    rows = read_dispatch_rows(csv_file)
+    api = connection.open()
+    accepted = 0
+    with progress(len(rows), "Dispatches", "row", quiet) as bar:
+        for line, row in rows:
+            ok, report = dispatch_row(api, line, row)
+            accepted += ok
+            say(report)
+            bar.update(1)
+    click.echo(f"{accepted} of {len(rows)} dispatches recorded")
+    if accepted < len(rows):
+        sys.exit(1)
+
+
+@manufacturer.command()
+@click.option("--acknowledge", is_flag=True, help="Tell tracekit you will not send each one.")
+@click.pass_obj
+def cancellations(connection: Connection, acknowledge: bool) -> None:
+    """List cancelled orders you must NOT send, and optionally acknowledge them."""
+    api = connection.open()
+    # Listed in full first: acknowledging drops an item from the list, which would shift the pages.
+    items = list(pages(api, "/manufacturer/cancellations", "cancellations"))
+    failed = 0
+    for item in items:
+        fulfilment_id = str(item.get("fulfilment_id", ""))
+        text = f"{fulfilment_id} {item.get('order_reference')} cancelled {item.get('cancelled_at')}: do not send"
+        if acknowledge:
+            ok, outcome = post_action(api, order_path(fulfilment_id, "acknowledge", "cancellations"))
+            failed += not ok
+            text += ", acknowledged" if ok else f"; acknowledgement {outcome}"
+        click.echo(text)
+    click.echo(f"{len(items)} pending cancellations" + (f", {len(items) - failed} acknowledged" if acknowledge else ""))
+    if failed:
+        sys.exit(1)
