@@ -23,6 +23,7 @@ ENVIRONMENT_NAMES = {
     "FulfilmentQueue": "FULFILMENT_QUEUE_URL",
     "FulfilmentDeadLetterQueue": "FULFILMENT_DEAD_LETTER_QUEUE_URL",
     "ExportsBucket": "EXPORTS_BUCKET",
+    "ManufacturerQueueRole": "MANUFACTURER_QUEUE_ROLE_ARN",
 }
 
 
@@ -37,10 +38,14 @@ def physical_name(stage: str, logical_id: str, resource: dict) -> str:
     return name + ".fifo" if resource["Properties"].get("FifoQueue") else name
 
 
+# What the local stack passes for the template's parameters (placeholders: no real account).
+LOCAL_PARAMETERS = {"ManufacturerAccountId": "000000000000", "ManufacturerExternalId": "local-external-id-0000"}
+
+
 def create_resources(stage: str, endpoint_url: str, region: str) -> dict[str, str]:
     """Create every resource; returns the environment the app needs to find them."""
     session = boto3.session.Session(region_name=region)
-    clients = {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3")}
+    clients = {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam")}
     created: dict[str, dict] = {}
     resources = load_resources()
     for logical_id in _creation_order(resources):
@@ -51,9 +56,18 @@ def create_resources(stage: str, endpoint_url: str, region: str) -> dict[str, st
 
 
 def _creation_order(resources: dict) -> list[str]:
-    """Resources others refer to (Fn::GetAtt) come first."""
-    referenced = {ref for r in resources.values() for ref in _references(r)}
-    return sorted(resources, key=lambda lid: (lid not in referenced, lid))
+    """Every resource after the ones it refers to (Fn::GetAtt): a depth-first topological order."""
+    ordered: list[str] = []
+
+    def visit(logical_id: str) -> None:
+        if logical_id not in ordered:
+            for dependency in _references(resources[logical_id]):
+                visit(dependency)
+            ordered.append(logical_id)
+
+    for logical_id in sorted(resources):
+        visit(logical_id)
+    return ordered
 
 
 def _references(node) -> list[str]:
@@ -116,8 +130,39 @@ def _create_bucket(clients, name: str, props: dict, created: dict, region: str) 
     return {"env": name}
 
 
+def _create_role(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    iam = clients["iam"]
+    trust = _resolve(props["AssumeRolePolicyDocument"], created)
+    arn = iam.create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=props.get("Description", "")
+    )["Role"]["Arn"]
+    for policy in props.get("Policies", []):
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName=policy["PolicyName"],
+            PolicyDocument=json.dumps(_resolve(policy["PolicyDocument"], created)),
+        )
+    return {"env": arn, "arn": arn}
+
+
+def _resolve(node, created: dict):
+    """The few intrinsic functions the file uses: Ref and Fn::Sub of parameters, Fn::GetAtt Arn."""
+    if isinstance(node, dict):
+        if "Ref" in node:
+            return LOCAL_PARAMETERS[node["Ref"]]
+        if "Fn::Sub" in node:
+            return re.sub(r"\$\{(\w+)\}", lambda m: LOCAL_PARAMETERS[m.group(1)], node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            return created[node["Fn::GetAtt"][0]]["arn"]
+        return {key: _resolve(value, created) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve(value, created) for value in node]
+    return node
+
+
 _CREATORS = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::SQS::Queue": _create_queue,
     "AWS::S3::Bucket": _create_bucket,
+    "AWS::IAM::Role": _create_role,
 }

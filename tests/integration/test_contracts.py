@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from chalicelib.adapters.dynamodb import DynamoRegister, build_models
-from chalicelib.adapters.dynamodb_orders import DynamoOrders
-from chalicelib.bootstrap import tables_for
+from chalicelib.adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
+from chalicelib.bootstrap import key_store, tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
@@ -24,9 +24,10 @@ from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money, free
 from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState, place_order, with_checkout
 from chalicelib.domain.payments import Source, accept_payment, expire_checkout
+from chalicelib.domain.credentials import Scope, issue_key
 from chalicelib.domain.register import CertificateStatus, RegisterEntry
 from tests.builders import NOW, delivery_form
-from tests.fakes import InMemoryFulfilmentQueue, InMemoryOrders, InMemoryRegister
+from tests.fakes import InMemoryApiKeys, InMemoryFulfilmentQueue, InMemoryFulfilments, InMemoryOrders, InMemoryRegister
 
 
 @pytest.fixture(params=["fake", "dynamodb"])
@@ -276,3 +277,87 @@ def test_a_queue_that_cannot_be_reached_is_reported_as_unavailable(settings):
     missing = settings.fulfilment_queue_url.replace("fulfilment-queue", "no-such-queue")
     with pytest.raises(QueueUnavailable):
         SqsFulfilmentQueue(sqs, missing).send(fulfilment_message_for(an_order(price=free()), "PMK-1"))
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def fulfilment_world(request):
+    """(orders, fulfilments) over one store, as the sparse indexes read the orders table."""
+    if request.param == "fake":
+        orders = InMemoryOrders({})
+        return orders, InMemoryFulfilments(orders)
+    settings = request.getfixturevalue("settings")
+    models = build_models(tables_for(settings))
+    return DynamoOrders(models), FulfilmentQueries(models, "PMK-1")
+
+
+def released_order(orders, reference: str, key: str, minutes: int):
+    order = an_order(reference, key, price=free())
+    order = dataclasses.replace(order, created_at=NOW + timedelta(minutes=minutes))
+    orders.create_claiming_certificate(order, 1)
+    orders.mark_released(reference, NOW + timedelta(minutes=minutes))
+    return orders.get(reference)
+
+
+class TestFulfilmentsContract:
+    def test_confirmed_unsent_orders_are_the_relays_work_list(self, fulfilment_world):
+        orders, fulfilments = fulfilment_world
+        orders.create_claiming_certificate(an_order("TK-AAAAA-00001", "k1", price=free()), 1)
+        orders.create_claiming_certificate(an_order("TK-AAAAA-00002", "k2"), 1)  # unpaid: not confirmed
+        assert fulfilments.relay_pending() == ["TK-AAAAA-00001"]
+        orders.mark_released("TK-AAAAA-00001", NOW)
+        assert fulfilments.relay_pending() == []
+
+    def test_open_orders_page_oldest_first_with_only_parcel_fields(self, fulfilment_world):
+        orders, fulfilments = fulfilment_world
+        for i in (3, 1, 2):
+            released_order(orders, f"TK-AAAAA-0000{i}", f"k{i}", i)
+        first = fulfilments.open_fulfilments(None, 2)
+        rest = fulfilments.open_fulfilments(first.next_cursor, 2)
+        assert [o.message.order_reference for o in first.items + rest.items] == [
+            "TK-AAAAA-00001",
+            "TK-AAAAA-00002",
+            "TK-AAAAA-00003",
+        ]
+        assert rest.next_cursor is None
+        item = first.items[0]
+        assert item.message == fulfilment_message_for(orders.get("TK-AAAAA-00001"), "PMK-1")
+        assert item.state is FulfilmentState.RELEASED and item.released_at == NOW + timedelta(minutes=1)
+
+    def test_dispatched_orders_leave_the_list_and_cancellations_appear_until_acknowledged(self, fulfilment_world):
+        orders, fulfilments = fulfilment_world
+        gone = released_order(orders, "TK-AAAAA-00001", "k1", 1)
+        orders.save(gone, dataclasses.replace(gone, fulfilment=FulfilmentState.DISPATCHED))
+        cancelled = released_order(orders, "TK-AAAAA-00002", "k2", 2)
+        orders.save(cancelled, dataclasses.replace(cancelled, fulfilment=FulfilmentState.CANCELLED, cancelled_at=NOW))
+        assert fulfilments.open_fulfilments(None, 10).items == []
+        [listed] = fulfilments.cancellations(None, 10).items
+        assert (listed.fulfilment_id, listed.order_reference) == ("F-AAAAA-00002", "TK-AAAAA-00002")
+        latest = orders.get("TK-AAAAA-00002")
+        orders.save(latest, dataclasses.replace(latest, cancellation_acknowledged=True))
+        assert fulfilments.cancellations(None, 10).items == []
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def api_keys(request):
+    if request.param == "fake":
+        return InMemoryApiKeys()
+    settings = request.getfixturevalue("settings")
+    return key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url)
+
+
+class TestApiKeysContract:
+    def test_a_key_is_found_by_id_and_revoked_once(self, api_keys):
+        key, token = issue_key(Scope.MANUFACTURER, "Kit Maker", NOW)
+        api_keys.add(key)
+        assert api_keys.find(key.key_id) == key and token.split("_")[3] not in repr(api_keys.find(key.key_id))
+        revoked = api_keys.revoke(key.key_id, NOW)
+        assert revoked.revoked_at == NOW and not api_keys.find(key.key_id).active
+        assert api_keys.revoke(key.key_id, NOW + timedelta(hours=1)).revoked_at == NOW
+        assert api_keys.find("0000000000000000") is None and api_keys.revoke("0000000000000000", NOW) is None
+
+    def test_all_keys_are_listed_oldest_first(self, api_keys):
+        first, _ = issue_key(Scope.MANUFACTURER, "a", NOW)
+        second, _ = issue_key(Scope.FINANCE, "b", NOW + timedelta(minutes=1))
+        api_keys.add(second)
+        api_keys.add(first)
+        assert [k.key_id for k in api_keys.all()] == [first.key_id, second.key_id]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 
 from chalicelib.adapters.dynamodb import Tables, build_models
@@ -43,3 +45,26 @@ def test_the_fulfilment_queue_is_fifo_with_a_dead_letter_queue(settings):
     attributes = sqs.get_queue_attributes(QueueUrl=settings.fulfilment_queue_url, AttributeNames=["All"])["Attributes"]
     assert attributes["FifoQueue"] == "true"
     assert "fulfilment-dead-letter-queue.fifo" in attributes["RedrivePolicy"]
+
+
+def test_the_manufacturers_queue_role_may_only_read_the_fulfilment_queue(settings, environment):
+    iam = boto3.client("iam", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    role_name = environment["MANUFACTURER_QUEUE_ROLE_ARN"].rsplit("/", 1)[-1]
+    [policy_name] = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    [statement] = document["Statement"]
+    sqs = boto3.client("sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    queue_arn = sqs.get_queue_attributes(QueueUrl=settings.fulfilment_queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    assert statement["Effect"] == "Allow" and statement["Resource"] == queue_arn
+    assert sorted(statement["Action"]) == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+    ]
+    trust = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"]
