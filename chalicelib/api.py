@@ -13,7 +13,14 @@ from chalice import Blueprint, Response
 from chalice.app import AuthResponse
 
 from . import bootstrap
-from .domain.errors import FulfilmentConflict, InvalidInput, OrderNotFound, PaymentServiceUnavailable, QueueUnavailable
+from .domain.errors import (
+    ConcurrentChange,
+    FulfilmentConflict,
+    InvalidInput,
+    OrderNotFound,
+    PaymentServiceUnavailable,
+    QueueUnavailable,
+)
 from .services import manufacturer as service
 
 api = Blueprint(__name__)
@@ -41,7 +48,7 @@ def json_route(view):
             return _json(404, {"error": "no such fulfilment order"})
         except FulfilmentConflict as exc:
             return _json(409, {"error": str(exc)})
-        except (QueueUnavailable, PaymentServiceUnavailable):
+        except (QueueUnavailable, PaymentServiceUnavailable, ConcurrentChange):
             return _json(503, {"error": "a service tracekit depends on is unavailable; try again"})
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged without its message
             log.error("unhandled %s in %s", type(exc).__name__, view.__name__)

@@ -264,3 +264,12 @@ def relay() -> None:
     from chalicelib.services.manufacturer import relay_unsent
 
     click.echo(f"{relay_unsent(_dependencies())} message(s) sent")
+
+
+def _register_manufacturer_client() -> None:
+    from ops.manufacturer_client import manufacturer
+
+    main.add_command(manufacturer)
+
+
+_register_manufacturer_client()

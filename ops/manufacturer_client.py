@@ -43,6 +43,8 @@ DISPATCH_FIELDS = DISPATCH_COLUMNS[1:]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Loose on purpose (the API decides); it only keeps a stray value from changing the URL's path.
 FULFILMENT_ID = re.compile(r"[A-Za-z0-9-]{1,40}")
+# API Gateway's 403 bodies for a path it has no route for (without, and with, an Authorization header).
+NO_SUCH_ROUTE = ("Missing Authentication Token", "Authorization header requires 'Credential'")
 ATTEMPTS = 4
 BACKOFF_SECONDS = 0.5
 TIMEOUT_SECONDS = (5, 30)
@@ -133,7 +135,7 @@ def _stop_if_refused(reply: Reply) -> None:
     """401/403 end the whole run: no later call can succeed with the same key."""
     if reply.status not in (401, 403):
         return
-    if "Missing Authentication Token" in str(reply.body):
+    if any(phrase in str(reply.body) for phrase in NO_SUCH_ROUTE):
         # What API Gateway answers for a path it does not have: the URL is wrong, not the key.
         raise Unusable(f"the API has no such route: check --api / {URL_VARIABLE} (HTTP {reply.status})")
     raise Unusable(
@@ -156,6 +158,8 @@ class Connection:
         key = os.environ.get(KEY_VARIABLE, "").strip()
         if not key:
             raise Unusable(f"set {KEY_VARIABLE} to your manufacturer API key (it is never taken as an argument)")
+        if not (key.isascii() and key.isprintable()):  # it goes in an HTTP header; say so, not a traceback
+            raise Unusable(f"{KEY_VARIABLE} is not a key: it holds characters a key never has")
         return ManufacturerApi(url, key)
 
 
@@ -178,6 +182,8 @@ def pages(api: ManufacturerApi, path: str, key: str) -> Iterator[dict]:
             raise click.ClickException(f"GET {path}: {exc}") from None
         if not reply.ok:
             raise click.ClickException(f"GET {path} answered {reply.status}: {reply.error_text()}")
+        if not isinstance(reply.body, dict) or not isinstance(reply.body.get(key), list):
+            raise click.ClickException(f"GET {path} answered 200 without a {key} list: is --api the tracekit API?")
         yield from reply.body[key]
         next_cursor = reply.body.get("next_cursor")
         if not next_cursor or next_cursor == cursor:  # the second test guards against a loop
@@ -192,7 +198,7 @@ def post_action(api: ManufacturerApi, path: str, body: dict[str, Any] | None = N
     except Unreachable as exc:
         return False, f"failed: {exc}"
     if reply.ok:
-        return True, str(reply.body.get("state", "ok"))
+        return True, str(reply.body.get("state", "ok") if isinstance(reply.body, dict) else "ok")
     verb = "refused" if 400 <= reply.status < 500 else "failed"
     return False, f"{verb} ({reply.status}): {reply.error_text()}"
 
@@ -386,6 +392,7 @@ def cancellations(connection: Connection, acknowledge: bool) -> None:
             failed += not ok
             text += ", acknowledged" if ok else f"; acknowledgement {outcome}"
         click.echo(text)
-    click.echo(f"{len(items)} pending cancellations" + (f", {len(items) - failed} acknowledged" if acknowledge else ""))
+    summary = f"pending cancellations: {len(items)}"
+    click.echo(summary + (f", acknowledged: {len(items) - failed}" if acknowledge else ""))
     if failed:
         sys.exit(1)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from chalice import Response
 
-from ..domain.errors import JourneyExpired, OrderNotFound, PaymentServiceUnavailable
+from ..domain.errors import ConcurrentChange, JourneyExpired, OrderNotFound, PaymentServiceUnavailable, QueueUnavailable
 from .forms import BodyTooLarge
 from .pages import render
 
@@ -36,6 +36,13 @@ def page(view):
             return render("problem.html", status=404, title="Page not found", message="We could not find that order.")
         except PaymentServiceUnavailable:
             return render("payment_unavailable.html", status=503)
+        except (ConcurrentChange, QueueUnavailable):
+            return render(
+                "problem.html",
+                status=503,
+                title="Sorry, the service is busy",
+                message="Nothing was lost. Wait a moment and try again.",
+            )
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged without its message
             log.error("unhandled %s in %s at %s", type(exc).__name__, view.__name__, _where(exc))
             return render(

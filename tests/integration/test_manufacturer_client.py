@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import csv
 import http.server
-import json
 import secrets
+import socket
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from chalicelib import bootstrap, services
@@ -201,6 +202,7 @@ def test_upload_dispatches_reports_each_row_and_records_only_the_good_one(run, d
     assert lines[3].startswith(f"line 5: {fid(shipped)} refused (409): ")
     assert "already dispatched with kit code SW-200002" in lines[3]
     assert lines[4] == "1 of 4 dispatches recorded"
+    assert "Dispatches" in result.stderr and "4/4" in result.stderr  # the progress bar, kept off stdout
     recorded = deps.orders.get(good)
     assert recorded.fulfilment is FulfilmentState.DISPATCHED
     assert (recorded.dispatch.kit_code, recorded.dispatch.tracking_reference) == ("SW-100001", "RM100001GB")
@@ -271,3 +273,106 @@ def test_no_key_in_the_environment_exits_2_without_calling(api_url, tmp_path):
         manufacturer, ["--api", api_url, "poll", "--out-dir", str(tmp_path)], env={"TRACEKIT_MANUFACTURER_KEY": ""}
     )
     assert result.exit_code == 2 and "set TRACEKIT_MANUFACTURER_KEY" in result.stderr
+
+
+def cancelled_order(deps, stripe_emulator) -> str:
+    """A paid order, released, then fully refunded before dispatch: the kit must not go."""
+    load_register(deps, register_row("FA/4001", "SW1A 2AA"))  # no free kit: a paid order
+    checked = services.check_certificate("FA/4001", "SW1A 2AA", deps)
+    placed = services.confirm_order(checked, parse_delivery_details(delivery_form()), new_order_reference(), deps)
+    session_id = placed.checkout_url.rsplit("/", 1)[-1]
+    stripe_emulator.pay(session_id)
+    services.fulfil_on_return(placed.reference, session_id, deps)
+    services.refund_order(placed.reference, None, "holder changed their mind", "tester", deps)
+    assert deps.orders.get(placed.reference).fulfilment is FulfilmentState.CANCELLED
+    return placed.reference
+
+
+def test_cancellations_are_listed_then_acknowledged_once_and_dispatch_is_refused(run, deps, stripe_emulator, tmp_path):
+    reference = cancelled_order(deps, stripe_emulator)
+    listed = run("cancellations")
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.splitlines()[0].startswith(f"{fid(reference)} {reference} cancelled ")
+    assert listed.stdout.splitlines()[-1] == "pending cancellations: 1"
+    assert not deps.orders.get(reference).cancellation_acknowledged
+    upload = write_dispatches(tmp_path / "dispatches.csv", [dispatch(fid(reference))])
+    refused = run("upload-dispatches", str(upload))
+    assert refused.exit_code == 1
+    assert "refused (409): " in refused.stdout and "do not send it" in refused.stdout
+    acknowledged = run("cancellations", "--acknowledge")
+    assert acknowledged.exit_code == 0, acknowledged.output
+    assert acknowledged.stdout.splitlines()[-1] == "pending cancellations: 1, acknowledged: 1"
+    assert deps.orders.get(reference).cancellation_acknowledged
+    assert run("cancellations").stdout.splitlines() == ["pending cancellations: 0"]
+
+
+def test_an_unreachable_api_is_reported_per_row_not_as_a_traceback(run, deps, tmp_path, monkeypatch):
+    monkeypatch.setattr(manufacturer_client, "BACKOFF_SECONDS", 0)
+    with socket.socket() as unused:  # bound, never listening: every connection is refused
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        upload = write_dispatches(tmp_path / "d.csv", [dispatch("F-AAAAA-AAAAA"), dispatch("F-BBBBB-BBBBB")])
+        result = run("upload-dispatches", str(upload), url=url)
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stdout.splitlines() == [
+        "line 2: F-AAAAA-AAAAA failed: could not reach the API after 4 attempts (ConnectionError)",
+        "line 3: F-BBBBB-BBBBB failed: could not reach the API after 4 attempts (ConnectionError)",
+        "0 of 2 dispatches recorded",
+    ]
+
+
+class FlakyGateway(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to the first two requests, then forwards to the real app, as a gateway recovering would."""
+
+    upstream = ""
+    seen: list[int] = []
+
+    def do_POST(self):  # noqa: N802 - the name http.server calls
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.seen.append(len(self.seen) + 1)
+        if len(self.seen) <= 2:
+            return self._answer(503, b'{"error": "try again"}')
+        headers = {name: self.headers[name] for name in ("Authorization", "Content-Type")}
+        reply = requests.post(self.upstream + self.path, data=body, headers=headers, timeout=10)
+        return self._answer(reply.status_code, reply.content)
+
+    def _answer(self, status: int, body: bytes):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # quiet: pytest shows stderr on failure only
+        pass
+
+
+def test_a_gateway_503_is_retried_and_the_row_still_recorded(run, api_url, deps, tmp_path, monkeypatch):
+    monkeypatch.setattr(manufacturer_client, "BACKOFF_SECONDS", 0)
+    [reference] = free_orders(deps, {})
+    monkeypatch.setattr(FlakyGateway, "upstream", api_url)
+    monkeypatch.setattr(FlakyGateway, "seen", [])
+    gateway = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyGateway)
+    threading.Thread(target=gateway.serve_forever, daemon=True).start()
+    try:
+        upload = write_dispatches(tmp_path / "d.csv", [dispatch(fid(reference))])
+        result = run("upload-dispatches", str(upload), url=f"http://127.0.0.1:{gateway.server_address[1]}")
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"line 2: {fid(reference)} dispatched"
+    assert len(FlakyGateway.seen) == 3
+    assert deps.orders.get(reference).fulfilment is FulfilmentState.DISPATCHED
+
+
+def test_a_wrong_base_url_is_told_apart_from_a_refused_key(run, api_url, tmp_path):
+    result = run("poll", "--out-dir", str(tmp_path), url=api_url + "/not-the-api")
+    assert result.exit_code == 2
+    assert "the API has no such route" in result.stderr
+
+
+def test_plain_http_to_another_machine_is_refused_before_the_key_is_sent(run, tmp_path):
+    result = run("poll", "--out-dir", str(tmp_path), url="http://tracekit.example")
+    assert result.exit_code == 2 and "not https" in result.stderr
