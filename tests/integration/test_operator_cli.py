@@ -1,0 +1,53 @@
+"""Operator commands for keys and the fulfilment watch, through the CLI against moto."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from chalicelib import services
+from chalicelib.services import manufacturer
+from chalicelib.domain.credentials import read_token
+from chalicelib.domain.delivery import parse_delivery_details
+from chalicelib.domain.references import new_order_reference
+from ops.cli import main
+from tests.builders import delivery_form, load_register, register_row
+
+
+@pytest.fixture
+def operator(environment, monkeypatch):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return CliRunner()
+
+
+def test_a_key_is_created_shown_once_listed_without_its_secret_and_revoked(operator, deps):
+    created = operator.invoke(main, ["keys", "create", "--scope", "manufacturer", "--label", "Kit Maker Ltd"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip().splitlines()[-1]
+    scope, key_id, secret = read_token(f"Bearer {token}")
+    assert scope == "manufacturer" and manufacturer.authorize(f"Bearer {token}", deps).key_id == key_id
+    listed = operator.invoke(main, ["keys", "list"])
+    assert key_id in listed.output and "Kit Maker Ltd" in listed.output and secret not in listed.output
+    assert operator.invoke(main, ["keys", "revoke", key_id]).exit_code == 0
+    assert manufacturer.authorize(f"Bearer {token}", deps) is None
+    assert "revoked" in operator.invoke(main, ["keys", "list"]).output
+    assert operator.invoke(main, ["keys", "revoke", "0000000000000000"]).exit_code != 0
+
+
+def test_stuck_fulfilments_are_listed_with_a_failing_exit_status(operator, deps):
+    load_register(deps, register_row("FA/2000", "SW1A 2AA", free_kit="yes"))
+    three_days_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    deps.clock = lambda: three_days_ago
+    checked = services.check_certificate("FA/2000", "SW1A 2AA", deps)
+    placed = services.confirm_order(checked, parse_delivery_details(delivery_form()), new_order_reference(), deps)
+    clean = operator.invoke(main, ["fulfilment", "stuck"])
+    assert clean.exit_code == 0 and "0 released but not dispatched" in clean.output
+    # Released three days ago: not stuck by the default five days, stuck by one.
+    stuck = operator.invoke(main, ["fulfilment", "stuck", "--days", "1"])
+    fulfilment_id = "F-" + placed.reference.removeprefix("TK-")
+    assert stuck.exit_code == 1 and fulfilment_id in stuck.output
+    assert re.search(r"1 released but not dispatched after 1 days", stuck.output)
