@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/register_import.py
+	$(VENV)/bin/python benchmarks/reconciliation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 
-from chalice import Chalice, Rate, Response
+from chalice import Chalice, Cron, Rate, Response
 
 from chalicelib import bootstrap, services
 from chalicelib.api import api
-from chalicelib.services import manufacturer
+from chalicelib.reports import XlsxReport
+from chalicelib.services import finance, manufacturer
 from chalicelib.domain.delivery import LABELS, parse_delivery_details
 from chalicelib.domain.errors import (
     CertificateAlreadyClaimed,
@@ -26,7 +27,8 @@ from chalicelib.web.order_status import holder_view, order_status
 from chalicelib.web.pages import redirect, render, stylesheet
 
 app = Chalice(app_name="tracekit")
-app.register_blueprint(api, url_prefix="/manufacturer")
+app.register_blueprint(api)
+app.api.binary_types.append(XlsxReport.media_type)
 app.log.setLevel(logging.INFO)
 logging.getLogger("tracekit").setLevel(logging.INFO)
 
@@ -224,3 +226,10 @@ def report_fulfilment_health(event):
     """Stuck fulfilments and dead letters, as metrics for the alarms."""
     health = manufacturer.fulfilment_health(deps())
     app.log.info("fulfilment health: %d stuck, %d dead letters", len(health.stuck), health.dead_letters)
+
+
+@app.schedule(Cron(15, 6, "*", "*", "?", "*"))
+def export_daily_reconciliation(event):
+    """Yesterday's reconciliation to the encrypted exports bucket, once (a rerun writes nothing)."""
+    written = finance.export_previous_day(deps())
+    app.log.info("daily reconciliation %s", "written" if written else "already there")

@@ -1,4 +1,5 @@
-"""The partner API (JSON, under /manufacturer/), with the one authorizer for scoped API keys.
+"""The partner API (JSON under /manufacturer/, files under /finance/), with the one authorizer for
+scoped API keys: a manufacturer key opens only /manufacturer/*, a finance key only /finance/*.
 
 Routes only translate; chalicelib.services.manufacturer holds the rules. Domain errors become
 HTTP statuses in `json_route`, the one place for this API."""
@@ -6,6 +7,7 @@ HTTP statuses in `json_route`, the one place for this API."""
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 
@@ -21,11 +23,15 @@ from .domain.errors import (
     PaymentServiceUnavailable,
     QueueUnavailable,
 )
+from .reports import CsvReport, XlsxReport
+from .services import finance
 from .services import manufacturer as service
 
 api = Blueprint(__name__)
 log = logging.getLogger("tracekit")
 MAX_JSON_BYTES = 16 * 1024
+MAX_FILE_BYTES = 5 * 1024 * 1024  # Lambda answers at most 6 MB
+MEDIA_TYPES = {"csv": CsvReport.media_type, "xlsx": XlsxReport.media_type}
 
 
 @api.authorizer(ttl_seconds=60)
@@ -110,7 +116,7 @@ def _page(page, key: str) -> Response:
     return _json(200, {key: [item.to_document() for item in page.items], "next_cursor": page.next_cursor})
 
 
-@api.route("/fulfilment-orders", methods=["GET"], authorizer=api_key)
+@api.route("/manufacturer/fulfilment-orders", methods=["GET"], authorizer=api_key)
 @json_route
 def list_fulfilment_orders():
     return _page(service.open_fulfilments(_query("cursor"), _query("limit"), _deps()), "fulfilment_orders")
@@ -149,7 +155,7 @@ def reject_fulfilment_order(fulfilment_id):
     return _json(200, _state(service.reject_fulfilment(fulfilment_id, _body().get("reason"), _caller(), _deps())))
 
 
-@api.route("/cancellations", methods=["GET"], authorizer=api_key)
+@api.route("/manufacturer/cancellations", methods=["GET"], authorizer=api_key)
 @json_route
 def list_cancellations():
     return _page(service.cancellations(_query("cursor"), _query("limit"), _deps()), "cancellations")
@@ -166,10 +172,32 @@ def acknowledge_cancellation(fulfilment_id):
     return _json(200, _state(service.acknowledge(fulfilment_id, _caller(), _deps())))
 
 
-@api.route("/openapi.json", methods=["GET"], authorizer=api_key)
+@api.route("/manufacturer/openapi.json", methods=["GET"], authorizer=api_key)
 @json_route
 def openapi_document():
     from pathlib import Path
 
     document = Path(__file__).resolve().parent.parent / "schemas" / "manufacturer-api.openapi.json"
     return _json(200, json.loads(document.read_text()))
+
+
+@api.route("/finance/reconciliation", methods=["GET"], authorizer=api_key)
+@json_route
+def finance_reconciliation():
+    """The reconciliation file for ?from=YYYY-MM-DD&to=YYYY-MM-DD (exclusive) &format=csv|xlsx.
+    Larger than a Lambda response may carry: use the CLI or the daily export instead."""
+    period = finance.parse_period(_query("from"), _query("to"))
+    fmt = _query("format") or "csv"
+    buffer = io.BytesIO()
+    finance.export_to(buffer, fmt, period, _deps())
+    body = buffer.getvalue()
+    if len(body) > MAX_FILE_BYTES:
+        return _json(413, {"error": "this period's file is too large to send here; use the CLI or the daily export"})
+    name = f"reconciliation-{period.start.isoformat()}-to-{period.end.isoformat()}.{fmt}"
+    headers = {
+        "Content-Type": MEDIA_TYPES[fmt],
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store",
+    }
+    # Chalice sends bytes only for binary media types (registered in app.py); CSV goes as text.
+    return Response(body=body.decode("utf-8") if fmt == "csv" else body, status_code=200, headers=headers)

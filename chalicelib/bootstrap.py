@@ -31,23 +31,31 @@ def build(settings: Settings) -> Dependencies:
 
     from .adapters.dynamodb import DynamoRegister, build_models
     from .adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
+    from .adapters.dynamodb_finance import FinanceOrders
     from .adapters.metrics import EmfMetrics
+    from .adapters.s3_exports import S3Exports
+    from .adapters.stripe_ledger import StripeLedger
     from .adapters.sqs_queue import SqsFulfilmentQueue
     from .adapters.stripe_payments import StripePayments, stripe_client
 
     models = build_models(tables_for(settings))
+    stripe = stripe_client(settings.stripe_secret_key, settings.stripe_api_base)
     sqs = boto3.session.Session().client("sqs", region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
     return Dependencies(
         settings=settings,
         register=DynamoRegister(models),
         orders=DynamoOrders(models),
-        payments=StripePayments(
-            stripe_client(settings.stripe_secret_key, settings.stripe_api_base), settings.stripe_webhook_secret
-        ),
+        payments=StripePayments(stripe, settings.stripe_webhook_secret),
         fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url, settings.dead_letter_queue_url),
         fulfilments=FulfilmentQueries(models, settings.product_code),
         api_keys=key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url),
         metrics=EmfMetrics(settings.stage),
+        ledger=StripeLedger(stripe),
+        finance_orders=FinanceOrders(models),
+        exports=S3Exports(
+            boto3.session.Session().client("s3", region_name=settings.region, endpoint_url=settings.aws_endpoint_url),
+            settings.exports_bucket,
+        ),
         clock=utc_now,
     )
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Protocol
+from typing import Iterable, Iterator, Protocol
 
 from .domain.credentials import ApiKey
 from .domain.fulfilment import FulfilmentMessage, Page
 from .domain.money import Money
 from .domain.orders import Order
 from .domain.payments import Effect, MoneyView
+from .domain.reconciliation import LedgerEntry, OrderFacts, Payout, Period
 from .domain.register import RegisterEntry
 
 
@@ -135,3 +136,30 @@ class ApiKeys(Protocol):
 class Metrics(Protocol):
     def report(self, values: dict[str, int], unit: str = "Count") -> None:
         """Publish named values for alarms to watch."""
+
+
+class Ledger(Protocol):
+    """Stripe's balance transactions and payouts, streamed."""
+
+    def entries(self, period: Period) -> Iterator[LedgerEntry]: ...
+
+    def payouts(self, period: Period) -> Iterator[tuple[Payout, list[str]]]:
+        """Payouts that may hold the period's transactions, with the ids of those they hold."""
+
+    def has_charge(self, payment_intent_id: str | None) -> bool: ...
+
+
+class FinanceOrders(Protocol):
+    """Orders as finance sees them: `OrderFacts`, never a name or an address."""
+
+    def created_in(self, period: Period) -> Iterator[OrderFacts]:
+        """Oldest first, by a query on the creation-day index, never a scan."""
+
+    def facts(self, references: Iterable[str]) -> dict[str, OrderFacts]: ...
+
+
+class Exports(Protocol):
+    def exists(self, key: str) -> bool: ...
+
+    def put_once(self, key: str, body: bytes, content_type: str) -> bool:
+        """Write unless the key exists; False when it did."""

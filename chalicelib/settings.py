@@ -31,6 +31,7 @@ class Settings:
     api_keys_table: str
     fulfilment_queue_url: str
     dead_letter_queue_url: str | None
+    exports_bucket: str
     register_key: bytes
     journey_key: bytes
     stripe_secret_key: str
@@ -64,6 +65,7 @@ class Settings:
             api_keys_table=read.required("API_KEYS_TABLE"),
             fulfilment_queue_url=read.required("FULFILMENT_QUEUE_URL"),
             dead_letter_queue_url=read.optional("FULFILMENT_DEAD_LETTER_QUEUE_URL"),
+            exports_bucket=read.required("EXPORTS_BUCKET"),
             register_key=read.secret("REGISTER_KEY"),
             journey_key=read.secret("JOURNEY_KEY"),
             stripe_secret_key=read.required("STRIPE_SECRET_KEY"),

@@ -52,6 +52,7 @@ def fake_settings(**overrides) -> Settings:
         "ORDERS_TABLE": "orders",
         "CLAIMS_TABLE": "claims",
         "API_KEYS_TABLE": "keys",
+        "EXPORTS_BUCKET": "exports",
         "FULFILMENT_QUEUE_URL": "https://sqs.example/q.fifo",
         "REGISTER_KEY": "unit-register-key-0123456789abcdef0123456789",
         "JOURNEY_KEY": "unit-journey-key-0123456789abcdef0123456789ab",
@@ -66,6 +67,9 @@ def fake_settings(**overrides) -> Settings:
 
 def fake_dependencies(**setting_overrides) -> Dependencies:
     from tests.fakes import (
+        FakeLedger,
+        InMemoryExports,
+        InMemoryFinanceOrders,
         FakePayments,
         InMemoryApiKeys,
         InMemoryFulfilmentQueue,
@@ -86,5 +90,8 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         fulfilments=InMemoryFulfilments(orders),
         api_keys=InMemoryApiKeys(),
         metrics=RecordedMetrics(),
+        ledger=FakeLedger(),
+        finance_orders=InMemoryFinanceOrders(orders),
+        exports=InMemoryExports(),
         clock=lambda: NOW,
     )

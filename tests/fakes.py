@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 
 from chalicelib.domain.errors import (
     CertificateAlreadyClaimed,
@@ -22,6 +22,7 @@ from chalicelib.domain.fulfilment import Cancellation, FulfilmentMessage, OpenFu
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState, released
 from chalicelib.domain.payments import Effect, MoneyView, Source, accept_payment
+from chalicelib.domain.reconciliation import OrderFacts
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
 
 
@@ -325,3 +326,63 @@ class RecordedMetrics:
 
     def report(self, values, unit="Count"):
         self.reports.append(dict(values))
+
+
+class FakeLedger:
+    """Stripe's ledger as a list: entries, payouts (with the ids they hold), charges by intent."""
+
+    def __init__(self):
+        self.entries_list: list = []
+        self.payout_list: list = []
+        self.charged_intents: set[str] = set()
+
+    def entries(self, period):
+        start, end = (datetime(d.year, d.month, d.day, tzinfo=timezone.utc) for d in (period.start, period.end))
+        return iter([e for e in self.entries_list if start <= e.created < end])
+
+    def payouts(self, period):
+        return iter(self.payout_list)
+
+    def has_charge(self, payment_intent_id):
+        return payment_intent_id in self.charged_intents
+
+
+class InMemoryFinanceOrders:
+    def __init__(self, orders: "InMemoryOrders"):
+        self._orders = orders
+
+    def created_in(self, period):
+        rows = [o for o in self._orders.orders.values() if period.start <= o.created_at.date() < period.end]
+        return iter([_facts(o) for o in sorted(rows, key=lambda o: (o.created_at, o.reference))])
+
+    def facts(self, references):
+        return {r: _facts(self._orders.orders[r]) for r in set(references) if r in self._orders.orders}
+
+
+def _facts(order):
+    return OrderFacts(
+        order.reference,
+        order.created_at,
+        order.state,
+        order.payment,
+        order.fulfilment,
+        order.amount.pence,
+        order.amount.currency,
+        order.payment_intent_id,
+        order.refunded_pence,
+        order.dispute_status,
+    )
+
+
+class InMemoryExports:
+    def __init__(self):
+        self.objects: dict[str, bytes] = {}
+
+    def exists(self, key):
+        return key in self.objects
+
+    def put_once(self, key, body, content_type):
+        if key in self.objects:
+            return False
+        self.objects[key] = body
+        return True

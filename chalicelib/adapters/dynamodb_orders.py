@@ -37,7 +37,7 @@ class DynamoOrders:
         claims, orders = self._models.claims, self._models.orders
         try:
             with TransactWrite(connection=self._models.connection) as transaction:
-                transaction.save(_record(orders, order), condition=orders.order_ref.does_not_exist())
+                transaction.save(order_record(orders, order), condition=orders.order_ref.does_not_exist())
                 transaction.update(
                     claims(order.certificate_key),
                     actions=[claims.kits.add(1)],
@@ -226,7 +226,8 @@ def _history_record(entry: HistoryEntry) -> dict:
     }
 
 
-def _record(model: type[Model], order: Order) -> Model:
+def order_record(model: type[Model], order: Order) -> Model:
+    """The item for a new order (also used to load benchmark data)."""
     delivery = order.delivery
     stored = {name: value for name, value in _mutable_fields(order).items() if value is not None}
     return model(

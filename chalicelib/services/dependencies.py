@@ -7,7 +7,18 @@ from datetime import datetime
 from typing import Callable
 
 from ..domain.register import RegisterKeys
-from ..ports import ApiKeys, FulfilmentQueue, Fulfilments, Metrics, Orders, Payments, Register
+from ..ports import (
+    ApiKeys,
+    Exports,
+    FinanceOrders,
+    FulfilmentQueue,
+    Fulfilments,
+    Ledger,
+    Metrics,
+    Orders,
+    Payments,
+    Register,
+)
 from ..settings import Settings
 
 
@@ -21,6 +32,9 @@ class Dependencies:
     fulfilments: Fulfilments
     api_keys: ApiKeys
     metrics: Metrics
+    ledger: Ledger
+    finance_orders: FinanceOrders
+    exports: Exports
     clock: Callable[[], datetime]
 
     @property

@@ -104,6 +104,7 @@ def _complete_env():
         "ORDERS_TABLE": "o",
         "CLAIMS_TABLE": "c",
         "API_KEYS_TABLE": "k",
+        "EXPORTS_BUCKET": "e",
         "FULFILMENT_QUEUE_URL": "q",
         "REGISTER_KEY": "k" * 32,
         "JOURNEY_KEY": "j" * 32,

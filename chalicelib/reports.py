@@ -1,0 +1,108 @@
+"""Finance's files: CSV that opens cleanly in Excel, and XLSX through openpyxl. Both stream rows
+as they come; only the discrepancy sections and the summary are written at the end."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from typing import BinaryIO
+
+from .domain.reconciliation import ROW_COLUMNS, Discrepancy, Finding
+
+FINDING_COLUMNS = ("order_reference", "balance_transaction_id", "detail")
+# A cell beginning with one of these is a formula to Excel; names and references come from outside.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    """Text that Excel would run as a formula gets a leading apostrophe; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def group_findings(findings: list[Finding]) -> dict[Discrepancy, list[Finding]]:
+    grouped: dict[Discrepancy, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        grouped[finding.kind].append(finding)
+    return grouped
+
+
+class CsvReport:
+    """Sections, each headed `# <name>`: rows, then each kind of discrepancy, then the summary."""
+
+    media_type = "text/csv; charset=utf-8"
+    extension = "csv"
+
+    def __init__(self, binary: BinaryIO):
+        self._text = io.TextIOWrapper(binary, encoding="utf-8", newline="", write_through=True)
+        self._text.write("\ufeff")  # Excel reads UTF-8 only with the byte-order mark
+        self._writer = csv.writer(self._text, lineterminator="\r\n")
+        self._writer.writerow(["# Reconciliation rows"])
+        self._writer.writerow(ROW_COLUMNS)
+        self.rows = 0
+
+    def row(self, values: dict) -> None:
+        self._writer.writerow([neutralise(values[column]) for column in ROW_COLUMNS])
+        self.rows += 1
+
+    def finish(self, findings: list[Finding], summary: list[tuple[str, str]]) -> None:
+        grouped = group_findings(findings)
+        for kind in Discrepancy:
+            self._writer.writerows([[], [f"# Discrepancies: {kind.value} ({len(grouped[kind])})"], FINDING_COLUMNS])
+            self._writer.writerows([_finding_cells(f) for f in grouped[kind]])
+        self._writer.writerows([[], ["# Summary"], ["item", "value"]])
+        self._writer.writerows([[neutralise(label), neutralise(value)] for label, value in summary])
+        self._text.flush()
+        self._text.detach()  # hand the stream back open: the caller owns it
+
+
+class XlsxReport:
+    """One sheet of rows, one per kind of discrepancy, one summary (openpyxl's streaming mode)."""
+
+    media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    extension = "xlsx"
+
+    def __init__(self, stream: BinaryIO):
+        from openpyxl import Workbook  # imported only when a workbook is wanted
+
+        self._stream = stream
+        self._book = Workbook(write_only=True)
+        self._rows = self._book.create_sheet("Rows")
+        self._rows.append(list(ROW_COLUMNS))
+        self.rows = 0
+
+    def row(self, values: dict) -> None:
+        self._rows.append([neutralise(values[column]) for column in ROW_COLUMNS])
+        self.rows += 1
+
+    def finish(self, findings: list[Finding], summary: list[tuple[str, str]]) -> None:
+        grouped = group_findings(findings)
+        for kind in Discrepancy:
+            sheet = self._book.create_sheet(kind.name.replace("_", " ").title()[:31])
+            sheet.append([f"{kind.value} ({len(grouped[kind])})"])
+            sheet.append(list(FINDING_COLUMNS))
+            for finding in grouped[kind]:
+                sheet.append(_finding_cells(finding))
+        sheet = self._book.create_sheet("Summary")
+        sheet.append(["item", "value"])
+        for label, value in summary:
+            sheet.append([neutralise(label), neutralise(value)])
+        self._book.save(self._stream)
+
+
+def _finding_cells(finding: Finding) -> list:
+    return [
+        neutralise(finding.order_reference or ""),
+        neutralise(finding.balance_transaction_id or ""),
+        neutralise(finding.detail),
+    ]
+
+
+def report_for(fmt: str, binary: BinaryIO):
+    """A writer over a binary stream for 'csv' or 'xlsx'; the caller owns (and closes) the stream."""
+    writers = {"csv": CsvReport, "xlsx": XlsxReport}
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}")
+    return writers[fmt](binary)

@@ -1,0 +1,117 @@
+"""Finance's reconciliation: one code path for the CLI, the API and the daily export."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from itertools import islice
+from typing import Callable, Iterable, Iterator
+
+from ..domain.errors import InvalidInput
+from ..domain.reconciliation import LedgerEntry, Period, Reconciliation
+from ..reports import report_for
+from .dependencies import Dependencies
+
+log = logging.getLogger("tracekit")
+CHUNK = 100  # balance transactions joined to their orders per BatchGetItem
+FORMATS = ("csv", "xlsx")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    rows: int
+    findings: int
+
+
+def parse_period(start: str | None, end: str | None) -> Period:
+    errors: dict[str, str] = {}
+    first, last = _date(start, "from", errors), _date(end, "to", errors)
+    if not errors and last <= first:
+        errors["to"] = "to must be after from (the end is exclusive)"
+    if not errors and (last - first).days > 366:
+        errors["to"] = "a period is at most 366 days"
+    if errors:
+        raise InvalidInput(errors)
+    return Period(first, last)
+
+
+def _date(raw: str | None, name: str, errors: dict[str, str]) -> date | None:
+    try:
+        return date.fromisoformat(str(raw))
+    except ValueError:
+        errors[name] = f"{name} must be a date like 2026-11-01"
+        return None
+
+
+def reconcile(period: Period, report, deps: Dependencies, on_row: Callable[[], None] = lambda: None) -> ExportResult:
+    """Stream the period's balance transactions (joined to their orders in chunks), then its
+    orders, into `report`; finish with the discrepancy sections and the summary."""
+    run = Reconciliation(period)
+    payout_of = _payouts(period, run, deps)
+    for chunk in _chunks(deps.ledger.entries(period), CHUNK):
+        orders = deps.finance_orders.facts(e.order_reference for e in chunk if e.order_reference)
+        for entry in chunk:
+            report.row(run.entry_row(_with_payout(entry, payout_of), orders.get(entry.order_reference)))
+            on_row()
+    for order in deps.finance_orders.created_in(period):
+        row, _ = run.order_facts(order)
+        if row is not None:
+            report.row(row)
+            on_row()
+        if run.unmatched_paid_orders(order) and not deps.ledger.has_charge(order.payment_intent_id):
+            run.note_missing_charge(order)
+    report.finish(run.findings, run.summary())
+    return ExportResult(report.rows, len(run.findings))
+
+
+def _payouts(period: Period, run: Reconciliation, deps: Dependencies) -> dict[str, tuple[str, date]]:
+    """Which payout paid out each transaction (Stripe's transactions do not say; payouts list them)."""
+    payout_of: dict[str, tuple[str, date]] = {}
+    for payout, transaction_ids in deps.ledger.payouts(period):
+        run.payouts[payout.id] = payout
+        payout_of.update({tid: (payout.id, payout.arrival_date) for tid in transaction_ids})
+    return payout_of
+
+
+def _with_payout(entry: LedgerEntry, payout_of: dict[str, tuple[str, date]]) -> LedgerEntry:
+    paid = payout_of.get(entry.id)
+    return replace(entry, payout_id=paid[0], payout_date=paid[1]) if paid else entry
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def export_to(stream, fmt: str, period: Period, deps: Dependencies, on_row=lambda: None) -> ExportResult:
+    if fmt not in FORMATS:
+        raise InvalidInput({"format": "format must be csv or xlsx"})
+    return reconcile(period, report_for(fmt, stream), deps, on_row)
+
+
+def daily_export_key(day: date, fmt: str = "csv") -> str:
+    return f"reconciliation/{day:%Y/%m}/reconciliation-{day.isoformat()}.{fmt}"
+
+
+def export_previous_day(deps: Dependencies) -> bool:
+    """Scheduled: yesterday (UTC) to the exports bucket under a dated key. A second run for the
+    same day finds the object there and writes nothing, so the bucket keeps one object per day."""
+    day = deps.clock().date() - timedelta(days=1)
+    key = daily_export_key(day)
+    if deps.exports.exists(key):
+        return False
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
+        result = export_to(spool, "csv", Period(day, day + timedelta(days=1)), deps)
+        spool.seek(0)
+        written = deps.exports.put_once(key, spool.read(), "text/csv; charset=utf-8")
+    log.info(
+        "daily reconciliation for %s: %d rows, %d discrepancies, %s",
+        day,
+        result.rows,
+        result.findings,
+        "written" if written else "already there",
+    )
+    return written
