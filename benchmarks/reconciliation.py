@@ -50,25 +50,17 @@ DELIVERY = DeliveryDetails("Benchmark Person", "1 Load Street", "", "London", "N
 def load(orders: int, tables: Tables, emulator: StripeEmulator) -> None:
     """Paid, released orders spread over DAYS days, each with its Stripe charge."""
     model = build_models(tables).orders
-    seeds = []
-    with model.batch_write() as batch:
-        for number in range(orders):
-            at = datetime(START.year, START.month, START.day, tzinfo=timezone.utc) + timedelta(
-                seconds=number * DAYS * 86400 // orders
-            )
-            reference = new_order_reference()
-            seeds.append((reference, 895, "gbp", int(at.timestamp())))
-            order = place_order(
-                reference, f"cert-{number}", Eligibility(Money(895), EligibilityReason.STANDARD_PRICE), DELIVERY, at
-            )
-            paid = released(accept_payment(order, Money(895), None, Source("stripe", "seed"), at).order, at)
-            batch.save(order_record(model, paid))
+    start = datetime(START.year, START.month, START.day, tzinfo=timezone.utc)
+    times = [start + timedelta(seconds=number * DAYS * 86400 // orders) for number in range(orders)]
+    references = [new_order_reference() for _ in range(orders)]
+    seeds = [(reference, 895, "gbp", int(at.timestamp())) for reference, at in zip(references, times, strict=True)]
     intents = emulator.seed_paid_charges(seeds)
-    with model.batch_write() as batch:  # the orders learn their payment intents, as the webhook would tell them
-        for (reference, *_), intent in zip(seeds, intents, strict=True):
-            record = model.get(reference)
-            record.payment_intent_id = intent
-            batch.save(record)
+    eligibility = Eligibility(Money(895), EligibilityReason.STANDARD_PRICE)
+    with model.batch_write() as batch:
+        for number, (reference, at, intent) in enumerate(zip(references, times, intents, strict=True)):
+            order = place_order(reference, f"cert-{number}", eligibility, DELIVERY, at)
+            paid = released(accept_payment(order, Money(895), intent, Source("stripe", "seed"), at).order, at)
+            batch.save(order_record(model, paid))
 
 
 def export(env: dict[str, str], out: Path) -> tuple[float, int]:

@@ -123,7 +123,7 @@ def list_fulfilment_orders():
 
 
 @api.route(
-    "/fulfilment-orders/{fulfilment_id}/accept",
+    "/manufacturer/fulfilment-orders/{fulfilment_id}/accept",
     methods=["POST"],
     authorizer=api_key,
     content_types=["application/json"],
@@ -134,7 +134,7 @@ def accept_fulfilment_order(fulfilment_id):
 
 
 @api.route(
-    "/fulfilment-orders/{fulfilment_id}/dispatch",
+    "/manufacturer/fulfilment-orders/{fulfilment_id}/dispatch",
     methods=["POST"],
     authorizer=api_key,
     content_types=["application/json"],
@@ -145,7 +145,7 @@ def dispatch_fulfilment_order(fulfilment_id):
 
 
 @api.route(
-    "/fulfilment-orders/{fulfilment_id}/reject",
+    "/manufacturer/fulfilment-orders/{fulfilment_id}/reject",
     methods=["POST"],
     authorizer=api_key,
     content_types=["application/json"],
@@ -162,7 +162,7 @@ def list_cancellations():
 
 
 @api.route(
-    "/cancellations/{fulfilment_id}/acknowledge",
+    "/manufacturer/cancellations/{fulfilment_id}/acknowledge",
     methods=["POST"],
     authorizer=api_key,
     content_types=["application/json"],

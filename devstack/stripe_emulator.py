@@ -38,6 +38,7 @@ import copy
 import hashlib
 import hmac
 import html
+import itertools
 import json
 import logging
 import re
@@ -391,6 +392,11 @@ class DashboardView:
     charges: dict[str, dict[str, Any]]
     disputes: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    payouts: list[dict[str, Any]] = field(default_factory=list)
+    # Transactions held by each payout shown.
+    payout_sizes: dict[str, int] = field(default_factory=dict)
+    # Per currency: (available, pending) pence not yet paid out.
+    balances: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def _line_item(item: Any, index: int) -> dict[str, Any]:
@@ -923,8 +929,11 @@ def parse_range_filter(params: dict[str, Any], key: str) -> RangeFilter | None:
 
 
 def _expansion_tree(paths: Iterable[str], prefix: str = "") -> dict[str, Any]:
-    """Turn expand paths into a tree: ``["data.source.payment_intent"]`` with prefix ``"data."``
-    gives ``{"source": {"payment_intent": {}}}`` (expanding a field implies expanding its parents)."""
+    """Turn expand paths (those starting with prefix) into a tree of fields to expand.
+
+    ``["data.source.payment_intent"]`` with prefix ``"data."`` gives
+    ``{"source": {"payment_intent": {}}}``: expanding a field implies expanding its parents.
+    """
     tree: dict[str, Any] = {}
     for path in paths:
         if not path.startswith(prefix) or path == prefix:
@@ -968,6 +977,7 @@ class BalanceLedger:
         self._positions: dict[str, int] = {}
         self._positions_stale = False
         self._payout_of: dict[str, str] = {}
+        self._payout_sizes: dict[str, int] = {}
         # Ids not yet paid out, in arrival order (a dict as an ordered set).
         self._awaiting_payout: dict[str, None] = {}
 
@@ -1060,7 +1070,7 @@ class BalanceLedger:
 
     def payout_size(self, payout_id: str) -> int:
         """How many transactions a payout holds."""
-        return sum(1 for holder in self._payout_of.values() if holder == payout_id)
+        return self._payout_sizes.get(payout_id, 0)
 
     def available_for_payout(self, now: int) -> list[dict[str, Any]]:
         """Transactions not yet paid out whose funds are available at now, all in one currency.
@@ -1079,6 +1089,7 @@ class BalanceLedger:
         for txn in transactions:
             self._payout_of[txn["id"]] = payout_id
             self._awaiting_payout.pop(txn["id"], None)
+            self._payout_sizes[payout_id] = self._payout_sizes.get(payout_id, 0) + 1
 
 
 # ---------------------------------------------------------------------------
@@ -1386,13 +1397,13 @@ class StripeEmulator:
         session, no events and no HTTP: 100,000 rows take about a second.
         """
         count = len(items)
-        intent_ids, charge_ids, txn_ids = (random_ids(prefix, count) for prefix in ("pi_test_", "ch_test_", "txn_test_"))
+        intent_ids = random_ids("pi_test_", count)
+        charge_ids = random_ids("ch_test_", count)
+        txn_ids = random_ids("txn_test_", count)
         intents, charges, transactions = [], [], []
-        for (reference, amount, currency, created), intent_id, charge_id, txn_id in zip(
-            items, intent_ids, charge_ids, txn_ids
-        ):
-            intent = seeded_payment_intent(intent_id, charge_id, reference, amount, currency, created)
-            charge = build_charge(intent, now=created, balance_transaction=txn_id)
+        for item, intent_id, charge_id, txn_id in zip(items, intent_ids, charge_ids, txn_ids, strict=True):
+            intent = seeded_payment_intent(intent_id, charge_id, *item)
+            charge = build_charge(intent, now=intent["created"], balance_transaction=txn_id)
             intents.append(intent)
             charges.append(charge)
             transactions.append(charge_balance_transaction(charge))
@@ -1459,16 +1470,35 @@ class StripeEmulator:
             return copy.deepcopy(self._record_locked(session_id))
 
     def dashboard_view(self) -> DashboardView:
-        """Copies of everything the developer dashboard shows, newest first."""
+        """Copies of everything the developer dashboard shows, newest first (payments and payouts capped)."""
         with self._lock:
             self.expire_overdue_sessions()
+            intents = list(itertools.islice(reversed(self._payment_intents.values()), DASHBOARD_ROW_LIMIT))
+            charge_ids = {intent["latest_charge"] for intent in intents}
+            payouts = list(itertools.islice(reversed(self._payouts.values()), DASHBOARD_ROW_LIMIT))
             return DashboardView(
                 sessions=[copy.deepcopy(record.session) for record in reversed(self._records.values())],
-                payment_intents=copy.deepcopy(list(reversed(self._payment_intents.values()))),
-                charges=copy.deepcopy(self._charges),
+                payment_intents=copy.deepcopy(intents),
+                charges={charge_id: copy.deepcopy(self._charges[charge_id]) for charge_id in charge_ids if charge_id},
                 disputes=copy.deepcopy(list(reversed(self._disputes.values()))),
                 events=copy.deepcopy(list(reversed(self._events.values()))[:DASHBOARD_EVENT_LIMIT]),
+                payouts=copy.deepcopy(payouts),
+                payout_sizes={payout["id"]: self._ledger.payout_size(payout["id"]) for payout in payouts},
+                balances=self._balances_locked(),
             )
+
+    def _balances_locked(self) -> dict[str, tuple[int, int]]:
+        """Per currency, the (available, pending) nets not yet paid out."""
+        now = self._now()
+        balances: dict[str, tuple[int, int]] = {}
+        for txn in self._ledger.awaiting_payout():
+            available, pending = balances.get(txn["currency"], (0, 0))
+            if txn["available_on"] <= now:
+                available += txn["net"]
+            else:
+                pending += txn["net"]
+            balances[txn["currency"]] = (available, pending)
+        return balances
 
     def before_api_request(self, method: str, path: str) -> ApiError | None:
         """Apply any injected delay, then return the injected failure for this request, if any.
@@ -1871,18 +1901,14 @@ class StripeEmulator:
             return copy.deepcopy(event)
 
     def _api_retrieve_payment_intent(self, intent_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
-        """GET /v1/payment_intents/:id, expanding latest_charge when asked."""
+        """GET /v1/payment_intents/:id, expanding latest_charge (and latest_charge.balance_transaction)."""
         with self._lock:
-            payment_intent = copy.deepcopy(self._payment_intent_locked(str(intent_id)))
-            charge = self._charges.get(payment_intent["latest_charge"] or "")
-            if "latest_charge" in _expand_fields(params) and charge is not None:
-                payment_intent["latest_charge"] = copy.deepcopy(charge)
-            return payment_intent
+            return self._retrieved_locked(self._payment_intent_locked(str(intent_id)), params)
 
     def _api_retrieve_charge(self, charge_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
-        """GET /v1/charges/:id."""
+        """GET /v1/charges/:id, expanding balance_transaction or payment_intent when asked."""
         with self._lock:
-            return copy.deepcopy(self._charge_locked(str(charge_id)))
+            return self._retrieved_locked(self._charge_locked(str(charge_id)), params)
 
     def _api_list_charges(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
         """GET /v1/charges, newest first, filterable by payment_intent."""
@@ -1901,7 +1927,7 @@ class StripeEmulator:
             refund = self._refunds.get(str(refund_id))
             if refund is None:
                 raise resource_missing("refund", str(refund_id))
-            return copy.deepcopy(refund)
+            return self._retrieved_locked(refund, params)
 
     def _api_list_refunds(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
         """GET /v1/refunds, newest first, filterable by payment_intent and charge."""
@@ -1910,11 +1936,115 @@ class StripeEmulator:
     def _api_retrieve_dispute(self, dispute_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
         """GET /v1/disputes/:id."""
         with self._lock:
-            return copy.deepcopy(self._dispute_locked(str(dispute_id)))
+            return self._retrieved_locked(self._dispute_locked(str(dispute_id)), params)
 
     def _api_list_disputes(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
         """GET /v1/disputes, newest first, filterable by payment_intent and charge."""
         return self._list_objects(self._disputes, params, ("payment_intent", "charge"), "/v1/disputes")
+
+    def _api_list_balance_transactions(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/balance_transactions, newest first, filterable and expandable like Stripe's.
+
+        Filters: created (exact or gt/gte/lt/lte), type, source, currency and
+        payout (the transactions that payout paid out). ``expand[]=data.source``
+        and ``data.source.payment_intent`` swap ids for objects.
+        """
+        created = parse_range_filter(params, "created")
+        limit = page_limit(params)
+        cursors = {name: _optional_string(params, name) for name in ("starting_after", "ending_before")}
+        tree = _expansion_tree(_expand_fields(params), "data.")
+        with self._lock:
+            keep = self._balance_transaction_filter_locked(params)
+            page, has_more = self._ledger.page(self._ledger.span(created), keep, limit, **cursors)
+            now = self._now()
+            data = [self._expand_locked(render_balance_transaction(txn, now), tree, now) for txn in page]
+        return list_object(data, "/v1/balance_transactions", has_more)
+
+    def _balance_transaction_filter_locked(self, params: dict[str, Any]) -> _TransactionFilter | None:
+        """The filter for a balance transaction listing's equality and payout parameters (None: keep all)."""
+        equal = {name: value for name in ("type", "source", "currency") if (value := _optional_string(params, name))}
+        payout_id = _optional_string(params, "payout")
+        if payout_id is not None and payout_id not in self._payouts:
+            raise resource_missing("payout", payout_id, param="payout")
+        if not equal and payout_id is None:
+            return None
+        payout_of = self._ledger.payout_of
+
+        def keep(txn: dict[str, Any]) -> bool:
+            in_payout = payout_id is None or payout_of(txn["id"]) == payout_id
+            return in_payout and all(txn[name] == value for name, value in equal.items())
+
+        return keep
+
+    def _api_retrieve_balance_transaction(self, txn_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/balance_transactions/:id, expanding source (and source.payment_intent) when asked."""
+        with self._lock:
+            txn = self._ledger.get(str(txn_id))
+            if txn is None:
+                raise resource_missing("balance_transaction", str(txn_id))
+            return self._retrieved_locked(txn, params)
+
+    def _api_list_payouts(self, _: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/payouts, newest first, filterable by created, arrival_date and status."""
+        ranges = {name: parse_range_filter(params, name) for name in ("created", "arrival_date")}
+        status = _optional_string(params, "status")
+        tree = _expansion_tree(_expand_fields(params), "data.")
+        with self._lock:
+            payouts = [
+                payout
+                for payout in reversed(self._payouts.values())
+                if status in (None, payout["status"])
+                and all(bounds is None or bounds.matches(payout[name]) for name, bounds in ranges.items())
+            ]
+            listing = paginate(payouts, params, "/v1/payouts")
+            now = self._now()
+            listing["data"] = [self._expand_locked(copy.deepcopy(payout), tree, now) for payout in listing["data"]]
+        return listing
+
+    def _api_retrieve_payout(self, payout_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/payouts/:id, expanding balance_transaction when asked."""
+        with self._lock:
+            payout = self._payouts.get(str(payout_id))
+            if payout is None:
+                raise resource_missing("payout", str(payout_id))
+            return self._retrieved_locked(payout, params)
+
+    # -- expansion ----------------------------------------------------------
+
+    def _retrieved_locked(self, stored: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """A response copy of one stored object, with the fields named by ``expand[]`` expanded."""
+        now = self._now()
+        return self._expand_locked(self._rendered_locked(stored, now), _expansion_tree(_expand_fields(params)), now)
+
+    def _expand_locked(self, response: dict[str, Any], tree: dict[str, Any], now: int) -> dict[str, Any]:
+        """Replace each id field named in tree with its object, expanded further by the subtree.
+
+        response must already be a copy. Fields that are absent, empty or not an
+        id the emulator knows (a payout has no payment_intent) stay as they are.
+        """
+        for name, subtree in tree.items():
+            value = response.get(name)
+            target = self._object_locked(value) if isinstance(value, str) else None
+            if target is not None:
+                response[name] = self._expand_locked(self._rendered_locked(target, now), subtree, now)
+        return response
+
+    def _object_locked(self, object_id: str) -> dict[str, Any] | None:
+        """The stored object with this id, of whatever kind."""
+        stores = (self._charges, self._payment_intents, self._refunds, self._disputes, self._payouts)
+        return self._ledger.get(object_id) or next((store[object_id] for store in stores if object_id in store), None)
+
+    def _rendered_locked(self, stored: dict[str, Any], now: int) -> dict[str, Any]:
+        """A copy of a stored object as the API shows it now (balance transaction statuses are live)."""
+        if stored["object"] == "balance_transaction":
+            return render_balance_transaction(stored, now)
+        rendered = copy.deepcopy(stored)
+        if stored["object"] == "dispute":
+            rendered["balance_transactions"] = [
+                render_balance_transaction(self._ledger.get(txn["id"]) or txn, now)
+                for txn in stored["balance_transactions"]
+            ]
+        return rendered
 
     def _list_objects(
         self, store: dict[str, dict[str, Any]], params: dict[str, Any], filter_names: Sequence[str], url: str
@@ -1922,7 +2052,8 @@ class StripeEmulator:
         """List a store newest first, keeping objects whose fields equal the given filters."""
         filters = {name: value for name in filter_names if (value := _optional_string(params, name)) is not None}
         with self._lock:
-            objects = [copy.deepcopy(item) for item in reversed(store.values())]
+            now = self._now()
+            objects = [self._rendered_locked(item, now) for item in reversed(store.values())]
         matching = [item for item in objects if all(item.get(name) == value for name, value in filters.items())]
         return paginate(matching, params, url)
 
@@ -1955,6 +2086,10 @@ _API_ROUTES: list[tuple[str, re.Pattern[str], _ApiHandler]] = [
     ("GET", re.compile(r"/v1/refunds/([^/]+)"), StripeEmulator._api_retrieve_refund),
     ("GET", re.compile(r"/v1/disputes"), StripeEmulator._api_list_disputes),
     ("GET", re.compile(r"/v1/disputes/([^/]+)"), StripeEmulator._api_retrieve_dispute),
+    ("GET", re.compile(r"/v1/balance_transactions"), StripeEmulator._api_list_balance_transactions),
+    ("GET", re.compile(r"/v1/balance_transactions/([^/]+)"), StripeEmulator._api_retrieve_balance_transaction),
+    ("GET", re.compile(r"/v1/payouts"), StripeEmulator._api_list_payouts),
+    ("GET", re.compile(r"/v1/payouts/([^/]+)"), StripeEmulator._api_retrieve_payout),
 ]
 
 
@@ -2136,6 +2271,7 @@ _DASHBOARD_NOTICES = {
     "disputed": "The dispute was opened.",
     "closed": "The dispute was closed.",
     "redelivered": "The event was sent to the webhook URL again.",
+    "paid_out": "The payout was created and paid.",
 }
 
 
@@ -2310,6 +2446,37 @@ def _render_disputes(view: DashboardView) -> str:
     return _render_table("Disputes", headings, rows, "No disputes yet.")
 
 
+def _render_balances(view: DashboardView) -> str:
+    """What is waiting to be paid out, per currency, and the "Run a payout now" button."""
+    lines = "".join(
+        f"<li>{_money_cell(available, currency)} available, {_money_cell(pending, currency)} pending</li>"
+        for currency, (available, pending) in sorted(view.balances.items())
+    )
+    balance = f"<ul>{lines}</ul>" if lines else "<p>Nothing is waiting to be paid out.</p>"
+    button = (
+        '<form method="post" action="/_emulator/payouts">'
+        '<input type="hidden" name="view" value="dashboard">'
+        '<button type="submit">Run a payout now</button></form>'
+    )
+    return f"<h2>Balance not yet paid out</h2>\n{balance}\n{button}"
+
+
+def _render_payouts(view: DashboardView) -> str:
+    """The newest payouts and how many balance transactions each paid out."""
+    rows = [
+        [
+            _code(payout["id"]),
+            _money_cell(payout["amount"], payout["currency"]),
+            _escape(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(payout["arrival_date"]))),
+            _escape(payout["status"]),
+            str(view.payout_sizes.get(payout["id"], 0)),
+        ]
+        for payout in view.payouts
+    ]
+    headings = ("Payout", "Amount", "Arrival date", "Status", "Transactions")
+    return _render_table(f"Payouts (newest {DASHBOARD_ROW_LIMIT})", headings, rows, "No payouts yet.")
+
+
 def _render_events(view: DashboardView, can_redeliver: bool) -> str:
     """The newest events, each with a Redeliver form when a webhook URL is set."""
     rows = [
@@ -2334,7 +2501,7 @@ def render_dashboard(
     notice: str | None = None,
     error_message: str | None = None,
 ) -> str:
-    """Render the developer dashboard: sessions, payments, disputes and events with their controls."""
+    """Render the developer dashboard: payments, disputes, balance, payouts and events, with their controls."""
     parts = ["<h1>Local Stripe emulator</h1>", _EMULATOR_NOTE]
     if notice:
         parts.append(f'<p class="notice" role="status">{_escape(notice)}</p>')
@@ -2347,6 +2514,8 @@ def render_dashboard(
             _render_sessions(view),
             _render_payment_intents(view),
             _render_disputes(view),
+            _render_balances(view),
+            _render_payouts(view),
             _render_events(view, bool(webhook_url)),
         ]
     )
@@ -2685,6 +2854,15 @@ def _control_close_dispute(emulator: StripeEmulator, dispute_id: str, params: di
     return emulator.close_dispute(dispute_id, outcome == "won"), {"done": "closed"}
 
 
+def _control_run_payout(emulator: StripeEmulator, _: str, params: dict[str, Any]) -> _ControlResult:
+    """POST /_emulator/payouts, optionally with now (Unix seconds) to pay out funds available later."""
+    now = None if params.get("now") in (None, "") else _integer(params["now"], "now", minimum=0)
+    payout = emulator.run_payout(now)
+    if payout is None:
+        raise ApiError(400, "There is no available balance to pay out yet.", code="balance_insufficient")
+    return payout, {"done": "paid_out"}
+
+
 _CONTROL_ROUTES: list[tuple[re.Pattern[str], _ControlAction]] = [
     (re.compile(r"/_emulator/events/([^/]+)/redeliver"), _control_redeliver),
     (re.compile(r"/_emulator/sessions/([^/]+)/settle"), _control_settle),
@@ -2692,6 +2870,8 @@ _CONTROL_ROUTES: list[tuple[re.Pattern[str], _ControlAction]] = [
     (re.compile(r"/_emulator/payment_intents/([^/]+)/refund"), _control_refund),
     (re.compile(r"/_emulator/payment_intents/([^/]+)/dispute"), _control_dispute),
     (re.compile(r"/_emulator/disputes/([^/]+)/close"), _control_close_dispute),
+    # The empty group stands in for the object id the other controls take.
+    (re.compile(r"/_emulator/payouts()"), _control_run_payout),
 ]
 
 
