@@ -1,5 +1,6 @@
 """Benchmark: reconcile N orders against N Stripe balance transactions through the finance CLI,
 reporting rows per second and the exporter's peak memory, and proving no table scan was made.
+Orders arrive at PER_DAY a day, so a bigger N is a longer period: peak memory should not grow.
 
     make bench-finance     # or: .venv/bin/python benchmarks/reconciliation.py --orders 100000
 
@@ -43,15 +44,15 @@ from devstack.stripe_emulator import StripeEmulator  # noqa: E402
 
 REGION = "eu-west-2"
 START = date(2026, 10, 1)
-DAYS = 10
+PER_DAY = 10_000  # a busy campaign day; a longer period means more days, not bigger ones
 DELIVERY = DeliveryDetails("Benchmark Person", "1 Load Street", "", "London", "N1 9AL", "")
 
 
 def load(orders: int, tables: Tables, emulator: StripeEmulator) -> None:
-    """Paid, released orders spread over DAYS days, each with its Stripe charge."""
+    """Paid, released orders, PER_DAY a day from START, each with its Stripe charge."""
     model = build_models(tables).orders
     start = datetime(START.year, START.month, START.day, tzinfo=timezone.utc)
-    times = [start + timedelta(seconds=number * DAYS * 86400 // orders) for number in range(orders)]
+    times = [start + timedelta(seconds=number * 86400 // PER_DAY) for number in range(orders)]
     references = [new_order_reference() for _ in range(orders)]
     seeds = [(reference, 895, "gbp", int(at.timestamp())) for reference, at in zip(references, times, strict=True)]
     intents = emulator.seed_paid_charges(seeds)
@@ -63,28 +64,14 @@ def load(orders: int, tables: Tables, emulator: StripeEmulator) -> None:
             batch.save(order_record(model, paid))
 
 
-def export(env: dict[str, str], out: Path) -> tuple[float, int]:
+def export(env: dict[str, str], out: Path, orders: int) -> tuple[float, int]:
+    """The operator's command in a child process (BENCH_PROFILE=file runs it under cProfile)."""
+    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+    days = -(-orders // PER_DAY)
+    period = ["--from", START.isoformat(), "--to", (START + timedelta(days=days)).isoformat()]
+    command = [sys.executable, *profile, "-m", "ops", "finance", "export", *period, "--out", str(out), "--quiet"]
     started = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ops",
-            "finance",
-            "export",
-            "--from",
-            START.isoformat(),
-            "--to",
-            (START + timedelta(days=DAYS)).isoformat(),
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
     return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
 
@@ -136,7 +123,7 @@ def run(orders: int) -> dict:
         }
         requests.post(f"{moto_url}/moto-api/recorder/start-recording", timeout=10)
         with tempfile.TemporaryDirectory() as folder:
-            seconds, peak_mib = export(env, Path(folder) / "reconciliation.csv")
+            seconds, peak_mib = export(env, Path(folder) / "reconciliation.csv", orders)
             rows = sum(1 for _ in (Path(folder) / "reconciliation.csv").open(encoding="utf-8-sig"))
         operations = dynamodb_operations(moto_url)
     finally:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from typing import Iterator
 
 from .orders import MONEY_TAKEN, FulfilmentState, OrderState, PaymentState
 
@@ -27,6 +28,12 @@ class Period:
     def __post_init__(self) -> None:
         if self.end <= self.start:
             raise ValueError("the period's end must be after its start")
+
+    def days(self) -> Iterator["Period"]:
+        day = self.start
+        while day < self.end:
+            yield Period(day, day + timedelta(days=1))
+            day += timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,10 @@ class Reconciliation:
     states: Counter = field(default_factory=Counter)
     payouts: dict[str, Payout] = field(default_factory=dict)
     _charged_orders: set[str] = field(default_factory=set)
+
+    def start_day(self) -> None:
+        """Charges are matched to orders day by day: only one day's ids are ever held."""
+        self._charged_orders.clear()
 
     def entry_row(self, entry: LedgerEntry, order: OrderFacts | None) -> dict:
         """One balance transaction, joined to its order (if it has one)."""

@@ -46,24 +46,35 @@ def _date(raw: str | None, name: str, errors: dict[str, str]) -> date | None:
 
 
 def reconcile(period: Period, report, deps: Dependencies, on_row: Callable[[], None] = lambda: None) -> ExportResult:
-    """Stream the period's balance transactions (joined to their orders in chunks), then its
-    orders, into `report`; finish with the discrepancy sections and the summary."""
+    """Day by day (so memory is bounded by one day's business, however long the period): the
+    day's orders by a query on the creation-day index, the day's balance transactions through the
+    SDK's auto-pagination, joined in memory; a transaction whose order was created on another day
+    (a refund, a dispute) has its order fetched by BatchGetItem. Ends with the discrepancy
+    sections and the summary."""
     run = Reconciliation(period)
     payout_of = _payouts(period, run, deps)
-    for chunk in _chunks(deps.ledger.entries(period), CHUNK):
-        orders = deps.finance_orders.facts(e.order_reference for e in chunk if e.order_reference)
-        for entry in chunk:
-            report.row(run.entry_row(_with_payout(entry, payout_of), orders.get(entry.order_reference)))
-            on_row()
-    for order in deps.finance_orders.created_in(period):
-        row, _ = run.order_facts(order)
-        if row is not None:
-            report.row(row)
-            on_row()
-        if run.unmatched_paid_orders(order) and not deps.ledger.has_charge(order.payment_intent_id):
-            run.note_missing_charge(order)
+    for day in period.days():
+        run.start_day()
+        orders = {order.reference: order for order in deps.finance_orders.created_in(day)}
+        for chunk in _chunks(deps.ledger.entries(day), CHUNK):
+            elsewhere = deps.finance_orders.facts({e.order_reference for e in chunk} - set(orders) - {None})
+            for entry in chunk:
+                order = orders.get(entry.order_reference) or elsewhere.get(entry.order_reference)
+                report.row(run.entry_row(_with_payout(entry, payout_of), order))
+                on_row()
+        for order in orders.values():
+            _order_row(run, order, report, deps, on_row)
     report.finish(run.findings, run.summary())
     return ExportResult(report.rows, len(run.findings))
+
+
+def _order_row(run: Reconciliation, order, report, deps: Dependencies, on_row) -> None:
+    row, _ = run.order_facts(order)
+    if row is not None:
+        report.row(row)
+        on_row()
+    if run.unmatched_paid_orders(order) and not deps.ledger.has_charge(order.payment_intent_id):
+        run.note_missing_charge(order)
 
 
 def _payouts(period: Period, run: Reconciliation, deps: Dependencies) -> dict[str, tuple[str, date]]:
