@@ -20,6 +20,7 @@ from chalicelib.domain.errors import (
     OrderNotFound,
     OrderNotMatched,
 )
+from chalicelib.web import csrf
 from chalicelib.web.errors import json_error, page
 from chalicelib.web.forms import MAX_FORM_BYTES, read_form
 from chalicelib.web.journey import Journey, JourneyCookies
@@ -58,7 +59,21 @@ def journey() -> Journey:
 
 
 def form(fields: tuple[str, ...]) -> dict[str, str]:
-    return read_form(app.current_request.raw_body, fields)
+    """The posted fields, once the form token and the request's origin have been checked."""
+    request, settings = app.current_request, deps().settings
+    answers = read_form(request.raw_body, (*fields, csrf.FIELD))
+    csrf.check(answers.pop(csrf.FIELD), journey(), settings.journey_key, request.headers, settings.app_base_url)
+    return answers
+
+
+def form_page(template: str, status: int = 200, **context) -> Response:
+    """A page with a form: the browser's journey gets a token nonce the first time (and only
+    then a cookie, so refusals of any cause send identical headers)."""
+    current = journey()
+    ready = current.with_csrf()
+    cookie = cookies().set_cookie(ready) if ready is not current else None
+    token = csrf.token_for(ready, deps().settings.journey_key)
+    return render(template, status=status, cookie=cookie, csrf_token=token, **context)
 
 
 @app.route("/", methods=["GET"])
@@ -75,7 +90,7 @@ def assets():
 @app.route("/order/certificate", methods=["GET"])
 @page
 def certificate_question():
-    return render("certificate.html", form={}, errors={})
+    return form_page("certificate.html", form={}, errors={})
 
 
 @app.route("/order/certificate", methods=["POST"], content_types=FORM)
@@ -85,9 +100,9 @@ def certificate_answer():
     try:
         checked = services.check_certificate(answers["reference"], answers["postcode"], deps())
     except InvalidInput as exc:
-        return render("certificate.html", status=400, form=answers, errors=exc.errors)
+        return form_page("certificate.html", status=400, form=answers, errors=exc.errors)
     except CertificateNotAccepted:
-        return render("certificate.html", status=400, form=answers, errors={"reference": NOT_MATCHED})
+        return form_page("certificate.html", status=400, form=answers, errors={"reference": NOT_MATCHED})
     updated = journey().after_check(checked)
     next_page = "/order/check-answers" if updated.delivery else "/order/delivery"
     return redirect(next_page, cookies().set_cookie(updated))
@@ -99,7 +114,7 @@ def delivery_question():
     current = journey()
     if current.checked is None:
         return redirect("/order/certificate")
-    return render("delivery.html", form=current.delivery.to_dict() if current.delivery else {}, errors={})
+    return form_page("delivery.html", form=current.delivery.to_dict() if current.delivery else {}, errors={})
 
 
 @app.route("/order/delivery", methods=["POST"], content_types=FORM)
@@ -112,7 +127,7 @@ def delivery_answer():
     try:
         delivery = parse_delivery_details(answers)
     except InvalidInput as exc:
-        return render("delivery.html", status=400, form=answers, errors=exc.errors)
+        return form_page("delivery.html", status=400, form=answers, errors=exc.errors)
     return redirect("/order/check-answers", cookies().set_cookie(current.with_changes(delivery=delivery)))
 
 
@@ -122,7 +137,7 @@ def check_answers():
     current = journey()
     if current.checked is None or current.delivery is None:
         return redirect("/order/certificate")
-    return render(
+    return form_page(
         "check_answers.html",
         journey=current,
         labels=LABELS,
@@ -134,6 +149,7 @@ def check_answers():
 @app.route("/order/confirm", methods=["POST"], content_types=FORM)
 @page
 def confirm_order():
+    form(("confirm",))
     current = journey()
     if current.checked is None or current.delivery is None or current.order_reference is None:
         return redirect("/order/certificate")
@@ -183,7 +199,7 @@ def sweep_lapsed_holds(event):
 @app.route("/status", methods=["GET"])
 @page
 def status_question():
-    return render("status.html", form={}, errors={}, order=None)
+    return form_page("status.html", form={}, errors={}, order=None)
 
 
 @app.route("/status", methods=["POST"], content_types=FORM)
@@ -193,10 +209,10 @@ def status_answer():
     try:
         order = services.look_up_order(answers["reference"], answers["postcode"], deps())
     except InvalidInput as exc:
-        return render("status.html", status=400, form=answers, errors=exc.errors, order=None)
+        return form_page("status.html", status=400, form=answers, errors=exc.errors, order=None)
     except OrderNotMatched:
-        return render("status.html", status=400, form=answers, errors={"reference": NO_SUCH_ORDER}, order=None)
-    return render("status.html", form={}, errors={}, order=order, status=200, view=holder_view(order))
+        return form_page("status.html", status=400, form=answers, errors={"reference": NO_SUCH_ORDER}, order=None)
+    return form_page("status.html", form={}, errors={}, order=order, status=200, view=holder_view(order))
 
 
 @app.route("/stripe/webhook", methods=["POST"], content_types=JSON)

@@ -10,6 +10,7 @@ from pathlib import Path
 from chalice import Response
 
 from ..domain.errors import ConcurrentChange, JourneyExpired, OrderNotFound, PaymentServiceUnavailable, QueueUnavailable
+from .csrf import CrossSiteRequest
 from .forms import BodyTooLarge
 from .pages import render
 
@@ -23,6 +24,14 @@ def page(view):
     def wrapper(*args, **kwargs):
         try:
             return view(*args, **kwargs)
+        except CrossSiteRequest as exc:
+            log.warning("form refused: %s", exc)
+            return render(
+                "problem.html",
+                status=403,
+                title="This form has expired",
+                message="Go back, reload the page and try again.",
+            )
         except BodyTooLarge:
             return render(
                 "problem.html",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass, replace
 from http.cookies import CookieError, SimpleCookie
 
@@ -28,6 +29,10 @@ class Journey:
     checked: CheckedCertificate | None = None
     delivery: DeliveryDetails | None = None
     order_reference: str | None = None
+    csrf: str = ""  # the nonce behind this browser's form tokens; empty until a form is shown
+
+    def with_csrf(self) -> "Journey":
+        return self if self.csrf else replace(self, csrf=secrets.token_urlsafe(16))
 
     def with_changes(self, **changes) -> "Journey":
         return replace(self, **changes)
@@ -39,7 +44,7 @@ class Journey:
         same = self.checked is not None and self.checked.certificate_key == checked.certificate_key
         if same and self.order_reference:
             return replace(self, checked=checked)
-        return Journey(checked=checked, order_reference=new_order_reference())
+        return Journey(checked=checked, order_reference=new_order_reference(), csrf=self.csrf)
 
     def to_json(self) -> str:
         checked = self.checked
@@ -55,6 +60,7 @@ class Journey:
                 },
                 "delivery": None if self.delivery is None else self.delivery.to_dict(),
                 "order": self.order_reference,
+                "csrf": self.csrf,
             },
             separators=(",", ":"),
         )
@@ -69,6 +75,7 @@ class Journey:
             else CheckedCertificate(checked["key"], Money(checked["pence"], checked["currency"]), checked["reason"]),
             delivery=None if data.get("delivery") is None else DeliveryDetails.from_dict(data["delivery"]),
             order_reference=data.get("order"),
+            csrf=data.get("csrf") or "",
         )
 
 

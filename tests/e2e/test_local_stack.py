@@ -17,13 +17,24 @@ REFERENCE = re.compile(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}")
 def order_up_to_payment(app: str, reference: str, postcode: str) -> tuple[requests.Session, requests.Response]:
     browser = requests.Session()
     assert browser.get(app + "/").status_code == 200
-    browser.post(app + "/order/certificate", data={"reference": reference, "postcode": postcode})
+    token = form_token(browser.get(app + "/order/certificate").text)
+    browser.post(app + "/order/certificate", data={"reference": reference, "postcode": postcode, "csrf_token": token})
     answers = browser.post(
         app + "/order/delivery",
-        data={"full_name": "Sam Fictitious", "address_line_1": "2 Sample Road", "town": "London", "postcode": "N1 9AL"},
+        data={
+            "full_name": "Sam Fictitious",
+            "address_line_1": "2 Sample Road",
+            "town": "London",
+            "postcode": "N1 9AL",
+            "csrf_token": token,
+        },
     )
     assert answers.url.endswith("/order/check-answers"), answers.url
-    return browser, browser.post(app + "/order/confirm", data={"confirm": "yes"})
+    return browser, browser.post(app + "/order/confirm", data={"confirm": "yes", "csrf_token": token})
+
+
+def form_token(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
 
 
 def test_the_stack_binds_loopback_and_prints_urls_and_demo_references(stack):
@@ -49,8 +60,11 @@ def test_a_free_order_and_a_refused_certificate(stack):
     browser, confirmed = order_up_to_payment(stack["app"], "syn 100002", "se154qp")
     assert confirmed.url.endswith("/order/confirmation") and "Your kit is free" in confirmed.text
     assert [m["recipient"]["name"] for m in queued(stack)] == ["Sam Fictitious"]
-    refused = requests.post(
-        stack["app"] + "/order/certificate", data={"reference": "SYN/100004", "postcode": "NW3 2QG"}
+    visitor = requests.Session()
+    token = form_token(visitor.get(stack["app"] + "/order/certificate").text)
+    refused = visitor.post(
+        stack["app"] + "/order/certificate",
+        data={"reference": "SYN/100004", "postcode": "NW3 2QG", "csrf_token": token},
     )
     assert refused.status_code == 400 and "We could not match" in refused.text
 

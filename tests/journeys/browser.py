@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from urllib.parse import urlencode, urlsplit
 
@@ -11,22 +12,33 @@ from devstack.stripe_emulator import sign_webhook_payload
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
 class Browser:
+    """Keeps the journey cookie and, like a real page, sends back the form token it was given."""
+
     def __init__(self, client):
         self.client = client
         self.cookie: str | None = None
+        self.csrf: str | None = None
 
     def get(self, path: str):
         return self._remember(self.client.http.get(path, headers=self._headers({})))
 
     def post(self, path: str, fields: dict[str, str]):
-        body = urlencode(fields)
+        if self.csrf is None:  # as a person would: open the form before sending it
+            self.get(path)
+        body = urlencode({**fields, "csrf_token": self.csrf or ""})
         return self._remember(self.client.http.post(path, headers=self._headers(FORM), body=body))
 
     def _headers(self, headers: dict[str, str]) -> dict[str, str]:
         return {**headers, "Cookie": self.cookie} if self.cookie else dict(headers)
 
     def _remember(self, response):
+        token = TOKEN.search(response.body.decode("utf-8", errors="replace"))
+        if token:
+            self.csrf = token.group(1)
         set_cookie = response.headers.get("Set-Cookie") or response.headers.get("set-cookie")
         if set_cookie:
             pair = set_cookie.split(";", 1)[0]

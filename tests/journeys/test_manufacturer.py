@@ -281,8 +281,9 @@ def test_a_message_read_from_the_queue_and_confirmed_through_the_api_agree(clien
 
 def test_the_status_page_refuses_wrong_pairs_exactly_alike(client, holders):
     reference = free_order(holders)
-    unknown = Browser(client).post("/status", {"reference": "TK-00000-00000", "postcode": "SW1A 2AA"})
-    wrong = Browser(client).post("/status", {"reference": reference, "postcode": "SW1A 1AA"})
+    browser = Browser(client)  # one visitor trying both: only the cause differs
+    unknown = browser.post("/status", {"reference": "TK-00000-00000", "postcode": "SW1A 2AA"})
+    wrong = browser.post("/status", {"reference": reference, "postcode": "SW1A 1AA"})
     assert unknown.status_code == wrong.status_code == 400
     assert unknown.body.decode().replace("TK-00000-00000", "R").replace("SW1A 2AA", "P") == wrong.body.decode().replace(
         reference, "R"

@@ -195,9 +195,9 @@ def test_every_refused_certificate_check_gets_the_same_response(client, register
     answer_questions(already, "FA/1003", "SW1A 2AA")
     already.post("/order/confirm", {"confirm": "yes"})
     refusals = {**REFUSALS, "already ordered": ("FA/1003", "SW1A 2AA")}
-    responses = {}
+    responses, visitor = {}, Browser(client)  # one visitor trying every cause: only the cause differs
     for case, (reference, postcode) in refusals.items():
-        response = Browser(client).post("/order/certificate", {"reference": reference, "postcode": postcode})
+        response = visitor.post("/order/certificate", {"reference": reference, "postcode": postcode})
         body = response.body.decode().replace(reference, "REF").replace(postcode, "PC")
         responses[case] = (response.status_code, sorted(response.headers.items()), body)
     first = responses["unknown reference"]
@@ -262,3 +262,42 @@ def test_nothing_personal_is_in_a_url_or_readable_in_the_cookie(client, register
         assert fragment not in browser.cookie
     location = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"]
     assert "Ada" not in location and "SW1A" not in urlsplit(location).query
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {}])
+def test_a_cross_site_or_tokenless_post_is_refused(client, register, headers):
+    browser = Browser(client)
+    browser.get("/order/certificate")
+    token = "" if not headers else browser.csrf  # with no hostile header, it is the missing token that gives it away
+    response = client.http.post(
+        "/order/certificate",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": browser.cookie, **headers},
+        body=f"reference=FA1001&postcode=SW1A2AA&csrf_token={token}",
+    )
+    assert response.status_code == 403 and "This form has expired" in response.body.decode()
+    assert "Set-Cookie" not in response.headers
+
+
+def test_every_page_carries_the_security_headers(client, register):
+    browser = Browser(client)
+    for path in (
+        "/",
+        "/order/certificate",
+        "/status",
+        "/order/delivery",
+        "/order/check-answers",
+        "/order/confirmation",
+    ):
+        response = browser.get(path)
+        for header in (
+            "Content-Security-Policy",
+            "Strict-Transport-Security",
+            "X-Content-Type-Options",
+            "X-Frame-Options",
+            "Referrer-Policy",
+            "Cache-Control",
+        ):
+            assert header in response.headers, (path, header)
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert "script-src 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Cache-Control"] == "no-store"

@@ -164,7 +164,7 @@ def test_concurrent_confirmation_clicks_give_one_session(client, holder, stripe_
         barrier.wait()
         response = browser.client.http.post(
             "/order/confirm",
-            body="confirm=yes",
+            body=f"confirm=yes&csrf_token={browser.csrf}",
             headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": browser.cookie},
         )
         locations.append(response.headers.get("Location"))
