@@ -66,6 +66,11 @@ def form(fields: tuple[str, ...]) -> dict[str, str]:
     return answers
 
 
+def client_address() -> str:
+    """The caller's address as API Gateway saw it (hashed before it is stored anywhere)."""
+    return (app.current_request.context.get("identity") or {}).get("sourceIp") or "unknown"
+
+
 def form_page(template: str, status: int = 200, **context) -> Response:
     """A page with a form: the browser's journey gets a token nonce the first time (and only
     then a cookie, so refusals of any cause send identical headers)."""
@@ -98,7 +103,7 @@ def certificate_question():
 def certificate_answer():
     answers = form(CERTIFICATE_FIELDS)
     try:
-        checked = services.check_certificate(answers["reference"], answers["postcode"], deps())
+        checked = services.check_certificate(answers["reference"], answers["postcode"], deps(), client_address())
     except InvalidInput as exc:
         return form_page("certificate.html", status=400, form=answers, errors=exc.errors)
     except CertificateNotAccepted:
@@ -249,3 +254,10 @@ def export_daily_reconciliation(event):
     """Yesterday's reconciliation to the encrypted exports bucket, once (a rerun writes nothing)."""
     written = finance.export_previous_day(deps())
     app.log.info("daily reconciliation %s", "written" if written else "already there")
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def sweep_expired_attempts(event):
+    """Attempt counters past their expiry: DynamoDB's TTL deletes them too, but late and not on moto."""
+    swept = services.sweep_expired_attempts(deps())
+    app.log.info("expired attempt counters swept: %d", swept)

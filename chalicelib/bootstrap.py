@@ -85,6 +85,7 @@ def tables_for(settings: Settings):
         settings.claims_table,
         settings.region,
         settings.aws_endpoint_url,
+        settings.attempts_table,
     )
 
 

@@ -6,7 +6,7 @@ contract suite runs against both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Iterator, Protocol
 
@@ -23,6 +23,7 @@ from .domain.register import RegisterEntry
 class CertificateLookup:
     entry: RegisterEntry | None
     kits_claimed: int
+    failures: dict[str, int] = field(default_factory=dict)  # attempt counter key -> failures
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,14 @@ class PaymentEvent:
 
 
 class Register(Protocol):
-    def find(self, reference_key: str) -> CertificateLookup:
-        """The entry and how many kits it has claimed, in one round trip."""
+    def find(self, reference_key: str, attempt_keys: tuple[str, ...] = ()) -> CertificateLookup:
+        """The entry, how many kits it has claimed and the named attempt counters, in one round trip."""
+
+    def record_failures(self, increments: list[tuple[str, datetime]]) -> None:
+        """Add one to each counter (creating it), with its expiry; one round trip."""
+
+    def sweep_attempts(self, now: datetime) -> int:
+        """Delete expired counters; returns how many."""
 
     def save_all(self, entries: Iterable[RegisterEntry]) -> int:
         """Write entries in batches; returns how many were written."""

@@ -28,6 +28,7 @@ class Settings:
     register_table: str
     orders_table: str
     claims_table: str
+    attempts_table: str
     api_keys_table: str
     fulfilment_queue_url: str
     dead_letter_queue_url: str | None
@@ -62,6 +63,7 @@ class Settings:
             register_table=read.required("REGISTER_TABLE"),
             orders_table=read.required("ORDERS_TABLE"),
             claims_table=read.required("CLAIMS_TABLE"),
+            attempts_table=read.required("ATTEMPTS_TABLE"),
             api_keys_table=read.required("API_KEYS_TABLE"),
             fulfilment_queue_url=read.required("FULFILMENT_QUEUE_URL"),
             dead_letter_queue_url=read.optional("FULFILMENT_DEAD_LETTER_QUEUE_URL"),

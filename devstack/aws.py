@@ -19,6 +19,7 @@ ENVIRONMENT_NAMES = {
     "RegisterTable": "REGISTER_TABLE",
     "OrdersTable": "ORDERS_TABLE",
     "ClaimsTable": "CLAIMS_TABLE",
+    "AttemptsTable": "ATTEMPTS_TABLE",
     "ApiKeysTable": "API_KEYS_TABLE",
     "FulfilmentQueue": "FULFILMENT_QUEUE_URL",
     "FulfilmentDeadLetterQueue": "FULFILMENT_DEAD_LETTER_QUEUE_URL",

@@ -26,7 +26,12 @@ from devstack.synthetic_register import DEMO_HOLDERS, LOCAL_FREE_KIT_AREAS
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "eu-west-2"
 HOST = "127.0.0.1"
-SCHEDULED_HANDLERS = ("sweep_lapsed_holds", "relay_unsent_fulfilments", "report_fulfilment_health")
+SCHEDULED_HANDLERS = (
+    "sweep_lapsed_holds",
+    "relay_unsent_fulfilments",
+    "report_fulfilment_health",
+    "sweep_expired_attempts",
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -52,6 +52,7 @@ def fake_settings(**overrides) -> Settings:
         "ORDERS_TABLE": "orders",
         "CLAIMS_TABLE": "claims",
         "API_KEYS_TABLE": "keys",
+        "ATTEMPTS_TABLE": "attempts",
         "EXPORTS_BUCKET": "exports",
         "FULFILMENT_QUEUE_URL": "https://sqs.example/q.fifo",
         "REGISTER_KEY": "unit-register-key-0123456789abcdef0123456789",

@@ -30,9 +30,21 @@ class InMemoryRegister:
     def __init__(self, claims: dict[str, int] | None = None):
         self.entries = {}
         self.claims = claims if claims is not None else {}
+        self.attempts: dict[str, tuple[int, datetime]] = {}
 
-    def find(self, reference_key):
-        return CertificateLookup(self.entries.get(reference_key), self.claims.get(reference_key, 0))
+    def find(self, reference_key, attempt_keys=()):
+        failures = {key: self.attempts.get(key, (0, None))[0] for key in attempt_keys}
+        return CertificateLookup(self.entries.get(reference_key), self.claims.get(reference_key, 0), failures)
+
+    def record_failures(self, increments):
+        for key, expires in increments:
+            self.attempts[key] = (self.attempts.get(key, (0, expires))[0] + 1, expires)
+
+    def sweep_attempts(self, now):
+        expired = [key for key, (_, expires) in self.attempts.items() if expires < now]
+        for key in expired:
+            del self.attempts[key]
+        return len(expired)
 
     def save_all(self, entries):
         written = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Iterable
 
 from pynamodb.attributes import (
@@ -22,7 +22,7 @@ from pynamodb.attributes import (
 from pynamodb.connection import Connection
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
-from pynamodb.transactions import TransactGet
+from pynamodb.transactions import TransactGet, TransactWrite
 
 from ..domain.register import CertificateStatus, RegisterEntry
 from ..ports import CertificateLookup
@@ -37,6 +37,7 @@ class Tables:
     claims: str
     region: str
     host: str | None = None
+    attempts: str = "attempts"
 
     def meta(self, table_name: str) -> type:
         """A PynamoDB Meta for one table, at this region and endpoint."""
@@ -49,6 +50,7 @@ class Models:
     orders: type[Model]
     claims: type[Model]
     connection: Connection
+    attempts: type[Model] | None = None
 
 
 class AwaitingPaymentIndex(GlobalSecondaryIndex):
@@ -120,6 +122,20 @@ class CreatedDayIndex(GlobalSecondaryIndex):
 
     created_on = UnicodeAttribute(hash_key=True)
     created_at = UnicodeAttribute(range_key=True)
+
+
+SWEEP_GROUP = "attempts"
+
+
+class ExpiryIndex(GlobalSecondaryIndex):
+    """Attempt counters by expiry: the sweep's work list (moto, unlike DynamoDB, never expires TTLs)."""
+
+    class Meta:
+        index_name = "by-expiry"
+        projection = KeysOnlyProjection()
+
+    sweep_group = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute(range_key=True)
 
 
 class HistoryRecord(MapAttribute):
@@ -201,7 +217,17 @@ def build_models(tables: Tables) -> Models:
         processed_events = UnicodeSetAttribute(null=True)
         history = ListAttribute(of=HistoryRecord, default=list)
 
-    return Models(RegisterRecord, OrderRecord, ClaimRecord, Connection(region=tables.region, host=tables.host))
+    class AttemptRecord(Model):
+        Meta = tables.meta(tables.attempts)
+
+        attempt_key = UnicodeAttribute(hash_key=True)
+        failures = NumberAttribute(default=0)
+        expires_at = NumberAttribute()  # epoch seconds: the table's TTL attribute
+        sweep_group = UnicodeAttribute(default=SWEEP_GROUP)
+        expiry_index = ExpiryIndex()
+
+    connection = Connection(region=tables.region, host=tables.host)
+    return Models(RegisterRecord, OrderRecord, ClaimRecord, connection, AttemptRecord)
 
 
 class DynamoRegister:
@@ -210,13 +236,43 @@ class DynamoRegister:
     def __init__(self, models: Models):
         self._models = models
 
-    def find(self, reference_key: str) -> CertificateLookup:
-        """One TransactGetItems request reads the entry and its claim together."""
-        register, claims = self._models.register, self._models.claims
+    def find(self, reference_key: str, attempt_keys: tuple[str, ...] = ()) -> CertificateLookup:
+        """One TransactGetItems request reads the entry, its claim and the attempt counters."""
+        register, claims, attempts = self._models.register, self._models.claims, self._models.attempts
         with TransactGet(connection=self._models.connection) as transaction:
             entry_future = transaction.get(register, reference_key)
             claim_future = transaction.get(claims, reference_key)
-        return CertificateLookup(_entry_or_none(entry_future, register), _kits_claimed(claim_future, claims))
+            counter_futures = {key: transaction.get(attempts, key) for key in attempt_keys}
+        failures = {key: _failures(future, attempts) for key, future in counter_futures.items()}
+        return CertificateLookup(_entry_or_none(entry_future, register), _kits_claimed(claim_future, claims), failures)
+
+    def record_failures(self, increments: list[tuple[str, datetime]]) -> None:
+        """One TransactWriteItems: each counter gains one, atomically (no read-then-write race)."""
+        attempts = self._models.attempts
+        with TransactWrite(connection=self._models.connection) as transaction:
+            for key, expires in increments:
+                transaction.update(
+                    attempts(key),
+                    actions=[
+                        attempts.failures.add(1),
+                        attempts.expires_at.set(int(expires.timestamp())),
+                        attempts.sweep_group.set(SWEEP_GROUP),
+                    ],
+                )
+
+    def sweep_attempts(self, now: datetime) -> int:
+        """Delete counters past their expiry, found on the expiry index (never a scan)."""
+        attempts = self._models.attempts
+        expired = [
+            r.attempt_key
+            for r in attempts.expiry_index.query(
+                SWEEP_GROUP, range_key_condition=attempts.expires_at < int(now.timestamp())
+            )
+        ]
+        with attempts.batch_write() as batch:
+            for key in expired:
+                batch.delete(attempts(key))
+        return len(expired)
 
     def save_all(self, entries: Iterable[RegisterEntry]) -> int:
         """BatchWriteItem, 25 items a request (PynamoDB chunks and retries unprocessed items)."""
@@ -249,6 +305,13 @@ def _entry_or_none(future, model: type[Model]) -> RegisterEntry | None:
         expires_on=date.fromisoformat(record.expires_on),
         free_kit=bool(record.free_kit),
     )
+
+
+def _failures(future, model: type[Model]) -> int:
+    try:
+        return int(future.get().failures or 0)
+    except model.DoesNotExist:
+        return 0
 
 
 def _kits_claimed(future, model: type[Model]) -> int:

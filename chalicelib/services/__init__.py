@@ -9,6 +9,7 @@ from .ordering import (
     confirm_order,
     find_order,
     look_up_order,
+    sweep_expired_attempts,
     open_checkout,
     release_to_manufacturer,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "confirm_order",
     "find_order",
     "look_up_order",
+    "sweep_expired_attempts",
     "fulfil",
     "fulfil_on_return",
     "handle_stripe_webhook",

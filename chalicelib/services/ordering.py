@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from ..domain.delivery import DeliveryDetails
 from ..domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
+from ..domain.errors import CertificateNotAccepted
 from ..domain.errors import (
     ConcurrentChange,
     InvalidInput,
@@ -19,6 +20,7 @@ from ..domain.errors import (
     QueueUnavailable,
 )
 from ..domain.fulfilment import fulfilment_message_for
+from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, Counters
 from ..domain.money import Money
 from ..domain.orders import MONEY_TAKEN, Order, place_order, with_checkout
 from ..domain.payments import Source, abandon_checkout
@@ -51,21 +53,43 @@ class PlacedOrder:
     checkout_url: str | None  # None when no payment is (or is any longer) needed
 
 
-def check_certificate(raw_reference: str, raw_postcode: str, deps: Dependencies) -> CheckedCertificate:
-    """One keyed lookup, one constant-time compare; every refusal looks the same."""
+def check_certificate(
+    raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str = "unknown"
+) -> CheckedCertificate:
+    """One keyed lookup (the entry, its claim and the attempt counters, in one request) and one
+    constant-time compare, whatever the outcome. Every refusal, a lockout included, is the same
+    refusal; each is counted (one request) and published as a metric, with no personal data."""
     reference, postcode = _parse_certificate_form(raw_reference, raw_postcode, deps)
-    keys = deps.keys
+    keys, now = deps.keys, deps.clock()
     reference_key = keys.reference_key(reference)
-    lookup = deps.register.find(reference_key)
-    eligibility = decide_eligibility(
-        lookup.entry,
-        keys.postcode_mac(reference, postcode),
-        lookup.kits_claimed,
-        postcode,
-        deps.clock().date(),
-        deps.settings.campaign,
+    counters = (
+        Counters(f"ref:{reference_key}", REFERENCE_LIMITS),
+        Counters(f"ip:{keys.reference_key('ip:' + client_address)}", ADDRESS_LIMITS),
     )
+    lookup = deps.register.find(reference_key, tuple(k for c in counters for k in c.keys(now)))
+    locked = any(counter.locked(lookup.failures, now) for counter in counters)
+    try:
+        eligibility = decide_eligibility(
+            lookup.entry,
+            keys.postcode_mac(reference, postcode),
+            lookup.kits_claimed,
+            postcode,
+            now.date(),
+            deps.settings.campaign,
+        )
+        if locked:
+            raise CertificateNotAccepted()
+    except CertificateNotAccepted:
+        deps.register.record_failures([item for counter in counters for item in counter.to_increment(now)])
+        deps.metrics.report({"CertificateCheckRefusals": 1, "CertificateCheckLockouts": int(locked)})
+        log.info("certificate check refused%s", " (locked)" if locked else "")
+        raise
     return CheckedCertificate(reference_key, eligibility.price, eligibility.reason.value)
+
+
+def sweep_expired_attempts(deps: Dependencies) -> int:
+    """Scheduled: attempt counters past their expiry go (DynamoDB's TTL is late, moto's absent)."""
+    return deps.register.sweep_attempts(deps.clock())
 
 
 def _parse_certificate_form(raw_reference: str, raw_postcode: str, deps: Dependencies):

@@ -24,7 +24,7 @@ from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money, free
 from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState, place_order, with_checkout
 from chalicelib.domain.payments import Source, accept_payment, expire_checkout
-from chalicelib.domain.credentials import Scope, issue_key
+from chalicelib.domain.credentials import Scope, issue_key, read_token
 from chalicelib.domain.register import CertificateStatus, RegisterEntry
 from tests.builders import NOW, delivery_form
 from tests.fakes import InMemoryApiKeys, InMemoryFulfilmentQueue, InMemoryFulfilments, InMemoryOrders, InMemoryRegister
@@ -81,6 +81,16 @@ class TestRegisterContract:
         register, _ = stores
         assert register.save_all(entry(f"k{i}") for i in range(60)) == 60
         assert register.find("k59").entry is not None
+
+    def test_attempt_counters_add_up_are_read_with_the_entry_and_are_swept(self, stores):
+        register, _ = stores
+        register.save_all([entry("k1")])
+        register.record_failures([("a:1", NOW + timedelta(minutes=30)), ("a:day", NOW + timedelta(days=1))])
+        register.record_failures([("a:1", NOW + timedelta(minutes=30))])
+        found = register.find("k1", ("a:1", "a:day", "a:none"))
+        assert found.entry is not None and found.failures == {"a:1": 2, "a:day": 1, "a:none": 0}
+        assert register.sweep_attempts(NOW + timedelta(hours=1)) == 1
+        assert register.find("k1", ("a:1", "a:day")).failures == {"a:1": 0, "a:day": 1}
 
     def test_claims_made_by_orders_are_seen_by_the_register(self, stores):
         register, orders = stores
@@ -349,7 +359,9 @@ class TestApiKeysContract:
     def test_a_key_is_found_by_id_and_revoked_once(self, api_keys):
         key, token = issue_key(Scope.MANUFACTURER, "Kit Maker", NOW)
         api_keys.add(key)
-        assert api_keys.find(key.key_id) == key and token.split("_")[3] not in repr(api_keys.find(key.key_id))
+        assert api_keys.find(key.key_id) == key and read_token(f"Bearer {token}")[2] not in repr(
+            api_keys.find(key.key_id)
+        )
         revoked = api_keys.revoke(key.key_id, NOW)
         assert revoked.revoked_at == NOW and not api_keys.find(key.key_id).active
         assert api_keys.revoke(key.key_id, NOW + timedelta(hours=1)).revoked_at == NOW

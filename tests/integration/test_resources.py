@@ -18,6 +18,7 @@ def test_every_table_on_moto_has_the_key_schema_and_indexes_the_file_declares(se
         "OrdersTable": settings.orders_table,
         "ClaimsTable": settings.claims_table,
         "ApiKeysTable": settings.api_keys_table,
+        "AttemptsTable": settings.attempts_table,
     }
     assert set(declared) == set(names)
     for logical_id, props in declared.items():
@@ -68,3 +69,9 @@ def test_the_manufacturers_queue_role_may_only_read_the_fulfilment_queue(setting
     trust = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"]
+
+
+def test_the_attempts_table_declares_its_ttl(settings):
+    dynamodb = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    ttl = dynamodb.describe_time_to_live(TableName=settings.attempts_table)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires_at" and ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")

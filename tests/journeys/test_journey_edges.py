@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -104,6 +105,7 @@ def _complete_env():
         "ORDERS_TABLE": "o",
         "CLAIMS_TABLE": "c",
         "API_KEYS_TABLE": "k",
+        "ATTEMPTS_TABLE": "a",
         "EXPORTS_BUCKET": "e",
         "FULFILMENT_QUEUE_URL": "q",
         "REGISTER_KEY": "k" * 32,
@@ -133,3 +135,16 @@ def test_a_form_with_absurdly_many_fields_is_refused_cleanly(client, holder):
         "/order/certificate", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
     assert response.status_code == 413
+
+
+def test_the_sixth_attempt_is_locked_and_indistinguishable_from_any_refusal(client, holder, capsys):
+    visitor = Browser(client)
+    wrong = [visitor.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 1AA"}) for _ in range(5)]
+    locked = visitor.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"})
+    assert locked.status_code == wrong[0].status_code == 400
+    normalise = lambda r: r.body.decode().replace("SW1A 2AA", "PC").replace("SW1A 1AA", "PC")  # noqa: E731
+    assert normalise(locked) == normalise(wrong[0])
+    assert sorted(locked.headers.items()) == sorted(wrong[0].headers.items())
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["CertificateCheckLockouts"] for m in metrics] == [0, 0, 0, 0, 0, 1]
+    assert all(m["CertificateCheckRefusals"] == 1 for m in metrics)
