@@ -10,7 +10,7 @@ from chalice import Chalice, Cron, Rate, Response
 from chalicelib import bootstrap, services
 from chalicelib.api import api
 from chalicelib.reports import XlsxReport
-from chalicelib.services import finance, manufacturer
+from chalicelib.services import finance, manufacturer, privacy
 from chalicelib.domain.delivery import LABELS, parse_delivery_details
 from chalicelib.domain.errors import (
     CertificateAlreadyClaimed,
@@ -261,3 +261,9 @@ def sweep_expired_attempts(event):
     """Attempt counters past their expiry: DynamoDB's TTL deletes them too, but late and not on moto."""
     swept = services.sweep_expired_attempts(deps())
     app.log.info("expired attempt counters swept: %d", swept)
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS))
+def purge_personal_data(event):
+    """Storage limitation: names and addresses go RETENTION_DAYS after the kit (or the order) ended."""
+    app.log.info("retention purge: %d orders erased", privacy.purge_personal_data(deps()))

@@ -27,6 +27,8 @@ def dependencies() -> Dependencies:
 
 def build(settings: Settings) -> Dependencies:
     """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
+    from datetime import timedelta
+
     import boto3
 
     from .adapters.dynamodb import DynamoRegister, build_models
@@ -44,7 +46,7 @@ def build(settings: Settings) -> Dependencies:
     return Dependencies(
         settings=settings,
         register=DynamoRegister(models),
-        orders=DynamoOrders(models),
+        orders=DynamoOrders(models, timedelta(days=settings.retention_days)),
         payments=StripePayments(stripe, settings.stripe_webhook_secret),
         fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url, settings.dead_letter_queue_url),
         fulfilments=FulfilmentQueries(models, settings.product_code),

@@ -86,6 +86,9 @@ class Orders(Protocol):
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """Unpaid orders still holding a claim after their hold ran out."""
 
+    def erasure_due(self, now: datetime) -> list[str]:
+        """Orders whose recipient's personal data is due to be erased."""
+
 
 class Payments(Protocol):
     def start_checkout(

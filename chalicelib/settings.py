@@ -46,6 +46,7 @@ class Settings:
     journey_ttl_seconds: int
     cookie_secure: bool
     stuck_after_days: int
+    retention_days: int
 
     def __post_init__(self) -> None:
         # A holder back from Stripe at the last minute of the checkout hold still has their journey.
@@ -81,6 +82,7 @@ class Settings:
             journey_ttl_seconds=read.integer("JOURNEY_TTL_SECONDS", 7200, minimum=60, maximum=48 * 3600),
             cookie_secure=read.flag("COOKIE_SECURE", True),
             stuck_after_days=read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
+            retention_days=read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
         )
 
 

@@ -266,6 +266,27 @@ def relay() -> None:
     click.echo(f"{relay_unsent(_dependencies())} message(s) sent")
 
 
+@main.command()
+@click.argument("order_reference")
+@click.option("--reason", required=True, help="Why (kept in the order's log; no personal data, please).")
+@click.option("--operator", envvar="USER", required=True, help="Who is erasing (defaults to $USER).")
+def erase(order_reference: str, reason: str, operator: str) -> None:
+    """Erase the recipient's name, address and email from an order, keeping the financial record
+    (reference, amounts, states and log) that finance needs. Running it again changes nothing."""
+    from chalicelib.domain.errors import OrderNotFound
+    from chalicelib.domain.references import normalise_order_reference
+    from chalicelib.services.privacy import erase_order
+
+    reference = normalise_order_reference(order_reference)
+    if reference is None:
+        raise click.ClickException(f"{order_reference!r} is not an order reference (like TK-7K3MQ-9X2HD)")
+    try:
+        order = erase_order(reference, reason, operator, _dependencies())
+    except OrderNotFound:
+        raise click.ClickException(f"no order {reference}") from None
+    click.echo(f"{order.reference}: personal data erased; payment {order.payment.value}, {order.amount.pence} pence")
+
+
 def _register_manufacturer_client() -> None:
     from ops.manufacturer_client import manufacturer
 

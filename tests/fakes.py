@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from chalicelib.domain.errors import (
     CertificateAlreadyClaimed,
@@ -109,6 +109,10 @@ class InMemoryOrders:
             order = self.get(reference)
             if order.fulfilment is FulfilmentState.NOT_RELEASED and order.state is OrderState.CONFIRMED:
                 self.orders[reference] = dataclasses.replace(released(order, now), version=order.version + 1)
+
+    def erasure_due(self, now, retention=timedelta(days=30)):
+        due = [o for o in self.orders.values() if (o.personal_data_until(retention) or now) < now]
+        return sorted(o.reference for o in due)
 
     def awaiting_past_hold(self, now):
         return sorted(ref for ref, o in self.orders.items() if o.awaits_payment and o.hold_until and o.hold_until < now)

@@ -138,6 +138,17 @@ class ExpiryIndex(GlobalSecondaryIndex):
     expires_at = NumberAttribute(range_key=True)
 
 
+class ErasureDueIndex(GlobalSecondaryIndex):
+    """Sparse: orders whose recipient's name and address are still held, by when they must go."""
+
+    class Meta:
+        index_name = "erasure-due"
+        projection = KeysOnlyProjection()
+
+    erasure_due = UnicodeAttribute(hash_key=True)
+    erase_after = UnicodeAttribute(range_key=True)
+
+
 class HistoryRecord(MapAttribute):
     at = UnicodeAttribute()
     actor = UnicodeAttribute()
@@ -213,6 +224,10 @@ def build_models(tables: Tables) -> Models:
         cancellation_pending = UnicodeAttribute(null=True)
         cancelled_at = UnicodeAttribute(null=True)
         cancellation_acknowledged = BooleanAttribute(default=False)
+        erased_at = UnicodeAttribute(null=True)
+        erasure_due_index = ErasureDueIndex()
+        erasure_due = UnicodeAttribute(null=True)
+        erase_after = UnicodeAttribute(null=True)
         version = NumberAttribute(default=0)
         processed_events = UnicodeSetAttribute(null=True)
         history = ListAttribute(of=HistoryRecord, default=list)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.models import Model
@@ -25,19 +25,23 @@ from ..timeutil import from_iso, to_iso
 from .dynamodb import Models
 
 AWAITING = "yes"
+DEFAULT_RETENTION = timedelta(days=30)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class DynamoOrders:
-    def __init__(self, models: Models):
+    def __init__(self, models: Models, retention: timedelta = DEFAULT_RETENTION):
         self._models = models
+        self._retention = retention
 
     def create_claiming_certificate(self, order: Order, kits_per_certificate: int) -> None:
         """One TransactWriteItems: the order's put and the claim's conditional increment."""
         claims, orders = self._models.claims, self._models.orders
         try:
             with TransactWrite(connection=self._models.connection) as transaction:
-                transaction.save(order_record(orders, order), condition=orders.order_ref.does_not_exist())
+                transaction.save(
+                    order_record(orders, order, self._retention), condition=orders.order_ref.does_not_exist()
+                )
                 transaction.update(
                     claims(order.certificate_key),
                     actions=[claims.kits.add(1)],
@@ -99,7 +103,7 @@ class DynamoOrders:
     def save(self, before: Order, after: Order, effects: frozenset[Effect] = frozenset()) -> None:
         """Write `after` on condition nothing changed since `before` was read; move the claim with it."""
         orders, claims = self._models.orders, self._models.claims
-        actions = _change_actions(orders, before, after)
+        actions = _change_actions(orders, before, after, self._retention)
         condition = orders.version == before.version
         try:
             if Effect.RELEASE_CLAIM in effects or Effect.RECLAIM in effects:
@@ -134,6 +138,11 @@ class DynamoOrders:
             if exc.cause_response_code != _CONDITION_FAILED:
                 raise
 
+    def erasure_due(self, now: datetime) -> list[str]:
+        """Orders whose recipient's personal data is due to go (sparse index, never a scan)."""
+        index, erase_after = self._models.orders.erasure_due_index, self._models.orders.erase_after
+        return [r.order_ref for r in index.query(AWAITING, range_key_condition=erase_after < to_iso(now))]
+
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """References of unpaid orders still holding a claim after their hold ran out (sparse index)."""
         index = self._models.orders.awaiting_payment_index
@@ -161,10 +170,21 @@ def _failed_conditions(exc: TransactWriteError) -> list[bool]:
 
 # Fields a change may touch, mapped to how they are stored (None means remove the attribute). The
 # sparse indexes' keys are derived here from the order's state, so no write can leave them stale.
-def _mutable_fields(order: Order) -> dict:
+def _mutable_fields(order: Order, retention: timedelta = DEFAULT_RETENTION) -> dict:
     awaiting = order.awaits_payment and order.hold_until is not None
     dispatch = order.dispatch
+    delivery = order.delivery
+    erase_after = order.personal_data_until(retention)
     return {
+        "full_name": delivery.full_name,
+        "address_line_1": delivery.address_line_1,
+        "address_line_2": delivery.address_line_2 or None,
+        "town": delivery.town,
+        "postcode": delivery.postcode,
+        "email": delivery.email or None,
+        "erased_at": _iso_or_none(order.erased_at),
+        "erasure_due": AWAITING if erase_after else None,
+        "erase_after": _iso_or_none(erase_after),
         "order_state": order.state.value,
         "payment_state": order.payment.value,
         "fulfilment_state": order.fulfilment.value,
@@ -196,8 +216,8 @@ def _mutable_fields(order: Order) -> dict:
     }
 
 
-def _change_actions(model: type[Model], before: Order, after: Order) -> list:
-    old, new = _mutable_fields(before), _mutable_fields(after)
+def _change_actions(model: type[Model], before: Order, after: Order, retention: timedelta) -> list:
+    old, new = _mutable_fields(before, retention), _mutable_fields(after, retention)
     actions = [_set_or_remove(getattr(model, name), value) for name, value in new.items() if value != old[name]]
     added_history = after.history[len(before.history) :]
     if added_history:
@@ -226,10 +246,9 @@ def _history_record(entry: HistoryEntry) -> dict:
     }
 
 
-def order_record(model: type[Model], order: Order) -> Model:
+def order_record(model: type[Model], order: Order, retention: timedelta = DEFAULT_RETENTION) -> Model:
     """The item for a new order (also used to load benchmark data)."""
-    delivery = order.delivery
-    stored = {name: value for name, value in _mutable_fields(order).items() if value is not None}
+    stored = {name: value for name, value in _mutable_fields(order, retention).items() if value is not None}
     return model(
         order.reference,
         certificate_key=order.certificate_key,
@@ -238,12 +257,6 @@ def order_record(model: type[Model], order: Order) -> Model:
         amount_pence=order.amount.pence,
         currency=order.amount.currency,
         eligibility_reason=order.eligibility_reason,
-        full_name=delivery.full_name,
-        address_line_1=delivery.address_line_1,
-        address_line_2=delivery.address_line_2 or None,
-        town=delivery.town,
-        postcode=delivery.postcode,
-        email=delivery.email or None,
         version=order.version,
         history=[_history_record(e) for e in order.history],
         processed_events=set(order.processed_events) or None,
@@ -286,6 +299,7 @@ def _order(record: Model) -> Order:
         rejection_reason=record.rejection_reason,
         cancelled_at=_time(record.cancelled_at),
         cancellation_acknowledged=bool(record.cancellation_acknowledged),
+        erased_at=_time(record.erased_at),
         version=int(record.version or 0),
         processed_events=frozenset(record.processed_events or ()),
         history=tuple(_history_entry(h) for h in record.history or ()),

@@ -46,3 +46,19 @@ def record_change(order: Order, source: Source, now: datetime, change: str, effe
 def unchanged(order: Order) -> Outcome:
     """A repeat of something already done (an idempotent call): no write, no log line."""
     return Outcome(order, changed=False)
+
+
+ERASED = "[erased]"
+
+
+def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -> Outcome:
+    """Name, address and email go; the reference, the money and the states (what finance and the
+    audit trail need) stay. Idempotent: an erased order is left as it is."""
+    from .delivery import DeliveryDetails
+
+    if order.erased_at is not None:
+        return unchanged(order)
+    blank = DeliveryDetails(
+        full_name=ERASED, address_line_1=ERASED, address_line_2="", town=ERASED, postcode="", email=""
+    )
+    return record_change(order, source, now, f"personal data erased ({why})", delivery=blank, erased_at=now)

@@ -95,6 +95,7 @@ class Order:
     rejection_reason: str | None = None
     cancelled_at: datetime | None = None
     cancellation_acknowledged: bool = False
+    erased_at: datetime | None = None
     version: int = 0
     processed_events: frozenset[str] = field(default_factory=frozenset)
     history: tuple[HistoryEntry, ...] = ()
@@ -108,6 +109,20 @@ class Order:
     def confirmed_at(self) -> datetime | None:
         """When the fulfilment order came into being: at placing (free) or payment (paid)."""
         return (self.paid_at or self.created_at) if self.is_confirmed else None
+
+    def personal_data_until(self, retention: timedelta) -> datetime | None:
+        """When the recipient's name and address must go: `retention` after the kit went out (as
+        long as returns need), or after the order ended without one. None while it is in progress
+        or already erased."""
+        if self.erased_at is not None:
+            return None
+        if self.fulfilment is FulfilmentState.DISPATCHED and self.dispatch:
+            return self.dispatch.dispatched_at + retention
+        if self.fulfilment in (FulfilmentState.CANCELLED, FulfilmentState.REJECTED):
+            return (self.cancelled_at or self.released_at or self.created_at) + retention
+        if self.state in (OrderState.EXPIRED, OrderState.CANCELLED) and not self.is_confirmed:
+            return self.created_at + retention
+        return None
 
     @property
     def is_free(self) -> bool:

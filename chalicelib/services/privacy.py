@@ -1,0 +1,39 @@
+"""Storage limitation: the recipient's name and address are kept only as long as returns need,
+and erased on request; the financial record (reference, money, states, log) stays."""
+
+from __future__ import annotations
+
+import logging
+
+from ..domain.changes import Source, erase_personal_data
+from ..domain.orders import Order
+from .dependencies import Dependencies
+from .history import apply_change
+
+log = logging.getLogger("tracekit")
+
+
+def erase_order(reference: str, why: str, operator: str, deps: Dependencies) -> Order:
+    """An erasure request, by order reference (the holder's right to erasure, or a support need)."""
+    why = " ".join(why.split())[:200] or "erasure request"
+    order = apply_change(
+        reference, lambda o: erase_personal_data(o, Source(f"operator:{operator}"), deps.clock(), why), deps
+    )
+    log.info("personal data erased from order %s", reference)
+    return order
+
+
+def purge_personal_data(deps: Dependencies) -> int:
+    """Scheduled, daily: every order past its retention loses its personal data."""
+    erased = 0
+    for reference in deps.orders.erasure_due(deps.clock()):
+        apply_change(
+            reference,
+            lambda o: erase_personal_data(
+                o, Source("system:retention"), deps.clock(), f"kept {deps.settings.retention_days} days"
+            ),
+            deps,
+        )
+        erased += 1
+    log.info("retention purge erased %d orders", erased)
+    return erased
