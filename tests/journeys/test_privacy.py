@@ -4,6 +4,7 @@ request no table holds a name, address or email, and finance's reconciliation st
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -75,7 +76,7 @@ def test_retention_purge_and_erasure_leave_no_personal_data_and_finance_still_ba
     for fulfilment_id in (first, second):
         response = client.http.post(
             f"/manufacturer/fulfilment-orders/{fulfilment_id}/dispatch",
-            body=str(dispatched).replace("'", '"'),
+            body=json.dumps(dispatched),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         assert response.status_code == 200, response.body
