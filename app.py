@@ -3,7 +3,7 @@ map the result or the domain error to a response. Rules live in chalicelib.domai
 
 from __future__ import annotations
 
-import logging
+import os
 
 from chalice import Chalice, Cron, Rate, Response
 
@@ -20,7 +20,7 @@ from chalicelib.domain.errors import (
     OrderNotFound,
     OrderNotMatched,
 )
-from chalicelib.web import csrf
+from chalicelib.web import csrf, logs
 from chalicelib.web.errors import json_error, page
 from chalicelib.web.forms import MAX_FORM_BYTES, read_form
 from chalicelib.web.journey import Journey, JourneyCookies
@@ -30,8 +30,19 @@ from chalicelib.web.pages import redirect, render, stylesheet
 app = Chalice(app_name="tracekit")
 app.register_blueprint(api)
 app.api.binary_types.append(XlsxReport.media_type)
-app.log.setLevel(logging.INFO)
-logging.getLogger("tracekit").setLevel(logging.INFO)
+
+
+@app.middleware("http")
+def correlate(event, get_response):
+    """Every log line of a request carries API Gateway's request id (or the caller's X-Request-Id)."""
+    logs.configure(("tracekit",), propagate=os.environ.get("TRACEKIT_LOG_PROPAGATE") == "1")  # once, lazily
+    context = event.context or {}
+    token = logs.correlation_id.set(event.headers.get("x-request-id") or context.get("requestId") or "-")
+    try:
+        return get_response(event)
+    finally:
+        logs.correlation_id.reset(token)
+
 
 FORM = ["application/x-www-form-urlencoded"]
 JSON = ["application/json"]

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 REGION = "eu-west-2"
+os.environ["TRACEKIT_LOG_PROPAGATE"] = "1"  # before app.py is imported: let pytest capture tracekit's log
 TEST_SECRETS = {
     "REGISTER_KEY": "test-register-key-0123456789abcdef0123456789",
     "JOURNEY_KEY": "test-journey-key-0123456789abcdef0123456789ab",
