@@ -21,8 +21,35 @@ def dependencies() -> Dependencies:
     if _dependencies is None:
         with _lock:
             if _dependencies is None:
-                _dependencies = build(Settings.from_environ())
+                _dependencies = build(settings_from_environment())
     return _dependencies
+
+
+def settings_from_environment(env=None) -> Settings:
+    """Settings from the environment, with `ssm:` secret references read from Parameter Store."""
+    return Settings.from_environ(_resolved(env))
+
+
+def operator_settings_from_environment(env=None) -> OperatorSettings:
+    return OperatorSettings.from_environ(_resolved(env))
+
+
+def _resolved(env):
+    import os
+
+    from . import secrets
+
+    env = os.environ if env is None else env
+
+    def ssm():
+        import boto3
+
+        region = env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION"))
+        return boto3.session.Session().client(
+            "ssm", region_name=region, endpoint_url=env.get("AWS_ENDPOINT_URL") or None
+        )
+
+    return secrets.resolve(env, ssm)
 
 
 def build(settings: Settings) -> Dependencies:

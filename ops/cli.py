@@ -61,9 +61,12 @@ def import_register_command(csv_file: Path, quiet: bool) -> None:
 
 
 def _operator_settings() -> OperatorSettings:
+    from chalicelib import bootstrap
+    from chalicelib.secrets import SecretsUnavailable
+
     try:
-        return OperatorSettings.from_environ()
-    except SettingsError as exc:
+        return bootstrap.operator_settings_from_environment()
+    except (SettingsError, SecretsUnavailable) as exc:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
@@ -101,11 +104,12 @@ def _print_report(report) -> None:
 def _dependencies():
     """The app's own composition root, for commands that act on orders and payments."""
     from chalicelib import bootstrap
-    from chalicelib.settings import Settings
+
+    from chalicelib.secrets import SecretsUnavailable
 
     try:
-        return bootstrap.build(Settings.from_environ())
-    except SettingsError as exc:
+        return bootstrap.build(bootstrap.settings_from_environment())
+    except (SettingsError, SecretsUnavailable) as exc:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
