@@ -17,6 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/bandit -q -r app.py chalicelib ops devstack benchmarks --severity-level medium
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

@@ -94,7 +94,7 @@ def run(orders: int) -> dict:
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
             "MOTO_ENABLE_RECORDING": "",
-            "MOTO_RECORDER_FILEPATH": tempfile.mktemp(prefix="moto-recording-"),
+            "MOTO_RECORDER_FILEPATH": str(Path(tempfile.mkdtemp(prefix="moto-")) / "recording"),
         }
     )
     port = free_port()
