@@ -59,6 +59,12 @@ class Register(Protocol):
     def save_all(self, entries: Iterable[RegisterEntry]) -> int:
         """Write entries in batches; returns how many were written."""
 
+    def all_keys(self) -> Iterator[str]:
+        """Every reference key in the register."""
+
+    def delete_all(self, reference_keys: Iterable[str]) -> int:
+        """Delete entries in batches; returns how many."""
+
 
 class Orders(Protocol):
     def create_claiming_certificate(self, order: Order, kits_per_certificate: int) -> None:

@@ -94,7 +94,16 @@ def _progress(total: int, quiet: bool):
 
 
 def _print_report(report) -> None:
-    click.echo(f"{report.written} rows written, {len(report.rejected)} rejected")
+    click.echo(
+        f"{report.written} rows written, {len(report.rejected)} rejected, {report.removed} removed "
+        "(no longer in the export)"
+    )
+    if report.kept_stale:
+        click.echo(
+            "  entries missing from this export were kept, because rows were rejected: fix them and "
+            "import again to remove them",
+            err=True,
+        )
     for line, reason in report.rejected[:MAX_REPORTED]:
         click.echo(f"  line {line}: {reason}", err=True)
     if len(report.rejected) > MAX_REPORTED:

@@ -36,6 +36,15 @@ class InMemoryRegister:
         failures = {key: self.attempts.get(key, (0, None))[0] for key in attempt_keys}
         return CertificateLookup(self.entries.get(reference_key), self.claims.get(reference_key, 0), failures)
 
+    def all_keys(self):
+        return iter(list(self.entries))
+
+    def delete_all(self, reference_keys):
+        deleted = 0
+        for key in reference_keys:
+            deleted += self.entries.pop(key, None) is not None
+        return deleted
+
     def record_failures(self, increments):
         for key, expires in increments:
             self.attempts[key] = (self.attempts.get(key, (0, expires))[0] + 1, expires)

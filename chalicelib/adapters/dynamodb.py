@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -297,6 +297,20 @@ class DynamoRegister:
                 batch.save(self._record(entry))
                 written += 1
         return written
+
+    def all_keys(self) -> Iterator[str]:
+        """Every reference key, for replacing the register wholesale (an operator's batch job: a
+        keys-only scan of the register, never of orders)."""
+        for record in self._models.register.scan(attributes_to_get=["reference_key"]):
+            yield record.reference_key
+
+    def delete_all(self, reference_keys: Iterable[str]) -> int:
+        deleted = 0
+        with self._models.register.batch_write() as batch:
+            for key in reference_keys:
+                batch.delete(self._models.register(key))
+                deleted += 1
+        return deleted
 
     def _record(self, entry: RegisterEntry) -> Model:
         return self._models.register(

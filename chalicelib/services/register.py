@@ -15,6 +15,8 @@ from ..ports import Register
 class ImportReport:
     written: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    removed: int = 0
+    kept_stale: bool = False  # stale entries left because some rows were rejected
 
 
 def import_register(
@@ -23,6 +25,7 @@ def import_register(
     keys: RegisterKeys,
     rules: ReferenceRules,
     on_row: Callable[[], None] = lambda: None,
+    replace: bool = True,
 ) -> ImportReport:
     """Validate every row; write the good ones in batches; report the bad ones by line number.
 
@@ -39,7 +42,19 @@ def import_register(
                 yield entry
 
     report.written = register.save_all(valid_entries())
+    if replace:
+        _replace_wholesale(register, set(seen), report)
     return report
+
+
+def _replace_wholesale(register: Register, imported: set[str], report: ImportReport) -> None:
+    """The export is the whole truth: certificates it no longer lists (revoked, surrendered,
+    cancelled and dropped) leave the register. Not when rows were rejected: a holder whose row
+    was malformed this time must not lose the entry they had."""
+    if report.rejected:
+        report.kept_stale = True
+        return
+    report.removed = register.delete_all(key for key in list(register.all_keys()) if key not in imported)
 
 
 def _entry_or_report(line, row, keys, rules, seen, report):

@@ -77,6 +77,13 @@ class TestRegisterContract:
         register.save_all([entry("k1", status=CertificateStatus.REVOKED)])
         assert register.find("k1").entry.status is CertificateStatus.REVOKED
 
+    def test_all_keys_are_listed_and_deleted_in_batches(self, stores):
+        register, _ = stores
+        register.save_all(entry(f"k{i}") for i in range(30))
+        assert sorted(register.all_keys()) == sorted(f"k{i}" for i in range(30))
+        assert register.delete_all(f"k{i}" for i in range(27)) == 27
+        assert sorted(register.all_keys()) == ["k27", "k28", "k29"]
+
     def test_more_than_one_batch_is_written(self, stores):
         register, _ = stores
         assert register.save_all(entry(f"k{i}") for i in range(60)) == 60

@@ -43,7 +43,7 @@ def test_a_clean_export_is_imported_and_reimporting_it_changes_nothing(operator_
     export = write_csv(tmp_path / "export.csv", [register_row(f"FA/{i:05d}") for i in range(60)], bom=True)
     first = run_import(export)
     assert first.exit_code == 0, first.output
-    assert "60 rows written, 0 rejected" in first.output
+    assert "60 rows written, 0 rejected, 0 removed" in first.output
     before = stored_items(operator_env)
     assert len(before) == 60
     assert run_import(export).exit_code == 0
@@ -69,7 +69,7 @@ def test_malformed_rows_are_reported_by_line_and_skipped(operator_env, tmp_path)
     ]
     result = run_import(write_csv(tmp_path / "export.csv", rows))
     assert result.exit_code == 1
-    assert "2 rows written, 3 rejected" in result.output
+    assert "2 rows written, 3 rejected" in result.output and "were kept" in result.output
     assert "line 3: status: must be one of" in result.output
     assert "line 4: expiry_date:" in result.output and "postcode: Enter a full UK postcode" in result.output
     assert "line 6: certificate_reference: repeats line 2" in result.output
@@ -94,3 +94,20 @@ def test_missing_configuration_is_named_without_a_traceback(operator_env, tmp_pa
 def test_help_lists_the_columns():
     result = CliRunner().invoke(main, ["register", "import", "--help"])
     assert result.exit_code == 0 and "certificate_reference" in result.output
+
+
+def test_each_import_replaces_the_register_so_dropped_certificates_disappear(operator_env, tmp_path):
+    first = write_csv(tmp_path / "monday.csv", [register_row(f"FA/{i:05d}") for i in range(5)])
+    assert run_import(first).exit_code == 0
+    second = write_csv(tmp_path / "tuesday.csv", [register_row(f"FA/{i:05d}") for i in range(3)])  # two revoked
+    result = run_import(second)
+    assert result.exit_code == 0 and "3 rows written, 0 rejected, 2 removed" in result.output
+    assert len(stored_items(operator_env)) == 3
+
+
+def test_a_file_with_rejected_rows_removes_nothing(operator_env, tmp_path):
+    run_import(write_csv(tmp_path / "monday.csv", [register_row(f"FA/{i:05d}") for i in range(5)]))
+    rows = [register_row("FA/00000"), register_row("FA/00001", status="lapsed")]
+    result = run_import(write_csv(tmp_path / "tuesday.csv", rows))
+    assert result.exit_code == 1 and "0 removed" in result.output and "were kept" in result.output
+    assert len(stored_items(operator_env)) == 5
