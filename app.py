@@ -3,8 +3,6 @@ map the result or the domain error to a response. Rules live in chalicelib.domai
 
 from __future__ import annotations
 
-import os
-
 from chalice import Chalice, Cron, Rate, Response
 
 from chalicelib import bootstrap, services
@@ -35,7 +33,6 @@ app.api.binary_types.append(XlsxReport.media_type)
 @app.middleware("http")
 def correlate(event, get_response):
     """Every log line of a request carries API Gateway's request id (or the caller's X-Request-Id)."""
-    logs.configure(("tracekit",), propagate=os.environ.get("TRACEKIT_LOG_PROPAGATE") == "1")  # once, lazily
     context = event.context or {}
     token = logs.correlation_id.set(event.headers.get("x-request-id") or context.get("requestId") or "-")
     try:

@@ -21,8 +21,19 @@ def dependencies() -> Dependencies:
     if _dependencies is None:
         with _lock:
             if _dependencies is None:
+                configure_logging()
                 _dependencies = build(settings_from_environment())
     return _dependencies
+
+
+def configure_logging() -> None:
+    """JSON lines for tracekit's logger (app.log is the logger named after the app), once per
+    container; TRACEKIT_LOG_PROPAGATE=1 (tests) also hands records to the root logger."""
+    import os
+
+    from .web import logs
+
+    logs.configure(("tracekit",), propagate=os.environ.get("TRACEKIT_LOG_PROPAGATE") == "1")
 
 
 def settings_from_environment(env=None) -> Settings:

@@ -147,6 +147,7 @@ def client(deps):
     from chalicelib import bootstrap
 
     bootstrap.use(deps)
+    bootstrap.configure_logging()  # what the first request of a container does
     with Client(app) as test_client:
         yield test_client
     bootstrap.reset()
