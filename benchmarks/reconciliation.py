@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import secrets
 import subprocess
 import sys
@@ -64,16 +63,33 @@ def load(orders: int, tables: Tables, emulator: StripeEmulator) -> None:
             batch.save(order_record(model, paid))
 
 
+# The child reports its own high-water RSS (VmHWM) at exit: getrusage's ru_maxrss for children would
+# include the parent's size at fork, and the parent holds moto's table and the emulator's ledger.
+CHILD = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status, open(os.environ["BENCH_HWM_FILE"], "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM")).split()[1])
+atexit.register(report)
+sys.argv = ["ops", *sys.argv[1:]]
+runpy.run_module("ops", run_name="__main__")
+"""
+
+
 def export(env: dict[str, str], out: Path, orders: int) -> tuple[float, int]:
     """The operator's command in a child process (BENCH_PROFILE=file runs it under cProfile)."""
-    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
     days = -(-orders // PER_DAY)
     period = ["--from", START.isoformat(), "--to", (START + timedelta(days=days)).isoformat()]
-    command = [sys.executable, *profile, "-m", "ops", "finance", "export", *period, "--out", str(out), "--quiet"]
+    hwm = out.with_suffix(".hwm")
+    if os.environ.get("BENCH_PROFILE"):
+        command = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], "-m", "ops"]
+    else:
+        command = [sys.executable, "-c", CHILD]
+    command += ["finance", "export", *period, "--out", str(out), "--quiet"]
     started = time.perf_counter()
-    subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, env={**env, "BENCH_HWM_FILE": str(hwm)}, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
-    return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    return elapsed, int(hwm.read_text()) // 1024 if hwm.exists() else -1
 
 
 def dynamodb_operations(moto_url: str) -> set[str]:
