@@ -34,7 +34,7 @@ app.api.binary_types.append(XlsxReport.media_type)
 def correlate(event, get_response):
     """Every log line of a request carries API Gateway's request id (or the caller's X-Request-Id)."""
     context = event.context or {}
-    token = logs.correlation_id.set(event.headers.get("x-request-id") or context.get("requestId") or "-")
+    token = logs.correlation_id.set(logs.safe_id(event.headers.get("x-request-id")) or context.get("requestId") or "-")
     try:
         return get_response(event)
     finally:

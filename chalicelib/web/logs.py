@@ -46,3 +46,10 @@ def configure(logger_names: tuple[str, ...], propagate: bool = False) -> None:
         logger.setLevel(logging.INFO)
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def safe_id(raw: str | None) -> str | None:
+    """A caller-supplied request id, only if it looks like one (it goes into every log line)."""
+    if raw and len(raw) <= 64 and all(c.isalnum() or c in "-_." for c in raw):
+        return raw
+    return None
