@@ -162,7 +162,7 @@ def check_answers():
 @app.route("/order/confirm", methods=["POST"], content_types=FORM)
 @page
 def confirm_order():
-    form(("confirm",))
+    form(("confirm",))  # nothing to read but the form token, which form() checks
     current = journey()
     if current.checked is None or current.delivery is None or current.order_reference is None:
         return redirect("/order/certificate")
