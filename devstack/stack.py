@@ -31,6 +31,8 @@ SCHEDULED_HANDLERS = (
     "relay_unsent_fulfilments",
     "report_fulfilment_health",
     "sweep_expired_attempts",
+    "purge_personal_data",
+    "export_daily_reconciliation",
 )
 
 
