@@ -25,7 +25,7 @@ from chalicelib.web.journey import Journey, JourneyCookies
 from chalicelib.web.order_status import holder_view, order_status
 from chalicelib.web.pages import redirect, render, stylesheet
 
-app = Chalice(app_name="tracekit")
+app = Chalice(app_name="tracekit", configure_logs=False)  # logging is JSON, set up by the composition root
 app.register_blueprint(api)
 app.api.binary_types.append(XlsxReport.media_type)
 
