@@ -80,7 +80,8 @@ def build(settings: Settings) -> Dependencies:
 
     models = build_models(tables_for(settings))
     stripe = stripe_client(settings.stripe_secret_key, settings.stripe_api_base)
-    sqs = boto3.session.Session().client("sqs", region_name=settings.region, endpoint_url=settings.aws_endpoint_url)
+    aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
+    sqs = aws.client("sqs", endpoint_url=settings.aws_endpoint_url)
     return Dependencies(
         settings=settings,
         register=DynamoRegister(models),
@@ -93,7 +94,7 @@ def build(settings: Settings) -> Dependencies:
         ledger=StripeLedger(stripe),
         finance_orders=FinanceOrders(models),
         exports=S3Exports(
-            boto3.session.Session().client("s3", region_name=settings.region, endpoint_url=settings.aws_endpoint_url),
+            aws.client("s3", endpoint_url=settings.aws_endpoint_url),
             settings.exports_bucket,
         ),
         clock=utc_now,

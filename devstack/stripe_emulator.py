@@ -81,6 +81,8 @@ MAX_EXPIRY_SECONDS = 24 * 60 * 60
 # request arrives; a little slack stops that race from failing spuriously.
 EXPIRY_CLOCK_SKEW_SECONDS = 5
 MAX_BODY_BYTES = 1_000_000
+# A local stand-in for a payment service: never reachable from another machine.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 DEFAULT_LIST_LIMIT = 10
 MAX_LIST_LIMIT = 100
 DECLINE_MESSAGE = "Your card was declined. Try again or use a different card."
@@ -1238,6 +1240,8 @@ class StripeEmulator:
         webhook_timeout: float = DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if host not in LOOPBACK_HOSTS:
+            raise ValueError(f"the emulator serves loopback only ({', '.join(sorted(LOOPBACK_HOSTS))}), not {host!r}")
         self.host = host
         self.port = port
         self.webhook_url = webhook_url
@@ -1273,9 +1277,7 @@ class StripeEmulator:
     def base_url(self) -> str:
         """The emulator's root URL, with the real port once started on port 0."""
         port = self._server.server_address[1] if self._server else self.port
-        # A wildcard bind address is not something a browser can visit. (bandit B104: compared, never bound.)
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # nosec B104
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{port}"
 
     def start(self) -> None:
         """Start serving in daemon threads; the socket is listening on return."""
@@ -2886,7 +2888,12 @@ def _parse_arguments(argv: Iterable[str] | None) -> argparse.Namespace:
         prog="python -m devstack.stripe_emulator",
         description="Run a local Stripe Checkout emulator for development.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        choices=sorted(LOOPBACK_HOSTS),
+        help="loopback interface to bind (default 127.0.0.1)",
+    )
     parser.add_argument("--port", type=int, default=12111, help="port to listen on (0 picks a free one)")
     parser.add_argument("--webhook-url", default=None, help="where to POST signed webhook events")
     parser.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET, help="signing secret (whsec_...)")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
+from .delivery import DeliveryDetails
 from .orders import HistoryEntry, Order
 
 
@@ -54,8 +55,6 @@ ERASED = "[erased]"
 def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -> Outcome:
     """Name, address and email go; the reference, the money and the states (what finance and the
     audit trail need) stay. Idempotent: an erased order is left as it is."""
-    from .delivery import DeliveryDetails
-
     if order.erased_at is not None:
         return unchanged(order)
     blank = DeliveryDetails(

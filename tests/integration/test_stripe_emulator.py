@@ -1301,3 +1301,8 @@ def test_dashboard_run_payout_button_pays_out_and_redirects_with_a_notice(client
     assert "The payout was created and paid." in page and f"<code>{payout.id}</code>" in page
     assert 'action="/_emulator/payouts"' in page and "Run a payout now</button>" in page
     assert (nothing_left.status, "no available balance" in nothing_left.body) == (400, True)
+
+
+def test_the_emulator_refuses_to_listen_beyond_loopback():
+    with pytest.raises(ValueError):
+        StripeEmulator(host="0.0.0.0")  # noqa: S104 - the point of the test

@@ -30,10 +30,10 @@ def holder(deps):
     return deps
 
 
-def checkout(client) -> tuple[Browser, str]:
+def checkout(client, reference: str = "FA/1001") -> tuple[Browser, str]:
     """A holder at Stripe's page: (their browser, the session id)."""
     browser = Browser(client)
-    browser.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"})
+    browser.post("/order/certificate", {"reference": reference, "postcode": "SW1A 2AA"})
     browser.post("/order/delivery", delivery_form())
     to_stripe = browser.post("/order/confirm", {"confirm": "yes"})
     assert to_stripe.status_code == 303, to_stripe.body
@@ -62,11 +62,10 @@ def the_order(deps, browser):
     return deps.orders.get(cookie_ref[0])
 
 
-def paid_order(client, deps, emulator):
-    browser, session_id = checkout(client)
+def paid_order(client, deps, emulator, reference: str = "FA/1001"):
+    browser, session_id = checkout(client, reference)
     emulator.pay(session_id)
-    [completed] = events(emulator, "checkout.session.completed")
-    deliver(client, completed)
+    deliver(client, events(emulator, "checkout.session.completed")[-1])
     order = the_order(deps, browser)
     assert order.payment is PaymentState.PAID
     return browser, order
@@ -191,13 +190,7 @@ def test_refund_before_dispatch_cancels_the_kit_and_after_dispatch_does_not(clie
     )
 
     load_register(holder, register_row("FA/2002", "SW1A 2AA"))
-    browser = Browser(client)
-    browser.post("/order/certificate", {"reference": "FA/2002", "postcode": "SW1A 2AA"})
-    browser.post("/order/delivery", delivery_form())
-    session_id = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"].rsplit("/", 1)[-1]
-    stripe_emulator.pay(session_id)
-    deliver(client, events(stripe_emulator, "checkout.session.completed")[-1])
-    after = the_order(holder, browser)
+    _, after = paid_order(client, holder, stripe_emulator, "FA/2002")
     holder.orders.save(after, dataclasses.replace(after, fulfilment=FulfilmentState.DISPATCHED))
     stripe_emulator.refund(after.payment_intent_id)
     deliver(client, events(stripe_emulator, "charge.refunded")[-1])
@@ -230,13 +223,7 @@ def test_an_operator_refund_and_a_dashboard_refund_end_in_the_same_recorded_stat
     assert holder.orders.get(order.reference).refunded_pence == 300
 
     load_register(holder, register_row("FA/2002", "SW1A 2AA"))
-    browser = Browser(client)
-    browser.post("/order/certificate", {"reference": "FA/2002", "postcode": "SW1A 2AA"})
-    browser.post("/order/delivery", delivery_form())
-    session_id = browser.post("/order/confirm", {"confirm": "yes"}).headers["Location"].rsplit("/", 1)[-1]
-    stripe_emulator.pay(session_id)
-    deliver(client, events(stripe_emulator, "checkout.session.completed")[-1])
-    dashboard = the_order(holder, browser)
+    _, dashboard = paid_order(client, holder, stripe_emulator, "FA/2002")
     stripe_emulator.refund(dashboard.payment_intent_id, 300)
     deliver(client, events(stripe_emulator, "charge.refunded")[-1])
     by_dashboard = holder.orders.get(dashboard.reference)
