@@ -41,6 +41,17 @@ def correlate(event, get_response):
         logs.correlation_id.reset(token)
 
 
+@app.middleware("http")
+def allow_checkout_forms(event, get_response):
+    """A page's forms may lead only here and to the hosted checkout (Chrome applies form-action
+    to the redirect after a POST, and placing an order redirects to Stripe)."""
+    response = get_response(event)
+    policy = response.headers.get("Content-Security-Policy")
+    if policy:
+        response.headers["Content-Security-Policy"] = f"{policy}; form-action 'self' {deps().settings.checkout_origin}"
+    return response
+
+
 FORM = ["application/x-www-form-urlencoded"]
 JSON = ["application/json"]
 CERTIFICATE_FIELDS = ("reference", "postcode")

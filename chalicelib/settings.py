@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from .domain.eligibility import CampaignRules
 from .domain.money import Money
@@ -52,6 +53,14 @@ class Settings:
         # A holder back from Stripe at the last minute of the checkout hold still has their journey.
         if self.journey_ttl_seconds < self.checkout_hold_minutes * 60 + 900:
             raise SettingsError("JOURNEY_TTL_SECONDS must exceed CHECKOUT_HOLD_MINUTES by at least 15 minutes")
+
+    @property
+    def checkout_origin(self) -> str:
+        """Where the hosted checkout page is: Stripe's, or the local emulator's (the API's origin)."""
+        if not self.stripe_api_base:
+            return "https://checkout.stripe.com"
+        parts = urlsplit(self.stripe_api_base)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> "Settings":

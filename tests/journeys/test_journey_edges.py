@@ -124,6 +124,12 @@ def test_free_kit_areas_must_be_districts_or_sectors():
     assert areas == {"E1", "N17 6"}
 
 
+def test_forms_may_lead_to_stripes_checkout_or_the_emulators():
+    assert Settings.from_environ(_complete_env()).checkout_origin == "https://checkout.stripe.com"
+    local = Settings.from_environ({**_complete_env(), "STRIPE_API_BASE": "http://127.0.0.1:12111/"})
+    assert local.checkout_origin == "http://127.0.0.1:12111"
+
+
 def test_the_journey_outlives_the_checkout_hold():
     with pytest.raises(SettingsError):
         Settings.from_environ({**_complete_env(), "CHECKOUT_HOLD_MINUTES": "120", "JOURNEY_TTL_SECONDS": "7200"})

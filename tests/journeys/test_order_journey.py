@@ -278,7 +278,7 @@ def test_a_cross_site_or_tokenless_post_is_refused(client, register, headers):
     assert "Set-Cookie" not in response.headers
 
 
-def test_every_page_carries_the_security_headers(client, register):
+def test_every_page_carries_the_security_headers(client, register, settings):
     browser = Browser(client)
     for path in (
         "/",
@@ -300,4 +300,5 @@ def test_every_page_carries_the_security_headers(client, register):
             assert header in response.headers, (path, header)
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
         assert "script-src 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Content-Security-Policy"].endswith(f"; form-action 'self' {settings.checkout_origin}")
         assert response.headers["Cache-Control"] == "no-store"
