@@ -43,10 +43,19 @@ def api_key(auth_request):
     return AuthResponse(routes=[f"{grant.scope.route_prefix}*"], principal_id=grant.key_id)
 
 
-def json_route(view):
+def json_route(*, query: tuple[str, ...] = ()):
+    """Domain errors to statuses, for a view taking only the `query` parameters named (any other
+    is refused with 400, not ignored: a caller's typo should not silently mean something else)."""
+    return functools.partial(_json_view, query=frozenset(query))
+
+
+def _json_view(view, query: frozenset[str]):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
+            unknown = set(api.current_request.query_params or {}) - query
+            if unknown:
+                raise InvalidInput({"query": "unknown query parameters (see the API's OpenAPI document)"})
             return view(*args, **kwargs)
         except InvalidInput as exc:
             return _json(400, {"error": "invalid request", "fields": exc.errors})
@@ -117,7 +126,7 @@ def _page(page, key: str) -> Response:
 
 
 @api.route("/manufacturer/fulfilment-orders", methods=["GET"], authorizer=api_key)
-@json_route
+@json_route(query=("cursor", "limit"))
 def list_fulfilment_orders():
     return _page(service.open_fulfilments(_query("cursor"), _query("limit"), _deps()), "fulfilment_orders")
 
@@ -128,7 +137,7 @@ def list_fulfilment_orders():
     authorizer=api_key,
     content_types=["application/json"],
 )
-@json_route
+@json_route()
 def accept_fulfilment_order(fulfilment_id):
     return _json(200, _state(service.accept_fulfilment(fulfilment_id, _caller(), _deps())))
 
@@ -139,7 +148,7 @@ def accept_fulfilment_order(fulfilment_id):
     authorizer=api_key,
     content_types=["application/json"],
 )
-@json_route
+@json_route()
 def dispatch_fulfilment_order(fulfilment_id):
     return _json(200, _state(service.dispatch_fulfilment(fulfilment_id, _body(), _caller(), _deps())))
 
@@ -150,13 +159,13 @@ def dispatch_fulfilment_order(fulfilment_id):
     authorizer=api_key,
     content_types=["application/json"],
 )
-@json_route
+@json_route()
 def reject_fulfilment_order(fulfilment_id):
     return _json(200, _state(service.reject_fulfilment(fulfilment_id, _body().get("reason"), _caller(), _deps())))
 
 
 @api.route("/manufacturer/cancellations", methods=["GET"], authorizer=api_key)
-@json_route
+@json_route(query=("cursor", "limit"))
 def list_cancellations():
     return _page(service.cancellations(_query("cursor"), _query("limit"), _deps()), "cancellations")
 
@@ -167,22 +176,33 @@ def list_cancellations():
     authorizer=api_key,
     content_types=["application/json"],
 )
-@json_route
+@json_route()
 def acknowledge_cancellation(fulfilment_id):
     return _json(200, _state(service.acknowledge(fulfilment_id, _caller(), _deps())))
 
 
 @api.route("/manufacturer/openapi.json", methods=["GET"], authorizer=api_key)
-@json_route
-def openapi_document():
+@json_route()
+def manufacturer_openapi_document():
+    return _json(200, _openapi_document("manufacturer"))
+
+
+@api.route("/finance/openapi.json", methods=["GET"], authorizer=api_key)
+@json_route()
+def finance_openapi_document():
+    return _json(200, _openapi_document("finance"))
+
+
+def _openapi_document(audience: str) -> dict:
+    """schemas/ sits beside chalicelib/ in the repository and in the package (via vendor/)."""
     from pathlib import Path
 
-    document = Path(__file__).resolve().parent.parent / "schemas" / "manufacturer-api.openapi.json"
-    return _json(200, json.loads(document.read_text()))
+    document = Path(__file__).resolve().parent.parent / "schemas" / f"{audience}-api.openapi.json"
+    return json.loads(document.read_text())
 
 
 @api.route("/finance/reconciliation", methods=["GET"], authorizer=api_key)
-@json_route
+@json_route(query=("from", "to", "format"))
 def finance_reconciliation():
     """The reconciliation file for ?from=YYYY-MM-DD&to=YYYY-MM-DD (exclusive) &format=csv|xlsx.
     Larger than a Lambda response may carry: use the CLI or the daily export instead."""

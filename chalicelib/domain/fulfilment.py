@@ -15,9 +15,20 @@ from .errors import FulfilmentConflict, InvalidInput, OrderNotFound
 from .orders import Dispatch, FulfilmentState, Order
 
 SCHEMA_VERSION = 1
+# The manufacturer API's OpenAPI document states these same rules as patterns, with whitespace
+# spelled out (JSON Schema's \s is ECMAScript's, Python's differs on U+0085, U+001C-F and U+FEFF).
+SPACES = "\t\n\v\f\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
-_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,60}")
-_REASON = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f]{1,500}")
+_TEXT = re.compile(r"[^\x00-\x1f\x7f]{0,60}")
+_REASON = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f]{0,500}")
+
+
+def _text(raw, allowed: re.Pattern) -> str | None:
+    """`raw` if it is a string of the allowed characters and length with something other than
+    whitespace in it, without its leading and trailing whitespace; otherwise None."""
+    if not isinstance(raw, str) or not allowed.fullmatch(raw):
+        return None
+    return raw.strip(SPACES) or None
 
 
 @dataclass(frozen=True)
@@ -123,14 +134,14 @@ def fulfilment_message_for(order: Order, product_code: str) -> FulfilmentMessage
 def parse_dispatch(fields: dict, released_at: datetime | None, now: datetime) -> Dispatch:
     """The manufacturer's dispatch report, every field checked; all errors reported at once."""
     errors: dict[str, str] = {}
-    kit_code, carrier, tracking = (
-        str(fields.get(k) or "").strip() for k in ("kit_code", "carrier", "tracking_reference")
-    )
+    kit_code = fields.get("kit_code")
+    kit_code = kit_code.strip(SPACES) if isinstance(kit_code, str) else ""
+    carrier, tracking = (_text(fields.get(k), _TEXT) for k in ("carrier", "tracking_reference"))
     if not _CODE.fullmatch(kit_code):
         errors["kit_code"] = "kit_code must be 1-40 letters, digits or hyphens"
-    if not _TEXT.fullmatch(carrier):
+    if carrier is None:
         errors["carrier"] = "carrier must be 1-60 printable characters"
-    if not _TEXT.fullmatch(tracking):
+    if tracking is None:
         errors["tracking_reference"] = "tracking_reference must be 1-60 printable characters"
     dispatched_at = _dispatch_time(fields.get("dispatched_at"), released_at, now, errors)
     if errors:
@@ -154,9 +165,9 @@ def _dispatch_time(raw, released_at: datetime | None, now: datetime, errors: dic
 
 
 def parse_reason(raw) -> str:
-    reason = str(raw or "").strip()
-    if not _REASON.fullmatch(reason):
-        raise InvalidInput({"reason": "reason must be 1-500 characters"})
+    reason = _text(raw, _REASON)
+    if reason is None:
+        raise InvalidInput({"reason": "reason must be 1-500 characters, not only spaces"})
     return reason
 
 

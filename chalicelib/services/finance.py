@@ -17,6 +17,7 @@ from .dependencies import Dependencies
 log = logging.getLogger("tracekit")
 CHUNK = 100  # balance transactions joined to their orders per BatchGetItem
 FORMATS = ("csv", "xlsx")
+EARLIEST = date(2017, 1, 1)  # the campaign's first year: nothing, in tracekit or Stripe, is older
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class ExportResult:
 def parse_period(start: str | None, end: str | None) -> Period:
     errors: dict[str, str] = {}
     first, last = _date(start, "from", errors), _date(end, "to", errors)
+    if not errors and first < EARLIEST:
+        errors["from"] = f"from must be {EARLIEST.isoformat()} or later"
     if not errors and last <= first:
         errors["to"] = "to must be after from (the end is exclusive)"
     if not errors and (last - first).days > 366:

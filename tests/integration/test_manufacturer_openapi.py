@@ -82,13 +82,13 @@ def test_the_work_list_item_carries_the_fulfilment_message_fields_unchanged():
     assert set(item["properties"]) - set(MESSAGE_SCHEMA["properties"]) == {"state", "released_at"}
 
 
-def response_validator(path: str, method: str, status: int) -> Draft202012Validator:
+def response_validator(path: str, method: str, status: int, document: dict = DOCUMENT) -> Draft202012Validator:
     """A validator for the JSON body the document promises for this operation and status."""
-    response = DOCUMENT["paths"][path][method]["responses"][str(status)]
+    response = document["paths"][path][method]["responses"][str(status)]
     if "$ref" in response:
-        response = DOCUMENT["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+        response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
     schema = response["content"]["application/json"]["schema"]
-    registry = Registry().with_resource(DOCUMENT_URI, Resource.from_contents(DOCUMENT, DRAFT202012))
+    registry = Registry().with_resource(DOCUMENT_URI, Resource.from_contents(document, DRAFT202012))
     if "$ref" in schema:
         schema = {"$ref": DOCUMENT_URI + schema["$ref"]}
     return Draft202012Validator(schema, registry=registry)
