@@ -3,6 +3,8 @@ re-created from infra/resources.json; the app gets a fresh composition root."""
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import os
 import socket
@@ -100,9 +102,20 @@ class AwsRequests:
 
     def __init__(self):
         self.calls: Counter = Counter()
+        self.function = "-"  # which Lambda function the test is playing (see tests/integration/test_iam_policy.py)
+        self.made: list[tuple[str, str, str, dict]] = []  # (function, service, operation, parameters)
 
     def reset(self):
         self.calls.clear()
+        self.made.clear()
+
+    @contextlib.contextmanager
+    def as_function(self, name: str):
+        previous, self.function = self.function, name
+        try:
+            yield
+        finally:
+            self.function = previous
 
     def total(self, service: str | None = None) -> int:
         return sum(n for (svc, _op), n in self.calls.items() if service in (None, svc))
@@ -122,7 +135,11 @@ def aws_requests(monkeypatch):
             operation = operation.decode() if isinstance(operation, bytes) else operation
             counter.calls[(service_name, operation.rsplit(".", 1)[-1] or request.method)] += 1
 
+        def provide_params(params, model, **_):
+            counter.made.append((counter.function, service_name, model.name, dict(params)))
+
         client.meta.events.register("before-send", before_send)
+        client.meta.events.register("provide-client-params", provide_params)
         return client
 
     monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
