@@ -5,7 +5,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench package clean
+
+STAGE ?= prod
+REGION ?= eu-west-2
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +24,16 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/cold_start.py
 	$(VENV)/bin/python benchmarks/register_import.py
 	$(VENV)/bin/python benchmarks/reconciliation.py
 
+# The CloudFormation (SAM) template and deployment zip for a stage, in dist/<stage>/ (see README, Deploying).
+package: $(STAMP)
+	rm -rf dist/$(STAGE)
+	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/resources.json dist/$(STAGE)
+	$(VENV)/bin/cfn-lint dist/$(STAGE)/sam.json
+	@echo "wrote dist/$(STAGE)/sam.json and dist/$(STAGE)/deployment.zip"
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache dist

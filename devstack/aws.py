@@ -14,22 +14,28 @@ from pathlib import Path
 import boto3
 
 RESOURCES_FILE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
-# Logical id -> the environment variable the app reads its physical name or URL from.
-ENVIRONMENT_NAMES = {
-    "RegisterTable": "REGISTER_TABLE",
-    "OrdersTable": "ORDERS_TABLE",
-    "ClaimsTable": "CLAIMS_TABLE",
-    "AttemptsTable": "ATTEMPTS_TABLE",
-    "ApiKeysTable": "API_KEYS_TABLE",
-    "FulfilmentQueue": "FULFILMENT_QUEUE_URL",
-    "FulfilmentDeadLetterQueue": "FULFILMENT_DEAD_LETTER_QUEUE_URL",
-    "ExportsBucket": "EXPORTS_BUCKET",
-    "ManufacturerQueueRole": "MANUFACTURER_QUEUE_ROLE_ARN",
-}
+# Declared for AWS only: alarms and their topic watch metrics moto does not produce, and the log
+# group override corrects what Chalice generates for the API handler's log retention.
+NOT_CREATED_LOCALLY = {"AWS::CloudWatch::Alarm", "AWS::SNS::Topic", "AWS::Logs::LogGroup"}
+
+
+def load_template() -> dict:
+    return json.loads(RESOURCES_FILE.read_text())
 
 
 def load_resources() -> dict:
-    return json.loads(RESOURCES_FILE.read_text())["Resources"]
+    return load_template()["Resources"]
+
+
+def environment_names() -> dict[str, str]:
+    """Logical id -> the variable the app reads its name or URL from: the same `Ref`s the template
+    puts in every function's environment (its Globals), plus the kit maker's role for the CLI."""
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    names = {value["Ref"]: name for name, value in variables.items() if isinstance(value, dict) and "Ref" in value}
+    resources = load_resources()
+    return {lid: name for lid, name in names.items() if lid in resources} | {
+        "ManufacturerQueueRole": "MANUFACTURER_QUEUE_ROLE_ARN"
+    }
 
 
 def physical_name(stage: str, logical_id: str, resource: dict) -> str:
@@ -48,12 +54,13 @@ def create_resources(stage: str, endpoint_url: str, region: str) -> dict[str, st
     session = boto3.session.Session(region_name=region)
     clients = {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam")}
     created: dict[str, dict] = {}
-    resources = load_resources()
+    resources = {lid: r for lid, r in load_resources().items() if r["Type"] not in NOT_CREATED_LOCALLY}
     for logical_id in _creation_order(resources):
         resource = resources[logical_id]
         name = physical_name(stage, logical_id, resource)
         created[logical_id] = _CREATORS[resource["Type"]](clients, name, resource["Properties"], created, region)
-    return {ENVIRONMENT_NAMES[lid]: info["env"] for lid, info in created.items() if lid in ENVIRONMENT_NAMES}
+    names = environment_names()
+    return {names[lid]: info["env"] for lid, info in created.items() if lid in names}
 
 
 def _creation_order(resources: dict) -> list[str]:

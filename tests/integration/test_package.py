@@ -1,0 +1,131 @@
+"""`chalice package` for the prod stage, as `make package STAGE=prod` runs it: the template passes
+cfn-lint and declares what tracekit needs; the zip fits Lambda and carries what handlers load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from devstack.aws import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # direct upload
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("package") / "prod"
+    env = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-2"}
+    command = [str(BIN / "chalice"), "package", "--stage", "prod", "--merge-template", "infra/resources.json", str(out)]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    return out
+
+
+@pytest.fixture(scope="module")
+def template(package) -> dict:
+    return json.loads((package / "sam.json").read_text())
+
+
+def test_the_template_passes_cfn_lint(package):
+    result = subprocess.run(
+        [str(BIN / "cfn-lint"), str(package / "sam.json")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_resources_deployed_are_the_ones_the_local_stack_creates(template):
+    """One source: every resource of infra/resources.json is in the template unchanged."""
+    for logical_id, resource in load_template()["Resources"].items():
+        if logical_id == "ApiHandlerLogGroup":  # our correction of Chalice's own resource (see README)
+            assert template["Resources"][logical_id]["Properties"]["LogGroupName"] == {
+                "Fn::Sub": "/aws/lambda/${APIHandler}"
+            }
+            continue
+        assert template["Resources"][logical_id] == resource, logical_id
+
+
+def test_tables_queues_and_bucket_are_durable_encrypted_and_private(template):
+    resources = template["Resources"]
+    tables = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
+    assert set(tables) == {"RegisterTable", "OrdersTable", "ClaimsTable", "AttemptsTable", "ApiKeysTable"}
+    for props in tables.values():
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["SSESpecification"] == {"SSEEnabled": True}
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert tables["AttemptsTable"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    queue = resources["FulfilmentQueue"]["Properties"]
+    assert queue["FifoQueue"] and queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["FulfilmentDeadLetterQueue", "Arn"]
+    }
+    bucket = resources["ExportsBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+
+
+def test_every_function_has_its_own_policy_log_retention_and_the_wiring(template):
+    resources = template["Resources"]
+    functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert len(functions) == 8
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["prod"]
+    policies = {
+        json.dumps(json.loads((ROOT / ".chalice" / f["iam_policy_file"]).read_text()), sort_keys=True)
+        for f in config["lambda_functions"].values()
+    }
+    for logical_id, function in functions.items():
+        role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        [inline] = role["Properties"]["Policies"]
+        assert json.dumps(inline["PolicyDocument"], sort_keys=True) in policies, logical_id
+        log_groups = [
+            r for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup" and logical_id in json.dumps(r)
+        ]
+        assert [g["Properties"]["RetentionInDays"] for g in log_groups] == [90], logical_id
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["ORDERS_TABLE"] == {"Ref": "OrdersTable"}
+    assert variables["REGISTER_KEY"] == {"Fn::Sub": "ssm:/tracekit/${Stage}/register-key"}
+
+
+def test_alarms_watch_errors_throttles_5xx_dead_letters_stuck_orders_and_lockouts(template):
+    alarms = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    watched = set()
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        stats = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m] or [alarm]
+        watched |= {(s["Namespace"], s["MetricName"]) for s in stats}
+        if "Metrics" in alarm:  # a sum over every function
+            assert len(stats) == 8
+    assert watched == {
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("tracekit", "StuckFulfilments"),
+        ("tracekit", "CertificateCheckLockouts"),
+    }
+
+
+def test_the_zip_fits_lambda_and_carries_what_the_handlers_load(package):
+    path = package / "deployment.zip"
+    assert path.stat().st_size < LAMBDA_ZIP_LIMIT
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        unzipped = sum(info.file_size for info in archive.infolist())
+    assert unzipped < LAMBDA_UNZIPPED_LIMIT
+    repository_files = [
+        p.relative_to(ROOT).as_posix()
+        for folder in ("templates", "schemas", "chalicelib")
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ]
+    assert {"app.py", *repository_files} <= names
+    packages = {name.split("/", 1)[0] for name in names}
+    assert {"stripe", "jinja2", "pynamodb", "openpyxl", "cryptography"} <= packages
+    assert not packages & {"moto", "pytest", "playwright", "hypothesis", "schemathesis", "devstack", "tests", "ops"}
