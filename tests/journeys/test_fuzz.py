@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from hypothesis import HealthCheck, given, settings
+from markupsafe import escape
 from hypothesis import strategies as st
 
 from chalicelib.domain.credentials import Scope
@@ -44,7 +45,8 @@ def assert_safe(response, values) -> None:
     assert "Traceback" not in body and 'File "' not in body
     for value in values:
         if RISKY & set(value) and len(value) > 3:
-            assert value not in body, value
+            # escaped echoes are fine ("000&" shows as "000&amp;", which contains "000&"): drop them first
+            assert value not in body.replace(str(escape(value)), ""), value
 
 
 @FUZZ
