@@ -48,7 +48,7 @@ def allow_checkout_forms(event, get_response):
     response = get_response(event)
     policy = response.headers.get("Content-Security-Policy")
     if policy:
-        response.headers["Content-Security-Policy"] = f"{policy}; form-action 'self' {deps().settings.checkout_origin}"
+        response.headers["Content-Security-Policy"] = f"{policy}; form-action 'self' {bootstrap.checkout_origin()}"
     return response
 
 

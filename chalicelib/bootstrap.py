@@ -26,6 +26,18 @@ def dependencies() -> Dependencies:
     return _dependencies
 
 
+def checkout_origin() -> str:
+    """For every page's CSP. From the built dependencies when there are any; otherwise from the
+    environment alone, so a page that needs nothing else (the start page) builds no adapter."""
+    if _dependencies is not None:
+        return _dependencies.settings.checkout_origin
+    import os
+
+    from .settings import checkout_origin as origin_of
+
+    return origin_of(os.environ.get("STRIPE_API_BASE"))
+
+
 def configure_logging() -> None:
     """JSON lines for tracekit's logger (app.log is the logger named after the app), once per
     container; TRACEKIT_LOG_PROPAGATE=1 (tests) also hands records to the root logger."""

@@ -56,11 +56,7 @@ class Settings:
 
     @property
     def checkout_origin(self) -> str:
-        """Where the hosted checkout page is: Stripe's, or the local emulator's (the API's origin)."""
-        if not self.stripe_api_base:
-            return "https://checkout.stripe.com"
-        parts = urlsplit(self.stripe_api_base)
-        return f"{parts.scheme}://{parts.netloc}"
+        return checkout_origin(self.stripe_api_base)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -140,6 +136,14 @@ class KeyStoreSettings:
             read.optional("AWS_ENDPOINT_URL"),
             read.required("API_KEYS_TABLE"),
         )
+
+
+def checkout_origin(stripe_api_base: str | None) -> str:
+    """Where the hosted checkout page is: Stripe's, or the local emulator's (the API's origin)."""
+    if not stripe_api_base:
+        return "https://checkout.stripe.com"
+    parts = urlsplit(stripe_api_base)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _free_kit_areas(read: "_Reader") -> frozenset[str]:
