@@ -153,19 +153,38 @@ def _create_role(clients, name: str, props: dict, created: dict, region: str) ->
     return {"env": arn, "arn": arn}
 
 
-def _resolve(node, created: dict):
-    """The few intrinsic functions the file uses: Ref and Fn::Sub of parameters, Fn::GetAtt Arn."""
-    if isinstance(node, dict):
-        if "Ref" in node:
-            return LOCAL_PARAMETERS[node["Ref"]]
-        if "Fn::Sub" in node:
-            return re.sub(r"\$\{(\w+)\}", lambda m: LOCAL_PARAMETERS[m.group(1)], node["Fn::Sub"])
-        if "Fn::GetAtt" in node:
-            return created[node["Fn::GetAtt"][0]]["arn"]
-        return {key: _resolve(value, created) for key, value in node.items()}
+def resolve_intrinsics(node, parameters: dict[str, str], attributes: dict[str, dict[str, str]]):
+    """The intrinsic functions the template uses: `Ref` of a parameter (pseudo parameters
+    included) or a resource, `Fn::Sub` of `${Name}` and `${Resource.Attribute}`, `Fn::GetAtt`.
+    `attributes` maps a logical id to its 'Ref' and attribute values ('Arn', …)."""
     if isinstance(node, list):
-        return [_resolve(value, created) for value in node]
-    return node
+        return [resolve_intrinsics(value, parameters, attributes) for value in node]
+    if not isinstance(node, dict):
+        return node
+    if "Ref" in node:
+        return parameters[node["Ref"]] if node["Ref"] in parameters else attributes[node["Ref"]]["Ref"]
+    if "Fn::GetAtt" in node:
+        logical_id, attribute = node["Fn::GetAtt"]
+        return attributes[logical_id][attribute]
+    if "Fn::Sub" in node:
+
+        def substitute(match: re.Match) -> str:
+            name = match.group(1)
+            if name in parameters:
+                return parameters[name]
+            logical_id, _, attribute = name.partition(".")
+            return attributes[logical_id][attribute or "Ref"]
+
+        return re.sub(r"\$\{([\w:.]+)\}", substitute, node["Fn::Sub"])
+    return {key: resolve_intrinsics(value, parameters, attributes) for key, value in node.items()}
+
+
+def _resolve(node, created: dict):
+    """Intrinsics against what this module has created so far, with the local parameters."""
+    attributes = {
+        lid: {"Ref": info["env"]} | ({"Arn": info["arn"]} if "arn" in info else {}) for lid, info in created.items()
+    }
+    return resolve_intrinsics(node, LOCAL_PARAMETERS, attributes)
 
 
 _CREATORS = {

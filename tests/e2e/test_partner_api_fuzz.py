@@ -23,10 +23,10 @@ from chalicelib.services.credentials import create_api_key
 from chalicelib.timeutil import utc_now
 from devstack.aws import load_resources, physical_name
 from devstack.stack import REGION
+from tests.journeys.test_fuzz import assert_no_trace_or_raw_echo
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("TRACEKIT_FUZZ_EXAMPLES", "150"))
-RISKY = set("<>\"'&")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -44,13 +44,10 @@ def keys(stack) -> dict[str, str]:
 def no_trace_and_no_echo(ctx, response, case) -> None:
     """A schemathesis check of our own: nothing internal shown, nothing risky echoed unescaped."""
     text = response.content.decode("utf-8", errors="replace") if response.content else ""
-    assert "Traceback" not in text and 'File "' not in text, "a stack trace in the answer"
     sent = [case.body] if isinstance(case.body, str) else []
     for part in (case.query or {}, case.path_parameters or {}, case.body if isinstance(case.body, dict) else {}):
         sent += [v for v in part.values() if isinstance(v, str)]
-    for value in sent:
-        if len(value) > 3 and RISKY & set(value):
-            assert value not in text, f"input echoed unescaped: {value!r}"
+    assert_no_trace_or_raw_echo(text, sent)
 
 
 def api(name: str):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,10 +24,11 @@ from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.references import new_order_reference
 from chalicelib.secrets import SECRET_VARIABLES, resolve
 from chalicelib.services.credentials import create_api_key
-from devstack.aws import environment_names, load_resources
+from devstack.aws import environment_names, load_resources, resolve_intrinsics
 from tests.builders import delivery_form, load_register, register_row
 from tests.journeys.browser import Browser
-from tests.journeys.test_manufacturer import BrokenQueue
+from tests.journeys.test_finance import finance_get
+from tests.journeys.test_manufacturer import BrokenQueue, call
 from tests.journeys.test_payment_events import checkout, paid_order
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,29 +120,6 @@ def physical(environment: dict[str, str]) -> dict[str, dict[str, str]]:
     return resolved
 
 
-def resolve_intrinsics(node, resources: dict, pseudo: dict[str, str]):
-    if isinstance(node, list):
-        return [resolve_intrinsics(n, resources, pseudo) for n in node]
-    if not isinstance(node, dict):
-        return node
-    if "Fn::GetAtt" in node:
-        logical_id, attribute = node["Fn::GetAtt"]
-        return resources[logical_id][attribute]
-    if "Ref" in node:
-        return pseudo[node["Ref"]] if node["Ref"] in pseudo else resources[node["Ref"]]["Ref"]
-    if "Fn::Sub" in node:
-
-        def substitute(match: re.Match) -> str:
-            name = match.group(1)
-            if name in pseudo:
-                return pseudo[name]
-            logical_id, _, attribute = name.partition(".")
-            return resources[logical_id][attribute or "Ref"]
-
-        return re.sub(r"\$\{([\w:.]+)\}", substitute, node["Fn::Sub"])
-    return {key: resolve_intrinsics(value, resources, pseudo) for key, value in node.items()}
-
-
 def allows(document: dict, action: str, resource: str) -> bool:
     for statement in document["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -157,14 +134,6 @@ def allows(document: dict, action: str, resource: str) -> bool:
 
 
 # --- running every function --------------------------------------------------------------------
-
-
-def call(client, token: str, method: str, path: str, body: dict | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    send = getattr(client.http, method)
-    response = send(path, headers=headers, body=json.dumps(body or {}) if method == "post" else None)
-    assert response.status_code == 200, (path, response.body)
-    return json.loads(response.body) if response.headers["Content-Type"] == "application/json" else {}
 
 
 def scheduled(client, name: str):
@@ -202,21 +171,26 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         free.post("/order/certificate", {"reference": "FA/2001", "postcode": "E1 6AN"})
         free.post("/order/delivery", delivery_form(postcode="E1 6AN"))
         free.post("/order/confirm", {"confirm": "yes"})
-        listed = call(client, manufacturer, "get", "/manufacturer/fulfilment-orders")
+        status, listed = call(client, manufacturer, "GET", "/fulfilment-orders")
         ids = [item["fulfilment_id"] for item in listed["fulfilment_orders"]]
         for fulfilment_id in ids:
-            call(client, manufacturer, "post", f"/manufacturer/fulfilment-orders/{fulfilment_id}/accept")
+            call(client, manufacturer, "POST", f"/fulfilment-orders/{fulfilment_id}/accept")
+            dispatched_at = deps.clock().isoformat().replace("+00:00", "Z")
             dispatch = {"kit_code": "SW-1", "carrier": "Royal Mail", "tracking_reference": "RM1GB"}
-            call(
+            status, _ = call(
                 client,
                 manufacturer,
-                "post",
-                f"/manufacturer/fulfilment-orders/{fulfilment_id}/dispatch",
-                dispatch | {"dispatched_at": deps.clock().isoformat().replace("+00:00", "Z")},
+                "POST",
+                f"/fulfilment-orders/{fulfilment_id}/dispatch",
+                dispatch | {"dispatched_at": dispatched_at},
             )
-        call(client, manufacturer, "get", "/manufacturer/cancellations")
+            assert status == 200
+        assert call(client, manufacturer, "GET", "/cancellations")[0] == 200
         day = start.date()
-        call(client, finance, "get", f"/finance/reconciliation?from={day}&to={day + timedelta(days=1)}")
+        assert (
+            finance_get(client, finance, f"/finance/reconciliation?from={day}&to={day + timedelta(days=1)}").status_code
+            == 200
+        )
     assert ids, "the scenario released orders to the manufacturer"
 
     checkout(client, "FA/1002")  # left unpaid: its hold will lapse
@@ -269,7 +243,7 @@ def test_each_functions_policy_covers_every_call_it_makes_and_no_more_than_named
     missing = {}
     for function, needed in by_function.items():
         assert needed, f"{function} made no AWS call: the scenario did not run it"
-        document = resolve_intrinsics(policy("prod", function), resources, pseudo)
+        document = resolve_intrinsics(policy("prod", function), pseudo, resources)
         gaps = sorted(n for n in needed if not allows(document, *n))
         if gaps:
             missing[function] = gaps

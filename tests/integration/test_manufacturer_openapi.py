@@ -37,10 +37,10 @@ def app_routes() -> set[tuple[str, str]]:
     }
 
 
-def documented_operations() -> dict[tuple[str, str], dict]:
+def documented_operations(document: dict = DOCUMENT) -> dict[tuple[str, str], dict]:
     return {
         (path, method): operation
-        for path, item in DOCUMENT["paths"].items()
+        for path, item in document["paths"].items()
         for method, operation in item.items()
         if method in METHODS
     }
