@@ -6,6 +6,7 @@ Dependencies with use() and drop them with reset().
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from .services import Dependencies
@@ -86,24 +87,22 @@ def build(settings: Settings) -> Dependencies:
     from .adapters.dynamodb_finance import FinanceOrders
     from .adapters.metrics import EmfMetrics
     from .adapters.s3_exports import S3Exports
-    from .adapters.stripe_ledger import StripeLedger
     from .adapters.sqs_queue import SqsFulfilmentQueue
-    from .adapters.stripe_payments import StripePayments, stripe_client
 
     models = build_models(tables_for(settings))
-    stripe = stripe_client(settings.stripe_secret_key, settings.stripe_api_base)
+    stripe = functools.cache(lambda: _stripe_adapters(settings))  # one SDK client for both, on first use
     aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
     sqs = aws.client("sqs", endpoint_url=settings.aws_endpoint_url)
     return Dependencies(
         settings=settings,
         register=DynamoRegister(models),
         orders=DynamoOrders(models, timedelta(days=settings.retention_days)),
-        payments=StripePayments(stripe, settings.stripe_webhook_secret),
+        payments=_BuiltOnFirstUse(lambda: stripe()[0]),
         fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url, settings.dead_letter_queue_url),
         fulfilments=FulfilmentQueries(models, settings.product_code),
         api_keys=key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url),
         metrics=EmfMetrics(settings.stage),
-        ledger=StripeLedger(stripe),
+        ledger=_BuiltOnFirstUse(lambda: stripe()[1]),
         finance_orders=FinanceOrders(models),
         exports=S3Exports(
             aws.client("s3", endpoint_url=settings.aws_endpoint_url),
@@ -111,6 +110,26 @@ def build(settings: Settings) -> Dependencies:
         ),
         clock=utc_now,
     )
+
+
+def _stripe_adapters(settings: Settings):
+    from .adapters.stripe_ledger import StripeLedger
+    from .adapters.stripe_payments import StripePayments, stripe_client
+
+    client = stripe_client(settings.stripe_secret_key, settings.stripe_api_base)
+    return StripePayments(client, settings.stripe_webhook_secret), StripeLedger(client)
+
+
+class _BuiltOnFirstUse:
+    """Stands in for an adapter until its first use. Importing Stripe's SDK is most of a container's
+    first request, and only the payment routes, the webhook and finance use it: the manufacturer's
+    routes and the pages before payment never import it."""
+
+    def __init__(self, build):
+        self._build = build
+
+    def __getattr__(self, name: str):
+        return getattr(self._build(), name)
 
 
 def key_store(table: str, region: str, endpoint_url: str | None):
