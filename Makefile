@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed
 STAGE ?= prod
 REGION ?= eu-west-2
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json assets/tracekit.scss
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
+	npm run --silent build
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -36,4 +38,4 @@ package: $(STAMP)
 	@echo "wrote dist/$(STAGE)/sam.json and dist/$(STAGE)/deployment.zip"
 
 clean:
-	rm -rf $(VENV) .pytest_cache dist
+	rm -rf $(VENV) .pytest_cache dist node_modules templates/assets/tracekit.css

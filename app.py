@@ -21,7 +21,7 @@ from chalicelib.domain.errors import (
 from chalicelib.web import csrf, logs
 from chalicelib.web.errors import json_error, page
 from chalicelib.web.forms import MAX_FORM_BYTES, read_form
-from chalicelib.web.journey import Journey, JourneyCookies
+from chalicelib.web.journey import COOKIE_NAME, Journey, JourneyCookies
 from chalicelib.web.order_status import holder_view, order_status
 from chalicelib.web.pages import redirect, render, stylesheet
 
@@ -53,6 +53,7 @@ def allow_checkout_forms(event, get_response):
 
 
 FORM = ["application/x-www-form-urlencoded"]
+ACCESSIBILITY_STATEMENT_PREPARED = "29 November 2026"
 JSON = ["application/json"]
 CERTIFICATE_FIELDS = ("reference", "postcode")
 STATUS_FIELDS = ("reference", "postcode")
@@ -100,10 +101,34 @@ def form_page(template: str, status: int = 200, **context) -> Response:
     return render(template, status=status, cookie=cookie, csrf_token=token, **context)
 
 
+def _back(default: str) -> str:
+    """A question reached by a Change link goes back to the answers, not to the step before."""
+    return "/order/check-answers" if journey().delivery else default
+
+
 @app.route("/", methods=["GET"])
 @page
 def start():
     return render("start.html", price=deps().settings.campaign.kit_price.display())
+
+
+@app.route("/privacy", methods=["GET"])
+@page
+def privacy_notice():
+    return render("privacy.html", retention_days=deps().settings.retention_days)
+
+
+@app.route("/cookies", methods=["GET"])
+@page
+def cookie_notice():
+    hours = deps().settings.journey_ttl_seconds // 3600
+    return render("cookies.html", cookie_name=COOKIE_NAME, expires=f"After {hours} hours, or when you finish ordering")
+
+
+@app.route("/accessibility", methods=["GET"])
+@page
+def accessibility():
+    return render("accessibility.html", prepared_on=ACCESSIBILITY_STATEMENT_PREPARED)
 
 
 @app.route("/assets/tracekit.css", methods=["GET"])
@@ -114,7 +139,7 @@ def assets():
 @app.route("/order/certificate", methods=["GET"])
 @page
 def certificate_question():
-    return form_page("certificate.html", form={}, errors={})
+    return form_page("certificate.html", form={}, errors={}, back=_back("/"))
 
 
 @app.route("/order/certificate", methods=["POST"], content_types=FORM)
@@ -124,9 +149,10 @@ def certificate_answer():
     try:
         checked = services.check_certificate(answers["reference"], answers["postcode"], deps(), client_address())
     except InvalidInput as exc:
-        return form_page("certificate.html", status=400, form=answers, errors=exc.errors)
+        return form_page("certificate.html", status=400, form=answers, errors=exc.errors, back=_back("/"))
     except CertificateNotAccepted:
-        return form_page("certificate.html", status=400, form=answers, errors={"reference": NOT_MATCHED})
+        errors = {"reference": NOT_MATCHED}
+        return form_page("certificate.html", status=400, form=answers, errors=errors, back=_back("/"))
     updated = journey().after_check(checked)
     next_page = "/order/check-answers" if updated.delivery else "/order/delivery"
     return redirect(next_page, cookies().set_cookie(updated))
@@ -138,7 +164,8 @@ def delivery_question():
     current = journey()
     if current.checked is None:
         return redirect("/order/certificate")
-    return form_page("delivery.html", form=current.delivery.to_dict() if current.delivery else {}, errors={})
+    answers = current.delivery.to_dict() if current.delivery else {}
+    return form_page("delivery.html", form=answers, errors={}, back=_back("/order/certificate"))
 
 
 @app.route("/order/delivery", methods=["POST"], content_types=FORM)
@@ -151,7 +178,7 @@ def delivery_answer():
     try:
         delivery = parse_delivery_details(answers)
     except InvalidInput as exc:
-        return form_page("delivery.html", status=400, form=answers, errors=exc.errors)
+        return form_page("delivery.html", status=400, form=answers, errors=exc.errors, back=_back("/order/certificate"))
     return redirect("/order/check-answers", cookies().set_cookie(current.with_changes(delivery=delivery)))
 
 

@@ -30,9 +30,15 @@ def _environment():
     import jinja2  # imported on first render, not at cold start
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader(str(TEMPLATES)),
+                # GOV.UK Frontend's components as Jinja macros, maintained with the npm package
+                jinja2.PrefixLoader({"govuk_frontend_jinja": jinja2.PackageLoader("govuk_frontend_jinja")}),
+            ]
+        ),
         autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
+        # Jinja's default Undefined: GOV.UK Frontend's macros test optional parameters by reading them.
     )
     return env
 

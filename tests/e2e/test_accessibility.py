@@ -1,0 +1,121 @@
+"""Every page and every error state, in Debian's Chromium on the local stack, checked by axe-core
+(from npm, injected by the test) against WCAG 2.2 AA, with a screenshot of each saved; and the
+patterns axe cannot judge: the error summary takes focus, the service works with JavaScript off
+and reflows at 400% zoom."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import ARTEFACTS, synthetic_holders
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+def axe_violations(page: Page) -> list[dict]:
+    """axe-core's violations for the page as it stands. Evaluated through the DevTools protocol,
+    which the page's CSP (no script at all) does not govern."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `npm ci` (make does)")
+    page.evaluate(AXE.read_text())
+    result = page.evaluate("options => axe.run(document, options)", {"runOnly": {"type": "tag", "values": WCAG_22_AA}})
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+        for v in result["violations"]
+    ]
+
+
+def check(page: Page, name: str) -> None:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / f"a11y-{name}.png"), full_page=True)
+    violations = axe_violations(page)
+    assert violations == [], f"{name}: {json.dumps(violations, indent=1)}"
+
+
+def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, stack):
+    app = stack["app"]
+    for path, name in (
+        ("/", "start"),
+        ("/privacy", "privacy"),
+        ("/accessibility", "accessibility-statement"),
+        ("/cookies", "cookies"),
+        ("/status", "status-question"),
+        ("/order/confirmation", "session-ended"),
+    ):
+        page.goto(app + path)
+        check(page, name)
+
+    page.goto(app + "/status")
+    page.get_by_role("button", name="Check status").click()
+    check(page, "status-errors")
+
+    page.goto(app + "/order/certificate")
+    check(page, "certificate-question")
+    page.get_by_role("button", name="Continue").click()
+    check(page, "certificate-errors")
+    reference, postcode = synthetic_holders(free=True)[1]
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode").fill(postcode)
+    page.get_by_role("button", name="Continue").click()
+    check(page, "delivery-question")
+    page.get_by_role("button", name="Continue").click()
+    check(page, "delivery-errors")
+    page.get_by_label("Full name").fill("Sam Fictitious")
+    page.get_by_label("Address line 1").fill("2 Sample Road")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postcode").fill("N1 9AL")
+    page.get_by_role("button", name="Continue").click()
+    check(page, "check-answers")
+    page.get_by_role("button", name="Confirm order").click()
+    expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+    check(page, "confirmation")
+
+
+def test_the_error_summary_takes_focus_without_script(page: Page, stack):
+    page.goto(stack["app"] + "/order/certificate")
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    assert page.evaluate("document.activeElement.classList.contains('govuk-error-summary')")
+
+
+def test_a_free_order_works_with_javascript_off(chromium, stack):
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        reference, postcode = synthetic_holders(free=True)[2]
+        page.goto(stack["app"] + "/")
+        page.get_by_role("button", name="Start now").click()
+        page.get_by_label("Certificate reference").fill(reference)
+        page.get_by_label("Postcode").fill(postcode)
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_label("Full name").fill("Jo Fictitious")
+        page.get_by_label("Address line 1").fill("3 Sample Road")
+        page.get_by_label("Town or city").fill("London")
+        page.get_by_label("Postcode").fill("N1 9AL")
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("button", name="Confirm order").click()
+        expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_pages_reflow_at_400_percent_zoom(chromium, stack):
+    """400% zoom of a 1280 px window is a 320 CSS px viewport (WCAG 1.4.10): nothing may need
+    scrolling sideways."""
+    context = chromium.new_context(viewport={"width": 320, "height": 256})
+    page = context.new_page()
+    try:
+        for path in ("/", "/order/certificate", "/status", "/privacy", "/accessibility", "/cookies"):
+            page.goto(stack["app"] + path)
+            wide = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert wide <= 0, f"{path} scrolls {wide} px sideways at 320 px"
+        page.screenshot(path=str(ARTEFACTS / "a11y-cookies-at-400-percent.png"), full_page=True)
+    finally:
+        context.close()
