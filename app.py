@@ -58,7 +58,7 @@ JSON = ["application/json"]
 CERTIFICATE_FIELDS = ("reference", "postcode")
 STATUS_FIELDS = ("reference", "postcode")
 NO_SUCH_ORDER = "We could not find an order with that reference and delivery postcode. Check both and try again."
-DELIVERY_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email")
+DELIVERY_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email", "contact_consent")
 NOT_MATCHED = (
     "We could not match that certificate reference and postcode to a current certificate "
     "that can order a kit. Check both are as shown on your certificate."

@@ -95,6 +95,9 @@ class Orders(Protocol):
     def erasure_due(self, now: datetime) -> list[str]:
         """Orders whose recipient's personal data is due to be erased."""
 
+    def contact_consents(self) -> Iterable[tuple[str, datetime]]:
+        """(email, when consented) of every holder who ticked to be contacted and is not erased."""
+
 
 class Payments(Protocol):
     def start_checkout(

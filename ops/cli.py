@@ -300,6 +300,27 @@ def erase(order_reference: str, reason: str, operator: str) -> None:
     click.echo(f"{order.reference}: personal data erased; payment {order.payment.value}, {order.amount.pence} pence")
 
 
+@main.group()
+def contacts() -> None:
+    """Holders who ticked to let the Firearms Enquiry Team email them."""
+
+
+@contacts.command("export")
+@click.argument("output", type=click.Path(dir_okay=False, writable=True))
+def export_contacts(output: str) -> None:
+    """Write the team's list to OUTPUT (CSV: email, consented_on). Nothing else about the holders
+    is in it. Run it before the retention purge erases the emails of dispatched orders."""
+    from chalicelib.reports import neutralise
+    from chalicelib.services.privacy import contact_list
+
+    entries = contact_list(_dependencies())
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "consented_on"])
+        writer.writerows([neutralise(email), day.isoformat()] for email, day in entries)
+    click.echo(f"{len(entries)} contact(s) written to {output}", err=True)
+
+
 def _register_manufacturer_client() -> None:
     from ops.manufacturer_client import manufacturer
 

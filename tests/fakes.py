@@ -123,6 +123,10 @@ class InMemoryOrders:
         due = [o for o in self.orders.values() if (o.personal_data_until(retention) or now) < now]
         return sorted(o.reference for o in due)
 
+    def contact_consents(self):
+        consenting = [o for o in self.orders.values() if o.delivery.contact_consent and o.delivery.email]
+        return [(o.delivery.email, o.created_at) for o in consenting]
+
     def awaiting_past_hold(self, now):
         return sorted(ref for ref, o in self.orders.items() if o.awaits_payment and o.hold_until and o.hold_until < now)
 

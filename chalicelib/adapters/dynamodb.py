@@ -149,6 +149,18 @@ class ErasureDueIndex(GlobalSecondaryIndex):
     erase_after = UnicodeAttribute(range_key=True)
 
 
+class ContactConsentIndex(GlobalSecondaryIndex):
+    """Sparse: orders whose holder ticked to let the Firearms Enquiry Team email them, with the
+    email alone projected (the team's list holds nothing else)."""
+
+    class Meta:
+        index_name = "contact-consent"
+        projection = IncludeProjection(["email"])
+
+    contact_consent_list = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class HistoryRecord(MapAttribute):
     at = UnicodeAttribute()
     actor = UnicodeAttribute()
@@ -191,6 +203,7 @@ def build_models(tables: Tables) -> Models:
         town = UnicodeAttribute()
         postcode = UnicodeAttribute()
         email = UnicodeAttribute(null=True)
+        contact_consent = BooleanAttribute(null=True)
         order_state = UnicodeAttribute()
         payment_state = UnicodeAttribute()
         fulfilment_state = UnicodeAttribute()
@@ -225,6 +238,8 @@ def build_models(tables: Tables) -> Models:
         cancelled_at = UnicodeAttribute(null=True)
         cancellation_acknowledged = BooleanAttribute(default=False)
         erased_at = UnicodeAttribute(null=True)
+        contact_consent_index = ContactConsentIndex()
+        contact_consent_list = UnicodeAttribute(null=True)
         erasure_due_index = ErasureDueIndex()
         erasure_due = UnicodeAttribute(null=True)
         erase_after = UnicodeAttribute(null=True)

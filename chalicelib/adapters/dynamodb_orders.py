@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timedelta
+from typing import Iterator
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.models import Model
@@ -143,6 +144,11 @@ class DynamoOrders:
         index, erase_after = self._models.orders.erasure_due_index, self._models.orders.erase_after
         return [r.order_ref for r in index.query(AWAITING, range_key_condition=erase_after < to_iso(now))]
 
+    def contact_consents(self) -> Iterator[tuple[str, datetime]]:
+        """(email, when consented) of every holder who ticked to be contacted and is not erased."""
+        for record in self._models.orders.contact_consent_index.query(AWAITING):
+            yield record.email, from_iso(record.created_at)
+
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """References of unpaid orders still holding a claim after their hold ran out (sparse index)."""
         index = self._models.orders.awaiting_payment_index
@@ -182,6 +188,8 @@ def _mutable_fields(order: Order, retention: timedelta = DEFAULT_RETENTION) -> d
         "town": delivery.town,
         "postcode": delivery.postcode,
         "email": delivery.email or None,
+        "contact_consent": True if delivery.contact_consent else None,
+        "contact_consent_list": AWAITING if delivery.contact_consent and delivery.email else None,
         "erased_at": _iso_or_none(order.erased_at),
         "erasure_due": AWAITING if erase_after else None,
         "erase_after": _iso_or_none(erase_after),
@@ -278,6 +286,7 @@ def _order(record: Model) -> Order:
             town=record.town,
             postcode=record.postcode,
             email=record.email or "",
+            contact_consent=bool(record.contact_consent),
         ),
         state=OrderState(record.order_state),
         payment=PaymentState(record.payment_state),

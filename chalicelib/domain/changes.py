@@ -58,6 +58,12 @@ def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -
     if order.erased_at is not None:
         return unchanged(order)
     blank = DeliveryDetails(
-        full_name=ERASED, address_line_1=ERASED, address_line_2="", town=ERASED, postcode="", email=""
+        full_name=ERASED,
+        address_line_1=ERASED,
+        address_line_2="",
+        town=ERASED,
+        postcode="",
+        email="",
+        contact_consent=False,
     )
     return record_change(order, source, now, f"personal data erased ({why})", delivery=blank, erased_at=now)

@@ -12,6 +12,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Deliberately loose: the only sure test of an address is sending to it.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
+CONSENTED = "yes"  # the consent box's value when ticked
 LIMITS = {"full_name": 100, "address_line_1": 100, "address_line_2": 100, "town": 60, "email": 254}
 MESSAGES = {
     "full_name": "Enter your full name",
@@ -35,13 +36,16 @@ class DeliveryDetails:
     town: str
     postcode: str
     email: str
+    # Only a tick records it: the Firearms Enquiry Team may email this holder in future.
+    contact_consent: bool = False
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, str]) -> "DeliveryDetails":
-        return cls(**{name: data.get(name, "") for name in cls.__dataclass_fields__})
+    def from_dict(cls, data: dict) -> "DeliveryDetails":
+        text = {name: data.get(name, "") for name in cls.__dataclass_fields__ if name != "contact_consent"}
+        return cls(**text, contact_consent=data.get("contact_consent") is True)
 
 
 def parse_delivery_details(form: dict[str, str]) -> DeliveryDetails:
@@ -59,9 +63,12 @@ def parse_delivery_details(form: dict[str, str]) -> DeliveryDetails:
     postcode = _postcode(form.get("postcode", ""), errors)
     if values["email"] and "email" not in errors and not _EMAIL.fullmatch(values["email"]):
         errors["email"] = "Enter an email address in the correct format, like name@example.com"
+    consent = form.get("contact_consent") == CONSENTED  # a tick, and nothing else, is consent
+    if consent and not values["email"] and "email" not in errors:
+        errors["email"] = "Enter your email address if you want the Firearms Enquiry Team to contact you"
     if errors:
         raise InvalidInput(_in_page_order(errors))
-    return DeliveryDetails(postcode=postcode, **values)
+    return DeliveryDetails(postcode=postcode, contact_consent=consent, **values)
 
 
 def _clean(value: str) -> str:

@@ -4,6 +4,7 @@ and erased on request; the financial record (reference, money, states, log) stay
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from ..domain.changes import Source, erase_personal_data
 from ..domain.orders import Order
@@ -37,3 +38,15 @@ def purge_personal_data(deps: Dependencies) -> int:
         erased += 1
     log.info("retention purge erased %d orders", erased)
     return erased
+
+
+def contact_list(deps: Dependencies) -> list[tuple[str, date]]:
+    """The Firearms Enquiry Team's list: each email a holder ticked to be contacted at (once, with
+    the day they first consented), and nothing else. Erased orders have left the list."""
+    first: dict[str, date] = {}
+    for email, consented_at in deps.orders.contact_consents():
+        key = email.casefold()
+        day = consented_at.date()
+        if key not in first or day < first[key][1]:
+            first[key] = (email, day)
+    return sorted(first.values(), key=lambda entry: entry[0].casefold())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ARTEFACTS, synthetic_holders
+from tests.e2e.conftest import ARTEFACTS, queued, synthetic_holders
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -71,11 +71,18 @@ def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, sta
     page.get_by_label("Address line 1").fill("2 Sample Road")
     page.get_by_label("Town or city").fill("London")
     page.get_by_label("Postcode").fill("N1 9AL")
+    page.get_by_label("The Firearms Enquiry Team may email me about firearms licensing in future").check()
     page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("alert")).to_contain_text("Enter your email address if you want the Firearms Enquiry Team")
+    check(page, "delivery-consent-without-email")
+    page.get_by_label("Email address (optional)").fill("sam@example.com")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_text("Yes, by email")).to_be_visible()
     check(page, "check-answers")
     page.get_by_role("button", name="Confirm order").click()
     expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
     check(page, "confirmation")
+    assert [m["recipient"]["name"] for m in queued(stack)] == ["Sam Fictitious"]  # and the queue is left empty
 
 
 def test_the_error_summary_takes_focus_without_script(page: Page, stack):
@@ -102,6 +109,7 @@ def test_a_free_order_works_with_javascript_off(chromium, stack):
         page.get_by_role("button", name="Continue").click()
         page.get_by_role("button", name="Confirm order").click()
         expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+        assert [m["recipient"]["name"] for m in queued(stack)] == ["Jo Fictitious"]
     finally:
         context.close()
 

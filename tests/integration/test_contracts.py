@@ -17,6 +17,7 @@ from chalicelib.adapters.dynamodb import DynamoRegister, build_models
 from chalicelib.adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
 from chalicelib.bootstrap import key_store, tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
+from chalicelib.domain.changes import erase_personal_data
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
 from chalicelib.domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
@@ -112,6 +113,23 @@ class TestOrdersContract:
         order = an_order()
         orders.create_claiming_certificate(order, 1)
         assert orders.get(order.reference) == order
+
+    def test_only_ticked_orders_with_an_email_are_listed_for_contact_until_erased(self, stores):
+        _, orders = stores
+        consenting = dataclasses.replace(
+            an_order("TK-AAAAA-00001", "k1"),
+            delivery=parse_delivery_details(delivery_form(email="sam@example.com", contact_consent="yes")),
+        )
+        silent = dataclasses.replace(
+            an_order("TK-AAAAA-00002", "k2"), delivery=parse_delivery_details(delivery_form(email="jo@example.com"))
+        )
+        for order in (consenting, silent):
+            orders.create_claiming_certificate(order, 1)
+        assert orders.get(consenting.reference).delivery.contact_consent is True
+        assert list(orders.contact_consents()) == [("sam@example.com", NOW)]
+        stored = orders.get(consenting.reference)
+        orders.save(stored, erase_personal_data(stored, Source("operator:test"), NOW, "request").order)
+        assert list(orders.contact_consents()) == []
 
     def test_an_unknown_order_is_not_found(self, stores):
         _, orders = stores

@@ -51,3 +51,21 @@ def test_stuck_fulfilments_are_listed_with_a_failing_exit_status(operator, deps)
     fulfilment_id = "F-" + placed.reference.removeprefix("TK-")
     assert stuck.exit_code == 1 and fulfilment_id in stuck.output
     assert re.search(r"1 released but not dispatched after 1 days", stuck.output)
+
+
+def test_the_contact_list_holds_only_the_emails_of_holders_who_ticked(operator, deps, tmp_path):
+    load_register(deps, *[register_row(f"FA/{5000 + n}", "SW1A 2AA", free_kit="yes") for n in range(3)])
+    answers = [
+        delivery_form(email="Sam@Example.com", contact_consent="yes", full_name="Sam Ticked"),
+        delivery_form(email="jo@example.com", full_name="Jo Unticked"),
+        delivery_form(email="sam@example.com", contact_consent="yes", full_name="Sam Again"),
+    ]
+    for number, form in enumerate(answers):
+        checked = services.check_certificate(f"FA/{5000 + number}", "SW1A 2AA", deps)
+        services.confirm_order(checked, parse_delivery_details(form), new_order_reference(), deps)
+    output = tmp_path / "contacts.csv"
+    result = operator.invoke(main, ["contacts", "export", str(output)])
+    assert result.exit_code == 0, result.output
+    text = output.read_text(encoding="utf-8")
+    assert text.splitlines() == ["email,consented_on", f"Sam@Example.com,{deps.clock().date().isoformat()}"]
+    assert "Sam Ticked" not in text and "SW1A" not in text and "FA/" not in text

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
 
-from chalicelib.domain.delivery import parse_delivery_details
+from chalicelib.domain.delivery import DeliveryDetails, parse_delivery_details
 from chalicelib.domain.eligibility import CampaignRules, EligibilityReason, decide_eligibility
 from chalicelib.domain.errors import CertificateNotAccepted, InvalidInput
 from chalicelib.domain.fulfilment import fulfilment_message_for
@@ -234,3 +235,25 @@ def test_money_is_whole_pence_and_displays_in_pounds():
     assert Money(895).display() == "£8.95" and Money(1000).display() == "£10.00"
     with pytest.raises(ValueError):
         Money(8.95)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value, consented", [("yes", True), ("", False), ("on", False), ("true", False), ("YES", False), (None, False)]
+)
+def test_only_the_ticked_box_records_consent_to_future_contact(value, consented):
+    form = delivery_form() | ({} if value is None else {"contact_consent": value})
+    assert parse_delivery_details(form).contact_consent is consented
+
+
+def test_consent_to_be_emailed_needs_an_email_address():
+    with pytest.raises(InvalidInput) as refused:
+        parse_delivery_details(delivery_form(email="", contact_consent="yes"))
+    assert refused.value.errors == {
+        "email": "Enter your email address if you want the Firearms Enquiry Team to contact you"
+    }
+
+
+def test_consent_survives_the_journey_cookie_where_only_a_stored_true_counts():
+    details = parse_delivery_details(delivery_form(contact_consent="yes"))
+    assert DeliveryDetails.from_dict(json.loads(json.dumps(details.to_dict()))) == details
+    assert DeliveryDetails.from_dict({**details.to_dict(), "contact_consent": "yes"}).contact_consent is False
