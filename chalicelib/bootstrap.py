@@ -87,6 +87,7 @@ def build(settings: Settings) -> Dependencies:
     from .adapters.dynamodb_finance import FinanceOrders
     from .adapters.metrics import EmfMetrics
     from .adapters.s3_exports import S3Exports
+    from .adapters.ses_mailer import SesMailer
     from .adapters.sqs_queue import SqsFulfilmentQueue
 
     models = build_models(tables_for(settings))
@@ -109,6 +110,9 @@ def build(settings: Settings) -> Dependencies:
             settings.exports_bucket,
         ),
         clock=utc_now,
+        mailer=SesMailer(aws.client("ses", endpoint_url=settings.aws_endpoint_url), settings.email_from)
+        if settings.email_from
+        else None,
     )
 
 

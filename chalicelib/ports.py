@@ -86,8 +86,9 @@ class Orders(Protocol):
         """Store `after` if the order is still as `before` was read, moving the certificate's claim
         as the effects say. Raises ConcurrentChange otherwise."""
 
-    def mark_released(self, reference: str, now: datetime) -> None:
-        """Record that the fulfilment message has been sent; idempotent."""
+    def mark_released(self, reference: str, now: datetime) -> bool:
+        """Record that the fulfilment message has been sent; idempotent: True only for the call
+        that released it."""
 
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """Unpaid orders still holding a claim after their hold ran out."""
@@ -97,6 +98,9 @@ class Orders(Protocol):
 
     def contact_consents(self) -> Iterable[tuple[str, datetime]]:
         """(email, when consented) of every holder who ticked to be contacted and is not erased."""
+
+    def claim_notification(self, reference: str, kind: str) -> bool:
+        """True the first time only, for this order and kind of email: at most one of each is sent."""
 
 
 class Payments(Protocol):
@@ -119,6 +123,11 @@ class Payments(Protocol):
 
     def refund(self, payment_intent_id: str, amount_pence: int, idempotency_key: str, order_reference: str) -> str:
         """Refund part or all of a payment; returns Stripe's refund id."""
+
+
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, body: str) -> None:
+        """A plain-text email from the service's own address; MailUnavailable if it cannot go."""
 
 
 class FulfilmentQueue(Protocol):

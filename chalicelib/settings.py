@@ -48,6 +48,7 @@ class Settings:
     cookie_secure: bool
     stuck_after_days: int
     retention_days: int
+    email_from: str | None = None  # the verified SES sender; unset, no email is sent
 
     def __post_init__(self) -> None:
         # A holder back from Stripe at the last minute of the checkout hold still has their journey.
@@ -88,6 +89,7 @@ class Settings:
             cookie_secure=read.flag("COOKIE_SECURE", True),
             stuck_after_days=read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
             retention_days=read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
+            email_from=read.optional("EMAIL_FROM"),
         )
 
 

@@ -46,13 +46,17 @@ def physical_name(stage: str, logical_id: str, resource: dict) -> str:
 
 
 # What the local stack passes for the template's parameters (placeholders: no real account).
-LOCAL_PARAMETERS = {"ManufacturerAccountId": "000000000000", "ManufacturerExternalId": "local-external-id-0000"}
+LOCAL_PARAMETERS = {
+    "ManufacturerAccountId": "000000000000",
+    "ManufacturerExternalId": "local-external-id-0000",
+    "EmailFrom": "kits@tracekit.local",
+}
 
 
 def create_resources(stage: str, endpoint_url: str, region: str) -> dict[str, str]:
     """Create every resource; returns the environment the app needs to find them."""
     session = boto3.session.Session(region_name=region)
-    clients = {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam")}
+    clients = {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam", "ses")}
     created: dict[str, dict] = {}
     resources = {lid: r for lid, r in load_resources().items() if r["Type"] not in NOT_CREATED_LOCALLY}
     for logical_id in _creation_order(resources):
@@ -187,9 +191,17 @@ def _resolve(node, created: dict):
     return resolve_intrinsics(node, LOCAL_PARAMETERS, attributes)
 
 
+def _create_email_identity(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    """moto's SES then accepts mail from this address (and keeps what is sent, for the local stack)."""
+    address = _resolve(props["EmailIdentity"], created)
+    clients["ses"].verify_email_identity(EmailAddress=address)
+    return {"env": address}
+
+
 _CREATORS = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::SQS::Queue": _create_queue,
     "AWS::S3::Bucket": _create_bucket,
     "AWS::IAM::Role": _create_role,
+    "AWS::SES::EmailIdentity": _create_email_identity,
 }

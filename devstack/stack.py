@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from devstack.aws import create_resources
+from devstack.mailbox import MailBox
 from devstack.scheduler import LocalScheduler
 from devstack.synthetic_register import DEMO_HOLDERS, LOCAL_FREE_KIT_AREAS
 
@@ -48,6 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="how often the scheduled handlers run (they run every 15 minutes in AWS)",
     )
     parser.add_argument("--register", type=Path, default=ROOT / "devstack" / "synthetic_register.csv")
+    parser.add_argument("--mail-folder", type=Path, default=ROOT / "artefacts" / "mail")
     return parser.parse_args(argv)
 
 
@@ -130,7 +132,7 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 60)
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def print_banner(app_url: str, moto_url: str, emulator) -> None:
+def print_banner(app_url: str, moto_url: str, emulator, mail_folder: Path) -> None:
     stripe = (
         f"local emulator at {emulator.base_url}" if emulator else "REAL Stripe (test mode keys from the environment)"
     )
@@ -140,6 +142,7 @@ def print_banner(app_url: str, moto_url: str, emulator) -> None:
     print(f"  Stripe:  {stripe}")
     if emulator:
         print(f"           its dashboard (refunds, disputes, async payments): {emulator.base_url}/_emulator")
+    print(f"  Mail:    what the app emails (moto's SES) is written to {mail_folder}/ as it is sent")
     print(f"  Timers:  {', '.join(SCHEDULED_HANDLERS)} run in-process\n")
     print("  Demo certificates (FICTITIOUS):")
     for case, (reference, _type, _status, _expiry, postcode, _free) in DEMO_HOLDERS.items():
@@ -161,7 +164,7 @@ def main(argv=None) -> None:
     _stop_on_sigterm()
     app_url = f"http://{HOST}:{args.app_port}"
     moto, moto_url = start_moto(args.moto_port)
-    emulator, app, scheduler = None, None, None
+    emulator, app, scheduler, mailbox = None, None, None, None
     try:
         os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
         resources = create_resources("local", moto_url, REGION)
@@ -172,11 +175,15 @@ def main(argv=None) -> None:
         wait_until_serving(app_url + "/", app)
         scheduler = LocalScheduler(env, SCHEDULED_HANDLERS, interval=args.schedule_seconds)
         scheduler.start()
-        print_banner(app_url, moto_url, emulator)
+        mailbox = MailBox(args.mail_folder, REGION)
+        mailbox.start()
+        print_banner(app_url, moto_url, emulator, mailbox.folder)
         app.wait()
     except KeyboardInterrupt:
         print("\nStopping the local stack…")
     finally:
+        if mailbox is not None:
+            mailbox.stop()
         _stop(app, emulator, moto, scheduler)
 
 

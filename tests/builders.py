@@ -80,6 +80,7 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         InMemoryOrders,
         InMemoryRegister,
         RecordedMetrics,
+        SentMail,
     )
 
     claims: dict[str, int] = {}
@@ -97,4 +98,5 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         finance_orders=InMemoryFinanceOrders(orders),
         exports=InMemoryExports(),
         clock=lambda: NOW,
+        mailer=SentMail(),
     )

@@ -11,6 +11,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from chalicelib.domain.errors import (
+    MailUnavailable,
     CertificateAlreadyClaimed,
     ConcurrentChange,
     InvalidWebhook,
@@ -67,6 +68,7 @@ class InMemoryOrders:
     def __init__(self, claims: dict[str, int] | None = None):
         self.orders: dict[str, Order] = {}
         self.claims = claims if claims is not None else {}
+        self.notified: dict[str, set[str]] = {}
         self._lock = threading.RLock()
 
     def create_claiming_certificate(self, order, kits_per_certificate):
@@ -118,10 +120,21 @@ class InMemoryOrders:
             order = self.get(reference)
             if order.fulfilment is FulfilmentState.NOT_RELEASED and order.state is OrderState.CONFIRMED:
                 self.orders[reference] = dataclasses.replace(released(order, now), version=order.version + 1)
+                return True
+            return False
 
     def erasure_due(self, now, retention=timedelta(days=30)):
         due = [o for o in self.orders.values() if (o.personal_data_until(retention) or now) < now]
         return sorted(o.reference for o in due)
+
+    def claim_notification(self, reference, kind):
+        if reference not in self.orders:
+            return False
+        claimed = self.notified.setdefault(reference, set())
+        if kind in claimed:
+            return False
+        claimed.add(kind)
+        return True
 
     def contact_consents(self):
         consenting = [o for o in self.orders.values() if o.delivery.contact_consent and o.delivery.email]
@@ -415,3 +428,17 @@ class InMemoryExports:
             return False
         self.objects[key] = body
         return True
+
+
+class SentMail:
+    """Keeps what would have been emailed; `fail` makes the next sends raise MailUnavailable."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, str, str]] = []
+        self.fail = 0
+
+    def send(self, to, subject, body):
+        if self.fail:
+            self.fail -= 1
+            raise MailUnavailable("down")
+        self.sent.append((to, subject, body))

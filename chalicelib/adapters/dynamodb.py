@@ -245,6 +245,7 @@ def build_models(tables: Tables) -> Models:
         erase_after = UnicodeAttribute(null=True)
         version = NumberAttribute(default=0)
         processed_events = UnicodeSetAttribute(null=True)
+        notified = UnicodeSetAttribute(null=True)  # kinds of email sent for this order
         history = ListAttribute(of=HistoryRecord, default=list)
 
     class AttemptRecord(Model):

@@ -118,8 +118,8 @@ class DynamoOrders:
                 raise ConcurrentChange(after.reference) from None
             raise
 
-    def mark_released(self, reference: str, now: datetime) -> None:
-        """Record that the fulfilment message went; a second call changes nothing."""
+    def mark_released(self, reference: str, now: datetime) -> bool:
+        """Record that the fulfilment message went; a second call changes nothing (and says False)."""
         orders = self._models.orders
         entry = HistoryEntry(now, "system", "released to the manufacturer")
         try:
@@ -138,11 +138,27 @@ class DynamoOrders:
         except UpdateError as exc:
             if exc.cause_response_code != _CONDITION_FAILED:
                 raise
+            return False
+        return True
 
     def erasure_due(self, now: datetime) -> list[str]:
         """Orders whose recipient's personal data is due to go (sparse index, never a scan)."""
         index, erase_after = self._models.orders.erasure_due_index, self._models.orders.erase_after
         return [r.order_ref for r in index.query(AWAITING, range_key_condition=erase_after < to_iso(now))]
+
+    def claim_notification(self, reference: str, kind: str) -> bool:
+        """One conditional UpdateItem: adds `kind` to the order's sent emails unless it is there."""
+        orders = self._models.orders
+        try:
+            orders(reference).update(
+                actions=[orders.notified.add({kind})],
+                condition=orders.order_ref.exists() & ~orders.notified.contains(kind),
+            )
+        except UpdateError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def contact_consents(self) -> Iterator[tuple[str, datetime]]:
         """(email, when consented) of every holder who ticked to be contacted and is not erased."""

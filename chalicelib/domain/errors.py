@@ -65,3 +65,7 @@ class FulfilmentConflict(DomainError):
 
 class OrderNotMatched(DomainError):
     """The order reference and postcode do not match an order. Deliberately says nothing about why."""
+
+
+class MailUnavailable(Exception):
+    """The mail service refused or could not be reached; the message names no recipient."""

@@ -14,6 +14,7 @@ from ..ports import (
     FulfilmentQueue,
     Fulfilments,
     Ledger,
+    Mailer,
     Metrics,
     Orders,
     Payments,
@@ -36,6 +37,7 @@ class Dependencies:
     finance_orders: FinanceOrders
     exports: Exports
     clock: Callable[[], datetime]
+    mailer: Mailer | None = None  # None: no sender configured, no email
 
     @property
     def keys(self) -> RegisterKeys:

@@ -23,6 +23,7 @@ from ..domain.fulfilment import (
 from ..domain.orders import Order
 from .dependencies import Dependencies
 from .history import apply_change
+from .notifications import send_dispatch
 from .ordering import release_to_manufacturer
 
 log = logging.getLogger("tracekit")
@@ -55,7 +56,9 @@ def dispatch_fulfilment(fulfilment_id: str, report: dict, by: str, deps: Depende
         details = parse_dispatch(report, order.released_at, deps.clock())
         return dispatch(order, details, Source(f"manufacturer:{by}"), deps.clock())
 
-    return _act(fulfilment_id, decide, deps)
+    order = _act(fulfilment_id, decide, deps)
+    send_dispatch(order, deps)  # once per order, however often the same dispatch is reported
+    return order
 
 
 def reject_fulfilment(fulfilment_id: str, reason, by: str, deps: Dependencies) -> Order:

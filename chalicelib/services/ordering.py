@@ -32,6 +32,7 @@ from ..domain.references import (
 )
 from .dependencies import Dependencies
 from .history import apply_change
+from .notifications import send_confirmation
 
 log = logging.getLogger("tracekit")
 # Stripe's own expiry webhook gets this long to arrive before the sweep steps in.
@@ -203,8 +204,9 @@ def look_up_order(raw_reference: str, raw_postcode: str, deps: Dependencies) -> 
 def release_to_manufacturer(order: Order, deps: Dependencies) -> None:
     """Send the fulfilment message, then record that it went. A resend is deduplicated per order."""
     deps.fulfilment_queue.send(fulfilment_message_for(order, deps.settings.product_code))
-    deps.orders.mark_released(order.reference, deps.clock())
-    log.info("order released to manufacturer: %s", order.reference)
+    if deps.orders.mark_released(order.reference, deps.clock()):  # this call released it: tell the holder once
+        log.info("order released to manufacturer: %s", order.reference)
+        send_confirmation(order, deps)
 
 
 def _release_or_leave_for_relay(order: Order, deps: Dependencies) -> None:

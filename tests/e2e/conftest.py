@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def stack():
+def stack(tmp_path_factory):
     ports = {"app": free_port(), "moto": free_port(), "stripe": free_port()}
+    mail = tmp_path_factory.mktemp("mail")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
     process = subprocess.Popen(
         [
@@ -36,6 +37,8 @@ def stack():
             str(ports["stripe"]),
             "--schedule-seconds",
             "1",
+            "--mail-folder",
+            str(mail),
         ],
         cwd=ROOT,
         env=env,
@@ -51,6 +54,7 @@ def stack():
         "app": f"http://127.0.0.1:{ports['app']}",
         "moto": f"http://127.0.0.1:{ports['moto']}",
         "banner": banner,
+        "mail": mail,
         "output": output,
     }
     process.send_signal(signal.SIGTERM)

@@ -4,6 +4,7 @@ every control by its visible label or role, as a person would."""
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import Page, expect
 
@@ -60,6 +61,21 @@ def test_a_free_kit_holder_confirms_without_paying(page: Page, stack):
     expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
     snap(page, "07-confirmation-free")
     assert [m["recipient"]["name"] for m in queued(stack)] == ["Sam Fictitious"]
+    order = REFERENCE.search(page.content()).group(0)
+    mail = wait_for_mail(stack, order)
+    assert "To: sam@example.com" in mail and "Price: free" in mail and reference not in mail
+    assert any(f"to sam@example.com: 'Your property-marking kit order {order}'" in line for line in stack["output"])
+
+
+def wait_for_mail(stack, text: str, timeout: float = 10) -> str:
+    """The local stack writes each email the app sends to its mail folder (and says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(stack["mail"].glob("*.txt")):
+            if text in (content := path.read_text()):
+                return content
+        time.sleep(0.2)
+    raise AssertionError(f"no mail mentioning {text} in {stack['mail']}")
 
 
 def test_errors_are_summarised_and_linked_to_their_fields(page: Page, stack):

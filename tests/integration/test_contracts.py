@@ -131,6 +131,16 @@ class TestOrdersContract:
         orders.save(stored, erase_personal_data(stored, Source("operator:test"), NOW, "request").order)
         assert list(orders.contact_consents()) == []
 
+    def test_each_kind_of_email_is_claimed_once_per_order(self, stores):
+        _, orders = stores
+        order = an_order()
+        orders.create_claiming_certificate(order, 1)
+        assert orders.claim_notification(order.reference, "dispatch") is True
+        assert orders.claim_notification(order.reference, "dispatch") is False
+        assert orders.claim_notification(order.reference, "other") is True
+        assert orders.claim_notification("TK-NONE0-NONE0", "dispatch") is False
+        assert orders.get(order.reference) == order  # the claim touches nothing the domain reads
+
     def test_an_unknown_order_is_not_found(self, stores):
         _, orders = stores
         with pytest.raises(OrderNotFound):
@@ -255,8 +265,8 @@ class TestOrdersContract:
         _, orders = stores
         order = an_order(price=free())
         orders.create_claiming_certificate(order, 1)
-        orders.mark_released(order.reference, NOW)
-        orders.mark_released(order.reference, NOW.replace(hour=13))
+        assert orders.mark_released(order.reference, NOW) is True
+        assert orders.mark_released(order.reference, NOW.replace(hour=13)) is False
         stored = orders.get(order.reference)
         assert stored.fulfilment is FulfilmentState.RELEASED and stored.released_at == NOW
         assert [e.change for e in stored.history].count("released to the manufacturer") == 1

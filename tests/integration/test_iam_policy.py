@@ -88,6 +88,8 @@ def authorisations(service: str, operation: str, params: dict, region: str) -> l
         if operation == "HeadObject":  # without ListBucket, S3 answers a missing key 403, not the 404 we test for
             needed.append(("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}"))
         return needed
+    if service == "ses" and operation == "SendEmail":  # authorised on the sending identity
+        return [("ses:SendEmail", f"arn:aws:ses:{region}:{ACCOUNT}:identity/{params['Source']}")]
     if service == "ssm" and operation == "GetParameters":
         return [
             ("ssm:GetParameters", f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{n.lstrip('/')}") for n in params["Names"]
@@ -112,6 +114,8 @@ def physical(environment: dict[str, str]) -> dict[str, dict[str, str]]:
         elif kind == "AWS::SQS::Queue":
             name = value.rsplit("/", 1)[-1]
             arns = {"Arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{name}", "QueueName": name}
+        elif kind == "AWS::SES::EmailIdentity":
+            arns = {}
         elif kind == "AWS::S3::Bucket":
             arns = {"Arn": f"arn:aws:s3:::{value}"}
         else:

@@ -1,0 +1,85 @@
+"""Emails to holders through SES (moto's, which keeps what is sent): one confirmation per order and
+one dispatch email with tracking, whatever is redelivered; none without an address; nothing about
+the certificate in any of them; a failed send leaves the order as it was."""
+
+from __future__ import annotations
+
+import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+
+from chalicelib.adapters.ses_mailer import SesMailer
+from chalicelib.domain.orders import FulfilmentState, OrderState
+from chalicelib.domain.credentials import Scope
+from chalicelib.services.credentials import create_api_key
+from tests.builders import load_register, register_row
+from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order
+from tests.journeys.test_payment_events import deliver, events, paid_order
+
+# Anything that would tell a reader the recipient holds a certificate, or which one.
+CERTIFICATE_WORDS = ("certificate", "firearm", "shotgun", "gun", "FA/", "FA2", "SW1A 2AA", "SW1A")
+
+
+@pytest.fixture
+def holders(deps):
+    load_register(deps, register_row("FA/2000", "SW1A 2AA", free_kit="yes"), register_row("FA/1001", "SW1A 2AA"))
+    return deps
+
+
+@pytest.fixture
+def token(deps):
+    return create_api_key(Scope.MANUFACTURER, "Kit Maker Ltd", deps.api_keys, deps.clock())[1]
+
+
+def sent(settings) -> list[dict]:
+    messages = ses_backends[DEFAULT_ACCOUNT_ID][settings.region].sent_messages
+    return [{"to": m.destinations["ToAddresses"], "subject": m.subject, "body": m.body} for m in messages]
+
+
+def assert_nothing_about_the_certificate(mail: dict) -> None:
+    text = f"{mail['subject']}\n{mail['body']}"
+    for word in CERTIFICATE_WORDS:
+        assert word.lower() not in text.lower(), word
+
+
+def test_a_free_order_is_confirmed_by_one_email_with_its_reference_only(holders, settings):
+    reference = free_order(holders, email="sam@example.com")
+    [mail] = sent(settings)
+    assert mail["to"] == ["sam@example.com"] and reference in mail["subject"] and reference in mail["body"]
+    assert "Price: free" in mail["body"]
+    assert_nothing_about_the_certificate(mail)
+
+
+def test_a_paid_order_delivered_twice_is_confirmed_once(client, holders, stripe_emulator, settings):
+    _, order = paid_order(client, holders, stripe_emulator)
+    deliver(client, events(stripe_emulator, "checkout.session.completed")[-1])  # Stripe redelivers
+    [mail] = sent(settings)
+    assert mail["to"] == [order.delivery.email] and "Paid: £8.95" in mail["body"]
+    assert_nothing_about_the_certificate(mail)
+
+
+def test_the_dispatch_email_carries_the_tracking_once_however_often_it_is_reported(client, holders, token, settings):
+    reference = free_order(holders, email="sam@example.com")
+    for _ in range(2):
+        assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/dispatch", DISPATCH)[0] == 200
+    confirmation, dispatch = sent(settings)
+    assert "on its way" in dispatch["subject"] and "Tracking reference: RM123456789GB" in dispatch["body"]
+    assert "Sent by: Royal Mail" in dispatch["body"] and confirmation["subject"] != dispatch["subject"]
+    assert_nothing_about_the_certificate(dispatch)
+
+
+def test_no_address_no_email(holders, settings):
+    free_order(holders, email="")
+    assert sent(settings) == []
+
+
+def test_a_refused_send_is_counted_and_the_order_stands(holders, settings, capsys):
+    import boto3
+
+    ses = boto3.client("ses", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    holders.mailer = SesMailer(ses, "nobody@unverified.example")  # moto refuses an unverified sender, as SES does
+    reference = free_order(holders, email="sam@example.com")
+    order = holders.orders.get(reference)
+    assert order.state is OrderState.CONFIRMED and order.fulfilment is FulfilmentState.RELEASED
+    assert sent(settings) == []
+    assert '"EmailFailures":1' in capsys.readouterr().out
