@@ -83,6 +83,18 @@ def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, sta
     expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
     check(page, "confirmation")
     assert [m["recipient"]["name"] for m in queued(stack)] == ["Sam Fictitious"]  # and the queue is left empty
+    order = re.search(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}", page.content()).group(0)
+
+    page.get_by_role("link", name="check the status of your order").click()
+    page.get_by_label("Order reference").fill(order.lower())
+    page.get_by_label("Delivery postcode").fill("SW1A 1AA")  # not this order's
+    page.get_by_role("button", name="Check status").click()
+    expect(page.get_by_role("alert")).to_contain_text("We could not find an order with that reference")
+    check(page, "status-not-found")
+    page.get_by_label("Delivery postcode").fill("n19al")
+    page.get_by_role("button", name="Check status").click()
+    expect(page.get_by_text(order)).to_be_visible()
+    check(page, "status-found")
 
 
 def test_the_error_summary_takes_focus_without_script(page: Page, stack):
