@@ -53,6 +53,7 @@ def stack(tmp_path_factory):
     yield {
         "app": f"http://127.0.0.1:{ports['app']}",
         "moto": f"http://127.0.0.1:{ports['moto']}",
+        "stripe": f"http://127.0.0.1:{ports['stripe']}",
         "banner": banner,
         "mail": mail,
         "output": output,

@@ -97,6 +97,36 @@ def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, sta
     check(page, "status-found")
 
 
+def test_a_bank_payment_processing_then_failing_is_explained_accessibly(page: Page, stack):
+    """The confirmation page's other states, reached as a holder reaches them: a bank transfer
+    that is still processing, then the bank's refusal (settled on the emulator's control API)."""
+    import urllib.request
+
+    reference, postcode = synthetic_holders(free=False)[1]
+    page.goto(stack["app"] + "/order/certificate")
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode").fill(postcode)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Full name").fill("Alex Fictitious")
+    page.get_by_label("Address line 1").fill("4 Sample Road")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postcode").fill("N1 9AL")
+    page.get_by_role("button", name="Continue").click()
+    check(page, "check-answers-paid")
+    page.get_by_role("button", name="Continue to payment").click()
+    session_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    page.get_by_role("button", name="Pay by bank transfer (confirms later)").click()
+    expect(page.get_by_role("heading", name="Your payment is being processed")).to_be_visible()
+    check(page, "confirmation-processing")
+    settle = urllib.request.Request(
+        f"{stack['stripe']}/_emulator/sessions/{session_id}/settle", data=b"outcome=failed", method="POST"
+    )
+    urllib.request.urlopen(settle, timeout=10).close()  # nosec B310 - our own loopback emulator
+    page.reload()
+    expect(page.get_by_role("heading", name="Your payment did not go through")).to_be_visible()
+    check(page, "confirmation-payment-failed")
+
+
 def test_the_error_summary_takes_focus_without_script(page: Page, stack):
     page.goto(stack["app"] + "/order/certificate")
     page.get_by_role("button", name="Continue").click()
