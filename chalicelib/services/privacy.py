@@ -4,7 +4,7 @@ and erased on request; the financial record (reference, money, states, log) stay
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, datetime
 
 from ..domain.changes import Source, erase_personal_data
 from ..domain.orders import Order
@@ -43,10 +43,11 @@ def purge_personal_data(deps: Dependencies) -> int:
 def contact_list(deps: Dependencies) -> list[tuple[str, date]]:
     """The Firearms Enquiry Team's list: each email a holder ticked to be contacted at (once, with
     the day they first consented), and nothing else. Erased orders have left the list."""
-    first: dict[str, date] = {}
+    first: dict[str, tuple[datetime, str]] = {}
     for email, consented_at in deps.orders.contact_consents():
         key = email.casefold()
-        day = consented_at.date()
-        if key not in first or day < first[key][1]:
-            first[key] = (email, day)
-    return sorted(first.values(), key=lambda entry: entry[0].casefold())
+        # The earliest consent wins; the index's order is arbitrary, so ties go to the spelling
+        # that sorts first, and the list is the same whichever order the rows arrive in.
+        first[key] = min(first.get(key, (consented_at, email)), (consented_at, email))
+    entries = [(email, when.date()) for when, email in first.values()]
+    return sorted(entries, key=lambda entry: entry[0].casefold())

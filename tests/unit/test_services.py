@@ -19,6 +19,7 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.references import new_order_reference
+from chalicelib.services.privacy import contact_list
 from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
 
 
@@ -276,3 +277,17 @@ def test_import_reports_bad_rows_by_line_and_writes_the_good_ones(deps):
     assert report.written == 1
     assert [line for line, _ in report.rejected] == [3, 4]
     assert "status" in report.rejected[0][1] and "repeats line 2" in report.rejected[1][1]
+
+
+def test_the_contact_list_is_the_same_whichever_order_the_index_returns_consents_in(deps):
+    for number, email in enumerate(["Sam@Example.com", "sam@example.com", "jo@example.com"]):
+        load_register(deps, register_row(f"FA/{7000 + number}", "SW1A 2AA", free_kit="yes"))
+        checked = services.check_certificate(f"FA/{7000 + number}", "SW1A 2AA", deps)
+        form = delivery_form(email=email, contact_consent="yes")
+        services.confirm_order(checked, parse_delivery_details(form), new_order_reference(), deps)
+    stored = dict(deps.orders.orders)
+    lists = []
+    for arrangement in (sorted(stored), sorted(stored, reverse=True)):
+        deps.orders.orders = {ref: stored[ref] for ref in arrangement}
+        lists.append(contact_list(deps))
+    assert lists[0] == lists[1] == [("jo@example.com", NOW.date()), ("Sam@Example.com", NOW.date())]
