@@ -2865,6 +2865,19 @@ def _control_run_payout(emulator: StripeEmulator, _: str, params: dict[str, Any]
     return payout, {"done": "paid_out"}
 
 
+def _control_fail_next(emulator: StripeEmulator, _: str, params: dict[str, Any]) -> _ControlResult:
+    """POST /_emulator/failures with count (0 cancels) and an optional status (500 unless given):
+    the next count API requests fail, so a process outside this one can rehearse an outage."""
+    count = _integer(params.get("count"), "count", minimum=0)
+    status = 500 if params.get("status") in (None, "") else _integer(params["status"], "status", minimum=400)
+    if status > 599:
+        raise ApiError(
+            400, "status must be an HTTP error status (400-599).", code="parameter_invalid_integer", param="status"
+        )
+    emulator.fail_next_requests(count, status)
+    return {"object": "emulator.failures", "count": count, "status": status}, {"done": "failures_set"}
+
+
 _CONTROL_ROUTES: list[tuple[re.Pattern[str], _ControlAction]] = [
     (re.compile(r"/_emulator/events/([^/]+)/redeliver"), _control_redeliver),
     (re.compile(r"/_emulator/sessions/([^/]+)/settle"), _control_settle),
@@ -2874,6 +2887,7 @@ _CONTROL_ROUTES: list[tuple[re.Pattern[str], _ControlAction]] = [
     (re.compile(r"/_emulator/disputes/([^/]+)/close"), _control_close_dispute),
     # The empty group stands in for the object id the other controls take.
     (re.compile(r"/_emulator/payouts()"), _control_run_payout),
+    (re.compile(r"/_emulator/failures()"), _control_fail_next),
 ]
 
 

@@ -33,10 +33,49 @@ def axe_violations(page: Page) -> list[dict]:
 
 
 def check(page: Page, name: str) -> None:
+    """axe finds nothing at WCAG 2.2 AA, and the page reflows at 400% zoom: a 1280 px window
+    zoomed 400% is a 320 CSS px viewport (WCAG 1.4.10), where nothing may scroll sideways."""
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTEFACTS / f"a11y-{name}.png"), full_page=True)
     violations = axe_violations(page)
     assert violations == [], f"{name}: {json.dumps(violations, indent=1)}"
+    size = page.viewport_size
+    page.set_viewport_size({"width": 320, "height": 256})
+    try:
+        wide = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert wide <= 0, f"{name} scrolls {wide} px sideways at 320 px (400% zoom)"
+        page.screenshot(path=str(ARTEFACTS / f"a11y-{name}-400-percent.png"), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+
+
+def emulator(stack, path: str, body: str = "") -> dict:
+    """A control of the local Stripe emulator, as its dashboard's forms use them."""
+    import urllib.request
+
+    request = urllib.request.Request(stack["stripe"] + path, data=body.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310 - our own loopback emulator
+        return json.loads(response.read())
+
+
+def emulator_events(stack) -> list[dict]:
+    import urllib.request
+
+    with urllib.request.urlopen(stack["stripe"] + "/_emulator/events", timeout=10) as response:  # nosec B310
+        return json.loads(response.read())["data"]
+
+
+def to_check_answers(page: Page, stack, reference: str, postcode: str, name: str = "Alex Fictitious") -> None:
+    page.goto(stack["app"] + "/order/certificate")
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode").fill(postcode)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Full name").fill(name)
+    page.get_by_label("Address line 1").fill("4 Sample Road")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postcode").fill("N1 9AL")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your answers before ordering")).to_be_visible()
 
 
 def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, stack):
@@ -100,31 +139,88 @@ def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, sta
 def test_a_bank_payment_processing_then_failing_is_explained_accessibly(page: Page, stack):
     """The confirmation page's other states, reached as a holder reaches them: a bank transfer
     that is still processing, then the bank's refusal (settled on the emulator's control API)."""
-    import urllib.request
-
     reference, postcode = synthetic_holders(free=False)[1]
-    page.goto(stack["app"] + "/order/certificate")
-    page.get_by_label("Certificate reference").fill(reference)
-    page.get_by_label("Postcode").fill(postcode)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Full name").fill("Alex Fictitious")
-    page.get_by_label("Address line 1").fill("4 Sample Road")
-    page.get_by_label("Town or city").fill("London")
-    page.get_by_label("Postcode").fill("N1 9AL")
-    page.get_by_role("button", name="Continue").click()
+    to_check_answers(page, stack, reference, postcode)
     check(page, "check-answers-paid")
     page.get_by_role("button", name="Continue to payment").click()
     session_id = page.url.rsplit("/", 1)[-1].split("?")[0]
     page.get_by_role("button", name="Pay by bank transfer (confirms later)").click()
     expect(page.get_by_role("heading", name="Your payment is being processed")).to_be_visible()
     check(page, "confirmation-processing")
-    settle = urllib.request.Request(
-        f"{stack['stripe']}/_emulator/sessions/{session_id}/settle", data=b"outcome=failed", method="POST"
-    )
-    urllib.request.urlopen(settle, timeout=10).close()  # nosec B310 - our own loopback emulator
+    emulator(stack, f"/_emulator/sessions/{session_id}/settle", "outcome=failed")
     page.reload()
     expect(page.get_by_role("heading", name="Your payment did not go through")).to_be_visible()
     check(page, "confirmation-payment-failed")
+
+
+def test_an_unpaid_checkout_is_explained_while_open_and_once_it_expires(page: Page, stack):
+    reference, postcode = synthetic_holders(free=False)[2]
+    to_check_answers(page, stack, reference, postcode)
+    page.get_by_role("button", name="Continue to payment").click()
+    session_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    page.goto(stack["app"] + "/order/confirmation")  # left the payment page without paying
+    expect(page.get_by_role("heading", name="We are confirming your payment")).to_be_visible()
+    check(page, "confirmation-confirming")
+    emulator(stack, f"/_emulator/sessions/{session_id}/expire")
+    page.reload()
+    expect(page.get_by_role("heading", name="The time to pay ran out")).to_be_visible()
+    check(page, "confirmation-expired")
+
+
+def test_a_refund_before_dispatch_is_explained(page: Page, stack):
+    reference, postcode = synthetic_holders(free=False)[3]
+    to_check_answers(page, stack, reference, postcode)
+    page.get_by_role("button", name="Continue to payment").click()
+    session_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+    completed = [e for e in emulator_events(stack) if e["data"]["object"].get("id") == session_id]
+    payment_intent = next(e["data"]["object"]["payment_intent"] for e in completed if e["type"].endswith("completed"))
+    emulator(stack, f"/_emulator/payment_intents/{payment_intent}/refund")
+    page.reload()
+    expect(page.get_by_role("heading", name="Your order was cancelled and refunded")).to_be_visible()
+    check(page, "confirmation-refunded")
+    queued(stack)  # the release and its cancellation: the manufacturer's business, not this test's
+
+
+def test_payments_being_down_is_explained_and_the_order_does_not_go_ahead(page: Page, stack):
+    reference, postcode = synthetic_holders(free=False)[4]
+    to_check_answers(page, stack, reference, postcode)
+    emulator(stack, "/_emulator/failures", "count=30&status=503")  # more than the SDK's retries
+    try:
+        page.get_by_role("button", name="Continue to payment").click()
+        expect(page.get_by_role("heading", name="Sorry, payments are not working right now")).to_be_visible()
+    finally:
+        emulator(stack, "/_emulator/failures", "count=0")
+    check(page, "payment-unavailable")
+    page.goto(stack["app"] + "/order/confirmation")
+    expect(page.get_by_role("heading", name="Your order did not go ahead")).to_be_visible()
+    check(page, "confirmation-cancelled")
+
+
+def test_a_second_order_for_one_certificate_and_an_expired_form_are_explained(chromium, page: Page, stack):
+    reference, postcode = synthetic_holders(free=True)[3]
+    other = chromium.new_context()
+    try:
+        second = other.new_page()
+        to_check_answers(page, stack, reference, postcode)
+        to_check_answers(second, stack, reference, postcode, name="Sam Fictitious")
+        page.get_by_role("button", name="Confirm order").click()
+        expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+        second.get_by_role("button", name="Confirm order").click()
+        expect(
+            second.get_by_role("heading", name="A kit has already been ordered for this certificate")
+        ).to_be_visible()
+        check(second, "already-ordered")
+    finally:
+        other.close()
+    assert [m["recipient"]["name"] for m in queued(stack)] == ["Alex Fictitious"]
+
+    page.goto(stack["app"] + "/order/certificate")
+    page.context.clear_cookies()  # the session cookie and its form token are gone
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="This form has expired")).to_be_visible()
+    check(page, "problem-form-expired")
 
 
 def test_the_error_summary_takes_focus_without_script(page: Page, stack):

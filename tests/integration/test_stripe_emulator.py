@@ -981,6 +981,30 @@ def test_failures_outlasting_the_sdk_retries_raise_api_error_and_create_nothing(
     assert emulator.events() == []
 
 
+def test_failures_can_be_injected_over_http_from_another_process(client, emulator):
+    status, body, _ = raw_api_request(emulator, "POST", "/_emulator/failures", body="count=2&status=503")
+    assert (status, body["count"], body["status"]) == (200, 2, 503)
+
+    for _ in range(2):
+        with pytest.raises(stripe.APIError) as failed:
+            create_session(client)
+        assert failed.value.http_status == 503
+    assert client.v1.checkout.sessions.list().data == []
+    create_session(client)  # the third request runs
+    assert len(client.v1.checkout.sessions.list().data) == 1
+
+
+def test_the_failure_control_refuses_a_bad_count_or_status_and_can_be_cancelled(client, emulator):
+    for body in ("count=-1", "count=x", "", "count=1&status=200", "count=1&status=600"):
+        status, refused, _ = raw_api_request(emulator, "POST", "/_emulator/failures", body=body)
+        assert status == 400, body
+        assert refused["error"]["param"] in ("count", "status"), body
+    raw_api_request(emulator, "POST", "/_emulator/failures", body="count=3")
+    status, body, _ = raw_api_request(emulator, "POST", "/_emulator/failures", body="count=0")
+    assert (status, body["count"]) == (200, 0)
+    create_session(client)
+
+
 def test_a_refund_retried_after_an_injected_failure_happens_once(client, emulator, fast_sdk_retries):
     payment_intent = pay_for_session(client, emulator)
     emulator.fail_next_requests(1, status=503)
