@@ -17,6 +17,9 @@ RESOURCES_FILE = Path(__file__).resolve().parent.parent / "infra" / "resources.j
 # Declared for AWS only: alarms and their topic watch metrics moto does not produce, and the log
 # group override corrects what Chalice generates for the API handler's log retention.
 NOT_CREATED_LOCALLY = {"AWS::CloudWatch::Alarm", "AWS::SNS::Topic", "AWS::Logs::LogGroup"}
+# Chalice's own REST API, to which the merge template adds its gateway responses (the swagger's
+# x-amazon-apigateway-gateway-responses); devstack.local_api serves those in front of chalice local.
+CHALICE_API = "RestAPI"
 
 
 def load_template() -> dict:
@@ -24,7 +27,14 @@ def load_template() -> dict:
 
 
 def load_resources() -> dict:
-    return load_template()["Resources"]
+    """The resources tracekit declares itself, not its additions to the ones Chalice generates."""
+    return {lid: r for lid, r in load_template()["Resources"].items() if "Type" in r}
+
+
+def gateway_responses_declared() -> dict:
+    """ResponseType -> the swagger gateway response the merge template adds to Chalice's API."""
+    api = load_template()["Resources"].get(CHALICE_API, {})
+    return api.get("Properties", {}).get("DefinitionBody", {}).get("x-amazon-apigateway-gateway-responses", {})
 
 
 def environment_names() -> dict[str, str]:

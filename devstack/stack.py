@@ -4,7 +4,7 @@
 - The local Stripe emulator stands in for Stripe, unless STRIPE_SECRET_KEY and
   STRIPE_WEBHOOK_SECRET are set to real test-mode values, in which case real Stripe is used.
 - The synthetic register is loaded with the operator CLI, the command real data goes through.
-- The app runs under `chalice local`.
+- The app runs under `chalice local` (devstack.local_api adds API Gateway's gateway responses).
 """
 
 from __future__ import annotations
@@ -109,9 +109,9 @@ def import_register(env: dict[str, str], csv_file: Path) -> None:
 
 
 def start_app(env: dict[str, str], port: int) -> subprocess.Popen:
-    chalice = Path(sys.executable).parent / "chalice"
+    """`chalice local`, with API Gateway's gateway responses in front (devstack.local_api)."""
     return subprocess.Popen(
-        [str(chalice), "local", "--host", HOST, "--port", str(port), "--stage", "local", "--no-autoreload"],
+        [sys.executable, "-m", "devstack.local_api", "--host", HOST, "--port", str(port), "--stage", "local"],
         env=env,
         cwd=ROOT,
     )

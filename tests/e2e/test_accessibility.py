@@ -87,6 +87,7 @@ def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, sta
         ("/cookies", "cookies"),
         ("/status", "status-question"),
         ("/order/confirmation", "session-ended"),
+        ("/no-such-page", "not-found"),
     ):
         page.goto(app + path)
         check(page, name)

@@ -74,3 +74,18 @@ def test_the_stack_runs_the_scheduled_handlers_itself(stack):
     while time.monotonic() < deadline and not any("lapsed holds swept" in line for line in stack["output"]):
         time.sleep(0.2)
     assert any("lapsed holds swept" in line for line in stack["output"])
+
+
+def test_a_path_with_no_route_gets_the_404_page_api_gateway_is_configured_to_send(stack):
+    """chalice local alone answers 403 {"message": "Missing Authentication Token"}, as API Gateway
+    does by default; tracekit's gateway response, served here by devstack.local_api, is a page."""
+    from chalicelib.web.pages import SECURITY_HEADERS
+
+    for path in ("/no-such-page", "/order/no-such-step", "/manufacturer/no-such-resource", "/assets/none.css"):
+        answer = requests.get(stack["app"] + path, timeout=10)
+        assert answer.status_code == 404, path
+        assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert {name: answer.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+        assert '<h1 class="govuk-heading-l">Page not found</h1>' in answer.text
+        assert "Missing Authentication Token" not in answer.text
+    assert requests.get(stack["app"] + "/status", timeout=10).status_code == 200  # routes still route

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.web.pages import SECURITY_HEADERS
 from devstack.aws import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +45,32 @@ def test_the_template_passes_cfn_lint(package):
 def test_the_resources_deployed_are_the_ones_the_local_stack_creates(template):
     """One source: every resource of infra/resources.json is in the template unchanged."""
     for logical_id, resource in load_template()["Resources"].items():
+        if "Type" not in resource:  # an addition to a resource Chalice generates: merged into it
+            assert _contains(template["Resources"][logical_id], resource), logical_id
+            continue
         if logical_id == "ApiHandlerLogGroup":  # our correction of Chalice's own resource (see README)
             assert template["Resources"][logical_id]["Properties"]["LogGroupName"] == {
                 "Fn::Sub": "/aws/lambda/${APIHandler}"
             }
             continue
         assert template["Resources"][logical_id] == resource, logical_id
+
+
+def _contains(whole, part) -> bool:
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(k in whole and _contains(whole[k], v) for k, v in part.items())
+    return whole == part
+
+
+def test_unknown_paths_get_the_404_page_from_api_gateway_itself(template):
+    """API Gateway answers a path it has no route for before any Lambda runs: the merged swagger
+    makes that answer the app's 404 page with the app's headers, not 403 'Missing Authentication Token'."""
+    swagger = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    response = swagger["x-amazon-apigateway-gateway-responses"]["MISSING_AUTHENTICATION_TOKEN"]
+    assert response["statusCode"] == "404"
+    headers = {k.removeprefix("gatewayresponse.header."): v for k, v in response["responseParameters"].items()}
+    assert headers == {k: f"'{v}'" for k, v in {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS}.items()}
+    assert '<h1 class="govuk-heading-l">Page not found</h1>' in response["responseTemplates"]["application/json"]
 
 
 def test_tables_queues_and_bucket_are_durable_encrypted_and_private(template):
