@@ -8,7 +8,7 @@ from chalice import Chalice, Cron, Rate, Response
 from chalicelib import bootstrap, services
 from chalicelib.api import api
 from chalicelib.reports import XlsxReport
-from chalicelib.services import finance, manufacturer, privacy
+from chalicelib.services import finance, manufacturer, notifications, privacy
 from chalicelib.domain.delivery import LABELS, parse_delivery_details
 from chalicelib.domain.errors import (
     CertificateAlreadyClaimed,
@@ -283,9 +283,12 @@ def stripe_webhook():
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def relay_unsent_fulfilments(event):
-    """The outbox's relay: send confirmed orders whose message did not go at confirmation."""
+    """The outbox's relay: send confirmed orders whose message did not go at confirmation, and
+    retry the holders' emails that failed."""
     sent = manufacturer.relay_unsent(deps())
     app.log.info("relay sent %d fulfilment messages", sent)
+    retried = notifications.retry_failed(deps())
+    app.log.info("relay sent %d emails that had failed", retried)
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

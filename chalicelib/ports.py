@@ -102,6 +102,15 @@ class Orders(Protocol):
     def claim_notification(self, reference: str, kind: str) -> bool:
         """True the first time only, for this order and kind of email: at most one of each is sent."""
 
+    def defer_notification(self, reference: str, kind: str, retry_after: datetime) -> None:
+        """A send of this kind failed: release its claim, count the failure, retry after the time."""
+
+    def notifications_due(self, now: datetime) -> list[tuple[str, frozenset[str], int]]:
+        """(reference, kinds, failures so far) of orders with failed emails due a retry by now."""
+
+    def end_retry(self, reference: str, kind: str) -> None:
+        """Stop retrying this kind for the order (sent, or given up); idempotent."""
+
 
 class Payments(Protocol):
     def start_checkout(

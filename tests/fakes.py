@@ -69,6 +69,7 @@ class InMemoryOrders:
         self.orders: dict[str, Order] = {}
         self.claims = claims if claims is not None else {}
         self.notified: dict[str, set[str]] = {}
+        self.mail_retry: dict[str, dict] = {}  # reference -> kinds, attempts, after
         self._lock = threading.RLock()
 
     def create_claiming_certificate(self, order, kits_per_certificate):
@@ -135,6 +136,25 @@ class InMemoryOrders:
             return False
         claimed.add(kind)
         return True
+
+    def defer_notification(self, reference, kind, retry_after):
+        self.notified.get(reference, set()).discard(kind)
+        retry = self.mail_retry.setdefault(reference, {"kinds": set(), "attempts": 0})
+        retry["kinds"].add(kind)
+        retry["attempts"] += 1
+        retry["after"] = retry_after
+
+    def notifications_due(self, now):
+        due = sorted((r["after"], ref) for ref, r in self.mail_retry.items() if r["after"] <= now)
+        return [(ref, frozenset(self.mail_retry[ref]["kinds"]), self.mail_retry[ref]["attempts"]) for _, ref in due]
+
+    def end_retry(self, reference, kind):
+        retry = self.mail_retry.get(reference)
+        if retry is None:
+            return
+        retry["kinds"].discard(kind)
+        if not retry["kinds"]:
+            del self.mail_retry[reference]
 
     def contact_consents(self):
         consenting = [o for o in self.orders.values() if o.delivery.contact_consent and o.delivery.email]

@@ -149,6 +149,18 @@ class ErasureDueIndex(GlobalSecondaryIndex):
     erase_after = UnicodeAttribute(range_key=True)
 
 
+class MailRetryIndex(GlobalSecondaryIndex):
+    """Sparse: orders with an email that failed to send, by when to try again, with the kinds due
+    and the failures so far projected (the retry reads nothing else from the index)."""
+
+    class Meta:
+        index_name = "mail-retry"
+        projection = IncludeProjection(["mail_retry_kinds", "mail_attempts"])
+
+    mail_retry = UnicodeAttribute(hash_key=True)
+    mail_retry_after = UnicodeAttribute(range_key=True)
+
+
 class ContactConsentIndex(GlobalSecondaryIndex):
     """Sparse: orders whose holder ticked to let the Firearms Enquiry Team email them, with the
     email alone projected (the team's list holds nothing else)."""
@@ -246,6 +258,11 @@ def build_models(tables: Tables) -> Models:
         version = NumberAttribute(default=0)
         processed_events = UnicodeSetAttribute(null=True)
         notified = UnicodeSetAttribute(null=True)  # kinds of email sent for this order
+        mail_retry_index = MailRetryIndex()
+        mail_retry = UnicodeAttribute(null=True)
+        mail_retry_after = UnicodeAttribute(null=True)
+        mail_retry_kinds = UnicodeSetAttribute(null=True)  # kinds of email whose send failed
+        mail_attempts = NumberAttribute(null=True)  # failures since the last success
         history = ListAttribute(of=HistoryRecord, default=list)
 
     class AttemptRecord(Model):

@@ -160,6 +160,46 @@ class DynamoOrders:
             raise
         return True
 
+    def defer_notification(self, reference: str, kind: str, retry_after: datetime) -> None:
+        """A send that failed, in one UpdateItem: unclaimed, and on the mail-retry index."""
+        orders = self._models.orders
+        orders(reference).update(
+            actions=[
+                orders.notified.delete({kind}),
+                orders.mail_retry_kinds.add({kind}),
+                orders.mail_attempts.add(1),
+                orders.mail_retry.set(AWAITING),
+                orders.mail_retry_after.set(to_iso(retry_after)),
+            ],
+            condition=orders.order_ref.exists(),
+        )
+
+    def notifications_due(self, now: datetime) -> list[tuple[str, frozenset[str], int]]:
+        """(reference, kinds, failures so far) of orders whose failed emails are due a retry."""
+        orders = self._models.orders
+        due = orders.mail_retry_index.query(AWAITING, range_key_condition=orders.mail_retry_after <= to_iso(now))
+        return [(r.order_ref, frozenset(r.mail_retry_kinds or ()), int(r.mail_attempts or 0)) for r in due]
+
+    def end_retry(self, reference: str, kind: str) -> None:
+        """Sent or given up: the kind leaves the retry set, and the order leaves the index with the
+        set's last kind (DynamoDB drops an emptied set; the second write is conditional on that)."""
+        orders = self._models.orders
+        record = orders(reference)
+        try:  # conditional, or UpdateItem would create an item for an unknown reference
+            record.update(actions=[orders.mail_retry_kinds.delete({kind})], condition=orders.order_ref.exists())
+            if not record.mail_retry_kinds:
+                record.update(
+                    actions=[
+                        orders.mail_retry.remove(),
+                        orders.mail_retry_after.remove(),
+                        orders.mail_attempts.remove(),
+                    ],
+                    condition=orders.order_ref.exists() & orders.mail_retry_kinds.does_not_exist(),
+                )
+        except UpdateError as exc:
+            if not _is_condition_failure(exc):
+                raise
+
     def contact_consents(self) -> Iterator[tuple[str, datetime]]:
         """(email, when consented) of every holder who ticked to be contacted and is not erased."""
         for record in self._models.orders.contact_consent_index.query(AWAITING):

@@ -141,6 +141,30 @@ class TestOrdersContract:
         assert orders.claim_notification("TK-NONE0-NONE0", "dispatch") is False
         assert orders.get(order.reference) == order  # the claim touches nothing the domain reads
 
+    def test_a_failed_email_is_unclaimed_and_due_again_after_its_time_until_its_retry_ends(self, stores):
+        _, orders = stores
+        order, other = an_order("TK-AAAAA-00001"), an_order("TK-AAAAA-00002", "k2")
+        orders.create_claiming_certificate(order, 1)
+        orders.create_claiming_certificate(other, 1)
+        assert orders.claim_notification(order.reference, "dispatch") is True
+        orders.defer_notification(order.reference, "dispatch", NOW + timedelta(minutes=15))
+        orders.defer_notification(order.reference, "confirmation", NOW + timedelta(minutes=15))
+        assert orders.notifications_due(NOW) == []
+        [(reference, kinds, failures)] = orders.notifications_due(NOW + timedelta(minutes=15))
+        assert (reference, kinds, failures) == (order.reference, frozenset({"dispatch", "confirmation"}), 2)
+        assert orders.claim_notification(order.reference, "dispatch") is True  # the failed send's claim was released
+        orders.end_retry(order.reference, "dispatch")
+        assert orders.notifications_due(NOW + timedelta(hours=1)) == [(order.reference, frozenset({"confirmation"}), 2)]
+        orders.end_retry(order.reference, "confirmation")
+        orders.end_retry(order.reference, "confirmation")  # idempotent
+        orders.end_retry("TK-NONE0-NONE0", "dispatch")  # creates nothing
+        with pytest.raises(OrderNotFound):
+            orders.get("TK-NONE0-NONE0")
+        assert orders.notifications_due(NOW + timedelta(days=1)) == []
+        orders.defer_notification(order.reference, "dispatch", NOW)  # a later failure counts from one again
+        assert orders.notifications_due(NOW) == [(order.reference, frozenset({"dispatch"}), 1)]
+        assert orders.get(order.reference) == order  # none of it touches what the domain reads
+
     def test_an_unknown_order_is_not_found(self, stores):
         _, orders = stores
         with pytest.raises(OrderNotFound):

@@ -1,8 +1,11 @@
 """Emails to holders through SES (moto's, which keeps what is sent): one confirmation per order and
 one dispatch email with tracking, whatever is redelivered; none without an address; nothing about
-the certificate in any of them; a failed send leaves the order as it was."""
+the certificate in any of them; a failed send leaves the order as it was and is retried by the
+relay's schedule, once, until it goes or is given up."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -12,8 +15,8 @@ from chalicelib.adapters.ses_mailer import SesMailer
 from chalicelib.domain.orders import FulfilmentState, OrderState
 from chalicelib.domain.credentials import Scope
 from chalicelib.services.credentials import create_api_key
-from tests.builders import load_register, register_row
-from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order
+from tests.builders import NOW, load_register, register_row
+from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order, relay
 from tests.journeys.test_payment_events import deliver, events, paid_order
 
 # Anything that would tell a reader the recipient holds a certificate, or which one.
@@ -83,3 +86,52 @@ def test_a_refused_send_is_counted_and_the_order_stands(holders, settings, capsy
     assert order.state is OrderState.CONFIRMED and order.fulfilment is FulfilmentState.RELEASED
     assert sent(settings) == []
     assert '"EmailFailures":1' in capsys.readouterr().out
+
+
+def refusing_mailer(settings) -> SesMailer:
+    import boto3
+
+    ses = boto3.client("ses", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    return SesMailer(ses, "nobody@unverified.example")  # moto refuses an unverified sender, as SES does
+
+
+def test_a_failed_confirmation_is_sent_by_the_relay_once_it_is_due_and_only_once(client, holders, settings):
+    working = holders.mailer
+    holders.mailer = refusing_mailer(settings)
+    reference = free_order(holders, email="sam@example.com")
+    assert sent(settings) == []
+    holders.mailer = working
+    relay(client)
+    assert sent(settings) == []  # not due yet: the retry waits 15 minutes
+    holders.clock = lambda: NOW + timedelta(minutes=15)
+    relay(client)
+    relay(client)  # at-least-once schedules: a second run sends nothing more
+    [mail] = sent(settings)
+    assert mail["to"] == ["sam@example.com"] and reference in mail["subject"]
+    assert holders.orders.notifications_due(NOW + timedelta(days=1)) == []
+
+
+def test_a_failed_dispatch_email_is_retried_and_a_repeated_report_meanwhile_sends_one(client, holders, token, settings):
+    working = holders.mailer
+    reference = free_order(holders, email="sam@example.com")
+    holders.mailer = refusing_mailer(settings)
+    assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/dispatch", DISPATCH)[0] == 200
+    holders.mailer = working
+    assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/dispatch", DISPATCH)[0] == 200
+    holders.clock = lambda: NOW + timedelta(hours=1)
+    relay(client)
+    confirmation, dispatch = sent(settings)
+    assert "Tracking reference: RM123456789GB" in dispatch["body"]
+    assert holders.orders.notifications_due(NOW + timedelta(days=1)) == []
+
+
+def test_an_email_that_keeps_failing_is_given_up_after_six_tries_and_counted(client, holders, settings, capsys):
+    holders.mailer = refusing_mailer(settings)
+    reference = free_order(holders, email="sam@example.com")
+    for hour in range(1, 12):
+        holders.clock = lambda hours=hour: NOW + timedelta(hours=hours * 2)
+        relay(client)
+    out = capsys.readouterr().out
+    assert out.count('"EmailFailures":1') == 6 and out.count('"EmailsAbandoned":1') == 1
+    assert holders.orders.notifications_due(NOW + timedelta(days=30)) == []
+    assert sent(settings) == [] and holders.orders.get(reference).state is OrderState.CONFIRMED
