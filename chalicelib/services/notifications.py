@@ -19,7 +19,7 @@ from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
 CONFIRMATION, DISPATCH = "confirmation", "dispatch"
-RETRY_STEP = timedelta(minutes=15)  # after the nth failure, wait n steps: 6 tries over about 5 hours
+RETRY_STEP = timedelta(minutes=15)  # after the nth failure, wait n steps: 6 tries over about 4 hours
 MAX_ATTEMPTS = 6
 
 
