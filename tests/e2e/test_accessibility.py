@@ -137,14 +137,20 @@ def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, sta
     check(page, "status-found")
 
 
+def to_payment_page(page: Page, stack, holder: int, check_name: str | None = None) -> str:
+    """A paid holder's order up to the emulator's hosted checkout page; returns the session id."""
+    reference, postcode = synthetic_holders(free=False)[holder]
+    to_check_answers(page, stack, reference, postcode)
+    if check_name:
+        check(page, check_name)
+    page.get_by_role("button", name="Continue to payment").click()
+    return page.url.rsplit("/", 1)[-1].split("?")[0]
+
+
 def test_a_bank_payment_processing_then_failing_is_explained_accessibly(page: Page, stack):
     """The confirmation page's other states, reached as a holder reaches them: a bank transfer
     that is still processing, then the bank's refusal (settled on the emulator's control API)."""
-    reference, postcode = synthetic_holders(free=False)[1]
-    to_check_answers(page, stack, reference, postcode)
-    check(page, "check-answers-paid")
-    page.get_by_role("button", name="Continue to payment").click()
-    session_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    session_id = to_payment_page(page, stack, 1, check_name="check-answers-paid")
     page.get_by_role("button", name="Pay by bank transfer (confirms later)").click()
     expect(page.get_by_role("heading", name="Your payment is being processed")).to_be_visible()
     check(page, "confirmation-processing")
@@ -155,10 +161,7 @@ def test_a_bank_payment_processing_then_failing_is_explained_accessibly(page: Pa
 
 
 def test_an_unpaid_checkout_is_explained_while_open_and_once_it_expires(page: Page, stack):
-    reference, postcode = synthetic_holders(free=False)[2]
-    to_check_answers(page, stack, reference, postcode)
-    page.get_by_role("button", name="Continue to payment").click()
-    session_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    session_id = to_payment_page(page, stack, 2)
     page.goto(stack["app"] + "/order/confirmation")  # left the payment page without paying
     expect(page.get_by_role("heading", name="We are confirming your payment")).to_be_visible()
     check(page, "confirmation-confirming")
@@ -169,10 +172,7 @@ def test_an_unpaid_checkout_is_explained_while_open_and_once_it_expires(page: Pa
 
 
 def test_a_refund_before_dispatch_is_explained(page: Page, stack):
-    reference, postcode = synthetic_holders(free=False)[3]
-    to_check_answers(page, stack, reference, postcode)
-    page.get_by_role("button", name="Continue to payment").click()
-    session_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    session_id = to_payment_page(page, stack, 3)
     page.get_by_role("button", name="Pay", exact=True).click()
     expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
     completed = [e for e in emulator_events(stack) if e["data"]["object"].get("id") == session_id]
