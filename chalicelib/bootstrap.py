@@ -125,9 +125,9 @@ def _stripe_adapters(settings: Settings):
 
 
 class _BuiltOnFirstUse:
-    """Stands in for an adapter until its first use. Importing Stripe's SDK is most of a container's
-    first request, and only the payment routes, the webhook and finance use it: the manufacturer's
-    routes and the pages before payment never import it."""
+    """Stands in for an adapter until its first use, so Stripe's SDK is imported only by what uses
+    it (the payment routes, the webhook and finance): the manufacturer's routes and the pages
+    before payment never import it."""
 
     def __init__(self, build):
         self._build = build

@@ -40,10 +40,10 @@ def gateway_responses_declared() -> dict:
 def environment_names() -> dict[str, str]:
     """Logical id -> the variable the app reads its name or URL from: the same `Ref`s the template
     puts in every function's environment (its Globals), plus the kit maker's role for the CLI."""
-    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    template = load_template()
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
     names = {value["Ref"]: name for name, value in variables.items() if isinstance(value, dict) and "Ref" in value}
-    resources = load_resources()
-    return {lid: name for lid, name in names.items() if lid in resources} | {
+    return {lid: name for lid, name in names.items() if lid in template["Resources"]} | {
         "ManufacturerQueueRole": "MANUFACTURER_QUEUE_ROLE_ARN"
     }
 

@@ -96,7 +96,7 @@ class DynamoOrders:
                 & ~orders.processed_events.contains(event_id),
             )
         except UpdateError as exc:
-            if exc.cause_response_code == _CONDITION_FAILED:
+            if _is_condition_failure(exc):
                 return None
             raise
         return _order(record)
@@ -136,9 +136,9 @@ class DynamoOrders:
                 & (orders.order_state == OrderState.CONFIRMED.value),
             )
         except UpdateError as exc:
-            if exc.cause_response_code != _CONDITION_FAILED:
-                raise
-            return False
+            if _is_condition_failure(exc):
+                return False
+            raise
         return True
 
     def erasure_due(self, now: datetime) -> list[str]:

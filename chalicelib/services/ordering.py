@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from ..domain.delivery import DeliveryDetails
 from ..domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
-from ..domain.errors import CertificateNotAccepted
 from ..domain.errors import (
+    CertificateNotAccepted,
     ConcurrentChange,
     InvalidInput,
     OrderAlreadyExists,
@@ -20,7 +20,6 @@ from ..domain.errors import (
     QueueUnavailable,
 )
 from ..domain.fulfilment import fulfilment_message_for
-from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, Counters
 from ..domain.money import Money
 from ..domain.orders import MONEY_TAKEN, Order, place_order, with_checkout
 from ..domain.payments import Source, abandon_checkout
@@ -30,6 +29,7 @@ from ..domain.references import (
     normalise_order_reference,
     parse_postcode,
 )
+from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, Counters
 from .dependencies import Dependencies
 from .history import apply_change
 from .notifications import send_confirmation
