@@ -12,8 +12,8 @@ boto3 and Chalice in the same run, and the manufacturer and finance routes' firs
    which of stripe, jinja2 and openpyxl are then loaded. Any of these makes the exit status 1.
 3. GET /manufacturer/fulfilment-orders and GET /finance/reconciliation, each in --request-runs
    fresh children with the app's whole environment (moto and the Stripe emulator started here, on
-   loopback): the import, the first request (which builds the boto3 session, PynamoDB models and
-   the Stripe client) and a second request, through chalice.test.Client. Every answer must be 200.
+   loopback): the import, the first request (which builds the boto3 session and PynamoDB models,
+   and for finance the Stripe client) and a second request, through chalice.test.Client. Every answer must be 200.
 
 Numbers from a laptop are not Lambda's (CPU share, disk, network); compare them within a run.
 """
@@ -220,8 +220,9 @@ def report(imports: dict[str, Any], audit: dict[str, Any], requests: dict[str, A
             f"      loaded at import: {result['heavy_modules_at_import'] or 'none'}; "
             f"after the requests: {result['heavy_modules_after_requests'] or 'none'}"
         )
-    print("\n  The first request builds the composition root (boto3 session and clients, PynamoDB models,")
-    print("  the Stripe SDK); its network calls go to moto and the emulator on loopback.\n")
+    print("\n  The first request builds the composition root (boto3 session and clients, PynamoDB models;")
+    print("  Stripe's SDK only for routes that use it, here finance); its network calls go to moto and")
+    print("  the emulator on loopback.\n")
 
 
 def main() -> None:
