@@ -70,8 +70,9 @@ def deps() -> services.Dependencies:
 
 
 def cookies() -> JourneyCookies:
-    settings = deps().settings
-    return JourneyCookies(settings.journey_key, settings.journey_ttl_seconds, settings.cookie_secure)
+    built = deps()
+    settings = built.settings
+    return JourneyCookies(settings.journey_key, settings.journey_ttl_seconds, settings.cookie_secure, built.clock)
 
 
 def journey() -> Journey:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
+from datetime import datetime
 
 from .services import Dependencies
 from .settings import OperatorSettings, Settings
@@ -76,8 +78,9 @@ def _resolved(env):
     return secrets.resolve(env, ssm)
 
 
-def build(settings: Settings) -> Dependencies:
-    """Real adapters for the given settings. Heavy SDKs are imported here, not at module import."""
+def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Dependencies:
+    """Real adapters for the given settings. Heavy SDKs are imported here, not at module import.
+    `clock` is the one clock everything built here reads (tests pass their own)."""
     from datetime import timedelta
 
     import boto3
@@ -91,7 +94,7 @@ def build(settings: Settings) -> Dependencies:
     from .adapters.sqs_queue import SqsFulfilmentQueue
 
     models = build_models(tables_for(settings))
-    stripe = functools.cache(lambda: _stripe_adapters(settings))  # one SDK client for both, on first use
+    stripe = functools.cache(lambda: _stripe_adapters(settings, clock))  # one SDK client for both, on first use
     aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
     sqs = aws.client("sqs", endpoint_url=settings.aws_endpoint_url)
     return Dependencies(
@@ -109,19 +112,19 @@ def build(settings: Settings) -> Dependencies:
             aws.client("s3", endpoint_url=settings.aws_endpoint_url),
             settings.exports_bucket,
         ),
-        clock=utc_now,
+        clock=clock,
         mailer=SesMailer(aws.client("ses", endpoint_url=settings.aws_endpoint_url), settings.email_from)
         if settings.email_from
         else None,
     )
 
 
-def _stripe_adapters(settings: Settings):
+def _stripe_adapters(settings: Settings, clock):
     from .adapters.stripe_ledger import StripeLedger
     from .adapters.stripe_payments import StripePayments, stripe_client
 
     client = stripe_client(settings.stripe_secret_key, settings.stripe_api_base)
-    return StripePayments(client, settings.stripe_webhook_secret), StripeLedger(client)
+    return StripePayments(client, settings.stripe_webhook_secret, clock), StripeLedger(client)
 
 
 class _BuiltOnFirstUse:

@@ -1831,7 +1831,7 @@ class StripeEmulator:
         payload = json.dumps(event).encode()
         headers = {
             "Content-Type": "application/json",
-            "Stripe-Signature": sign_webhook_payload(payload, self.webhook_secret, int(time.time())),
+            "Stripe-Signature": sign_webhook_payload(payload, self.webhook_secret, self._now()),
             "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks) local-emulator",
         }
         status = post_webhook(url, payload, headers, self.webhook_timeout)

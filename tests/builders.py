@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from chalicelib.services import Dependencies, import_register
 from chalicelib.settings import Settings
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+def noon_today() -> datetime:
+    """Noon UTC on the machine's own date. Tests move with the calendar, so none is tied to a day
+    (the suite runs under a clock shifted a year either way), yet keep a known time of day."""
+    return datetime.combine(datetime.now(timezone.utc).date(), time(12), tzinfo=timezone.utc)
+
+
+NOW = noon_today()
+
+
+def days_from_now(days: int) -> date:
+    return (NOW + timedelta(days=days)).date()
+
+
+class ManualClock:
+    """The one clock every component of a test reads: tracekit's services, its cookies and webhook
+    check, and the Stripe emulator. It stands still until a test moves it."""
+
+    def __init__(self, start: datetime = NOW):
+        self._now = start
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment
+
+    def advance(self, delta: timedelta) -> datetime:
+        self._now += delta
+        return self._now
+
+    def timestamp(self) -> float:
+        return self._now.timestamp()
 
 
 def register_row(
     reference: str = "FA/12345",
     postcode: str = "SW1A 2AA",
     status: str = "in force",
-    expiry_date: str = "2028-01-31",
+    expiry_date: str | None = None,  # in force for about another year
     free_kit: str = "",
     certificate_type: str = "firearm",
 ) -> dict[str, str]:
@@ -22,7 +54,7 @@ def register_row(
         "certificate_reference": reference,
         "certificate_type": certificate_type,
         "status": status,
-        "expiry_date": expiry_date,
+        "expiry_date": expiry_date or days_from_now(400).isoformat(),
         "postcode": postcode,
         "free_kit": free_kit,
     }
@@ -97,6 +129,6 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         ledger=FakeLedger(),
         finance_orders=InMemoryFinanceOrders(orders),
         exports=InMemoryExports(),
-        clock=lambda: NOW,
+        clock=ManualClock(),
         mailer=SentMail(),
     )

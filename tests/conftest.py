@@ -9,7 +9,6 @@ import logging
 import os
 import socket
 from collections import Counter
-from datetime import datetime, timezone
 
 import botocore.session
 import pytest
@@ -66,10 +65,18 @@ def aws(moto_url):
 
 
 @pytest.fixture
-def stripe_emulator():
+def clock():
+    """The test's one clock: the app and the Stripe emulator both read it."""
+    from tests.builders import ManualClock
+
+    return ManualClock()
+
+
+@pytest.fixture
+def stripe_emulator(clock):
     from devstack.stripe_emulator import StripeEmulator
 
-    emulator = StripeEmulator(port=0, webhook_secret=TEST_SECRETS["STRIPE_WEBHOOK_SECRET"])
+    emulator = StripeEmulator(port=0, webhook_secret=TEST_SECRETS["STRIPE_WEBHOOK_SECRET"], clock=clock.timestamp)
     emulator.start()
     yield emulator
     emulator.stop()
@@ -147,13 +154,12 @@ def aws_requests(monkeypatch):
 
 
 @pytest.fixture
-def deps(settings, aws_requests):
-    """Real adapters (PynamoDB and boto3 on moto, Stripe SDK on the emulator), built by bootstrap."""
+def deps(settings, aws_requests, clock):
+    """Real adapters (PynamoDB and boto3 on moto, Stripe SDK on the emulator), built by bootstrap
+    on the test's clock."""
     from chalicelib import bootstrap
 
-    dependencies = bootstrap.build(settings)
-    dependencies.clock = lambda: datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
-    return dependencies
+    return bootstrap.build(settings, clock)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ only the SDK's own base-address setting differs."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -15,6 +16,7 @@ from ..domain.money import Money
 from ..domain.orders import Order
 from ..domain.payments import MoneyView
 from ..ports import CheckoutSession, PaymentEvent
+from ..timeutil import utc_now
 
 PRODUCT_NAME = "Property-marking kit"
 _UNAVAILABLE = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
@@ -34,9 +36,13 @@ def stripe_client(secret_key: str, api_base: str | None, timeout=TIMEOUT) -> str
 
 
 class StripePayments:
-    def __init__(self, client: stripe.StripeClient, webhook_secret: str):
+    """`clock` is the app's: a webhook's signed time is judged against it (the SDK's own check
+    reads the machine's clock), so the emulator and tracekit agree on one time line in tests."""
+
+    def __init__(self, client: stripe.StripeClient, webhook_secret: str, clock: Callable[[], datetime] = utc_now):
         self._client = client
         self._webhook_secret = webhook_secret
+        self._clock = clock
 
     def start_checkout(
         self, order: Order, success_url: str, cancel_url: str, expires_at: datetime, attempt: int = 1
@@ -105,13 +111,22 @@ class StripePayments:
 
     def parse_webhook(self, payload: bytes, signature_header: str) -> PaymentEvent:
         try:
-            stripe.WebhookSignature.verify_header(
-                payload.decode("utf-8"), signature_header, self._webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
-            )
+            stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature_header, self._webhook_secret)
+            _require_recent(signature_header, self._clock())
             event = json.loads(payload)
         except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError):
             raise InvalidWebhook("signature or body not valid") from None
         return _payment_event(event)
+
+
+def _require_recent(signature_header: str, now: datetime) -> None:
+    """Stripe's replay protection (its default 300 s tolerance), on the app's clock. The header's
+    signature has already been verified, so its `t=` is the time Stripe signed."""
+    stamps = [part[2:] for part in signature_header.split(",") if part.startswith("t=")]
+    if len(stamps) != 1 or not stamps[0].isdigit():
+        raise ValueError("no signed time")
+    if int(stamps[0]) < now.timestamp() - stripe.Webhook.DEFAULT_TOLERANCE:
+        raise ValueError("signed too long ago")
 
 
 @contextmanager

@@ -11,7 +11,9 @@ import base64
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -20,6 +22,7 @@ from ..domain.delivery import DeliveryDetails
 from ..domain.money import Money
 from ..domain.references import new_order_reference
 from ..services import CheckedCertificate
+from ..timeutil import utc_now
 
 COOKIE_NAME = "tk_journey"
 
@@ -80,11 +83,18 @@ class Journey:
 
 
 class JourneyCookies:
-    def __init__(self, key: bytes, ttl_seconds: int, secure: bool):
+    """The journey cookie. Its age is measured on the app's clock (Fernet's own *_at_time calls), so
+    the cookie expires on the same time line as everything else tracekit decides."""
+
+    def __init__(self, key: bytes, ttl_seconds: int, secure: bool, clock: Callable[[], datetime] = utc_now):
         derived = hashlib.sha256(b"tracekit-journey\x00" + key).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
         self._ttl = ttl_seconds
         self._secure = secure
+        self._clock = clock
+
+    def _now(self) -> int:
+        return int(self._clock().timestamp())
 
     def read(self, cookie_header: str | None) -> Journey:
         """The journey in the request's cookie; an empty one when absent, tampered with or expired."""
@@ -92,12 +102,12 @@ class JourneyCookies:
         if not token:
             return Journey()
         try:
-            return Journey.from_json(self._fernet.decrypt(token.encode(), ttl=self._ttl).decode())
+            return Journey.from_json(self._fernet.decrypt_at_time(token.encode(), self._ttl, self._now()).decode())
         except (InvalidToken, ValueError, KeyError, TypeError):
             return Journey()
 
     def set_cookie(self, journey: Journey) -> str:
-        token = self._fernet.encrypt(journey.to_json().encode()).decode()
+        token = self._fernet.encrypt_at_time(journey.to_json().encode(), self._now()).decode()
         return self._attributes(f"{COOKIE_NAME}={token}", self._ttl)
 
     def clear_cookie(self) -> str:

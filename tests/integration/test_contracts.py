@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -27,7 +27,7 @@ from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, 
 from chalicelib.domain.payments import Source, accept_payment, expire_checkout
 from chalicelib.domain.credentials import Scope, issue_key, read_token
 from chalicelib.domain.register import CertificateStatus, RegisterEntry
-from tests.builders import NOW, delivery_form
+from tests.builders import NOW, days_from_now, delivery_form
 from tests.fakes import InMemoryApiKeys, InMemoryFulfilmentQueue, InMemoryFulfilments, InMemoryOrders, InMemoryRegister
 
 
@@ -43,7 +43,7 @@ def stores(request):
 
 
 def entry(key: str = "k1", **changes) -> RegisterEntry:
-    base = RegisterEntry(key, "mac", CertificateStatus.IN_FORCE, date(2028, 1, 31), False)
+    base = RegisterEntry(key, "mac", CertificateStatus.IN_FORCE, days_from_now(400), False)
     return dataclasses.replace(base, **changes)
 
 

@@ -204,7 +204,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         checked, parse_delivery_details(delivery_form(postcode="E1 6AN")), new_order_reference(), deps
     )
     later = start + timedelta(minutes=76)
-    deps.clock = lambda: later
+    deps.clock.set(later)
     for name in ("sweep_lapsed_holds", "relay_unsent_fulfilments"):
         with aws_requests.as_function(name):
             scheduled(client, name)
@@ -215,7 +215,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         (60, "purge_personal_data"),
     ):
         moment = start + timedelta(days=days, hours=-5)
-        deps.clock = lambda moment=moment: moment
+        deps.clock.set(moment)
         with aws_requests.as_function(name):
             scheduled(client, name)
 

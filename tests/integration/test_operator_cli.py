@@ -41,7 +41,7 @@ def test_a_key_is_created_shown_once_listed_without_its_secret_and_revoked(opera
 def test_stuck_fulfilments_are_listed_with_a_failing_exit_status(operator, deps):
     load_register(deps, register_row("FA/2000", "SW1A 2AA", free_kit="yes"))
     three_days_ago = datetime.now(timezone.utc) - timedelta(days=3)
-    deps.clock = lambda: three_days_ago
+    deps.clock.set(three_days_ago)
     checked = services.check_certificate("FA/2000", "SW1A 2AA", deps)
     placed = services.confirm_order(checked, parse_delivery_details(delivery_form()), new_order_reference(), deps)
     clean = operator.invoke(main, ["fulfilment", "stuck"])

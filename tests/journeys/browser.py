@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from urllib.parse import urlencode, urlsplit
 
 from devstack.stripe_emulator import sign_webhook_payload
@@ -51,10 +50,17 @@ def location_path(response) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+def signed_now() -> int:
+    """Stripe signs at delivery, on the test's one clock (the app's)."""
+    from chalicelib import bootstrap
+
+    return int(bootstrap.dependencies().clock().timestamp())
+
+
 def deliver_webhook(client, event: dict, secret: str, signature: str | None = None):
     """Post an event to the app's webhook as Stripe does: raw JSON bytes and a Stripe-Signature."""
     body = json.dumps(event).encode()
-    header = signature if signature is not None else sign_webhook_payload(body, secret, int(time.time()))
+    header = signature if signature is not None else sign_webhook_payload(body, secret, signed_now())
     return client.http.post(
         "/stripe/webhook",
         body=body,

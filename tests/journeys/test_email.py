@@ -103,7 +103,7 @@ def test_a_failed_confirmation_is_sent_by_the_relay_once_it_is_due_and_only_once
     holders.mailer = working
     relay(client)
     assert sent(settings) == []  # not due yet: the retry waits 15 minutes
-    holders.clock = lambda: NOW + timedelta(minutes=15)
+    holders.clock.set(NOW + timedelta(minutes=15))
     relay(client)
     relay(client)  # at-least-once schedules: a second run sends nothing more
     [mail] = sent(settings)
@@ -118,7 +118,7 @@ def test_a_failed_dispatch_email_is_retried_and_a_repeated_report_meanwhile_send
     assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/dispatch", DISPATCH)[0] == 200
     holders.mailer = working
     assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/dispatch", DISPATCH)[0] == 200
-    holders.clock = lambda: NOW + timedelta(hours=1)
+    holders.clock.set(NOW + timedelta(hours=1))
     relay(client)
     confirmation, dispatch = sent(settings)
     assert "Tracking reference: RM123456789GB" in dispatch["body"]
@@ -129,7 +129,7 @@ def test_an_email_that_keeps_failing_is_given_up_after_six_tries_and_counted(cli
     holders.mailer = refusing_mailer(settings)
     reference = free_order(holders, email="sam@example.com")
     for hour in range(1, 12):
-        holders.clock = lambda hours=hour: NOW + timedelta(hours=hours * 2)
+        holders.clock.set(NOW + timedelta(hours=hour * 2))
         relay(client)
     out = capsys.readouterr().out
     assert out.count('"EmailFailures":1') == 6 and out.count('"EmailsAbandoned":1') == 1

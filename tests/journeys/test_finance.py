@@ -24,7 +24,7 @@ from tests.journeys.test_payment_events import deliver, events
 def today(deps):
     """Stripe's emulator stamps real times, so the orders do too, and the period is today (UTC)."""
     now = datetime.now(timezone.utc)
-    deps.clock = lambda: now
+    deps.clock.set(now)
     return now.date()
 
 
@@ -135,7 +135,7 @@ def test_the_daily_export_run_twice_leaves_one_encrypted_object(client, holders,
     tomorrow_morning = datetime.combine(today + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(
         hours=6, minutes=15
     )
-    holders.clock = lambda: tomorrow_morning
+    holders.clock.set(tomorrow_morning)
     event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])
     client.lambda_.invoke("export_daily_reconciliation", event)
     client.lambda_.invoke("export_daily_reconciliation", event)

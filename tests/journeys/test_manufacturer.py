@@ -19,7 +19,8 @@ from chalicelib.domain.orders import FulfilmentState, PaymentState
 from chalicelib.domain.references import new_order_reference
 from chalicelib.services.credentials import create_api_key, revoke_api_key
 from chalicelib.services.manufacturer import fulfilment_health
-from tests.builders import delivery_form, load_register, register_row
+from chalicelib.timeutil import to_iso
+from tests.builders import NOW, delivery_form, load_register, register_row
 from tests.journeys.browser import Browser
 from tests.journeys.test_order_journey import assert_matches_schema, queued_messages
 from tests.journeys.test_payment_events import deliver, events, paid_order
@@ -28,7 +29,7 @@ DISPATCH = {
     "kit_code": "SW-123456",
     "carrier": "Royal Mail",
     "tracking_reference": "RM123456789GB",
-    "dispatched_at": "2026-11-29T12:00:00Z",
+    "dispatched_at": to_iso(NOW),
 }
 
 
@@ -72,7 +73,7 @@ def fid(reference: str) -> str:
 def test_open_orders_are_listed_oldest_first_with_a_cursor_and_only_parcel_fields(client, holders, token):
     references = []
     for number in range(3):
-        holders.clock = lambda n=number: holders_now(n)
+        holders.clock.set(holders_now(number))
         references.append(free_order(holders, number))
     status, first = call(client, token, "GET", "/fulfilment-orders?limit=2")
     assert status == 200 and [o["order_reference"] for o in first["fulfilment_orders"]] == references[:2]
@@ -259,7 +260,7 @@ def test_a_poison_message_reaches_the_dead_letter_queue_and_is_reported(client, 
 def test_released_but_undispatched_orders_are_reported_after_the_configured_days(client, holders, capsys):
     old = free_order(holders, 0)
     later = holders.clock() + timedelta(days=6)
-    holders.clock = lambda: later
+    holders.clock.set(later)
     fresh = free_order(holders, 1)
     health = fulfilment_health(holders)
     assert health.stuck == [fid(old)] and fid(fresh) not in health.stuck

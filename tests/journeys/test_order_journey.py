@@ -14,7 +14,8 @@ import jsonschema
 import pytest
 
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
-from tests.builders import delivery_form, load_register, register_row
+from chalicelib.timeutil import to_iso
+from tests.builders import NOW, days_from_now, delivery_form, load_register, register_row
 from tests.conftest import TEST_SECRETS
 from tests.journeys.browser import Browser, deliver_webhook, location_path
 
@@ -33,7 +34,7 @@ def register(deps):
         register_row("FA/1005", "SW1A 2AA", status="revoked"),
         register_row("FA/1006", "SW1A 2AA", status="surrendered"),
         register_row("FA/1007", "SW1A 2AA", status="cancelled"),
-        register_row("FA/1008", "SW1A 2AA", expiry_date="2026-11-28"),
+        register_row("FA/1008", "SW1A 2AA", expiry_date=days_from_now(-1).isoformat()),
     )
     return deps
 
@@ -106,7 +107,7 @@ def test_a_paid_order_from_start_page_to_the_manufacturers_queue(client, registe
         {
             "schema_version": 1,
             "fulfilment_id": "F-" + reference.removeprefix("TK-"),
-            "created_at": "2026-11-29T12:00:00Z",
+            "created_at": to_iso(NOW),
             "order_reference": reference,
             "product_code": "PMK-1",
             "quantity": 1,

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import re
 import threading
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -136,7 +135,7 @@ def test_a_replayed_event_older_than_the_signature_tolerance_is_rejected(client,
     stripe_emulator.pay(session_id)
     [completed] = events(stripe_emulator, "checkout.session.completed")
     body = json.dumps(completed).encode()
-    old = sign_webhook_payload(body, SECRET, int(time.time()) - 301)
+    old = sign_webhook_payload(body, SECRET, int(stripe_emulator._clock()) - 301)
     response = deliver_webhook(client, completed, SECRET, signature=old)
     assert response.status_code == 400
     assert the_order(holder, browser).payment is PaymentState.AWAITING
@@ -329,7 +328,7 @@ def test_the_sweep_frees_a_lapsed_hold_when_the_expiry_webhook_never_came(client
     browser, session_id = checkout(client)
     order = the_order(holder, browser)
     later = holder.clock() + timedelta(minutes=76)
-    holder.clock = lambda: later
+    holder.clock.set(later)
     result = client.lambda_.invoke(
         "sweep_lapsed_holds",
         client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]),

@@ -27,7 +27,7 @@ PERSONAL = ("Ada Example", "1 Test Street", "SW1A 2AA", "ada@example.com", "Flat
 @pytest.fixture
 def now(deps):
     moment = datetime.now(timezone.utc)
-    deps.clock = lambda: moment
+    deps.clock.set(moment)
     return moment
 
 
@@ -84,7 +84,7 @@ def test_retention_purge_and_erasure_leave_no_personal_data_and_finance_still_ba
     assert all(value in every_item(settings) for value in PERSONAL)
 
     later = now + timedelta(days=31)
-    deps.clock = lambda: later
+    deps.clock.set(later)
     event = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])
     client.lambda_.invoke("purge_personal_data", event)
     client.lambda_.invoke("purge_personal_data", event)  # a second run finds nothing more to do
@@ -97,7 +97,7 @@ def test_retention_purge_and_erasure_leave_no_personal_data_and_finance_still_ba
     stored = every_item(settings)
     for value in PERSONAL:
         assert value not in stored, value
-    deps.clock = lambda: now
+    deps.clock.set(now)
     after = reconcile(deps, now.date())
     for line in ("charges", "gross_pence", "fees_pence", "net_pence", "free_kits", "payment paid"):
         assert after[line] == before[line], line

@@ -8,7 +8,7 @@ where Python's `re` also lets a final newline through)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,10 @@ import jsonschema_rs
 
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.fulfilment import parse_dispatch, parse_reason
+from tests.builders import NOW
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "manufacturer-api.openapi.json").read_text())
 SCHEMAS = DOCUMENT["components"]["schemas"]
-NOW = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
 # every character of the Basic Multilingual Plane up to CJK, the byte-order mark and one astral one
 CHARACTERS = [chr(c) for c in range(0x3100) if not 0xD800 <= c <= 0xDFFF] + ["\ufeff", "\U0001f600"]
 SAMPLES = [c for c in CHARACTERS] + [f" {c}x" for c in CHARACTERS] + [f"x{c}" for c in CHARACTERS]

@@ -23,11 +23,11 @@ from chalicelib.domain.references import (
     parse_postcode,
 )
 from chalicelib.domain.register import CertificateStatus, RegisterKeys, parse_register_row
-from tests.builders import NOW, delivery_form, register_row
+from tests.builders import NOW, days_from_now, delivery_form, register_row
 
 KEYS = RegisterKeys(b"k" * 32)
 RULES = CampaignRules(Money(895, "gbp"), frozenset({"E1", "N17 6"}), 1)
-TODAY = date(2026, 11, 29)
+TODAY = NOW.date()
 
 
 @pytest.mark.parametrize("typed", ["fa/12345", "FA 12345", " fa-123.45 ", "Fa12345"])
@@ -123,7 +123,7 @@ def test_every_refusal_is_the_same_refusal(case):
         status={"expired": "expired", "revoked": "revoked", "surrendered": "surrendered", "cancelled": "cancelled"}.get(
             case, "in force"
         ),
-        expiry_date="2026-11-28" if case == "past expiry date" else "2028-01-31",
+        expiry_date=days_from_now(-1).isoformat() if case == "past expiry date" else None,
     )
     with pytest.raises(CertificateNotAccepted):
         decide(
@@ -135,7 +135,7 @@ def test_every_refusal_is_the_same_refusal(case):
 
 
 def test_a_certificate_expiring_today_still_qualifies():
-    row, stored = entry(expiry_date="2026-11-29")
+    row, stored = entry(expiry_date=TODAY.isoformat())
     assert decide(row, stored).price.pence == 895
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 
@@ -22,8 +22,9 @@ from chalicelib.reports import neutralise
 from chalicelib.services import finance
 from tests.builders import NOW, delivery_form, fake_dependencies
 
-PERIOD = Period(date(2026, 11, 29), date(2026, 11, 30))
-AT = NOW  # 2026-11-29T12:00Z
+AT = NOW  # noon today, UTC
+PERIOD = Period(AT.date(), AT.date() + timedelta(days=1))
+IN_TWO_DAYS = (AT + timedelta(days=2)).date().isoformat()  # when a charge made at AT is paid out
 STRIPE = Source("stripe", "evt")
 
 
@@ -109,7 +110,7 @@ def a_period_of_every_kind(deps):
         charge("TK-AAAAA-00005"),
         entry("TK-AAAAA-00005", "adjustment", -895, 2000, "dispute"),
     ]
-    payout = Payout("po_1", 862 + 862 - 895, "gbp", date(2026, 12, 1))
+    payout = Payout("po_1", 862 + 862 - 895, "gbp", date.fromisoformat(IN_TWO_DAYS))
     deps.ledger.payout_list.append(
         (payout, ["txn_charge_TK-AAAAA-00001_895", "txn_charge_TK-AAAAA-00003_895", "txn_refund_TK-AAAAA-00003_-895"])
     )
@@ -128,7 +129,7 @@ def test_a_period_of_every_kind_of_order_adds_up_to_hand_computed_figures():
     assert totals["free_kits"] == "1"
     assert (totals["payment paid"], totals["payment refunded"], totals["payment partially_refunded"]) == ("1", "1", "1")
     assert (totals["payment disputed"], totals["order expired"], totals["fulfilment cancelled"]) == ("1", "1", "1")
-    assert totals["payout po_1"] == "829 gbp arriving 2026-12-01"
+    assert totals["payout po_1"] == f"829 gbp arriving {IN_TWO_DAYS}"
     rows = sections["Reconciliation rows"]
     data = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
     assert len(data) == 7 + 2  # seven transactions, plus the free and the expired order on rows of their own
@@ -139,7 +140,11 @@ def test_a_period_of_every_kind_of_order_adds_up_to_hand_computed_figures():
         "33",
         "8.62",
     )
-    assert (first["payout_id"], first["payout_date"], first["order_date"]) == ("po_1", "2026-12-01", "2026-11-29")
+    assert (first["payout_id"], first["payout_date"], first["order_date"]) == (
+        "po_1",
+        IN_TWO_DAYS,
+        AT.date().isoformat(),
+    )
     assert {"Ada", "Test Street", "ada@example.com", "SW1A"}.isdisjoint(" ".join(" ".join(r) for r in rows).split())
     counts = {label: value for label, value in summary(sections).items() if label.startswith("discrepancies")}
     assert counts["discrepancies: Disputes"] == "2" and sum(int(v) for v in counts.values()) == 2
@@ -214,10 +219,10 @@ def test_the_xlsx_has_a_sheet_per_section():
 def test_the_daily_export_runs_twice_and_leaves_one_object():
     deps = fake_dependencies()
     a_period_of_every_kind(deps)
-    deps.clock = lambda: datetime(2026, 11, 30, 6, 15, tzinfo=timezone.utc)
+    deps.clock.set(AT + timedelta(hours=18, minutes=15))  # 06:15 the next morning
     assert finance.export_previous_day(deps) is True
     assert finance.export_previous_day(deps) is False
-    assert list(deps.exports.objects) == ["reconciliation/2026/11/reconciliation-2026-11-29.csv"]
+    assert list(deps.exports.objects) == [f"reconciliation/{AT:%Y/%m}/reconciliation-{AT.date()}.csv"]
 
 
 @pytest.mark.parametrize(

@@ -150,7 +150,7 @@ def test_stripe_down_leaves_nothing_holding_the_certificate(deps):
 def test_returning_after_the_session_lapsed_gets_a_new_session_for_the_same_order(deps):
     reference, checked = new_order_reference(), services.check_certificate("FA/1001", "SW1A 2AA", deps)
     first = order(deps, order_reference=reference, checked=checked)
-    deps.clock = lambda: NOW + timedelta(minutes=61)
+    deps.clock.set(NOW + timedelta(minutes=61))
     again = order(deps, order_reference=reference, checked=checked)
     assert again.reference == reference and again.checkout_url != first.checkout_url
     stored = deps.orders.get(reference)
@@ -264,7 +264,7 @@ def test_the_sweep_gives_back_claims_whose_hold_ran_out_and_honours_payments_mad
     paid_meanwhile = order(deps, "FA/1004")
     deps.payments.pay(deps.orders.get(paid_meanwhile.reference).checkout_session_id)
     assert services.sweep_lapsed_holds(deps) == 0  # nothing has run out yet
-    deps.clock = lambda: NOW + timedelta(minutes=76)
+    deps.clock.set(NOW + timedelta(minutes=76))
     assert services.sweep_lapsed_holds(deps) == 1
     assert deps.orders.get(lapsed.reference).state is OrderState.EXPIRED
     assert deps.orders.get(paid_meanwhile.reference).payment is PaymentState.PAID

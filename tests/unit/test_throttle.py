@@ -36,19 +36,19 @@ def test_five_wrong_postcodes_lock_the_certificate_for_the_sixth_attempt(deps):
 def test_the_lock_lifts_after_the_next_window(deps):
     fail(deps, times=5)
     later = NOW + timedelta(minutes=31)
-    deps.clock = lambda: later
+    deps.clock.set(later)
     assert services.check_certificate("FA/1001", "SW1A 2AA", deps, "192.0.2.9").certificate_key
 
 
 def test_repeated_lockouts_back_off_to_the_rest_of_the_day(deps):
     for hop in range(3):
         moment = NOW + timedelta(minutes=31 * hop)
-        deps.clock = lambda m=moment: m
+        deps.clock.set(moment)
         fail(deps, times=5, address=f"198.51.100.{hop}")
-    deps.clock = lambda: NOW + timedelta(hours=3)
+    deps.clock.set(NOW + timedelta(hours=3))
     with pytest.raises(CertificateNotAccepted):
         services.check_certificate("FA/1001", "SW1A 2AA", deps, "203.0.113.7")
-    deps.clock = lambda: NOW + timedelta(days=1)
+    deps.clock.set(NOW + timedelta(days=1))
     assert services.check_certificate("FA/1001", "SW1A 2AA", deps, "203.0.113.7")
 
 
@@ -65,6 +65,6 @@ def test_counters_hold_no_reference_or_address_and_are_swept_when_expired(deps):
     fail(deps, times=2)
     keys = " ".join(deps.register.attempts)
     assert "FA1001" not in keys and "192.0.2.1" not in keys
-    deps.clock = lambda: NOW + timedelta(days=3)
+    deps.clock.set(NOW + timedelta(days=3))
     assert services.sweep_expired_attempts(deps) == len(keys.split())
     assert deps.register.attempts == {}
