@@ -284,12 +284,12 @@ def stripe_webhook():
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def relay_unsent_fulfilments(event):
-    """The outbox's relay: send confirmed orders whose message did not go at confirmation, and
-    retry the holders' emails that failed."""
+    """The outboxes' relay: send confirmed orders whose message did not go at confirmation, and
+    the holders' emails still due (a send that failed, or a sender that died)."""
     sent = manufacturer.relay_unsent(deps())
     app.log.info("relay sent %d fulfilment messages", sent)
-    retried = notifications.retry_failed(deps())
-    app.log.info("relay sent %d emails that had failed", retried)
+    retried = notifications.send_all_due(deps())
+    app.log.info("relay sent %d emails from the outbox", retried)
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

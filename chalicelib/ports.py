@@ -86,9 +86,10 @@ class Orders(Protocol):
         """Store `after` if the order is still as `before` was read, moving the certificate's claim
         as the effects say. Raises ConcurrentChange otherwise."""
 
-    def mark_released(self, reference: str, now: datetime) -> bool:
-        """Record that the fulfilment message has been sent; idempotent: True only for the call
-        that released it."""
+    def mark_released(self, reference: str, now: datetime, email: bool = False) -> bool:
+        """Record that the fulfilment message has been sent, and with `email` put the confirmation
+        email in the order's mail outbox in the same write; idempotent: True only for the call that
+        released it. (A save whose effects include an email effect does the same for its kind.)"""
 
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """Unpaid orders still holding a claim after their hold ran out."""
@@ -99,17 +100,20 @@ class Orders(Protocol):
     def contact_consents(self) -> Iterable[tuple[str, datetime]]:
         """(email, when consented) of every holder who ticked to be contacted and is not erased."""
 
-    def claim_notification(self, reference: str, kind: str) -> bool:
-        """True the first time only, for this order and kind of email: at most one of each is sent."""
+    def claim_due_notifications(
+        self, reference: str, now: datetime, until: datetime
+    ) -> tuple[Order, frozenset[str], int] | None:
+        """If the order's mail outbox is due by `now`, it is the caller's until `until` (no one else
+        can claim it before then): (the order, the kinds in it, failures so far). Else None."""
 
     def defer_notification(self, reference: str, kind: str, retry_after: datetime) -> None:
-        """A send of this kind failed: release its claim, count the failure, retry after the time."""
+        """A send of this kind failed: it stays in the outbox, one more failure, due at the time."""
 
     def notifications_due(self, now: datetime) -> list[tuple[str, frozenset[str], int]]:
-        """(reference, kinds, failures so far) of orders with failed emails due a retry by now."""
+        """(reference, kinds, failures so far) of orders whose mail outbox is due by now."""
 
     def end_retry(self, reference: str, kind: str) -> None:
-        """Stop retrying this kind for the order (sent, or given up); idempotent."""
+        """This kind leaves the outbox (sent, or given up); idempotent."""
 
 
 class Payments(Protocol):

@@ -7,6 +7,7 @@ not a silent gap.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -65,8 +66,7 @@ LOCAL_PARAMETERS = {
 
 def create_resources(stage: str, endpoint_url: str, region: str) -> dict[str, str]:
     """Create every resource; returns the environment the app needs to find them."""
-    session = boto3.session.Session(region_name=region)
-    clients = {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam", "ses")}
+    clients = _clients(endpoint_url, region)
     created: dict[str, dict] = {}
     resources = {lid: r for lid, r in load_resources().items() if r["Type"] not in NOT_CREATED_LOCALLY}
     for logical_id in _creation_order(resources):
@@ -75,6 +75,14 @@ def create_resources(stage: str, endpoint_url: str, region: str) -> dict[str, st
         created[logical_id] = _CREATORS[resource["Type"]](clients, name, resource["Properties"], created, region)
     names = environment_names()
     return {names[lid]: info["env"] for lid, info in created.items() if lid in names}
+
+
+@functools.lru_cache(maxsize=4)
+def _clients(endpoint_url: str, region: str) -> dict:
+    """One set of clients per endpoint: the tests create the resources afresh for every test, and
+    making botocore's clients is most of what that costs."""
+    session = boto3.session.Session(region_name=region)
+    return {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam", "ses")}
 
 
 def _creation_order(resources: dict) -> list[str]:

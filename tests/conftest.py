@@ -26,6 +26,40 @@ TEST_SECRETS = {
 FREE_KIT_AREAS = "E1,N17 6"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--clock-shift-days",
+        type=int,
+        default=0,
+        help="run the suite with the machine's clock moved this many days (negative: back), through "
+        "time-machine, so that a test tied to a date fails on the day it is written",
+    )
+
+    parser.addoption(
+        "--crash-sweep",
+        choices=("sample", "full"),
+        default="sample",
+        help="the crash-point sweep: a sample reaching every call site once (default), or every point",
+    )
+
+
+def pytest_configure(config):
+    days = config.getoption("--clock-shift-days")
+    if days:
+        import time_machine
+        from datetime import datetime, timedelta, timezone
+
+        # tick=True: time goes on from the shifted start, so waits and timeouts behave as usual.
+        traveller = time_machine.travel(datetime.now(timezone.utc) + timedelta(days=days), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config):
+    days = config.getoption("--clock-shift-days")
+    return f"clock shifted by {days:+d} days (time-machine)" if days else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,6 +118,11 @@ def stripe_emulator(clock):
 
 @pytest.fixture
 def environment(aws, moto_url, stripe_emulator):
+    return app_environment(aws, moto_url, stripe_emulator)
+
+
+def app_environment(aws: dict, moto_url: str, stripe_emulator) -> dict:
+    """The app's configuration for a test: moto's resources, test secrets, the emulator."""
     return {
         **aws,
         **TEST_SECRETS,

@@ -10,6 +10,7 @@ import json
 import threading
 from datetime import datetime, timedelta, timezone
 
+from chalicelib.domain.changes import CONFIRMATION_EMAIL, EMAIL_EFFECTS
 from chalicelib.domain.errors import (
     MailUnavailable,
     CertificateAlreadyClaimed,
@@ -68,7 +69,6 @@ class InMemoryOrders:
     def __init__(self, claims: dict[str, int] | None = None):
         self.orders: dict[str, Order] = {}
         self.claims = claims if claims is not None else {}
-        self.notified: dict[str, set[str]] = {}
         self.mail_retry: dict[str, dict] = {}  # reference -> kinds, attempts, after
         self._lock = threading.RLock()
 
@@ -115,30 +115,38 @@ class InMemoryOrders:
             if Effect.RECLAIM in effects:
                 self.claims[after.certificate_key] = self.claims.get(after.certificate_key, 0) + 1
             self.orders[after.reference] = dataclasses.replace(after, version=before.version + 1)
+            emails = {EMAIL_EFFECTS[e] for e in effects if e in EMAIL_EFFECTS}
+            if emails:
+                self._add_to_outbox(after.reference, emails, after.history[-1].at)
 
-    def mark_released(self, reference, now):
+    def mark_released(self, reference, now, email=False):
         with self._lock:
             order = self.get(reference)
             if order.fulfilment is FulfilmentState.NOT_RELEASED and order.state is OrderState.CONFIRMED:
                 self.orders[reference] = dataclasses.replace(released(order, now), version=order.version + 1)
+                if email:
+                    self._add_to_outbox(reference, {CONFIRMATION_EMAIL}, now)
                 return True
             return False
+
+    def _add_to_outbox(self, reference, kinds, due):
+        outbox = self.mail_retry.setdefault(reference, {"kinds": set(), "attempts": 0})
+        outbox["kinds"] |= kinds
+        outbox["after"] = due
 
     def erasure_due(self, now, retention=timedelta(days=30)):
         due = [o for o in self.orders.values() if (o.personal_data_until(retention) or now) < now]
         return sorted(o.reference for o in due)
 
-    def claim_notification(self, reference, kind):
-        if reference not in self.orders:
-            return False
-        claimed = self.notified.setdefault(reference, set())
-        if kind in claimed:
-            return False
-        claimed.add(kind)
-        return True
+    def claim_due_notifications(self, reference, now, until):
+        with self._lock:
+            outbox = self.mail_retry.get(reference)
+            if outbox is None or outbox["after"] > now:
+                return None
+            outbox["after"] = until
+            return self.get(reference), frozenset(outbox["kinds"]), outbox["attempts"]
 
     def defer_notification(self, reference, kind, retry_after):
-        self.notified.get(reference, set()).discard(kind)
         retry = self.mail_retry.setdefault(reference, {"kinds": set(), "attempts": 0})
         retry["kinds"].add(kind)
         retry["attempts"] += 1

@@ -16,6 +16,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from ..domain.changes import CONFIRMATION_EMAIL, EMAIL_EFFECTS
 from ..domain.delivery import DeliveryDetails
 from ..domain.errors import CertificateAlreadyClaimed, ConcurrentChange, InvalidInput, OrderAlreadyExists, OrderNotFound
 from ..domain.fulfilment import Cancellation, FulfilmentMessage, OpenFulfilment, Page, fulfilment_id_of
@@ -105,6 +106,9 @@ class DynamoOrders:
         """Write `after` on condition nothing changed since `before` was read; move the claim with it."""
         orders, claims = self._models.orders, self._models.claims
         actions = _change_actions(orders, before, after, self._retention)
+        emails = {EMAIL_EFFECTS[e] for e in effects if e in EMAIL_EFFECTS}
+        if emails:  # due from the moment of the change, in the change's own write
+            actions += _outbox_actions(orders, emails, after.history[-1].at)
         condition = orders.version == before.version
         try:
             if Effect.RELEASE_CLAIM in effects or Effect.RECLAIM in effects:
@@ -118,8 +122,9 @@ class DynamoOrders:
                 raise ConcurrentChange(after.reference) from None
             raise
 
-    def mark_released(self, reference: str, now: datetime) -> bool:
-        """Record that the fulfilment message went; a second call changes nothing (and says False)."""
+    def mark_released(self, reference: str, now: datetime, email: bool = False) -> bool:
+        """Record that the fulfilment message went, and (with `email`) put the confirmation email in
+        the order's outbox in the same write; a second call changes nothing (and says False)."""
         orders = self._models.orders
         entry = HistoryEntry(now, "system", "released to the manufacturer")
         try:
@@ -131,6 +136,7 @@ class DynamoOrders:
                     orders.fulfilment_open.set(AWAITING),
                     orders.history.set(orders.history.append([_history_record(entry)])),
                     orders.version.add(1),
+                    *(_outbox_actions(orders, {CONFIRMATION_EMAIL}, now) if email else []),
                 ],
                 condition=(orders.fulfilment_state == FulfilmentState.NOT_RELEASED.value)
                 & (orders.order_state == OrderState.CONFIRMED.value),
@@ -146,26 +152,27 @@ class DynamoOrders:
         index, erase_after = self._models.orders.erasure_due_index, self._models.orders.erase_after
         return [r.order_ref for r in index.query(AWAITING, range_key_condition=erase_after < to_iso(now))]
 
-    def claim_notification(self, reference: str, kind: str) -> bool:
-        """One conditional UpdateItem: adds `kind` to the order's sent emails unless it is there."""
+    def claim_due_notifications(self, reference: str, now: datetime, until: datetime):
+        """One conditional UpdateItem: if the order's outbox is due by `now`, it is this caller's
+        until `until` (its due time moves there). Returns (order, kinds, failures) or None."""
         orders = self._models.orders
+        record = orders(reference)
         try:
-            orders(reference).update(
-                actions=[orders.notified.add({kind})],
-                condition=orders.order_ref.exists() & ~orders.notified.contains(kind),
+            record.update(
+                actions=[orders.mail_retry_after.set(to_iso(until))],
+                condition=orders.mail_retry_after <= to_iso(now),
             )
         except UpdateError as exc:
             if _is_condition_failure(exc):
-                return False
+                return None
             raise
-        return True
+        return _order(record), frozenset(record.mail_retry_kinds or ()), int(record.mail_attempts or 0)
 
     def defer_notification(self, reference: str, kind: str, retry_after: datetime) -> None:
-        """A send that failed, in one UpdateItem: unclaimed, and on the mail-retry index."""
+        """A send that failed, in one UpdateItem: counted, and due again at `retry_after`."""
         orders = self._models.orders
         orders(reference).update(
             actions=[
-                orders.notified.delete({kind}),
                 orders.mail_retry_kinds.add({kind}),
                 orders.mail_attempts.add(1),
                 orders.mail_retry.set(AWAITING),
@@ -210,6 +217,15 @@ class DynamoOrders:
         index = self._models.orders.awaiting_payment_index
         hold_until = self._models.orders.hold_until
         return [r.order_ref for r in index.query(AWAITING, range_key_condition=hold_until < to_iso(now))]
+
+
+def _outbox_actions(orders: type[Model], kinds: set[str], due: datetime) -> list:
+    """The order's mail outbox (the sparse mail-retry index): these kinds, due at `due`."""
+    return [
+        orders.mail_retry_kinds.add(kinds),
+        orders.mail_retry.set(AWAITING),
+        orders.mail_retry_after.set(to_iso(due)),
+    ]
 
 
 def _claim_change(claims: type[Model], effects: frozenset[Effect]) -> dict:

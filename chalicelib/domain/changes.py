@@ -15,6 +15,12 @@ class Effect(str, Enum):
     RELEASE_CLAIM = "release_claim"  # the certificate may order again
     RECLAIM = "reclaim"  # a late payment takes the certificate's kit after all
     CANCEL_FULFILMENT = "cancel_fulfilment"
+    EMAIL_DISPATCH = "email_dispatch"  # the dispatch email joins the order's mail outbox, in the same write
+
+
+# The holder's emails, by kind (each a template in templates/email/), and the effects that make them due.
+CONFIRMATION_EMAIL, DISPATCH_EMAIL = "confirmation", "dispatch"
+EMAIL_EFFECTS = {Effect.EMAIL_DISPATCH: DISPATCH_EMAIL}
 
 
 @dataclass(frozen=True)

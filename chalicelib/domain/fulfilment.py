@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .changes import Outcome, Source, record_change, unchanged
+from .changes import Effect, Outcome, Source, record_change, unchanged
 from .errors import FulfilmentConflict, InvalidInput, OrderNotFound
 from .orders import Dispatch, FulfilmentState, Order
 
@@ -194,6 +194,7 @@ def dispatch(order: Order, details: Dispatch, source: Source, now: datetime) -> 
         source,
         now,
         f"dispatched by {details.carrier} ({details.tracking_reference})",
+        {Effect.EMAIL_DISPATCH} if order.delivery.email else (),
         fulfilment=FulfilmentState.DISPATCHED,
         dispatch=details,
     )

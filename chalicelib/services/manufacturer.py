@@ -23,7 +23,7 @@ from ..domain.fulfilment import (
 from ..domain.orders import Order
 from .dependencies import Dependencies
 from .history import apply_change
-from .notifications import send_dispatch
+from .notifications import send_due
 from .ordering import release_to_manufacturer
 
 log = logging.getLogger("tracekit")
@@ -57,7 +57,7 @@ def dispatch_fulfilment(fulfilment_id: str, report: dict, by: str, deps: Depende
         return dispatch(order, details, Source(f"manufacturer:{by}"), deps.clock())
 
     order = _act(fulfilment_id, decide, deps)
-    send_dispatch(order, deps)  # once per order, however often the same dispatch is reported
+    send_due(order.reference, deps)  # the dispatch put its email in the outbox; a repeat finds none due
     return order
 
 

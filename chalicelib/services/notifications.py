@@ -1,67 +1,72 @@
 """Emails to the holder, when they gave an address: the order confirmed, then the kit posted.
 
-At most one of each per order, whatever retries or redeliveries bring. The confirmation goes from
-the call that released the order (the release is a conditional write that succeeds once); the
-dispatch email claims its kind on the order item (one conditional write) before it goes. A send
-that fails is counted and logged, and the order goes on the sparse mail-retry index with its claim
-released; the relay's schedule retries it (claiming first, so still at most one) at growing
-intervals, and gives up after MAX_ATTEMPTS failures, counted for an alarm. The order itself is
-never affected. No email carries anything about the certificate."""
+An outbox on the order item. The write that makes an email due puts its kind in the order's mail
+outbox in the same conditional write (the release for the confirmation, the dispatch for the
+dispatch email), so no crash can lose it. Whoever sends first claims the order's due emails for a
+lease (one conditional write that pushes the outbox's due time out), sends, and takes the kind out.
+The relay's schedule sends whatever is due: a failed send comes back after 15 minutes times its
+failures, a claim whose sender died comes back when its lease ends. Six failures and it is given
+up, counted for an alarm. The order itself is never affected.
+
+Guarantee: each email is sent at least once once it can be, and at most once except in one window:
+SES accepted it and the process died before the outbox was told, when the retry sends it again.
+No email carries anything about the certificate.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
+from ..domain.changes import CONFIRMATION_EMAIL, DISPATCH_EMAIL
 from ..domain.errors import MailUnavailable
 from ..domain.orders import Order
 from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
-CONFIRMATION, DISPATCH = "confirmation", "dispatch"
+CONFIRMATION, DISPATCH = CONFIRMATION_EMAIL, DISPATCH_EMAIL
 RETRY_STEP = timedelta(minutes=15)  # after the nth failure, wait n steps: 6 tries over about 4 hours
 MAX_ATTEMPTS = 6
+# Longer than any function that sends runs (the relay's limit is 300 s), so a live sender's claim
+# is never taken over; short enough that a dead sender's email goes out within the quarter hour.
+CLAIM_LEASE = timedelta(minutes=10)
 
 
-def send_confirmation(order: Order, deps: Dependencies) -> bool:
-    """For the one call that released the order. True if the email went."""
-    return _send(order, CONFIRMATION, deps)
-
-
-def send_dispatch(order: Order, deps: Dependencies) -> bool:
-    """After any dispatch report; only the first per order sends. True if the email went."""
-    if not _wanted(order, deps) or not deps.orders.claim_notification(order.reference, DISPATCH):
-        return False
-    return _send(order, DISPATCH, deps)
-
-
-def _wanted(order: Order, deps: Dependencies) -> bool:
-    return deps.mailer is not None and bool(order.delivery.email)
-
-
-def retry_failed(deps: Dependencies) -> int:
-    """Scheduled: send the emails whose last attempt failed and are due again. Each is claimed
-    before it goes, so a retry racing a redelivered report still sends one. Returns how many went."""
-    if deps.mailer is None:
+def send_due(reference: str, deps: Dependencies) -> int:
+    """Send this order's due emails, if no one else is sending them. Returns how many went."""
+    now = deps.clock()
+    claimed = deps.orders.claim_due_notifications(reference, now, now + CLAIM_LEASE)
+    if claimed is None:
         return 0
-    sent = 0
-    for reference, kinds, failures in deps.orders.notifications_due(deps.clock()):
-        order = deps.orders.get(reference)
-        for kind in sorted(kinds):
-            if failures >= MAX_ATTEMPTS:
-                log.error("%s email for order %s abandoned after %d failures", kind, reference, failures)
-                deps.metrics.report({"EmailsAbandoned": 1})
-            elif _wanted(order, deps) and deps.orders.claim_notification(reference, kind):
-                if not _send(order, kind, deps, failures):
-                    continue  # deferred again by _send
-                sent += 1
-            deps.orders.end_retry(reference, kind)  # sent, abandoned, erased, or already sent elsewhere
-    return sent
+    order, kinds, failures = claimed
+    if deps.mailer is None:  # mail is switched off (no EMAIL_FROM): nothing will ever send these
+        for kind in kinds:
+            deps.orders.end_retry(reference, kind)
+        return 0
+    return sum(_send_or_settle(order, kind, failures, deps) for kind in sorted(kinds))
 
 
-def _send(order: Order, kind: str, deps: Dependencies, failures: int = 0) -> bool:
-    if not _wanted(order, deps):
-        return False
+def send_all_due(deps: Dependencies) -> int:
+    """Scheduled (with the relay): every order whose emails are due. Returns how many went."""
+    due = deps.orders.notifications_due(deps.clock())
+    return sum(send_due(reference, deps) for reference, _kinds, _failures in due)
+
+
+def _send_or_settle(order: Order, kind: str, failures: int, deps: Dependencies) -> bool:
+    if failures >= MAX_ATTEMPTS:
+        log.error("%s email for order %s abandoned after %d failures", kind, order.reference, failures)
+        deps.metrics.report({"EmailsAbandoned": 1})
+    elif _wanted(order) and not _send(order, kind, deps, failures):
+        return False  # deferred: it stays in the outbox
+    deps.orders.end_retry(order.reference, kind)  # sent, given up, or no longer wanted (erased)
+    return _wanted(order) and failures < MAX_ATTEMPTS
+
+
+def _wanted(order: Order) -> bool:
+    return bool(order.delivery.email)
+
+
+def _send(order: Order, kind: str, deps: Dependencies, failures: int) -> bool:
     from ..web.pages import render_email  # Jinja only when there is mail to write
 
     subject, body = render_email(

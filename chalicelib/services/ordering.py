@@ -32,7 +32,7 @@ from ..domain.references import (
 from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, Counters
 from .dependencies import Dependencies
 from .history import apply_change
-from .notifications import send_confirmation
+from .notifications import send_due
 
 log = logging.getLogger("tracekit")
 # Stripe's own expiry webhook gets this long to arrive before the sweep steps in.
@@ -135,6 +135,8 @@ def _continue(order: Order, checked: CheckedCertificate, delivery: DeliveryDetai
             return PlacedOrder(order.reference, None if order.payment_processing else order.checkout_url)
         return PlacedOrder(order.reference, open_checkout(order, deps))
     if order.is_confirmed or order.payment in MONEY_TAKEN:
+        if order.awaits_release:  # the first click's process died before the release: do it now
+            _release_or_leave_for_relay(order, deps)
         return PlacedOrder(order.reference, None)
     # The order lapsed (expired, failed, abandoned) and gave its claim back: order afresh.
     return confirm_order(checked, delivery, new_order_reference(), deps)
@@ -202,11 +204,12 @@ def look_up_order(raw_reference: str, raw_postcode: str, deps: Dependencies) -> 
 
 
 def release_to_manufacturer(order: Order, deps: Dependencies) -> None:
-    """Send the fulfilment message, then record that it went. A resend is deduplicated per order."""
+    """Send the fulfilment message, then record that it went, with the holder's confirmation email
+    put in the order's outbox by the same write. A resend is deduplicated per order."""
     deps.fulfilment_queue.send(fulfilment_message_for(order, deps.settings.product_code))
-    if deps.orders.mark_released(order.reference, deps.clock()):  # this call released it: tell the holder once
+    if deps.orders.mark_released(order.reference, deps.clock(), email=bool(order.delivery.email)):
         log.info("order released to manufacturer: %s", order.reference)
-        send_confirmation(order, deps)
+        send_due(order.reference, deps)  # this call released it; if it dies first, the relay sends
 
 
 def _release_or_leave_for_relay(order: Order, deps: Dependencies) -> None:

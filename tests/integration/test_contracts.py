@@ -17,7 +17,7 @@ from chalicelib.adapters.dynamodb import DynamoRegister, build_models
 from chalicelib.adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
 from chalicelib.bootstrap import key_store, tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
-from chalicelib.domain.changes import erase_personal_data
+from chalicelib.domain.changes import Effect, erase_personal_data
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
 from chalicelib.domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
@@ -29,6 +29,8 @@ from chalicelib.domain.credentials import Scope, issue_key, read_token
 from chalicelib.domain.register import CertificateStatus, RegisterEntry
 from tests.builders import NOW, days_from_now, delivery_form
 from tests.fakes import InMemoryApiKeys, InMemoryFulfilmentQueue, InMemoryFulfilments, InMemoryOrders, InMemoryRegister
+
+LEASE = timedelta(minutes=10)
 
 
 @pytest.fixture(params=["fake", "dynamodb"])
@@ -131,28 +133,49 @@ class TestOrdersContract:
         orders.save(stored, erase_personal_data(stored, Source("operator:test"), NOW, "request").order)
         assert list(orders.contact_consents()) == []
 
-    def test_each_kind_of_email_is_claimed_once_per_order(self, stores):
+    def test_the_release_puts_the_confirmation_in_the_outbox_and_only_one_caller_claims_it(self, stores):
         _, orders = stores
-        order = an_order()
+        order = an_order(price=free())
         orders.create_claiming_certificate(order, 1)
-        assert orders.claim_notification(order.reference, "dispatch") is True
-        assert orders.claim_notification(order.reference, "dispatch") is False
-        assert orders.claim_notification(order.reference, "other") is True
-        assert orders.claim_notification("TK-NONE0-NONE0", "dispatch") is False
-        assert orders.get(order.reference) == order  # the claim touches nothing the domain reads
+        assert orders.claim_due_notifications(order.reference, NOW, NOW + LEASE) is None  # nothing due yet
+        assert orders.mark_released(order.reference, NOW, email=True) is True
+        assert orders.notifications_due(NOW) == [(order.reference, frozenset({"confirmation"}), 0)]
+        claimed, kinds, failures = orders.claim_due_notifications(order.reference, NOW, NOW + LEASE)
+        assert (claimed.reference, claimed.fulfilment, kinds, failures) == (
+            order.reference,
+            FulfilmentState.RELEASED,
+            frozenset({"confirmation"}),
+            0,
+        )
+        assert orders.claim_due_notifications(order.reference, NOW, NOW + LEASE) is None  # the lease holds
+        assert orders.notifications_due(NOW) == []
+        assert orders.notifications_due(NOW + LEASE) == [(order.reference, frozenset({"confirmation"}), 0)]
+        assert orders.claim_due_notifications(order.reference, NOW + LEASE, NOW + 2 * LEASE) is not None  # it ran out
+        assert orders.claim_due_notifications("TK-NONE0-NONE0", NOW, NOW + LEASE) is None
 
-    def test_a_failed_email_is_unclaimed_and_due_again_after_its_time_until_its_retry_ends(self, stores):
+    def test_a_dispatch_puts_its_email_in_the_outbox_in_the_same_write(self, stores):
+        _, orders = stores
+        order = an_order(price=free())
+        orders.create_claiming_certificate(order, 1)
+        orders.mark_released(order.reference, NOW)  # no email: nothing in the outbox
+        assert orders.notifications_due(NOW + timedelta(days=1)) == []
+        stored = orders.get(order.reference)
+        posted = dataclasses.replace(
+            stored, history=stored.history + (HistoryEntry(NOW, "manufacturer:k", "dispatched"),)
+        )
+        orders.save(stored, posted, frozenset({Effect.EMAIL_DISPATCH}))
+        assert orders.notifications_due(NOW) == [(order.reference, frozenset({"dispatch"}), 0)]
+
+    def test_a_failed_email_stays_in_the_outbox_and_is_due_again_after_its_time_until_it_ends(self, stores):
         _, orders = stores
         order, other = an_order("TK-AAAAA-00001"), an_order("TK-AAAAA-00002", "k2")
         orders.create_claiming_certificate(order, 1)
         orders.create_claiming_certificate(other, 1)
-        assert orders.claim_notification(order.reference, "dispatch") is True
         orders.defer_notification(order.reference, "dispatch", NOW + timedelta(minutes=15))
         orders.defer_notification(order.reference, "confirmation", NOW + timedelta(minutes=15))
         assert orders.notifications_due(NOW) == []
         [(reference, kinds, failures)] = orders.notifications_due(NOW + timedelta(minutes=15))
         assert (reference, kinds, failures) == (order.reference, frozenset({"dispatch", "confirmation"}), 2)
-        assert orders.claim_notification(order.reference, "dispatch") is True  # the failed send's claim was released
         orders.end_retry(order.reference, "dispatch")
         assert orders.notifications_due(NOW + timedelta(hours=1)) == [(order.reference, frozenset({"confirmation"}), 2)]
         orders.end_retry(order.reference, "confirmation")

@@ -35,9 +35,19 @@ def template(package) -> dict:
     return json.loads((package / "sam.json").read_text())
 
 
+# E2533 compares the Lambda runtime's published deprecation dates with the machine's date, so it
+# passes or fails with the calendar, not with the template: python3.11 is deprecated on 2027-06-30.
+# `make package` (the gate before a deployment) keeps it; the suite, which must pass on any day,
+# does not. See docs/operations.md, "Runtime end of life".
+DATE_DEPENDENT_CHECKS = "E2533"
+
+
 def test_the_template_passes_cfn_lint(package):
     result = subprocess.run(
-        [str(BIN / "cfn-lint"), str(package / "sam.json")], capture_output=True, text=True, timeout=300
+        [str(BIN / "cfn-lint"), "--ignore-checks", DATE_DEPENDENT_CHECKS, str(package / "sam.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

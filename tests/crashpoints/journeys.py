@@ -1,0 +1,263 @@
+"""The journeys the sweep runs: each a list of steps, each step one actor doing one thing.
+
+A step that is told to try again (or whose process died) is retried by its actor, as in
+production: the holder presses the button again, Stripe redelivers, the kit maker's client and the
+operator retry, a schedule runs again. Setup steps run with no fault and are not swept.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from chalicelib import services
+from chalicelib.domain.changes import ERASED
+from chalicelib.domain.errors import QueueUnavailable
+from tests.builders import delivery_form
+from tests.crashpoints.world import EMAIL, FREE_HOLDER, PAID_HOLDER, POSTCODE, TryAgain, World
+
+REFERENCE = re.compile(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}")
+DISPATCH = {"kit_code": "SW-123456", "carrier": "Royal Mail", "tracking_reference": "RM123456789GB"}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    act: Callable[[World], object]
+    swept: bool = True  # False: setup, run with no fault planted
+
+
+@dataclass(frozen=True)
+class Journey:
+    name: str
+    steps: tuple[Step, ...]
+    expect: Callable[[World], None] | None = None  # what this journey must end in, beyond the invariants
+
+
+# -- the holder ---------------------------------------------------------------------------------
+def certificate(holder: str) -> Step:
+    return Step(
+        f"holder checks {holder}",
+        lambda w: w.holder_page("POST", "/order/certificate", {"reference": holder, "postcode": POSTCODE}),
+    )
+
+
+def delivery() -> Step:
+    return Step("holder gives delivery", lambda w: w.holder_page("POST", "/order/delivery", delivery_form(email=EMAIL)))
+
+
+def _confirm(w: World):
+    response = w.holder_page("POST", "/order/confirm", {"confirm": "yes"})
+    location = response.headers.get("Location", "")
+    if "/checkout/" in location or location.startswith(w.emulator.base_url):
+        w.notes["session"] = location.rsplit("/", 1)[-1]
+    return response
+
+
+def confirm() -> Step:
+    return Step("holder confirms", _confirm)
+
+
+def confirmation_page() -> Step:
+    return Step("holder sees confirmation", lambda w: w.holder_page("GET", "/order/confirmation"))
+
+
+def return_page() -> Step:
+    return Step(
+        "holder returns from checkout",
+        lambda w: w.holder_page("GET", f"/order/payment-complete?session_id={w.notes['session']}"),
+    )
+
+
+def ordering(holder: str) -> tuple[Step, ...]:
+    return (certificate(holder), delivery(), confirm())
+
+
+# -- Stripe -----------------------------------------------------------------------------------------
+def pays(how: str = "card") -> Step:
+    action = {
+        "card": lambda w: w.emulator.pay(w.notes["session"]),
+        "bank": lambda w: w.emulator.pay_async(w.notes["session"]),
+    }[how]
+    return Step(f"holder pays by {how}", action)
+
+
+def stripe_sends(kind: str) -> Step:
+    return Step(f"stripe sends {kind}", lambda w: w.deliver(w.latest_event(kind)))
+
+
+def stripe_sends_the_rest() -> Step:
+    def deliver_undelivered(w: World):
+        for event in w.emulator.events():
+            if event["id"] not in w.delivered:
+                w.deliver(event)
+
+    return Step("stripe sends what it has not", deliver_undelivered)
+
+
+def bank_settles(succeeded: bool) -> Step:
+    return Step(
+        f"bank transfer {'arrives' if succeeded else 'fails'}",
+        lambda w: w.emulator.settle_async(w.notes["session"], succeeded),
+    )
+
+
+def session_expires() -> Step:
+    return Step("checkout session expires", lambda w: w.emulator.expire(w.notes["session"]))
+
+
+# -- the kit maker, the operator, the schedules -----------------------------------------------------
+def kit_maker(action: str) -> Step:
+    def act(w: World):
+        fulfilment = "F-" + w.order_reference().removeprefix("TK-")
+        body = {
+            "dispatch": {**DISPATCH, "dispatched_at": w.clock().isoformat()},
+            "reject": {"reason": "address not found"},
+        }.get(action)
+        response = w.manufacturer("POST", f"/fulfilment-orders/{fulfilment}/{action}", body)
+        assert response.status_code == 200, (action, response.status_code, response.body)
+
+    return Step(f"kit maker: {action}", act)
+
+
+def operator_refunds() -> Step:
+    def act(w: World):
+        try:
+            services.refund_order(w.order_reference(), None, "holder changed their mind", "alice", w.deps)
+        except Exception as exc:  # noqa: BLE001 - the CLI says it failed; the operator runs it again
+            raise TryAgain(type(exc).__name__) from None
+
+    return Step("operator refunds in full", act)
+
+
+def job(name: str) -> Step:
+    return Step(f"schedule runs {name}", lambda w: w.run_job(name))
+
+
+def later(swept: bool = True, **delta) -> Step:
+    return Step(f"time passes {delta}", lambda w: w.later(**delta), swept=swept)
+
+
+def setup(step: Step) -> Step:
+    return Step(step.name, step.act, swept=False)
+
+
+class _BrokenOnce:
+    """The queue or the mail down for one setup step."""
+
+    def __init__(self, w: World, attribute: str, down):
+        self.w, self.attribute, self.down = w, attribute, down
+
+    def __enter__(self):
+        self.real = getattr(self.w.deps, self.attribute)
+        setattr(self.w.deps, self.attribute, self.down)
+
+    def __exit__(self, *_):
+        setattr(self.w.deps, self.attribute, self.real)
+
+
+class _DownQueue:
+    def send(self, message):
+        raise QueueUnavailable("down")
+
+
+def with_queue_down(step: Step) -> Step:
+    def act(w: World):
+        with _BrokenOnce(w, "fulfilment_queue", _DownQueue()):
+            return step.act(w)
+
+    return Step(step.name + " (queue down)", act, swept=False)
+
+
+def with_mail_down(step: Step) -> Step:
+    def act(w: World):
+        from tests.journeys.test_email import refusing_mailer
+
+        with _BrokenOnce(w, "mailer", refusing_mailer(w.settings)):
+            return step.act(w)
+
+    return Step(step.name + " (mail down)", act, swept=False)
+
+
+# -- what some journeys must end in ------------------------------------------------------------------
+def _one_export_for_yesterday(w: World) -> None:
+    from chalicelib.services.finance import daily_export_key
+
+    key = daily_export_key(w.clock().date() - timedelta(days=1))
+    assert w.deps.exports.exists(key), key
+    assert w.order_reference().encode() in w.export_body(key)
+
+
+def _erased(w: World) -> None:
+    order = w.deps.orders.get(w.order_reference())
+    assert order.erased_at is not None and order.delivery.full_name == ERASED, order.delivery
+
+
+PAID = (*ordering(PAID_HOLDER), pays(), stripe_sends("checkout.session.completed"))
+FREE = (*ordering(FREE_HOLDER),)
+
+JOURNEYS = (
+    Journey("free order", (*FREE, confirmation_page())),
+    Journey("paid, webhook first", (*PAID, return_page())),
+    Journey(
+        "paid, return page first",
+        (*ordering(PAID_HOLDER), pays(), return_page(), stripe_sends("checkout.session.completed")),
+    ),
+    Journey(
+        "bank transfer arrives",
+        (
+            *ordering(PAID_HOLDER),
+            pays("bank"),
+            stripe_sends("checkout.session.completed"),
+            bank_settles(True),
+            stripe_sends("checkout.session.async_payment_succeeded"),
+        ),
+    ),
+    Journey(
+        "bank transfer fails",
+        (
+            *ordering(PAID_HOLDER),
+            pays("bank"),
+            stripe_sends("checkout.session.completed"),
+            bank_settles(False),
+            stripe_sends("checkout.session.async_payment_failed"),
+        ),
+    ),
+    Journey("checkout expires", (*ordering(PAID_HOLDER), session_expires(), stripe_sends("checkout.session.expired"))),
+    Journey("lapsed hold swept", (*ordering(PAID_HOLDER), later(hours=2), job("sweep_lapsed_holds"))),
+    Journey("refund before dispatch", (*PAID, operator_refunds(), stripe_sends_the_rest())),
+    Journey(
+        "refund after dispatch",
+        (*PAID, kit_maker("accept"), kit_maker("dispatch"), operator_refunds(), stripe_sends_the_rest()),
+    ),
+    Journey("kit maker accepts and dispatches", (*FREE, kit_maker("accept"), kit_maker("dispatch"))),
+    Journey("kit maker rejects", (*FREE, kit_maker("reject"))),
+    Journey(
+        "relay of an unsent order",
+        (*map(setup, FREE[:-1]), with_queue_down(FREE[-1]), later(minutes=5), job("relay_unsent_fulfilments")),
+    ),
+    Journey(
+        "emails retried",
+        (
+            *map(setup, FREE[:-1]),
+            with_mail_down(FREE[-1]),
+            with_mail_down(kit_maker("dispatch")),
+            later(minutes=20),
+            job("relay_unsent_fulfilments"),
+            later(hours=1),
+            job("relay_unsent_fulfilments"),
+        ),
+    ),
+    Journey(
+        "daily reconciliation export",
+        (*map(setup, PAID), later(hours=18, minutes=15), job("export_daily_reconciliation")),
+        expect=_one_export_for_yesterday,
+    ),
+    Journey(
+        "retention purge",
+        (*map(setup, (*FREE, kit_maker("dispatch"))), later(days=31), job("purge_personal_data")),
+        expect=_erased,
+    ),
+)
