@@ -151,9 +151,11 @@ def print_banner(app_url: str, moto_url: str, emulator, mail_folder: Path) -> No
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM (from a supervisor or `timeout`) stops the stack as cleanly as Ctrl-C does."""
+    """SIGTERM (from a supervisor or `timeout`) stops the stack as cleanly as Ctrl-C does. Once:
+    a second SIGTERM must not break off the stopping of the children half-way."""
 
     def interrupt(_signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)

@@ -77,7 +77,7 @@ def race(client, round_number: int) -> tuple[list[int], list[str]]:
         except Exception as exc:  # noqa: BLE001 - any other outcome (a 500 above all) fails the test
             failures.append(f"{type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=contend, args=(n,)) for n in range(THREADS)]
+    threads = [threading.Thread(target=contend, args=(n,), daemon=True) for n in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
