@@ -1,6 +1,7 @@
 """`make run`: tracekit's whole local stack in one process tree on 127.0.0.1, stopped by Ctrl-C.
 
-- moto's HTTP server stands in for AWS (DynamoDB, SQS, S3); resources come from infra/resources.json.
+- moto stands in for AWS (DynamoDB, SQS, S3), served one request at a time (devstack.moto_server);
+  resources come from infra/resources.json.
 - The local Stripe emulator stands in for Stripe, unless STRIPE_SECRET_KEY and
   STRIPE_WEBHOOK_SECRET are set to real test-mode values, in which case real Stripe is used.
 - The synthetic register is loaded with the operator CLI, the command real data goes through.
@@ -54,11 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def start_moto(port: int):
-    from moto.server import ThreadedMotoServer
+    """moto on loopback, one request at a time (devstack.moto_server: its own server races)."""
+    from devstack.moto_server import start_moto_server
 
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    return server, f"http://{HOST}:{port}"
+    return start_moto_server(port)
 
 
 def use_real_stripe() -> bool:
@@ -151,9 +151,11 @@ def print_banner(app_url: str, moto_url: str, emulator, mail_folder: Path) -> No
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM (from a supervisor or `timeout`) stops the stack as cleanly as Ctrl-C does."""
+    """SIGTERM (from a supervisor or `timeout`) stops the stack as cleanly as Ctrl-C does. Once:
+    a second SIGTERM must not break off the stopping of the children half-way."""
 
     def interrupt(_signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)

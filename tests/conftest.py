@@ -67,8 +67,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def moto_url():
-    """moto's real HTTP server, bound to loopback, for the whole session."""
+def moto_server():
+    """moto's real HTTP server, bound to loopback, for the whole session, serving one request at a
+    time (devstack.moto_server says why: a race test must be decided by tracekit's conditions)."""
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "testing",
@@ -78,15 +79,18 @@ def moto_url():
         }
     )
     os.environ.pop("AWS_PROFILE", None)
-    from moto.server import ThreadedMotoServer
+    from devstack.moto_server import start_moto_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
+    server, _url = start_moto_server()  # port 0: the system picks a free one, with no race for it
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url(moto_server):
+    return moto_server.url
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import boto3
@@ -17,6 +17,19 @@ import pytest
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+E2E = Path(__file__).resolve().parent
+# The first test to use the stack also waits for it to start (up to STARTUP_SECONDS), and Chromium
+# is slow on a busy machine: these tests get twice pytest.ini's limit.
+E2E_TIMEOUT = 600
+STARTUP_SECONDS = 90
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E in item.path.parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
@@ -45,33 +58,71 @@ def stack(tmp_path_factory):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, so its children can be ended with it
     )
-    banner = _read_until(process, "Demo certificates", timeout=90)
-    output: list[str] = []
-    drain = threading.Thread(target=lambda: output.extend(iter(process.stdout.readline, "")), daemon=True)
-    drain.start()  # keep reading, so a full pipe never blocks the stack
-    yield {
-        "app": f"http://127.0.0.1:{ports['app']}",
-        "moto": f"http://127.0.0.1:{ports['moto']}",
-        "stripe": f"http://127.0.0.1:{ports['stripe']}",
-        "banner": banner,
-        "mail": mail,
-        "output": output,
-    }
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    try:
+        output = StackOutput(process.stdout)
+        banner = output.until("Demo certificates", then=6, timeout=STARTUP_SECONDS)
+        yield {
+            "app": f"http://127.0.0.1:{ports['app']}",
+            "moto": f"http://127.0.0.1:{ports['moto']}",
+            "stripe": f"http://127.0.0.1:{ports['stripe']}",
+            "banner": banner,
+            "mail": mail,
+            "output": output.lines,
+        }
+    finally:
+        end_stack(process)
 
 
-def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
-    seen, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError("the stack exited:\n" + "".join(seen))
-        seen.append(line)
-        if marker in line:
-            return "".join(seen + [process.stdout.readline() for _ in range(6)])
-    raise AssertionError("the stack did not start:\n" + "".join(seen))
+class StackOutput:
+    """Everything the stack prints, read from the start on a thread of its own: a full pipe never
+    blocks the stack, and a stack that hangs without a word cannot hold a test past its deadline."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._read, args=(stream,), name="stack-output", daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in iter(stream.readline, ""):
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def until(self, marker: str, then: int, timeout: float) -> str:
+        """The output up to the first line containing `marker`, and `then` lines more."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed or self._end(marker, then) is not None, timeout)
+            end, seen = self._end(marker, then), "".join(self.lines)
+        if end is None:
+            why = "exited" if self._closed else f"did not start within {timeout:.0f} s"
+            raise AssertionError(f"the stack {why}:\n{seen}")
+        return "".join(self.lines[:end])
+
+    def _end(self, marker: str, then: int) -> int | None:
+        for number, line in enumerate(self.lines):
+            if marker in line:
+                return number + 1 + then if len(self.lines) > number + then else None
+        return None
+
+
+def end_stack(process: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM, which the stack takes as Ctrl-C (it stops its children itself); SIGKILL to its
+    whole process group after `grace` seconds, and in any case to whatever of the group outlived it
+    (chalice local, a register import), so no test run leaves a stack behind, failed or not."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # the group start_new_session made, led by the stack
+    process.wait(timeout=10)
+    process.stdout.close()
 
 
 def queued(stack) -> list[dict]:

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # direct upload
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# `chalice package` (its own limit 600 s) runs in the first test's setup: pytest.ini's 300 s is too short.
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
