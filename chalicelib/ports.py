@@ -86,10 +86,11 @@ class Orders(Protocol):
         """Store `after` if the order is still as `before` was read, moving the certificate's claim
         as the effects say. Raises ConcurrentChange otherwise."""
 
-    def mark_released(self, reference: str, now: datetime, email: bool = False) -> bool:
-        """Record that the fulfilment message has been sent, and with `email` put the confirmation
-        email in the order's mail outbox in the same write; idempotent: True only for the call that
-        released it. (A save whose effects include an email effect does the same for its kind.)"""
+    def mark_released(self, reference: str, now: datetime, email_claimed_until: datetime | None = None) -> bool:
+        """Record that the fulfilment message has been sent and, given a time, put the confirmation
+        email in the order's mail outbox in the same write, held by the caller until then;
+        idempotent: True only for the call that released it. (A save whose effects include an
+        email effect puts that kind in the outbox, due at once.)"""
 
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """Unpaid orders still holding a claim after their hold ran out."""

@@ -119,13 +119,13 @@ class InMemoryOrders:
             if emails:
                 self._add_to_outbox(after.reference, emails, after.history[-1].at)
 
-    def mark_released(self, reference, now, email=False):
+    def mark_released(self, reference, now, email_claimed_until=None):
         with self._lock:
             order = self.get(reference)
             if order.fulfilment is FulfilmentState.NOT_RELEASED and order.state is OrderState.CONFIRMED:
                 self.orders[reference] = dataclasses.replace(released(order, now), version=order.version + 1)
-                if email:
-                    self._add_to_outbox(reference, {CONFIRMATION_EMAIL}, now)
+                if email_claimed_until:
+                    self._add_to_outbox(reference, {CONFIRMATION_EMAIL}, email_claimed_until)
                 return True
             return False
 

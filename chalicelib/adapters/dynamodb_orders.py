@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Iterator
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.condition import size
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -122,9 +123,10 @@ class DynamoOrders:
                 raise ConcurrentChange(after.reference) from None
             raise
 
-    def mark_released(self, reference: str, now: datetime, email: bool = False) -> bool:
-        """Record that the fulfilment message went, and (with `email`) put the confirmation email in
-        the order's outbox in the same write; a second call changes nothing (and says False)."""
+    def mark_released(self, reference: str, now: datetime, email_claimed_until: datetime | None = None) -> bool:
+        """Record that the fulfilment message went and, if given a time, put the confirmation email
+        in the order's outbox in the same write, claimed by this caller until then; a second call
+        changes nothing (and says False)."""
         orders = self._models.orders
         entry = HistoryEntry(now, "system", "released to the manufacturer")
         try:
@@ -136,7 +138,11 @@ class DynamoOrders:
                     orders.fulfilment_open.set(AWAITING),
                     orders.history.set(orders.history.append([_history_record(entry)])),
                     orders.version.add(1),
-                    *(_outbox_actions(orders, {CONFIRMATION_EMAIL}, now) if email else []),
+                    *(
+                        _outbox_actions(orders, {CONFIRMATION_EMAIL}, email_claimed_until)
+                        if email_claimed_until
+                        else []
+                    ),
                 ],
                 condition=(orders.fulfilment_state == FulfilmentState.NOT_RELEASED.value)
                 & (orders.order_state == OrderState.CONFIRMED.value),
@@ -188,21 +194,29 @@ class DynamoOrders:
         return [(r.order_ref, frozenset(r.mail_retry_kinds or ()), int(r.mail_attempts or 0)) for r in due]
 
     def end_retry(self, reference: str, kind: str) -> None:
-        """Sent or given up: the kind leaves the retry set, and the order leaves the index with the
-        set's last kind (DynamoDB drops an emptied set; the second write is conditional on that)."""
+        """Sent or given up: the kind leaves the outbox. When it is the outbox's last kind (the common
+        case) the order leaves the index in the same write; otherwise a second write takes out the
+        kind alone. Both are conditional, so an unknown reference creates nothing."""
         orders = self._models.orders
         record = orders(reference)
-        try:  # conditional, or UpdateItem would create an item for an unknown reference
-            record.update(actions=[orders.mail_retry_kinds.delete({kind})], condition=orders.order_ref.exists())
-            if not record.mail_retry_kinds:
-                record.update(
-                    actions=[
-                        orders.mail_retry.remove(),
-                        orders.mail_retry_after.remove(),
-                        orders.mail_attempts.remove(),
-                    ],
-                    condition=orders.order_ref.exists() & orders.mail_retry_kinds.does_not_exist(),
-                )
+        try:
+            record.update(
+                actions=[
+                    orders.mail_retry_kinds.remove(),
+                    orders.mail_retry.remove(),
+                    orders.mail_retry_after.remove(),
+                    orders.mail_attempts.remove(),
+                ],
+                condition=orders.mail_retry_kinds.contains(kind) & (size(orders.mail_retry_kinds) == 1),
+            )
+            return
+        except UpdateError as exc:
+            if not _is_condition_failure(exc):
+                raise
+        try:
+            record.update(
+                actions=[orders.mail_retry_kinds.delete({kind})], condition=orders.mail_retry_kinds.contains(kind)
+            )
         except UpdateError as exc:
             if not _is_condition_failure(exc):
                 raise

@@ -2,8 +2,9 @@
 
 An outbox on the order item. The write that makes an email due puts its kind in the order's mail
 outbox in the same conditional write (the release for the confirmation, the dispatch for the
-dispatch email), so no crash can lose it. Whoever sends first claims the order's due emails for a
-lease (one conditional write that pushes the outbox's due time out), sends, and takes the kind out.
+dispatch email), so no crash can lose it. A sender holds the outbox for a lease, sends, and takes
+the kind out: the release's caller holds it from the release write itself (only one call
+releases); anyone else claims it first (one conditional write that pushes its due time out).
 The relay's schedule sends whatever is due: a failed send comes back after 15 minutes times its
 failures, a claim whose sender died comes back when its lease ends. Six failures and it is given
 up, counted for an alarm. The order itself is never affected.
@@ -39,9 +40,14 @@ def send_due(reference: str, deps: Dependencies) -> int:
     if claimed is None:
         return 0
     order, kinds, failures = claimed
+    return send_claimed(order, kinds, deps, failures)
+
+
+def send_claimed(order: Order, kinds, deps: Dependencies, failures: int = 0) -> int:
+    """Send emails of the order's outbox that this caller holds. Returns how many went."""
     if deps.mailer is None:  # mail is switched off (no EMAIL_FROM): nothing will ever send these
         for kind in kinds:
-            deps.orders.end_retry(reference, kind)
+            deps.orders.end_retry(order.reference, kind)
         return 0
     return sum(_send_or_settle(order, kind, failures, deps) for kind in sorted(kinds))
 

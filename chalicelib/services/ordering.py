@@ -32,7 +32,7 @@ from ..domain.references import (
 from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, Counters
 from .dependencies import Dependencies
 from .history import apply_change
-from .notifications import send_due
+from .notifications import CLAIM_LEASE, CONFIRMATION, send_claimed
 
 log = logging.getLogger("tracekit")
 # Stripe's own expiry webhook gets this long to arrive before the sweep steps in.
@@ -207,9 +207,12 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> None:
     """Send the fulfilment message, then record that it went, with the holder's confirmation email
     put in the order's outbox by the same write. A resend is deduplicated per order."""
     deps.fulfilment_queue.send(fulfilment_message_for(order, deps.settings.product_code))
-    if deps.orders.mark_released(order.reference, deps.clock(), email=bool(order.delivery.email)):
+    now = deps.clock()
+    email_claim = now + CLAIM_LEASE if order.delivery.email else None
+    if deps.orders.mark_released(order.reference, now, email_claimed_until=email_claim):
         log.info("order released to manufacturer: %s", order.reference)
-        send_due(order.reference, deps)  # this call released it; if it dies first, the relay sends
+        if email_claim:  # this call released it, so it holds the email; if it dies, the relay sends it
+            send_claimed(order, {CONFIRMATION}, deps)
 
 
 def _release_or_leave_for_relay(order: Order, deps: Dependencies) -> None:

@@ -103,6 +103,7 @@ def points(calls: list, full: bool, seen_sites: set[str]) -> list[Point]:
 SEEN_SITES: set[str] = set()
 
 
+@pytest.mark.timeout(1200)  # a journey's whole sweep, in full mode on a slow machine
 @pytest.mark.parametrize("journey", JOURNEYS, ids=[j.name for j in JOURNEYS])
 def test_every_crash_point_converges(journey, moto_url, faults, request):
     full = request.config.getoption("--crash-sweep") == "full"

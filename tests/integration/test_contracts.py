@@ -133,24 +133,26 @@ class TestOrdersContract:
         orders.save(stored, erase_personal_data(stored, Source("operator:test"), NOW, "request").order)
         assert list(orders.contact_consents()) == []
 
-    def test_the_release_puts_the_confirmation_in_the_outbox_and_only_one_caller_claims_it(self, stores):
+    def test_the_release_puts_the_confirmation_in_the_outbox_held_by_its_caller_then_one_claimer(self, stores):
         _, orders = stores
         order = an_order(price=free())
         orders.create_claiming_certificate(order, 1)
         assert orders.claim_due_notifications(order.reference, NOW, NOW + LEASE) is None  # nothing due yet
-        assert orders.mark_released(order.reference, NOW, email=True) is True
-        assert orders.notifications_due(NOW) == [(order.reference, frozenset({"confirmation"}), 0)]
-        claimed, kinds, failures = orders.claim_due_notifications(order.reference, NOW, NOW + LEASE)
+        assert orders.mark_released(order.reference, NOW, email_claimed_until=NOW + LEASE) is True
+        assert orders.notifications_due(NOW) == []  # the releasing caller holds it
+        assert orders.claim_due_notifications(order.reference, NOW, NOW + LEASE) is None
+        assert orders.notifications_due(NOW + LEASE) == [(order.reference, frozenset({"confirmation"}), 0)]
+        later = NOW + LEASE
+        claimed, kinds, failures = orders.claim_due_notifications(order.reference, later, later + LEASE)
         assert (claimed.reference, claimed.fulfilment, kinds, failures) == (
             order.reference,
             FulfilmentState.RELEASED,
             frozenset({"confirmation"}),
             0,
         )
-        assert orders.claim_due_notifications(order.reference, NOW, NOW + LEASE) is None  # the lease holds
-        assert orders.notifications_due(NOW) == []
-        assert orders.notifications_due(NOW + LEASE) == [(order.reference, frozenset({"confirmation"}), 0)]
-        assert orders.claim_due_notifications(order.reference, NOW + LEASE, NOW + 2 * LEASE) is not None  # it ran out
+        assert orders.claim_due_notifications(order.reference, later, later + LEASE) is None  # the lease holds
+        assert orders.notifications_due(later) == []
+        assert orders.claim_due_notifications(order.reference, later + LEASE, later + 2 * LEASE) is not None
         assert orders.claim_due_notifications("TK-NONE0-NONE0", NOW, NOW + LEASE) is None
 
     def test_a_dispatch_puts_its_email_in_the_outbox_in_the_same_write(self, stores):
