@@ -105,7 +105,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
         fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url, settings.dead_letter_queue_url),
         fulfilments=FulfilmentQueries(models, settings.product_code),
         api_keys=key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url),
-        metrics=EmfMetrics(settings.stage),
+        metrics=EmfMetrics(settings.stage, clock=clock),
         ledger=_BuiltOnFirstUse(lambda: stripe()[1]),
         finance_orders=FinanceOrders(models),
         exports=S3Exports(

@@ -49,7 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=float(os.environ.get("SCHEDULE_SECONDS", 60)),
         help="how often the scheduled handlers run (they run every 15 minutes in AWS)",
     )
-    parser.add_argument("--register", type=Path, default=ROOT / "devstack" / "synthetic_register.csv")
+    parser.add_argument(
+        "--register",
+        type=Path,
+        default=None,
+        help="a register CSV to load (default: the synthetic register, written afresh for today "
+        "to artefacts/synthetic_register.csv)",
+    )
     parser.add_argument("--mail-folder", type=Path, default=ROOT / "artefacts" / "mail")
     return parser.parse_args(argv)
 
@@ -102,6 +108,17 @@ def app_environment(
         "COOKIE_SECURE": "false",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def write_synthetic_register(path: Path) -> Path:
+    """Today's synthetic register: its expiry dates are counted from today, so the demo holders are
+    in force (or expired) on whatever day the stack starts."""
+    from devstack.synthetic_register import LOCAL_EXTRA_ROWS, write_register
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as out:
+        write_register(out, LOCAL_EXTRA_ROWS)
+    return path
 
 
 def import_register(env: dict[str, str], csv_file: Path) -> None:
@@ -172,7 +189,7 @@ def main(argv=None) -> None:
         resources = create_resources("local", moto_url, REGION)
         emulator, stripe_env = start_stripe(args.stripe_port, app_url)
         env = app_environment(resources, moto_url, app_url, stripe_env)
-        import_register(env, args.register)
+        import_register(env, args.register or write_synthetic_register(ROOT / "artefacts" / "synthetic_register.csv"))
         app = start_app(env, args.app_port)
         wait_until_serving(app_url + "/", app)
         scheduler = LocalScheduler(env, SCHEDULED_HANDLERS, interval=args.schedule_seconds)

@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+from datetime import datetime
 from typing import Callable, TextIO
+
+from ..timeutil import utc_now
 
 NAMESPACE = "tracekit"
 
 
 class EmfMetrics:
-    def __init__(self, stage: str, out: Callable[[], TextIO] = lambda: sys.stdout):
+    def __init__(
+        self, stage: str, out: Callable[[], TextIO] = lambda: sys.stdout, clock: Callable[[], datetime] = utc_now
+    ):
         self._stage = stage
         self._out = out
+        self._clock = clock
 
     def report(self, values: dict[str, int], unit: str = "Count") -> None:
         document = {
             "_aws": {
-                "Timestamp": int(time.time() * 1000),
+                "Timestamp": int(self._clock().timestamp() * 1000),
                 "CloudWatchMetrics": [
                     {
                         "Namespace": NAMESPACE,

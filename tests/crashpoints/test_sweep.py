@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tests.crashpoints.conftest import TOTALS
 from tests.crashpoints.faults import MODES, Faults, Point, ProcessDied, install
 from tests.crashpoints.invariants import orders_now, outcome, violations
 from tests.crashpoints.journeys import JOURNEYS, Journey
@@ -23,7 +24,6 @@ from tests.crashpoints.world import TryAgain, World
 
 RETRIES = 3  # an actor's attempts at one step after the first
 SCHEDULES = ("relay_unsent_fulfilments", "sweep_lapsed_holds")
-TOTALS: dict[str, tuple[int, int]] = {}  # journey -> (points run, converged)
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_every_crash_point_converges(journey, moto_url, faults, request):
             problems.append(f"ended in {reached}, not {expected}")
         if problems:
             failures.append(f"{point.mode} at call {point.index} ({calls[point.index]}): {problems}")
-    TOTALS[journey.name] = (len(chosen), len(chosen) - len(failures))
+    TOTALS[journey.name] = (len(calls), len(chosen), len(chosen) - len(failures))
     print(
         f"\ncrash sweep: {journey.name}: {len(calls)} calls, {len(chosen)} points run, "
         f"{len(chosen) - len(failures)} converged, {time.monotonic() - started:.1f} s"

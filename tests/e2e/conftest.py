@@ -188,17 +188,19 @@ def synthetic_holders(free: bool) -> list[tuple[str, str]]:
     """(reference, postcode) of current synthetic holders, paid or free by the register flag.
 
     Tests sharing the one stack each take a different holder: a certificate orders only once."""
-    import csv
     from datetime import date
 
-    with (ROOT / "devstack" / "synthetic_register.csv").open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["certificate_reference"].startswith("SYN/2")]
+    from chalicelib.domain.register import REGISTER_COLUMNS
+    from devstack.synthetic_register import LOCAL_EXTRA_ROWS, synthetic_rows, utc_today
+
+    today = utc_today()  # the stack wrote its register today, from the same rows
+    rows = [dict(zip(REGISTER_COLUMNS, row, strict=True)) for row in synthetic_rows(LOCAL_EXTRA_ROWS, today=today)]
     outward = {"E1", "N17"}  # free-kit areas of the local stack are within these districts
     return [
         (r["certificate_reference"], r["postcode"])
         for r in rows
         if r["status"] == "in force"
-        and date.fromisoformat(r["expiry_date"]) > date.today()
+        and date.fromisoformat(r["expiry_date"]) > today
         and (r["free_kit"] == "yes") == free
         and (free or r["postcode"].split()[0] not in outward)
     ]

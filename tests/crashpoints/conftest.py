@@ -1,0 +1,20 @@
+"""The sweep's figure at the end of the run: journeys × call points × 2 modes, and how many
+converged."""
+
+from __future__ import annotations
+
+TOTALS: dict[str, tuple[int, int, int]] = {}  # journey -> (calls, points run, converged)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not TOTALS:
+        return
+    calls = sum(c for c, _, _ in TOTALS.values())
+    run = sum(r for _, r, _ in TOTALS.values())
+    converged = sum(v for _, _, v in TOTALS.values())
+    mode = terminalreporter.config.getoption("--crash-sweep")
+    terminalreporter.write_sep("-", "crash-point sweep")
+    terminalreporter.write_line(
+        f"{mode}: {len(TOTALS)} journeys, {calls} external calls, {run} crash points run "
+        f"(calls x 2 modes{'' if mode == 'full' else ', at each call site once'}), {converged} converged"
+    )
