@@ -3,6 +3,8 @@ converged."""
 
 from __future__ import annotations
 
+from tests.crashpoints.faults import MODES
+
 TOTALS: dict[str, tuple[int, int, int]] = {}  # journey -> (calls, points run, converged)
 
 
@@ -16,5 +18,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("-", "crash-point sweep")
     terminalreporter.write_line(
         f"{mode}: {len(TOTALS)} journeys, {calls} external calls, {run} crash points run "
-        f"(calls x 2 modes{'' if mode == 'full' else ', at each call site once'}), {converged} converged"
+        f"(calls x {len(MODES)} modes: {', '.join(MODES)}{'' if mode == 'full' else '; each call site once'}), "
+        f"{converged} converged"
     )

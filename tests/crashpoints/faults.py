@@ -2,10 +2,13 @@
 
 AWS calls are seen through botocore's own events (`before-call`, `after-call`) on every client
 made while the recorder is installed, PynamoDB's included; Stripe calls through the SDK's HTTP
-client. A planted fault either makes the k-th call fail as its service fails (a 5xx error, as the
-SDK raises it once its own retries are spent), or lets it come back and then ends the process: a
-`ProcessDied`, derived from BaseException so that no `except Exception` in tracekit can swallow it
-and nothing after the call runs.
+client. A planted fault does one of three things to the k-th call:
+- fail: it fails as its service fails (a 5xx error, as the SDK raises it once its own retries are
+  spent), and nothing happened at the service;
+- die: it comes back and the process ends: a `ProcessDied`, derived from BaseException so that no
+  `except Exception` in tracekit can swallow it and nothing after the call runs;
+- lost: it took effect at the service but its answer never came: the caller sees a timeout (the
+  SDK's read timeout, or Stripe's connection error) and carries on.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from dataclasses import dataclass, field
 import botocore.session
 import stripe
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 from requests.structures import CaseInsensitiveDict
 
-FAIL, DIE = "fail", "die"
-MODES = (FAIL, DIE)
+FAIL, DIE, LOST = "fail", "die", "lost"
+MODES = (FAIL, DIE, LOST)
 _STRIPE_ID = re.compile(r"/(cs|pi|ch|re|evt|txn|po|dp|py)_[A-Za-z0-9_]+")
 
 
@@ -90,10 +94,12 @@ class Faults:
             self.fired = str(self.calls[-1])
         return index, failing
 
-    def after(self, index: int | None) -> None:
-        if index is not None and self.plan == Point(index, DIE):
+    def after(self, index: int | None, lost_answer: Exception) -> None:
+        if index is not None and self.plan in (Point(index, DIE), Point(index, LOST)):
             self.fired = str(self.calls[index])
-            raise ProcessDied(self.fired)
+            if self.plan.mode == DIE:
+                raise ProcessDied(self.fired)
+            raise lost_answer
 
 
 def install(faults: Faults, monkeypatch) -> None:
@@ -117,7 +123,7 @@ def install(faults: Faults, monkeypatch) -> None:
             body = {"error": {"type": "api_error", "message": "An error occurred (injected by the sweep)."}}
             return json.dumps(body), 500, CaseInsensitiveDict({"Content-Type": "application/json"})
         answer = original_request(self, method, url, headers, post_data, *args, **kwargs)
-        faults.after(index)
+        faults.after(index, stripe.APIConnectionError("Request timed out (injected by the sweep)"))
         return answer
 
     monkeypatch.setattr(stripe.HTTPClient, "request_with_retries", request_with_retries)
@@ -153,7 +159,7 @@ def _before_aws(faults: Faults, service_name: str):
 
 
 def _after_aws(faults: Faults):
-    def after_call(context, **_):  # an answer came back (an error answer too); then the process ends
-        faults.after(context.get("sweep_index"))
+    def after_call(context, **_):  # an answer came back (an error answer too): it may be lost now
+        faults.after(context.get("sweep_index"), ReadTimeoutError(endpoint_url="(injected by the sweep)"))
 
     return after_call
