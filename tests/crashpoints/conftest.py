@@ -18,6 +18,7 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("-", "crash-point sweep")
     terminalreporter.write_line(
         f"{mode}: {len(TOTALS)} journeys, {calls} external calls, {run} crash points run "
-        f"(calls x {len(MODES)} modes: {', '.join(MODES)}{'' if mode == 'full' else '; each call site once'}), "
+        f"({'each call in each' if mode == 'full' else 'each call site once, in turn in each'} of {len(MODES)} "
+        f"modes: {', '.join(MODES)}), "
         f"{converged} converged"
     )

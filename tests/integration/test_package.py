@@ -46,7 +46,7 @@ DATE_DEPENDENT_CHECKS = "E2533"
 
 def test_the_template_passes_cfn_lint(package):
     result = subprocess.run(
-        [str(BIN / "cfn-lint"), "--ignore-checks", DATE_DEPENDENT_CHECKS, str(package / "sam.json")],
+        [str(BIN / "cfn-lint"), str(package / "sam.json"), "--ignore-checks", DATE_DEPENDENT_CHECKS],
         capture_output=True,
         text=True,
         timeout=300,
