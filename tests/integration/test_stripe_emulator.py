@@ -1118,7 +1118,8 @@ def test_dashboard_controls_refuse_posts_from_other_sites(client, emulator):
 # ---------------------------------------------------------------------------
 
 TWO_DAYS = 2 * 24 * 60 * 60
-SEED_START = 1_790_000_000
+# Midnight UTC a week before this run: seeded charges are back-dated before anything paid live.
+SEED_START = int(time.time()) // 86400 * 86400 - 7 * 86400
 
 
 @pytest.fixture
