@@ -12,16 +12,15 @@ from datetime import datetime, timezone
 log = logging.getLogger("devstack.scheduler")
 
 
-def scheduled_event(now: datetime | None = None) -> dict:
-    """The shape EventBridge hands a scheduled Lambda (what Chalice's handler wrapper reads). The
-    handlers themselves read the app's clock; `time` is only what EventBridge would say."""
+def scheduled_event() -> dict:
+    """The shape EventBridge hands a scheduled Lambda (what Chalice's handler wrapper reads)."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": "000000000000",
-        "time": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "region": os.environ.get("AWS_REGION", "eu-west-2"),
         "resources": [],
         "detail": {},

@@ -257,7 +257,6 @@ def build_models(tables: Tables) -> Models:
         erase_after = UnicodeAttribute(null=True)
         version = NumberAttribute(default=0)
         processed_events = UnicodeSetAttribute(null=True)
-        notified = UnicodeSetAttribute(null=True)  # kinds of email sent for this order
         mail_retry_index = MailRetryIndex()
         mail_retry = UnicodeAttribute(null=True)
         mail_retry_after = UnicodeAttribute(null=True)

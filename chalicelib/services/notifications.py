@@ -19,13 +19,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from ..domain.changes import CONFIRMATION_EMAIL, DISPATCH_EMAIL
 from ..domain.errors import MailUnavailable
 from ..domain.orders import Order
 from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
-CONFIRMATION, DISPATCH = CONFIRMATION_EMAIL, DISPATCH_EMAIL
 RETRY_STEP = timedelta(minutes=15)  # after the nth failure, wait n steps: 6 tries over about 4 hours
 MAX_ATTEMPTS = 6
 # Longer than any function that sends runs (the relay's limit is 300 s), so a live sender's claim
@@ -59,13 +57,20 @@ def send_all_due(deps: Dependencies) -> int:
 
 
 def _send_or_settle(order: Order, kind: str, failures: int, deps: Dependencies) -> bool:
+    """True if the email went. It leaves the outbox when sent, given up, or no longer wanted (the
+    address was erased); a failed send stays in it, deferred by _send."""
     if failures >= MAX_ATTEMPTS:
         log.error("%s email for order %s abandoned after %d failures", kind, order.reference, failures)
         deps.metrics.report({"EmailsAbandoned": 1})
-    elif _wanted(order) and not _send(order, kind, deps, failures):
-        return False  # deferred: it stays in the outbox
-    deps.orders.end_retry(order.reference, kind)  # sent, given up, or no longer wanted (erased)
-    return _wanted(order) and failures < MAX_ATTEMPTS
+        sent = False
+    elif not _wanted(order):
+        sent = False
+    elif not _send(order, kind, deps, failures):
+        return False
+    else:
+        sent = True
+    deps.orders.end_retry(order.reference, kind)
+    return sent
 
 
 def _wanted(order: Order) -> bool:

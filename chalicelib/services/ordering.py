@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ..domain.changes import CONFIRMATION_EMAIL
 from ..domain.delivery import DeliveryDetails
 from ..domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
 from ..domain.errors import (
@@ -32,7 +33,7 @@ from ..domain.references import (
 from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, Counters
 from .dependencies import Dependencies
 from .history import apply_change
-from .notifications import CLAIM_LEASE, CONFIRMATION, send_claimed
+from .notifications import CLAIM_LEASE, send_claimed
 
 log = logging.getLogger("tracekit")
 # Stripe's own expiry webhook gets this long to arrive before the sweep steps in.
@@ -212,7 +213,7 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> None:
     if deps.orders.mark_released(order.reference, now, email_claimed_until=email_claim):
         log.info("order released to manufacturer: %s", order.reference)
         if email_claim:  # this call released it, so it holds the email; if it dies, the relay sends it
-            send_claimed(order, {CONFIRMATION}, deps)
+            send_claimed(order, {CONFIRMATION_EMAIL}, deps)
 
 
 def _release_or_leave_for_relay(order: Order, deps: Dependencies) -> None:

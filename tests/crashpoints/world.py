@@ -45,7 +45,9 @@ class World:
         self.settings = Settings.from_environ(app_environment(aws, self.moto_url, self.emulator))
         self.deps = bootstrap.build(self.settings, self.clock)
         bootstrap.use(self.deps)
-        self._client_context = Client(__import__("app").app)
+        from app import app  # after the environment is set, as a Lambda container imports it
+
+        self._client_context = Client(app)
         self.client = self._client_context.__enter__()
         with self.faults.quiet():
             load_register(
