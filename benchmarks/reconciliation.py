@@ -35,8 +35,7 @@ from chalicelib.domain.changes import Source  # noqa: E402
 from chalicelib.domain.delivery import DeliveryDetails  # noqa: E402
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason  # noqa: E402
 from chalicelib.domain.money import Money  # noqa: E402
-from chalicelib.domain.orders import place_order, released  # noqa: E402
-from chalicelib.domain.payments import accept_payment  # noqa: E402
+from chalicelib.domain.lifecycle import accept_payment, place_order, release  # noqa: E402
 from chalicelib.domain.references import new_order_reference  # noqa: E402
 from devstack.aws import create_resources  # noqa: E402
 from devstack.stripe_emulator import StripeEmulator  # noqa: E402
@@ -58,8 +57,8 @@ def load(orders: int, tables: Tables, emulator: StripeEmulator) -> None:
     eligibility = Eligibility(Money(895), EligibilityReason.STANDARD_PRICE)
     with model.batch_write() as batch:
         for number, (reference, at, intent) in enumerate(zip(references, times, intents, strict=True)):
-            order = place_order(reference, f"cert-{number}", eligibility, DELIVERY, at)
-            paid = released(accept_payment(order, Money(895), intent, Source("stripe", "seed"), at).order, at)
+            order = place_order(reference, f"cert-{number}", eligibility, DELIVERY, at).order
+            paid = release(accept_payment(order, Money(895), intent, Source("stripe", "seed"), at).order, at).order
             batch.save(order_record(model, paid))
 
 

@@ -86,7 +86,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
     import boto3
 
     from .adapters.dynamodb import DynamoRegister, build_models
-    from .adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
+    from .adapters.dynamodb_fulfilments import FulfilmentQueries
+    from .adapters.dynamodb_orders import DynamoOrders
     from .adapters.dynamodb_finance import FinanceOrders
     from .adapters.metrics import EmfMetrics
     from .adapters.s3_exports import S3Exports

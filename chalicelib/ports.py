@@ -14,7 +14,9 @@ from .domain.credentials import ApiKey
 from .domain.fulfilment import FulfilmentMessage, Page
 from .domain.money import Money
 from .domain.orders import Order
-from .domain.payments import Effect, MoneyView
+from .domain.changes import Effect
+from .domain.lifecycle import GuardedChange
+from .domain.payments import MoneyView
 from .domain.reconciliation import LedgerEntry, OrderFacts, Payout, Period
 from .domain.register import RegisterEntry
 
@@ -75,22 +77,22 @@ class Orders(Protocol):
     def get(self, reference: str) -> Order:
         """Raises OrderNotFound."""
 
-    def mark_paid_once(
-        self, reference: str, event_id: str, paid: Money, payment_intent_id: str | None, now: datetime
-    ) -> Order | None:
-        """The common case in one write: an order simply awaiting exactly this payment becomes
-        paid, recording the event. None when that is not the case (the caller then reads the
-        order and applies the domain's rules)."""
+    def apply_guarded(self, reference: str, change: GuardedChange) -> Order | None:
+        """The change in one write if the order meets its requirements and has not seen its event:
+        the order as it now is; otherwise None, and nothing written (the caller reads the order
+        and applies the lifecycle's general rule)."""
 
-    def save(self, before: Order, after: Order, effects: frozenset[Effect] = frozenset()) -> None:
-        """Store `after` if the order is still as `before` was read, moving the certificate's claim
-        as the effects say. Raises ConcurrentChange otherwise."""
-
-    def mark_released(self, reference: str, now: datetime, email_claimed_until: datetime | None = None) -> bool:
-        """Record that the fulfilment message has been sent and, given a time, put the confirmation
-        email in the order's mail outbox in the same write, held by the caller until then;
-        idempotent: True only for the call that released it. (A save whose effects include an
-        email effect puts that kind in the outbox, due at once.)"""
+    def save(
+        self,
+        before: Order,
+        after: Order,
+        effects: frozenset[Effect] = frozenset(),
+        mail_held_until: datetime | None = None,
+    ) -> None:
+        """Store `after` if the order is still as `before` was read, carrying out in the same write
+        the effects that are the store's: the certificate's claim moves (RELEASE_CLAIM, RECLAIM)
+        and emails owed join the order's mail outbox, held until `mail_held_until` for the caller
+        who will send them (else due at once). Raises ConcurrentChange otherwise."""
 
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """Unpaid orders still holding a claim after their hold ran out."""

@@ -10,7 +10,7 @@ import json
 import threading
 from datetime import datetime, timedelta, timezone
 
-from chalicelib.domain.changes import CONFIRMATION_EMAIL, EMAIL_EFFECTS
+from chalicelib.domain.changes import Effect, emails_owed
 from chalicelib.domain.errors import (
     MailUnavailable,
     CertificateAlreadyClaimed,
@@ -22,8 +22,8 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.fulfilment import Cancellation, FulfilmentMessage, OpenFulfilment, Page, fulfilment_message_for
 from chalicelib.domain.money import Money
-from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState, released
-from chalicelib.domain.payments import Effect, MoneyView, Source, accept_payment
+from chalicelib.domain.orders import Order
+from chalicelib.domain.payments import MoneyView
 from chalicelib.domain.reconciliation import OrderFacts
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
 
@@ -87,24 +87,17 @@ class InMemoryOrders:
         except KeyError:
             raise OrderNotFound(reference) from None
 
-    def mark_paid_once(self, reference, event_id, paid, payment_intent_id, now):
+    def apply_guarded(self, reference, change):
         with self._lock:
             order = self.get(reference)
-            simple = (
-                order.state is OrderState.PLACED
-                and order.payment is PaymentState.AWAITING
-                and paid == order.amount
-                and order.refunded_pence == 0
-                and order.dispute_status is None
-                and event_id not in order.processed_events
-            )
-            if not simple:
+            if change.entry.stripe_event_id in order.processed_events:
                 return None
-            outcome = accept_payment(order, paid, payment_intent_id, Source("stripe", event_id), now)
-            self.orders[reference] = dataclasses.replace(outcome.order, version=order.version + 1)
+            if any(getattr(order, field) != value for field, value in change.requires.items()):
+                return None
+            self.orders[reference] = dataclasses.replace(change.applied_to(order).order, version=order.version + 1)
             return self.orders[reference]
 
-    def save(self, before, after, effects=frozenset()):
+    def save(self, before, after, effects=frozenset(), mail_held_until=None):
         with self._lock:
             if self.get(before.reference).version != before.version:
                 raise ConcurrentChange(before.reference)
@@ -115,19 +108,9 @@ class InMemoryOrders:
             if Effect.RECLAIM in effects:
                 self.claims[after.certificate_key] = self.claims.get(after.certificate_key, 0) + 1
             self.orders[after.reference] = dataclasses.replace(after, version=before.version + 1)
-            emails = {EMAIL_EFFECTS[e] for e in effects if e in EMAIL_EFFECTS}
+            emails = emails_owed(effects)
             if emails:
-                self._add_to_outbox(after.reference, emails, after.history[-1].at)
-
-    def mark_released(self, reference, now, email_claimed_until=None):
-        with self._lock:
-            order = self.get(reference)
-            if order.fulfilment is FulfilmentState.NOT_RELEASED and order.state is OrderState.CONFIRMED:
-                self.orders[reference] = dataclasses.replace(released(order, now), version=order.version + 1)
-                if email_claimed_until:
-                    self._add_to_outbox(reference, {CONFIRMATION_EMAIL}, email_claimed_until)
-                return True
-            return False
+                self._add_to_outbox(after.reference, emails, mail_held_until or after.history[-1].at)
 
     def _add_to_outbox(self, reference, kinds, due):
         outbox = self.mail_retry.setdefault(reference, {"kinds": set(), "attempts": 0})

@@ -1,4 +1,5 @@
-"""DynamoDB through PynamoDB: the table models, and the register (orders: dynamodb_orders.py).
+"""DynamoDB through PynamoDB: the table models, and the register (orders: dynamodb_orders.py, whose
+items dynamodb_order_items.py declares).
 
 Model classes are built per configuration (table names and endpoint come from Settings), so
 nothing is bound to a table or an endpoint at import time and every test gets fresh classes.
@@ -26,6 +27,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from ..domain.register import CertificateStatus, RegisterEntry
 from ..ports import CertificateLookup
+from .dynamodb_order_items import COLUMNS, VIEWS
 
 log = logging.getLogger("tracekit")
 
@@ -75,15 +77,17 @@ class RelayPendingIndex(GlobalSecondaryIndex):
     relay_since = UnicodeAttribute(range_key=True)
 
 
+# What a parcel needs of the recipient: the only personal data the kit maker's list projects.
+RECIPIENT_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode")
+
+
 class OpenFulfilmentsIndex(GlobalSecondaryIndex):
     """Sparse, oldest first: what the manufacturer may see. Its projection holds only the fields a
     parcel needs, so a query on it cannot leak anything else."""
 
     class Meta:
         index_name = "open-fulfilments"
-        projection = IncludeProjection(
-            ["full_name", "address_line_1", "address_line_2", "town", "postcode", "fulfilment_state", "relay_since"]
-        )
+        projection = IncludeProjection([*RECIPIENT_FIELDS, "fulfilment_state", "relay_since"])
 
     fulfilment_open = UnicodeAttribute(hash_key=True)
     released_at = UnicodeAttribute(range_key=True)
@@ -180,6 +184,31 @@ class HistoryRecord(MapAttribute):
     stripe_event_id = UnicodeAttribute(null=True)
 
 
+def order_attributes() -> dict:
+    """The orders table's attributes: the order's fields and views (dynamodb_order_items), its
+    indexes, its version, log and events seen, and its mail outbox."""
+    return {
+        **{column.name: column.attribute() for column in COLUMNS},
+        **{name: UnicodeAttribute(null=True) for name in VIEWS},
+        "version": NumberAttribute(default=0),
+        "processed_events": UnicodeSetAttribute(null=True),
+        "history": ListAttribute(of=HistoryRecord, default=list),
+        # the mail outbox: the kinds of email due, when, and the failures since the last success
+        "mail_retry": UnicodeAttribute(null=True),
+        "mail_retry_after": UnicodeAttribute(null=True),
+        "mail_retry_kinds": UnicodeSetAttribute(null=True),
+        "mail_attempts": NumberAttribute(null=True),
+        "created_day_index": CreatedDayIndex(),
+        "awaiting_payment_index": AwaitingPaymentIndex(),
+        "relay_pending_index": RelayPendingIndex(),
+        "open_fulfilments_index": OpenFulfilmentsIndex(),
+        "cancellations_index": CancellationsIndex(),
+        "contact_consent_index": ContactConsentIndex(),
+        "erasure_due_index": ErasureDueIndex(),
+        "mail_retry_index": MailRetryIndex(),
+    }
+
+
 def build_models(tables: Tables) -> Models:
     """PynamoDB models bound to the configured tables; attribute names match infra/resources.json."""
 
@@ -198,71 +227,7 @@ def build_models(tables: Tables) -> Models:
         certificate_key = UnicodeAttribute(hash_key=True)
         kits = NumberAttribute(default=0)
 
-    class OrderRecord(Model):
-        Meta = tables.meta(tables.orders)
-
-        order_ref = UnicodeAttribute(hash_key=True)
-        created_day_index = CreatedDayIndex()
-        certificate_key = UnicodeAttribute()
-        created_at = UnicodeAttribute()
-        created_on = UnicodeAttribute()
-        amount_pence = NumberAttribute()
-        currency = UnicodeAttribute()
-        eligibility_reason = UnicodeAttribute()
-        full_name = UnicodeAttribute()
-        address_line_1 = UnicodeAttribute()
-        address_line_2 = UnicodeAttribute(null=True)
-        town = UnicodeAttribute()
-        postcode = UnicodeAttribute()
-        email = UnicodeAttribute(null=True)
-        contact_consent = BooleanAttribute(null=True)
-        order_state = UnicodeAttribute()
-        payment_state = UnicodeAttribute()
-        fulfilment_state = UnicodeAttribute()
-        checkout_session_id = UnicodeAttribute(null=True)
-        checkout_url = UnicodeAttribute(null=True)
-        checkout_expires_at = UnicodeAttribute(null=True)
-        checkout_attempt = NumberAttribute(default=0)
-        # Keys of the sparse index "awaiting-payment": present only while an order holds a claim unpaid.
-        awaiting_payment_index = AwaitingPaymentIndex()
-        awaiting_payment = UnicodeAttribute(null=True)
-        hold_until = UnicodeAttribute(null=True)
-        payment_intent_id = UnicodeAttribute(null=True)
-        payment_processing = BooleanAttribute(default=False)
-        paid_at = UnicodeAttribute(null=True)
-        refunded_pence = NumberAttribute(default=0)
-        dispute_status = UnicodeAttribute(null=True)
-        payment_flag = UnicodeAttribute(null=True)
-        released_at = UnicodeAttribute(null=True)
-        relay_pending_index = RelayPendingIndex()
-        relay_pending = UnicodeAttribute(null=True)
-        relay_since = UnicodeAttribute(null=True)
-        open_fulfilments_index = OpenFulfilmentsIndex()
-        fulfilment_open = UnicodeAttribute(null=True)
-        accepted_at = UnicodeAttribute(null=True)
-        kit_code = UnicodeAttribute(null=True)
-        carrier = UnicodeAttribute(null=True)
-        tracking_reference = UnicodeAttribute(null=True)
-        dispatched_at = UnicodeAttribute(null=True)
-        rejection_reason = UnicodeAttribute(null=True)
-        cancellations_index = CancellationsIndex()
-        cancellation_pending = UnicodeAttribute(null=True)
-        cancelled_at = UnicodeAttribute(null=True)
-        cancellation_acknowledged = BooleanAttribute(default=False)
-        erased_at = UnicodeAttribute(null=True)
-        contact_consent_index = ContactConsentIndex()
-        contact_consent_list = UnicodeAttribute(null=True)
-        erasure_due_index = ErasureDueIndex()
-        erasure_due = UnicodeAttribute(null=True)
-        erase_after = UnicodeAttribute(null=True)
-        version = NumberAttribute(default=0)
-        processed_events = UnicodeSetAttribute(null=True)
-        mail_retry_index = MailRetryIndex()
-        mail_retry = UnicodeAttribute(null=True)
-        mail_retry_after = UnicodeAttribute(null=True)
-        mail_retry_kinds = UnicodeSetAttribute(null=True)  # kinds of email whose send failed
-        mail_attempts = NumberAttribute(null=True)  # failures since the last success
-        history = ListAttribute(of=HistoryRecord, default=list)
+    OrderRecord = type("OrderRecord", (Model,), {"Meta": tables.meta(tables.orders), **order_attributes()})
 
     class AttemptRecord(Model):
         Meta = tables.meta(tables.attempts)

@@ -6,21 +6,32 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
-from .delivery import DeliveryDetails
 from .orders import HistoryEntry, Order
 
 
 class Effect(str, Enum):
+    """What a change owes the world beyond the order's own record, and who carries it out."""
+
+    # services.changes: the fulfilment message goes on the queue, then `release` records it.
     RELEASE_TO_MANUFACTURER = "release_to_manufacturer"
-    RELEASE_CLAIM = "release_claim"  # the certificate may order again
-    RECLAIM = "reclaim"  # a late payment takes the certificate's kit after all
-    CANCEL_FULFILMENT = "cancel_fulfilment"
-    EMAIL_DISPATCH = "email_dispatch"  # the dispatch email joins the order's mail outbox, in the same write
+    # the store, in the change's own transaction: the certificate's claim gives back its kit (it
+    # may order again) or, for a payment honoured after the order lapsed, takes it back.
+    RELEASE_CLAIM = "release_claim"
+    RECLAIM = "reclaim"
+    # the store puts the email in the order's mail outbox in the change's own write, held by the
+    # caller for a lease; services.changes then sends it (the relay's schedule, if the caller dies).
+    EMAIL_CONFIRMATION = "email_confirmation"
+    EMAIL_DISPATCH = "email_dispatch"
 
 
 # The holder's emails, by kind (each a template in templates/email/), and the effects that make them due.
 CONFIRMATION_EMAIL, DISPATCH_EMAIL = "confirmation", "dispatch"
-EMAIL_EFFECTS = {Effect.EMAIL_DISPATCH: DISPATCH_EMAIL}
+EMAIL_EFFECTS = {Effect.EMAIL_CONFIRMATION: CONFIRMATION_EMAIL, Effect.EMAIL_DISPATCH: DISPATCH_EMAIL}
+
+
+def emails_owed(effects: frozenset[Effect]) -> frozenset[str]:
+    """The kinds of email a change's effects make due."""
+    return frozenset(EMAIL_EFFECTS[e] for e in effects if e in EMAIL_EFFECTS)
 
 
 @dataclass(frozen=True)
@@ -53,23 +64,3 @@ def record_change(order: Order, source: Source, now: datetime, change: str, effe
 def unchanged(order: Order) -> Outcome:
     """A repeat of something already done (an idempotent call): no write, no log line."""
     return Outcome(order, changed=False)
-
-
-ERASED = "[erased]"
-
-
-def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -> Outcome:
-    """Name, address and email go; the reference, the money and the states (what finance and the
-    audit trail need) stay. Idempotent: an erased order is left as it is."""
-    if order.erased_at is not None:
-        return unchanged(order)
-    blank = DeliveryDetails(
-        full_name=ERASED,
-        address_line_1=ERASED,
-        address_line_2="",
-        town=ERASED,
-        postcode="",
-        email="",
-        contact_consent=False,
-    )
-    return record_change(order, source, now, f"personal data erased ({why})", delivery=blank, erased_at=now)

@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .changes import Effect, Outcome, Source, record_change, unchanged
-from .errors import FulfilmentConflict, InvalidInput, OrderNotFound
+from ..timeutil import to_iso
+from .errors import InvalidInput
 from .orders import Dispatch, FulfilmentState, Order
+from .references import fulfilment_id_of
 
 SCHEMA_VERSION = 1
 # The manufacturer API's OpenAPI document states these same rules as patterns, with whitespace
@@ -62,7 +63,7 @@ class FulfilmentMessage:
                 "town": self.town,
                 "postcode": self.postcode,
             },
-            "created_at": _iso(self.created_at),
+            "created_at": to_iso(self.created_at),
         }
 
 
@@ -75,7 +76,7 @@ class OpenFulfilment:
     released_at: datetime
 
     def to_document(self) -> dict:
-        return {**self.message.to_document(), "state": self.state.value, "released_at": _iso(self.released_at)}
+        return {**self.message.to_document(), "state": self.state.value, "released_at": to_iso(self.released_at)}
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Cancellation:
         return {
             "fulfilment_id": self.fulfilment_id,
             "order_reference": self.order_reference,
-            "cancelled_at": _iso(self.cancelled_at),
+            "cancelled_at": to_iso(self.cancelled_at),
         }
 
 
@@ -98,36 +99,23 @@ class Page:
     next_cursor: str | None
 
 
-def fulfilment_id_of(order_reference: str) -> str:
-    return "F-" + order_reference.removeprefix("TK-")
-
-
-def order_reference_of(fulfilment_id: str) -> str | None:
-    """'F-7K3MQ-9X2HD' -> 'TK-7K3MQ-9X2HD'; None when it is not a fulfilment id."""
-    from .references import normalise_order_reference
-
-    if not isinstance(fulfilment_id, str) or not fulfilment_id.upper().startswith("F-"):
-        return None
-    return normalise_order_reference("TK" + fulfilment_id[2:])
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def fulfilment_message_for(order: Order, product_code: str) -> FulfilmentMessage:
-    delivery = order.delivery
+    return fulfilment_message(order.reference, order.delivery, product_code, order.confirmed_at or order.created_at)
+
+
+def fulfilment_message(reference: str, delivery, product_code: str, confirmed_at: datetime) -> FulfilmentMessage:
+    """The parcel's message: one kit to the recipient's name and address, nothing else."""
     lines = tuple(line for line in (delivery.address_line_1, delivery.address_line_2) if line)
     return FulfilmentMessage(
-        fulfilment_id=order.fulfilment_id,
-        order_reference=order.reference,
+        fulfilment_id=fulfilment_id_of(reference),
+        order_reference=reference,
         product_code=product_code,
         quantity=1,
         recipient_name=delivery.full_name,
         address_lines=lines,
         town=delivery.town,
         postcode=delivery.postcode,
-        created_at=order.confirmed_at or order.created_at,
+        created_at=confirmed_at,
     )
 
 
@@ -169,72 +157,3 @@ def parse_reason(raw) -> str:
     if reason is None:
         raise InvalidInput({"reason": "reason must be 1-500 characters, not only spaces"})
     return reason
-
-
-def accept(order: Order, source: Source, now: datetime) -> Outcome:
-    if order.fulfilment in (FulfilmentState.ACCEPTED, FulfilmentState.DISPATCHED):
-        return unchanged(order)
-    _require_open(order, "accept")
-    return record_change(
-        order, source, now, "accepted by the manufacturer", fulfilment=FulfilmentState.ACCEPTED, accepted_at=now
-    )
-
-
-def dispatch(order: Order, details: Dispatch, source: Source, now: datetime) -> Outcome:
-    if order.fulfilment is FulfilmentState.DISPATCHED:
-        if order.dispatch == details:
-            return unchanged(order)
-        raise FulfilmentConflict(
-            f"{order.fulfilment_id} was already dispatched with kit code "
-            f"{order.dispatch.kit_code}; a different dispatch cannot be recorded"
-        )
-    _require_open(order, "dispatch")
-    return record_change(
-        order,
-        source,
-        now,
-        f"dispatched by {details.carrier} ({details.tracking_reference})",
-        {Effect.EMAIL_DISPATCH} if order.delivery.email else (),
-        fulfilment=FulfilmentState.DISPATCHED,
-        dispatch=details,
-    )
-
-
-def reject(order: Order, reason: str, source: Source, now: datetime) -> Outcome:
-    if order.fulfilment is FulfilmentState.REJECTED:
-        return unchanged(order)
-    _require_open(order, "reject")
-    return record_change(
-        order,
-        source,
-        now,
-        f"rejected by the manufacturer: {reason}",
-        fulfilment=FulfilmentState.REJECTED,
-        rejection_reason=reason,
-    )
-
-
-def acknowledge_cancellation(order: Order, source: Source, now: datetime) -> Outcome:
-    if order.released_at is None:
-        raise OrderNotFound(order.fulfilment_id)
-    if order.fulfilment is not FulfilmentState.CANCELLED:
-        raise FulfilmentConflict(f"{order.fulfilment_id} is not cancelled (it is {order.fulfilment.value})")
-    if order.cancellation_acknowledged:
-        return unchanged(order)
-    return record_change(
-        order, source, now, "cancellation acknowledged by the manufacturer", cancellation_acknowledged=True
-    )
-
-
-def _require_open(order: Order, action: str) -> None:
-    if order.open_for_manufacturer:
-        return
-    if order.released_at is None:  # never given to the manufacturer: as if it did not exist
-        raise OrderNotFound(order.fulfilment_id)
-    reasons = {
-        FulfilmentState.CANCELLED: "was cancelled because the order was refunded: do not send it",
-        FulfilmentState.REJECTED: "was rejected earlier",
-        FulfilmentState.DISPATCHED: "was already dispatched",
-    }
-    why = reasons.get(order.fulfilment, f"is {order.fulfilment.value}")
-    raise FulfilmentConflict(f"cannot {action} {order.fulfilment_id}: it {why}")

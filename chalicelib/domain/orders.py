@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
 from .delivery import DeliveryDetails
-from .eligibility import Eligibility
+from .references import fulfilment_id_of
 from .money import Money
 
 
@@ -26,6 +26,7 @@ class PaymentState(str, Enum):
     REFUNDED = "refunded"
     DISPUTED = "disputed"
     FAILED = "failed"
+    NOT_TAKEN = "not_taken"  # the order ended (expired, abandoned) before any money was taken
 
 
 # Payment states in which Stripe holds (or held) the holder's money.
@@ -103,7 +104,7 @@ class Order:
     @property
     def fulfilment_id(self) -> str:
         """The manufacturer's id for this order's fulfilment: one per order, derived, never reused."""
-        return "F-" + self.reference.removeprefix("TK-")  # see fulfilment.order_reference_of
+        return fulfilment_id_of(self.reference)
 
     @property
     def confirmed_at(self) -> datetime | None:
@@ -159,54 +160,3 @@ class Order:
         return bool(
             self.checkout_url and self.checkout_expires_at and self.checkout_expires_at > now + timedelta(minutes=1)
         )
-
-
-def place_order(
-    reference: str,
-    certificate_key: str,
-    eligibility: Eligibility,
-    delivery: DeliveryDetails,
-    now: datetime,
-    hold: timedelta = timedelta(minutes=60),
-) -> Order:
-    """A free order is confirmed at once; a paid one waits for Stripe and holds the certificate's
-    claim until `hold_until`, after which a sweep gives it back."""
-    free = eligibility.is_free
-    return Order(
-        reference=reference,
-        certificate_key=certificate_key,
-        created_at=now,
-        amount=eligibility.price,
-        eligibility_reason=eligibility.reason.value,
-        delivery=delivery,
-        state=OrderState.CONFIRMED if free else OrderState.PLACED,
-        payment=PaymentState.NOT_REQUIRED if free else PaymentState.AWAITING,
-        fulfilment=FulfilmentState.NOT_RELEASED,
-        hold_until=None if free else now + hold,
-        history=(
-            HistoryEntry(
-                now, "holder", "placed a free order" if free else f"placed an order for {eligibility.price.display()}"
-            ),
-        ),
-    )
-
-
-def with_checkout(order: Order, session_id: str, url: str, expires_at: datetime, attempt: int, now: datetime) -> Order:
-    return replace(
-        order,
-        checkout_session_id=session_id,
-        checkout_url=url,
-        checkout_expires_at=expires_at,
-        checkout_attempt=attempt,
-        hold_until=expires_at + timedelta(minutes=15),
-        history=order.history + (HistoryEntry(now, "system", f"opened checkout session {session_id}"),),
-    )
-
-
-def released(order: Order, now: datetime) -> Order:
-    return replace(
-        order,
-        fulfilment=FulfilmentState.RELEASED,
-        released_at=now,
-        history=order.history + (HistoryEntry(now, "system", "released to the manufacturer"),),
-    )

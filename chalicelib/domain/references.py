@@ -81,3 +81,16 @@ def normalise_order_reference(raw: str) -> str | None:
         return None
     candidate = f"TK-{cleaned[2:7]}-{cleaned[7:]}"
     return candidate if ORDER_REFERENCE_PATTERN.fullmatch(candidate) else None
+
+
+def fulfilment_id_of(order_reference: str) -> str:
+    """The kit maker's id for an order's fulfilment: 'TK-7K3MQ-9X2HD' -> 'F-7K3MQ-9X2HD'. One per
+    order, derived, never reused; order_reference_of is its inverse."""
+    return "F-" + order_reference.removeprefix("TK-")
+
+
+def order_reference_of(fulfilment_id: object) -> str | None:
+    """'F-7K3MQ-9X2HD' -> 'TK-7K3MQ-9X2HD'; None when it is not a fulfilment id."""
+    if not isinstance(fulfilment_id, str) or not fulfilment_id.upper().startswith("F-"):
+        return None
+    return normalise_order_reference("TK" + fulfilment_id[2:])

@@ -1,7 +1,7 @@
 """Use cases. Each takes its collaborators explicitly (built by chalicelib.bootstrap) and does no HTTP."""
 
 from .dependencies import Dependencies
-from .history import apply_change
+from .changes import apply_change, release_to_manufacturer
 from .ordering import (
     CheckedCertificate,
     PlacedOrder,
@@ -11,7 +11,6 @@ from .ordering import (
     look_up_order,
     sweep_expired_attempts,
     open_checkout,
-    release_to_manufacturer,
 )
 from .payments import fulfil, fulfil_on_return, handle_stripe_webhook, refund_order, sweep_lapsed_holds
 from .register import ImportReport, import_register

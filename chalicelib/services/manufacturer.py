@@ -10,21 +10,12 @@ from datetime import timedelta
 from ..domain.changes import Source
 from ..domain.credentials import Grant, grant_for, read_token
 from ..domain.errors import InvalidInput, OrderNotFound, QueueUnavailable
-from ..domain.fulfilment import (
-    Page,
-    accept,
-    acknowledge_cancellation,
-    dispatch,
-    order_reference_of,
-    parse_dispatch,
-    parse_reason,
-    reject,
-)
+from ..domain.fulfilment import Page, parse_dispatch, parse_reason
+from ..domain.lifecycle import accept, acknowledge_cancellation, dispatch, outstanding, reject
 from ..domain.orders import Order
+from ..domain.references import order_reference_of
+from .changes import apply_change, carry_out
 from .dependencies import Dependencies
-from .history import apply_change
-from .notifications import send_due
-from .ordering import release_to_manufacturer
 
 log = logging.getLogger("tracekit")
 MAX_PAGE = 100
@@ -56,9 +47,7 @@ def dispatch_fulfilment(fulfilment_id: str, report: dict, by: str, deps: Depende
         details = parse_dispatch(report, order.released_at, deps.clock())
         return dispatch(order, details, Source(f"manufacturer:{by}"), deps.clock())
 
-    order = _act(fulfilment_id, decide, deps)
-    send_due(order.reference, deps)  # the dispatch put its email in the outbox; a repeat finds none due
-    return order
+    return _act(fulfilment_id, decide, deps)
 
 
 def reject_fulfilment(fulfilment_id: str, reason, by: str, deps: Dependencies) -> Order:
@@ -84,10 +73,10 @@ def relay_unsent(deps: Dependencies) -> int:
     sent = 0
     for reference in deps.fulfilments.relay_pending():
         order = deps.orders.get(reference)
-        if not order.awaits_release:
+        if not outstanding(order):
             continue
         try:
-            release_to_manufacturer(order, deps)
+            carry_out(order, frozenset(), deps)
         except QueueUnavailable:
             log.error("relay: queue unavailable; %d sent this run", sent)
             break

@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ..domain.changes import CONFIRMATION_EMAIL
 from ..domain.delivery import DeliveryDetails
 from ..domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
 from ..domain.errors import (
@@ -20,10 +19,10 @@ from ..domain.errors import (
     PaymentServiceUnavailable,
     QueueUnavailable,
 )
-from ..domain.fulfilment import fulfilment_message_for
+from ..domain.changes import Effect, Source
+from ..domain.lifecycle import abandon_checkout, open_checkout as checkout_opened, outstanding, place_order
 from ..domain.money import Money
-from ..domain.orders import MONEY_TAKEN, Order, place_order, with_checkout
-from ..domain.payments import Source, abandon_checkout
+from ..domain.orders import MONEY_TAKEN, Order
 from ..domain.references import (
     new_order_reference,
     normalise_certificate_reference,
@@ -32,12 +31,9 @@ from ..domain.references import (
 )
 from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, Counters
 from .dependencies import Dependencies
-from .history import apply_change
-from .notifications import CLAIM_LEASE, send_claimed
+from .changes import apply_change, carry_out, save
 
 log = logging.getLogger("tracekit")
-# Stripe's own expiry webhook gets this long to arrive before the sweep steps in.
-SWEEP_GRACE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -117,17 +113,18 @@ def confirm_order(
     transaction. A second click (or a return visit) finds the order already there and continues
     it: the same open checkout session, a fresh one if it lapsed, or its confirmation."""
     eligibility = Eligibility(checked.price, EligibilityReason(checked.reason))
-    hold = timedelta(minutes=deps.settings.checkout_hold_minutes) + SWEEP_GRACE
-    order = place_order(reference, checked.certificate_key, eligibility, delivery, deps.clock(), hold)
+    hold = timedelta(minutes=deps.settings.checkout_hold_minutes)
+    placed = place_order(reference, checked.certificate_key, eligibility, delivery, deps.clock(), hold)
+    order = placed.order
     try:
         deps.orders.create_claiming_certificate(order, deps.settings.campaign.kits_per_certificate)
     except OrderAlreadyExists:
         return _continue(deps.orders.get(reference), checked, delivery, deps)
     log.info("order placed: %s (%s)", order.reference, "free" if order.is_free else "paid")
-    if order.is_free:
-        _release_or_leave_for_relay(order, deps)
-        return PlacedOrder(order.reference, None)
-    return PlacedOrder(order.reference, open_checkout(order, deps))
+    if order.awaits_payment:
+        return PlacedOrder(order.reference, open_checkout(order, deps))
+    _carry_out_or_leave_for_relay(order, placed.effects, deps)
+    return PlacedOrder(order.reference, None)
 
 
 def _continue(order: Order, checked: CheckedCertificate, delivery: DeliveryDetails, deps: Dependencies) -> PlacedOrder:
@@ -135,9 +132,8 @@ def _continue(order: Order, checked: CheckedCertificate, delivery: DeliveryDetai
         if order.checkout_open_at(deps.clock()) or order.payment_processing:
             return PlacedOrder(order.reference, None if order.payment_processing else order.checkout_url)
         return PlacedOrder(order.reference, open_checkout(order, deps))
-    if order.is_confirmed or order.payment in MONEY_TAKEN:
-        if order.awaits_release:  # the first click's process died before the release: do it now
-            _release_or_leave_for_relay(order, deps)
+    if order.is_confirmed or order.payment in MONEY_TAKEN:  # the first click's process may have died
+        _carry_out_or_leave_for_relay(order, outstanding(order), deps)
         return PlacedOrder(order.reference, None)
     # The order lapsed (expired, failed, abandoned) and gave its claim back: order afresh.
     return confirm_order(checked, delivery, new_order_reference(), deps)
@@ -169,7 +165,7 @@ def open_checkout(order: Order, deps: Dependencies) -> str:
 def _record_checkout(order: Order, session, expires_at, attempt: int, deps: Dependencies) -> str:
     now = deps.clock()
     try:
-        deps.orders.save(order, with_checkout(order, session.id, session.url, expires_at, attempt, now))
+        save(order, checkout_opened(order, session.id, session.url, expires_at, attempt, now), deps)
     except ConcurrentChange:
         latest = deps.orders.get(order.reference)  # the other click recorded the same session first
         if latest.checkout_session_id != session.id:
@@ -204,22 +200,10 @@ def look_up_order(raw_reference: str, raw_postcode: str, deps: Dependencies) -> 
     return order
 
 
-def release_to_manufacturer(order: Order, deps: Dependencies) -> None:
-    """Send the fulfilment message, then record that it went, with the holder's confirmation email
-    put in the order's outbox by the same write. A resend is deduplicated per order."""
-    deps.fulfilment_queue.send(fulfilment_message_for(order, deps.settings.product_code))
-    now = deps.clock()
-    email_claim = now + CLAIM_LEASE if order.delivery.email else None
-    if deps.orders.mark_released(order.reference, now, email_claimed_until=email_claim):
-        log.info("order released to manufacturer: %s", order.reference)
-        if email_claim:  # this call released it, so it holds the email; if it dies, the relay sends it
-            send_claimed(order, {CONFIRMATION_EMAIL}, deps)
-
-
-def _release_or_leave_for_relay(order: Order, deps: Dependencies) -> None:
+def _carry_out_or_leave_for_relay(order: Order, effects: frozenset[Effect], deps: Dependencies) -> None:
     """The holder's order stands even if the queue is down: it stays confirmed and unreleased,
     which is what the relay looks for, and the holder still gets their confirmation."""
     try:
-        release_to_manufacturer(order, deps)
+        carry_out(order, effects, deps)
     except QueueUnavailable:
         log.error("fulfilment queue unavailable; order %s left for the relay", order.reference)

@@ -7,12 +7,19 @@ import hashlib
 import logging
 
 from ..domain.errors import OrderNotFound, RefundRefused
+from ..domain.changes import Source
+from ..domain.lifecycle import (
+    accept_payment,
+    expire_checkout,
+    fail_payment,
+    note_processing,
+    pay_as_expected,
+    reconcile_money,
+)
 from ..domain.orders import MONEY_TAKEN, Order
-from ..domain.payments import Source, accept_payment, expire_checkout, fail_payment, note_processing, reconcile_money
 from ..ports import PaymentEvent
+from .changes import apply_change, apply_guarded
 from .dependencies import Dependencies
-from .history import apply_change
-from .ordering import release_to_manufacturer
 
 log = logging.getLogger("tracekit")
 
@@ -52,10 +59,7 @@ def _dispatch(event: PaymentEvent, deps: Dependencies) -> str:
 def _apply(event: PaymentEvent, decide, deps: Dependencies) -> Order:
     if not event.order_reference:
         raise OrderNotFound("(none)")
-    order = apply_change(event.order_reference, decide, deps, event.id)
-    if order.awaits_release:  # a late payment honoured, or a release that failed last time
-        release_to_manufacturer(order, deps)
-    return order
+    return apply_change(event.order_reference, decide, deps, event.id)
 
 
 def fulfil(event: PaymentEvent, deps: Dependencies) -> str:
@@ -63,17 +67,15 @@ def fulfil(event: PaymentEvent, deps: Dependencies) -> str:
     confirmation page, as often as either likes. The common case is one conditional write."""
     if not event.order_reference:
         raise OrderNotFound("(none)")
+    source, now = Source("stripe", event.id), deps.clock()
     order = None
     if event.paid is not None:
-        order = deps.orders.mark_paid_once(
-            event.order_reference, event.id, event.paid, event.payment_intent_id, deps.clock()
+        order = apply_guarded(
+            event.order_reference, pay_as_expected(event.paid, event.payment_intent_id, source, now), deps
         )
     if order is None:
-        now = deps.clock()
-        decide = lambda o: accept_payment(o, event.paid, event.payment_intent_id, Source("stripe", event.id), now)  # noqa: E731
+        decide = lambda o: accept_payment(o, event.paid, event.payment_intent_id, source, now)  # noqa: E731
         order = apply_change(event.order_reference, decide, deps, event.id)
-    if order.awaits_release:
-        release_to_manufacturer(order, deps)
     return "paid" if order.payment in MONEY_TAKEN else f"not fulfilled ({order.payment_flag or order.payment.value})"
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 
-from ..domain.changes import Source, erase_personal_data
+from ..domain.changes import Source
+from ..domain.lifecycle import erase_personal_data
 from ..domain.orders import Order
 from .dependencies import Dependencies
-from .history import apply_change
+from .changes import apply_change
 
 log = logging.getLogger("tracekit")
 

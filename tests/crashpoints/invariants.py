@@ -110,7 +110,7 @@ def outcome(w: World) -> list[tuple]:
 
 def _abandoned_before_payment(order: Order) -> bool:
     """An order given up because Stripe could not be reached: the holder's retry ordered afresh."""
-    return order.state is OrderState.CANCELLED and order.payment is PaymentState.AWAITING and not order.released_at
+    return order.state is OrderState.CANCELLED and order.payment is PaymentState.NOT_TAKEN and not order.released_at
 
 
 def _email_violations(ref: str, order: Order, emails: Counter, point: Point | None, fired: str | None) -> list[str]:

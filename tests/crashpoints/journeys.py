@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Callable
 
 from chalicelib import services
-from chalicelib.domain.changes import ERASED
+from chalicelib.domain.lifecycle import ERASED
 from chalicelib.domain.errors import QueueUnavailable
 from tests.builders import delivery_form
 from tests.crashpoints.world import EMAIL, FREE_HOLDER, PAID_HOLDER, POSTCODE, TryAgain, World

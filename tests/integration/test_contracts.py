@@ -14,17 +14,26 @@ import boto3
 import pytest
 
 from chalicelib.adapters.dynamodb import DynamoRegister, build_models
-from chalicelib.adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
+from chalicelib.adapters.dynamodb_fulfilments import FulfilmentQueries
+from chalicelib.adapters.dynamodb_orders import DynamoOrders
 from chalicelib.bootstrap import key_store, tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
-from chalicelib.domain.changes import Effect, erase_personal_data
+from chalicelib.domain.changes import Effect, Source
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
 from chalicelib.domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
 from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money, free
-from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState, place_order, with_checkout
-from chalicelib.domain.payments import Source, accept_payment, expire_checkout
+from chalicelib.domain.lifecycle import (
+    accept_payment,
+    erase_personal_data,
+    expire_checkout,
+    open_checkout,
+    pay_as_expected,
+    place_order,
+    release,
+)
+from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState
 from chalicelib.domain.credentials import Scope, issue_key, read_token
 from chalicelib.domain.register import CertificateStatus, RegisterEntry
 from tests.builders import NOW, days_from_now, delivery_form
@@ -60,7 +69,20 @@ def an_order(reference: str = "TK-AAAAA-00001", certificate_key: str = "k1", pri
         Eligibility(price, reason),
         parse_delivery_details(delivery_form(address_line_2="Flat 2", email="")),
         NOW,
-    )
+    ).order
+
+
+def paid_once(orders, reference: str, event_id: str = "evt_1", money: Money = STANDARD_PRICE):
+    return orders.apply_guarded(reference, pay_as_expected(money, "pi_1", Source("stripe", event_id), NOW))
+
+
+def record_release(orders, reference: str, now=NOW, held_until=None):
+    """What services.changes does once the message went: the lifecycle's release, saved."""
+    stored = orders.get(reference)
+    outcome = release(stored, now)
+    if outcome.changed:
+        orders.save(stored, outcome.order, outcome.effects, mail_held_until=held_until)
+    return outcome.changed
 
 
 class TestRegisterContract:
@@ -138,7 +160,8 @@ class TestOrdersContract:
         order = an_order(price=free())
         orders.create_claiming_certificate(order, 1)
         assert orders.claim_due_notifications(order.reference, NOW, NOW + LEASE) is None  # nothing due yet
-        assert orders.mark_released(order.reference, NOW, email_claimed_until=NOW + LEASE) is True
+        orders.save(order, dataclasses.replace(order, delivery=parse_delivery_details(delivery_form())))
+        assert record_release(orders, order.reference, held_until=NOW + LEASE) is True
         assert orders.notifications_due(NOW) == []  # the releasing caller holds it
         assert orders.claim_due_notifications(order.reference, NOW, NOW + LEASE) is None
         assert orders.notifications_due(NOW + LEASE) == [(order.reference, frozenset({"confirmation"}), 0)]
@@ -159,7 +182,7 @@ class TestOrdersContract:
         _, orders = stores
         order = an_order(price=free())
         orders.create_claiming_certificate(order, 1)
-        orders.mark_released(order.reference, NOW)  # no email: nothing in the outbox
+        record_release(orders, order.reference)  # no email: nothing in the outbox
         assert orders.notifications_due(NOW + timedelta(days=1)) == []
         stored = orders.get(order.reference)
         posted = dataclasses.replace(
@@ -238,8 +261,8 @@ class TestOrdersContract:
         _, orders = stores
         order = an_order()
         orders.create_claiming_certificate(order, 1)
-        first = orders.mark_paid_once(order.reference, "evt_1", Money(895), "pi_1", NOW)
-        assert orders.mark_paid_once(order.reference, "evt_1", Money(895), "pi_1", NOW) is None
+        first = paid_once(orders, order.reference)
+        assert paid_once(orders, order.reference) is None
         assert (first.state, first.payment, first.payment_intent_id) == (
             OrderState.CONFIRMED,
             PaymentState.PAID,
@@ -253,7 +276,7 @@ class TestOrdersContract:
         fast, slow = an_order("TK-AAAAA-00001", "k1"), an_order("TK-AAAAA-00002", "k2")
         orders.create_claiming_certificate(fast, 1)
         orders.create_claiming_certificate(slow, 1)
-        by_one_write = orders.mark_paid_once(fast.reference, "evt_1", Money(895), "pi_1", NOW)
+        by_one_write = paid_once(orders, fast.reference)
         outcome = accept_payment(slow, Money(895), "pi_1", Source("stripe", "evt_1"), NOW)
         orders.save(slow, outcome.order, outcome.effects)
         by_rules = orders.get(slow.reference)
@@ -263,7 +286,7 @@ class TestOrdersContract:
         _, orders = stores
         order = an_order()
         orders.create_claiming_certificate(order, 1)
-        assert orders.mark_paid_once(order.reference, "evt_1", Money(895, "eur"), "pi_1", NOW) is None
+        assert paid_once(orders, order.reference, money=Money(895, "eur")) is None
         assert orders.get(order.reference).payment is PaymentState.AWAITING
 
     def test_a_change_saved_on_a_stale_read_is_refused(self, stores):
@@ -271,9 +294,9 @@ class TestOrdersContract:
         order = an_order()
         orders.create_claiming_certificate(order, 1)
         stale = orders.get(order.reference)
-        orders.save(stale, with_checkout(stale, "cs_1", "https://pay/cs_1", NOW, 1, NOW))
+        orders.save(stale, open_checkout(stale, "cs_1", "https://pay/cs_1", NOW, 1, NOW).order)
         with pytest.raises(ConcurrentChange):
-            orders.save(stale, with_checkout(stale, "cs_2", "https://pay/cs_2", NOW, 1, NOW))
+            orders.save(stale, open_checkout(stale, "cs_2", "https://pay/cs_2", NOW, 1, NOW).order)
         assert orders.get(order.reference).checkout_session_id == "cs_1"
 
     def test_saving_a_change_moves_the_claim_with_it(self, stores):
@@ -314,8 +337,11 @@ class TestOrdersContract:
         _, orders = stores
         order = an_order(price=free())
         orders.create_claiming_certificate(order, 1)
-        assert orders.mark_released(order.reference, NOW) is True
-        assert orders.mark_released(order.reference, NOW.replace(hour=13)) is False
+        first, second = orders.get(order.reference), orders.get(order.reference)  # two callers, one read each
+        orders.save(first, release(first, NOW).order)
+        with pytest.raises(ConcurrentChange):
+            orders.save(second, release(second, NOW.replace(hour=13)).order)
+        assert record_release(orders, order.reference, NOW.replace(hour=14)) is False  # already released
         stored = orders.get(order.reference)
         assert stored.fulfilment is FulfilmentState.RELEASED and stored.released_at == NOW
         assert [e.change for e in stored.history].count("released to the manufacturer") == 1
@@ -330,7 +356,7 @@ class TestOrdersContract:
         for order in (lapsed, fresh, paid):
             orders.create_claiming_certificate(order, 1)
         orders.save(fresh, dataclasses.replace(fresh, hold_until=NOW + timedelta(hours=2)))
-        orders.mark_paid_once(paid.reference, "evt_1", Money(895), "pi_1", NOW)
+        paid_once(orders, paid.reference)
         assert orders.awaiting_past_hold(NOW + timedelta(hours=1, minutes=30)) == [lapsed.reference]
 
 
@@ -388,7 +414,7 @@ def released_order(orders, reference: str, key: str, minutes: int):
     order = an_order(reference, key, price=free())
     order = dataclasses.replace(order, created_at=NOW + timedelta(minutes=minutes))
     orders.create_claiming_certificate(order, 1)
-    orders.mark_released(reference, NOW + timedelta(minutes=minutes))
+    record_release(orders, reference, NOW + timedelta(minutes=minutes))
     return orders.get(reference)
 
 
@@ -398,7 +424,7 @@ class TestFulfilmentsContract:
         orders.create_claiming_certificate(an_order("TK-AAAAA-00001", "k1", price=free()), 1)
         orders.create_claiming_certificate(an_order("TK-AAAAA-00002", "k2"), 1)  # unpaid: not confirmed
         assert fulfilments.relay_pending() == ["TK-AAAAA-00001"]
-        orders.mark_released("TK-AAAAA-00001", NOW)
+        record_release(orders, "TK-AAAAA-00001")
         assert fulfilments.relay_pending() == []
 
     def test_open_orders_page_oldest_first_with_only_parcel_fields(self, fulfilment_world):

@@ -12,7 +12,8 @@ from chalicelib.domain.eligibility import CampaignRules, EligibilityReason, deci
 from chalicelib.domain.errors import CertificateNotAccepted, InvalidInput
 from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money
-from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState, place_order
+from chalicelib.domain.lifecycle import place_order
+from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.references import (
     ORDER_REFERENCE_PATTERN,
     POSTCODE_MESSAGE,
@@ -197,7 +198,7 @@ def paid_order():
     row, stored = entry()
     return place_order(
         "TK-AAAAA-BBBBB", stored.reference_key, decide(row, stored), parse_delivery_details(delivery_form()), NOW
-    )
+    ).order
 
 
 def test_a_free_order_is_confirmed_at_once_and_a_paid_one_waits_for_payment():
@@ -208,7 +209,7 @@ def test_a_free_order_is_confirmed_at_once_and_a_paid_one_waits_for_payment():
         FulfilmentState.NOT_RELEASED,
     )
     row, stored = entry(free_kit="y")
-    free = place_order("TK-AAAAA-CCCCC", stored.reference_key, decide(row, stored), paid_order().delivery, NOW)
+    free = place_order("TK-AAAAA-CCCCC", stored.reference_key, decide(row, stored), paid_order().delivery, NOW).order
     assert (free.state, free.payment) == (OrderState.CONFIRMED, PaymentState.NOT_REQUIRED)
 
 

@@ -15,14 +15,20 @@ from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.money import Money, free
-from chalicelib.domain.orders import place_order, released
-from chalicelib.domain.payments import MoneyView, accept_payment, expire_checkout, reconcile_money
+from chalicelib.domain.lifecycle import accept_payment, expire_checkout, place_order, reconcile_money, release
+from chalicelib.domain.payments import MoneyView
 from chalicelib.domain.reconciliation import LedgerEntry, Payout, Period
 from chalicelib.reports import neutralise
 from chalicelib.services import finance
 from tests.builders import NOW, delivery_form, fake_dependencies
 
 AT = NOW  # noon today, UTC
+
+
+def released(order, at):
+    return release(order, at).order
+
+
 PERIOD = Period(AT.date(), AT.date() + timedelta(days=1))
 IN_TWO_DAYS = (AT + timedelta(days=2)).date().isoformat()  # when a charge made at AT is paid out
 STRIPE = Source("stripe", "evt")
@@ -35,7 +41,7 @@ def order(reference: str, price: Money = STANDARD):
     reason = EligibilityReason.STANDARD_PRICE if price.pence else EligibilityReason.REGISTER_FLAG
     return place_order(
         reference, f"cert-{reference}", Eligibility(price, reason), parse_delivery_details(delivery_form()), AT
-    )
+    ).order
 
 
 def paid(reference: str, refunded: int = 0, dispute: str | None = None, release: bool = True):

@@ -1,0 +1,68 @@
+"""The kit maker's lists and the relay's work list, each a query on a sparse index of the orders."""
+
+from __future__ import annotations
+
+import base64
+import json
+from types import SimpleNamespace
+
+from ..domain.errors import InvalidInput
+from ..domain.fulfilment import Cancellation, OpenFulfilment, Page, fulfilment_message
+from ..domain.orders import FulfilmentState
+from ..domain.references import fulfilment_id_of
+from ..timeutil import from_iso
+from .dynamodb import RECIPIENT_FIELDS
+from .dynamodb_order_items import YES
+
+
+class FulfilmentQueries:
+    """The manufacturer's lists and the relay's work list, each a query on a sparse index."""
+
+    def __init__(self, models, product_code: str):
+        self._orders = models.orders
+        self._product_code = product_code
+
+    def relay_pending(self, limit: int = 100) -> list[str]:
+        index = self._orders.relay_pending_index
+        return [r.order_ref for r in index.query(YES, limit=limit)]
+
+    def open_fulfilments(self, cursor: str | None, limit: int) -> Page:
+        results = self._orders.open_fulfilments_index.query(
+            YES, limit=limit, last_evaluated_key=decode_cursor(cursor, ("fulfilment_open", "released_at"))
+        )
+        items = [self._open(record) for record in results]
+        return Page(items, encode_cursor(results.last_evaluated_key))
+
+    def cancellations(self, cursor: str | None, limit: int) -> Page:
+        results = self._orders.cancellations_index.query(
+            YES, limit=limit, last_evaluated_key=decode_cursor(cursor, ("cancellation_pending", "cancelled_at"))
+        )
+        items = [Cancellation(fulfilment_id_of(r.order_ref), r.order_ref, from_iso(r.cancelled_at)) for r in results]
+        return Page(items, encode_cursor(results.last_evaluated_key))
+
+    def _open(self, record) -> OpenFulfilment:
+        """From the index's projection: the recipient, the state and the times, nothing else."""
+        delivery = SimpleNamespace(**{name: getattr(record, name) or "" for name in RECIPIENT_FIELDS})
+        message = fulfilment_message(record.order_ref, delivery, self._product_code, from_iso(record.relay_since))
+        return OpenFulfilment(message, FulfilmentState(record.fulfilment_state), from_iso(record.released_at))
+
+
+def encode_cursor(last_evaluated_key: dict | None) -> str | None:
+    if not last_evaluated_key:
+        return None
+    plain = {name: value["S"] for name, value in last_evaluated_key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, index_keys: tuple[str, str]) -> dict | None:
+    """A cursor is only ever a key of this index: anything else is refused, not passed on."""
+    if not cursor:
+        return None
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise InvalidInput({"cursor": "cursor is not one this API gave out"}) from None
+    expected = {"order_ref", *index_keys}
+    if not isinstance(plain, dict) or set(plain) != expected or not all(isinstance(v, str) for v in plain.values()):
+        raise InvalidInput({"cursor": "cursor is not one this API gave out"})
+    return {name: {"S": value} for name, value in plain.items()}

@@ -1,0 +1,198 @@
+"""How an Order is stored, declared once: its item's attributes follow from the Order's own fields.
+
+Every field of `Order` (and of the value objects in it: Money, DeliveryDetails, Dispatch) is an
+attribute of the item, under its own name unless RENAMED says otherwise, typed from the field's
+annotation. From that one list come the table model's attributes, the item of a new order, the
+changes a save writes and the Order read back: adding a field touches the Order alone.
+
+Beside them are the views: attributes derived from the order's state by the domain's own
+properties (which work list it is on, when its personal data must go), written in the same write
+as the state they follow, so no write can leave one stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
+
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+
+from ..domain.orders import HistoryEntry, Order
+from ..timeutil import from_iso, to_iso
+
+# Item names that differ from the Order's (the table's key, and names the indexes were built on).
+RENAMED = {
+    ("reference",): "order_ref",
+    ("state",): "order_state",
+    ("payment",): "payment_state",
+    ("fulfilment",): "fulfilment_state",
+    ("amount", "pence"): "amount_pence",
+    ("amount", "currency"): "currency",
+}
+# Kept by hand: the version guards every write, and the log and the events seen only ever grow.
+APPENDED = ("version", "processed_events", "history")
+YES = "yes"  # the hash key of every sparse index: present only while the order is on the list
+
+
+@dataclass(frozen=True)
+class Column:
+    """One attribute of the item: where it sits in the Order, and how its value is stored."""
+
+    name: str
+    path: tuple[str, ...]
+    kind: type
+
+    def attribute(self):
+        if self.path == ("reference",):
+            return UnicodeAttribute(hash_key=True)
+        factory = {int: NumberAttribute, bool: BooleanAttribute}.get(self.kind, UnicodeAttribute)
+        return factory(null=True)
+
+    def stored(self, value: Any) -> Any:
+        """The item's value for the Order's; None (the attribute absent) for None and for ''."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, Enum):
+            return value.value
+        return to_iso(value) if isinstance(value, datetime) else value
+
+    def read(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if issubclass(self.kind, Enum):
+            return self.kind(value)
+        if self.kind is datetime:
+            return from_iso(value)
+        return self.kind(value)
+
+
+def _plain(hint) -> tuple[type, bool]:
+    """(the type, whether None is allowed) of an annotation like `str`, `Dispatch | None`."""
+    if get_origin(hint) in (Union, types.UnionType):
+        [inner] = [arg for arg in get_args(hint) if arg is not type(None)]
+        return inner, True
+    return hint, False
+
+
+def _columns(cls: type, path: tuple[str, ...] = ()) -> list[Column]:
+    columns = []
+    for name, hint in get_type_hints(cls).items():
+        if not path and name in APPENDED:
+            continue
+        kind, _ = _plain(hint)
+        here = (*path, name)
+        if dataclasses.is_dataclass(kind):
+            columns += _columns(kind, here)
+        else:
+            columns.append(Column(RENAMED.get(here, here[-1]), here, kind))
+    return columns
+
+
+COLUMNS = _columns(Order)
+
+
+def _value_at(order: Order, path: tuple[str, ...]) -> Any:
+    value: Any = order
+    for step in path:
+        if value is None:
+            return None
+        value = getattr(value, step)
+    return value
+
+
+def field_values(order: Order) -> dict[str, Any]:
+    """The item's attributes for the order's fields (None: absent)."""
+    return {c.name: c.stored(_value_at(order, c.path)) for c in COLUMNS}
+
+
+def stored_value(field: str, value: Any) -> dict[str, Any]:
+    """The attributes for one Order field holding `value` (a value object spans several)."""
+    parts = [c for c in COLUMNS if c.path[0] == field]
+    if len(parts) == 1 and len(parts[0].path) == 1:
+        return {parts[0].name: parts[0].stored(value)}
+    return {c.name: c.stored(_value_at(value, c.path[1:])) for c in parts}
+
+
+# The work lists the order is on (each a sparse index), by the domain's own properties.
+_LISTS: dict[str, Callable[[Order, timedelta], bool]] = {
+    "awaiting_payment": lambda o, _: o.awaits_payment and o.hold_until is not None,  # the hold sweep's
+    "relay_pending": lambda o, _: o.awaits_release,  # the relay's (the outbox of the queue)
+    "fulfilment_open": lambda o, _: o.open_for_manufacturer,  # the kit maker's open orders
+    "cancellation_pending": lambda o, _: o.cancellation_to_tell,  # the kit maker's cancellations
+    "erasure_due": lambda o, retention: o.personal_data_until(retention) is not None,
+    "contact_consent_list": lambda o, _: o.delivery.contact_consent and bool(o.delivery.email),
+}
+# The lists' sort keys that are not fields of the order.
+_TIMES: dict[str, Callable[[Order, timedelta], datetime | None]] = {
+    # when it was confirmed: the relay's order, and the message's created_at on the open list
+    "relay_since": lambda o, _: o.confirmed_at if o.awaits_release or o.released_at else None,
+    "erase_after": lambda o, retention: o.personal_data_until(retention),
+}
+VIEWS = (*_LISTS, *_TIMES, "created_on")
+
+
+def view_values(order: Order, retention: timedelta) -> dict[str, Any]:
+    times = {name: time(order, retention) for name, time in _TIMES.items()}
+    return {
+        **{name: YES if on(order, retention) else None for name, on in _LISTS.items()},
+        **{name: to_iso(moment) if moment else None for name, moment in times.items()},
+        "created_on": order.created_at.date().isoformat(),  # the finance index's day
+    }
+
+
+def item_values(order: Order, retention: timedelta) -> dict[str, Any]:
+    """Every attribute a save manages for the order: its fields and its views (None: absent)."""
+    return {**field_values(order), **view_values(order, retention)}
+
+
+def history_record(entry) -> dict:
+    return {
+        "at": to_iso(entry.at),
+        "actor": entry.actor,
+        "change": entry.change,
+        "stripe_event_id": entry.stripe_event_id,
+    }
+
+
+def _history_entry(record) -> HistoryEntry:
+    return HistoryEntry(from_iso(record.at), record.actor, record.change, record.stripe_event_id)
+
+
+def order_from(record) -> Order:
+    """The Order an item holds."""
+    values: dict[tuple[str, ...], Any] = {c.path: c.read(getattr(record, c.name, None)) for c in COLUMNS}
+    built = _build(Order, (), values)
+    return dataclasses.replace(
+        built,
+        version=int(record.version or 0),
+        processed_events=frozenset(record.processed_events or ()),
+        history=tuple(_history_entry(h) for h in record.history or ()),
+    )
+
+
+def _build(cls: type, path: tuple[str, ...], values: dict[tuple[str, ...], Any]):
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if not path and f.name in APPENDED:
+            continue
+        kind, optional = _plain(hints[f.name])
+        here = (*path, f.name)
+        if dataclasses.is_dataclass(kind):
+            inner = {p: v for p, v in values.items() if p[: len(here)] == here}
+            kwargs[f.name] = None if optional and all(v is None for v in inner.values()) else _build(kind, here, values)
+        else:
+            kwargs[f.name] = _or_default(values[here], f, kind)
+    return cls(**kwargs)
+
+
+def _or_default(value: Any, f: dataclasses.Field, kind: type) -> Any:
+    if value is not None:
+        return value
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return {str: "", int: 0, bool: False}.get(kind)

@@ -1,0 +1,376 @@
+"""Every change to an order, and the effects that follow. The one place to read what a fact does.
+
+Each transition is a pure function of the order and a fact (with who reports it and when) that
+returns an `Outcome`: the new order and the effects the world owes it. `services.changes` saves the
+outcome on condition of the order's version and carries the effects out; adapters only translate.
+Every transition is safe to apply late, early or twice: a fact is compared with the order's current
+state rather than assumed to arrive in order, and paid money is never ignored.
+
+TRANSITIONS at the end lists them all; docs/architecture.md's table is checked against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+
+from .changes import Effect, Outcome, Source, noted, record_change, unchanged
+from .delivery import DeliveryDetails
+from .eligibility import Eligibility, EligibilityReason
+from .errors import FulfilmentConflict, OrderNotFound
+from .money import Money
+from .orders import (
+    BEFORE_DISPATCH,
+    MONEY_TAKEN,
+    Dispatch,
+    FulfilmentState,
+    HistoryEntry,
+    Order,
+    OrderState,
+    PaymentState,
+)
+from .payments import MoneyView, money_state, show
+
+# Stripe's own expiry webhook gets this long after a session lapses before the hold sweep steps in.
+HOLD_GRACE = timedelta(minutes=15)
+
+
+# -- The holder places an order; Stripe's Checkout takes the money ---------------------------------
+
+
+def place_order(
+    reference: str,
+    certificate_key: str,
+    eligibility: Eligibility,
+    delivery: DeliveryDetails,
+    now: datetime,
+    hold: timedelta = timedelta(minutes=60),
+) -> Outcome:
+    """A free order is confirmed at once and goes to the kit maker; a paid one waits for Stripe,
+    holding the certificate's claim until its checkout's hold (plus the grace) runs out."""
+    free = eligibility.is_free
+    order = Order(
+        reference=reference,
+        certificate_key=certificate_key,
+        created_at=now,
+        amount=eligibility.price,
+        eligibility_reason=eligibility.reason.value,
+        delivery=delivery,
+        state=OrderState.CONFIRMED if free else OrderState.PLACED,
+        payment=PaymentState.NOT_REQUIRED if free else PaymentState.AWAITING,
+        fulfilment=FulfilmentState.NOT_RELEASED,
+        hold_until=None if free else now + hold + HOLD_GRACE,
+        history=(
+            HistoryEntry(
+                now, "holder", "placed a free order" if free else f"placed an order for {eligibility.price.display()}"
+            ),
+        ),
+    )
+    return Outcome(order, frozenset({Effect.RELEASE_TO_MANUFACTURER}) if free else frozenset())
+
+
+def open_checkout(
+    order: Order, session_id: str, url: str, expires_at: datetime, attempt: int, now: datetime
+) -> Outcome:
+    """A Checkout Session opened for the order: the claim is held until it lapses, plus the grace."""
+    return record_change(
+        order,
+        Source("system"),
+        now,
+        f"opened checkout session {session_id}",
+        checkout_session_id=session_id,
+        checkout_url=url,
+        checkout_expires_at=expires_at,
+        checkout_attempt=attempt,
+        hold_until=expires_at + HOLD_GRACE,
+    )
+
+
+def accept_payment(
+    order: Order, paid: Money | None, payment_intent_id: str | None, source: Source, now: datetime
+) -> Outcome:
+    """Stripe says the holder paid. Honoured even after expiry; flagged if the money is wrong."""
+    if order.payment in MONEY_TAKEN:
+        if payment_intent_id and order.payment_intent_id and payment_intent_id != order.payment_intent_id:
+            note = f"a second payment ({payment_intent_id}) for a paid order: flagged for refund"
+            return record_change(order, source, now, note, payment_flag=f"duplicate_payment:{payment_intent_id}")
+        return noted(order, source, now, "payment already recorded")
+    intent = payment_intent_id or order.payment_intent_id
+    if paid is None or paid != order.amount:
+        note = f"payment of {show(paid)} does not match the order: flagged, not fulfilled"
+        return record_change(
+            order, source, now, note, payment_flag=f"amount_mismatch:{show(paid)}", payment_intent_id=intent
+        )
+    late = order.state in (OrderState.EXPIRED, OrderState.CANCELLED)
+    payment = money_state(order.amount, order.refunded_pence, order.dispute_status)
+    effects = {Effect.RECLAIM} if late else set()
+    fields: dict = {"state": OrderState.CONFIRMED}
+    if payment is PaymentState.REFUNDED:  # refunded before we even heard it was paid
+        fields = {"state": OrderState.CANCELLED, "fulfilment": FulfilmentState.CANCELLED, "cancelled_at": now}
+    elif order.fulfilment is FulfilmentState.NOT_RELEASED:
+        effects.add(Effect.RELEASE_TO_MANUFACTURER)
+    change = "paid after the order had lapsed: honoured" if late else "paid"
+    paid_fields = {"paid_at": now, "payment_intent_id": intent, "payment_processing": False, "hold_until": None}
+    return record_change(order, source, now, change, effects, payment=payment, **fields, **paid_fields)
+
+
+@dataclass(frozen=True)
+class GuardedChange:
+    """A change whose outcome follows from a few of the order's fields, so a store can make it in
+    one conditional write without reading the order: if the order has every value in `requires`
+    (and has not seen the entry's event), it takes the values in `sets`, logs `entry` and owes
+    `effects`. tests/unit/test_lifecycle.py proves it the same as the general transition."""
+
+    requires: dict[str, object]
+    sets: dict[str, object]
+    entry: HistoryEntry
+    effects: frozenset[Effect]
+
+    def sketch(self) -> tuple[Order, Order]:
+        """An order that meets `requires`, and the same order changed. What differs between the two
+        is what the change writes, whatever the order's other fields hold (which the test proves)."""
+        before = replace(_SKETCH, **self.requires)
+        return before, replace(before, **self.sets)
+
+    def applied_to(self, order: Order) -> Outcome:
+        """What the change makes of an order that meets `requires` (the fake store's write)."""
+        seen = order.processed_events | {self.entry.stripe_event_id}
+        changed = replace(order, **self.sets, history=order.history + (self.entry,), processed_events=seen)
+        return Outcome(changed, self.effects)
+
+
+# An order as `place_order` makes a paid one: what a guarded change's sketch starts from.
+_SKETCH = place_order(
+    "TK-00000-00000",
+    "",
+    Eligibility(Money(1), EligibilityReason.STANDARD_PRICE),
+    DeliveryDetails("", "", "", "", "", ""),
+    datetime(2017, 1, 1, tzinfo=timezone.utc),
+).order
+
+
+def pay_as_expected(paid: Money, payment_intent_id: str | None, source: Source, now: datetime) -> GuardedChange:
+    """The paid webhook's common case: an order simply awaiting exactly this payment is paid."""
+    return GuardedChange(
+        requires={
+            "state": OrderState.PLACED,
+            "payment": PaymentState.AWAITING,
+            "fulfilment": FulfilmentState.NOT_RELEASED,
+            "amount": paid,
+            "refunded_pence": 0,
+            "dispute_status": None,
+        },
+        sets={
+            "state": OrderState.CONFIRMED,
+            "payment": PaymentState.PAID,
+            "paid_at": now,
+            "payment_processing": False,
+            "hold_until": None,
+            **({"payment_intent_id": payment_intent_id} if payment_intent_id else {}),
+        },
+        entry=HistoryEntry(now, source.actor, "paid", source.event_id),
+        effects=frozenset({Effect.RELEASE_TO_MANUFACTURER}),
+    )
+
+
+def note_processing(order: Order, payment_intent_id: str | None, source: Source, now: datetime) -> Outcome:
+    """Checkout completed with a payment method that confirms later (bank debits)."""
+    if not order.awaits_payment:
+        return noted(order, source, now, "checkout completed (payment pending) after the order moved on")
+    change = "checkout completed; payment processing"
+    return record_change(order, source, now, change, payment_processing=True, payment_intent_id=payment_intent_id)
+
+
+def fail_payment(order: Order, source: Source, now: datetime) -> Outcome:
+    """An asynchronous payment failed: the order lapses and the certificate may order again."""
+    if not order.awaits_payment:
+        return noted(order, source, now, f"payment failure ignored: payment is {order.payment.value}")
+    return _lapse(order, source, now, "payment failed", OrderState.CANCELLED, PaymentState.FAILED)
+
+
+def expire_checkout(order: Order, session_id: str | None, source: Source, now: datetime) -> Outcome:
+    """The checkout session lapsed unpaid. A late expiry never un-pays an order."""
+    if session_id and order.checkout_session_id and session_id != order.checkout_session_id:
+        return noted(order, source, now, f"expiry of superseded session {session_id} ignored")
+    if not order.awaits_payment or order.payment_processing:
+        return noted(order, source, now, f"expiry ignored: order is {order.state.value}, payment {order.payment.value}")
+    return _lapse(order, source, now, "checkout expired unpaid", OrderState.EXPIRED, PaymentState.NOT_TAKEN)
+
+
+def abandon_checkout(order: Order, source: Source, now: datetime) -> Outcome:
+    """No checkout session could be opened: nothing half-made may keep holding the certificate."""
+    if not order.awaits_payment or order.checkout_session_id:
+        return noted(order, source, now, "abandon ignored: a checkout session exists or the order moved on")
+    change = "payment service unavailable: order abandoned"
+    return _lapse(order, source, now, change, OrderState.CANCELLED, PaymentState.NOT_TAKEN)
+
+
+def _lapse(order: Order, source: Source, now: datetime, change: str, state: OrderState, payment: PaymentState):
+    """The order ended with no money taken: its claim goes back, so the certificate may order again."""
+    fields = {"state": state, "payment": payment, "payment_processing": False, "hold_until": None}
+    return record_change(order, source, now, change, {Effect.RELEASE_CLAIM}, **fields)
+
+
+def reconcile_money(order: Order, view: MoneyView, source: Source, now: datetime, note: str = "") -> Outcome:
+    """Refunds and disputes, from Stripe's current view of the payment (so order of events is moot).
+    A full refund before dispatch cancels the fulfilment; the kit maker's cancellations list shows
+    it (a view of the state, in the same write) if it had been released to them."""
+    refunded = max(order.refunded_pence, view.amount_refunded)
+    facts = {"refunded_pence": refunded, "dispute_status": view.dispute_status}
+    if order.payment not in MONEY_TAKEN:
+        change = f"noted before the payment: refunded {refunded}p, dispute {view.dispute_status or 'none'}{note}"
+        return record_change(order, source, now, change, **facts)
+    payment = money_state(order.amount, refunded, view.dispute_status)
+    if payment is order.payment and refunded == order.refunded_pence and view.dispute_status == order.dispute_status:
+        return noted(order, source, now, "no change to the money" + note)
+    cancels = {}
+    if payment is PaymentState.REFUNDED and order.fulfilment in BEFORE_DISPATCH:
+        cancels = {"fulfilment": FulfilmentState.CANCELLED, "state": OrderState.CANCELLED, "cancelled_at": now}
+    change = f"payment {payment.value}: refunded {Money(refunded, order.amount.currency).display()}"
+    change += (f", dispute {view.dispute_status}" if view.dispute_status else "") + note
+    return record_change(order, source, now, change, payment=payment, **cancels, **facts)
+
+
+# -- The kit maker: released to it, then accepted, dispatched or rejected --------------------------
+
+
+def release(order: Order, now: datetime) -> Outcome:
+    """The fulfilment message went to the kit maker; the holder's confirmation email is due."""
+    if not order.awaits_release:
+        return unchanged(order)
+    effects = {Effect.EMAIL_CONFIRMATION} if order.delivery.email else set()
+    return record_change(
+        order,
+        Source("system"),
+        now,
+        "released to the manufacturer",
+        effects,
+        fulfilment=FulfilmentState.RELEASED,
+        released_at=now,
+    )
+
+
+def outstanding(order: Order) -> frozenset[Effect]:
+    """Effects owed by the order's state that a crash may have left undone: the relay's work."""
+    return frozenset({Effect.RELEASE_TO_MANUFACTURER}) if order.awaits_release else frozenset()
+
+
+def accept(order: Order, source: Source, now: datetime) -> Outcome:
+    if order.fulfilment in (FulfilmentState.ACCEPTED, FulfilmentState.DISPATCHED):
+        return unchanged(order)
+    _require_open(order, "accept")
+    return record_change(
+        order, source, now, "accepted by the manufacturer", fulfilment=FulfilmentState.ACCEPTED, accepted_at=now
+    )
+
+
+def dispatch(order: Order, details: Dispatch, source: Source, now: datetime) -> Outcome:
+    if order.fulfilment is FulfilmentState.DISPATCHED:
+        if order.dispatch == details:
+            return unchanged(order)
+        raise FulfilmentConflict(
+            f"{order.fulfilment_id} was already dispatched with kit code "
+            f"{order.dispatch.kit_code if order.dispatch else '?'}; a different dispatch cannot be recorded"
+        )
+    _require_open(order, "dispatch")
+    change = f"dispatched by {details.carrier} ({details.tracking_reference})"
+    effects = {Effect.EMAIL_DISPATCH} if order.delivery.email else set()
+    return record_change(order, source, now, change, effects, fulfilment=FulfilmentState.DISPATCHED, dispatch=details)
+
+
+def reject(order: Order, reason: str, source: Source, now: datetime) -> Outcome:
+    if order.fulfilment is FulfilmentState.REJECTED:
+        return unchanged(order)
+    _require_open(order, "reject")
+    change = f"rejected by the manufacturer: {reason}"
+    return record_change(order, source, now, change, fulfilment=FulfilmentState.REJECTED, rejection_reason=reason)
+
+
+def acknowledge_cancellation(order: Order, source: Source, now: datetime) -> Outcome:
+    if order.released_at is None:
+        raise OrderNotFound(order.fulfilment_id)
+    if order.fulfilment is not FulfilmentState.CANCELLED:
+        raise FulfilmentConflict(f"{order.fulfilment_id} is not cancelled (it is {order.fulfilment.value})")
+    if order.cancellation_acknowledged:
+        return unchanged(order)
+    change = "cancellation acknowledged by the manufacturer"
+    return record_change(order, source, now, change, cancellation_acknowledged=True)
+
+
+_CLOSED_BECAUSE = {
+    FulfilmentState.CANCELLED: "was cancelled because the order was refunded: do not send it",
+    FulfilmentState.REJECTED: "was rejected earlier",
+    FulfilmentState.DISPATCHED: "was already dispatched",
+}
+
+
+def _require_open(order: Order, action: str) -> None:
+    if order.open_for_manufacturer:
+        return
+    if order.released_at is None:  # never given to the manufacturer: as if it did not exist
+        raise OrderNotFound(order.fulfilment_id)
+    why = _CLOSED_BECAUSE.get(order.fulfilment, f"is {order.fulfilment.value}")
+    raise FulfilmentConflict(f"cannot {action} {order.fulfilment_id}: it {why}")
+
+
+# -- Data protection --------------------------------------------------------------------------------
+
+ERASED = "[erased]"
+
+
+def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -> Outcome:
+    """Name, address and email go; the reference, the money and the states (what finance and the
+    audit trail need) stay. Idempotent: an erased order is left as it is."""
+    if order.erased_at is not None:
+        return unchanged(order)
+    blank = DeliveryDetails(
+        full_name=ERASED,
+        address_line_1=ERASED,
+        address_line_2="",
+        town=ERASED,
+        postcode="",
+        email="",
+        contact_consent=False,
+    )
+    return record_change(order, source, now, f"personal data erased ({why})", delivery=blank, erased_at=now)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A row of the lifecycle table: the transition, the fact and who reports it, what it may owe."""
+
+    name: str
+    fact: str
+    reported_by: str
+    effects: frozenset[Effect]
+
+
+def _row(name: str, fact: str, by: str, *effects: Effect) -> Transition:
+    return Transition(name, fact, by, frozenset(effects))
+
+
+TRANSITIONS = (
+    _row("place_order", "the holder confirms their answers", "holder", Effect.RELEASE_TO_MANUFACTURER),
+    _row("open_checkout", "a Checkout Session is opened for a paid order", "system"),
+    _row("abandon_checkout", "no Checkout Session could be opened", "system", Effect.RELEASE_CLAIM),
+    _row(
+        "accept_payment",
+        "Checkout says paid (webhook, return or sweep)",
+        "stripe",
+        Effect.RELEASE_TO_MANUFACTURER,
+        Effect.RECLAIM,
+    ),
+    _row(
+        "pay_as_expected", "the common case of accept_payment, in one write", "stripe", Effect.RELEASE_TO_MANUFACTURER
+    ),
+    _row("note_processing", "Checkout completed, payment confirms later", "stripe"),
+    _row("fail_payment", "an asynchronous payment failed", "stripe", Effect.RELEASE_CLAIM),
+    _row("expire_checkout", "the session lapsed unpaid (webhook or sweep)", "stripe", Effect.RELEASE_CLAIM),
+    _row("reconcile_money", "a refund or dispute changed Stripe's view of the money", "stripe, operator"),
+    _row("release", "the fulfilment message went to the kit maker", "system", Effect.EMAIL_CONFIRMATION),
+    _row("accept", "the kit maker accepts the order", "manufacturer"),
+    _row("dispatch", "the kit maker posted the kit", "manufacturer", Effect.EMAIL_DISPATCH),
+    _row("reject", "the kit maker cannot fulfil the order", "manufacturer"),
+    _row("acknowledge_cancellation", "the kit maker has seen a cancellation", "manufacturer"),
+    _row("erase_personal_data", "retention ran out, or an operator erases", "system, operator"),
+)

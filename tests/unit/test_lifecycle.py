@@ -1,0 +1,203 @@
+"""The lifecycle as one module: its one-write fast path is the general rule, every effect it can owe
+is carried out by someone, and the documented table is the module's own."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib import services
+from chalicelib.adapters.dynamodb_order_items import item_values, stored_value, view_values
+from chalicelib.domain import lifecycle
+from chalicelib.domain.changes import Effect, Source
+from chalicelib.domain.delivery import parse_delivery_details
+from chalicelib.domain.eligibility import Eligibility, EligibilityReason
+from chalicelib.domain.lifecycle import (
+    TRANSITIONS,
+    accept_payment,
+    note_processing,
+    open_checkout,
+    pay_as_expected,
+    place_order,
+    reconcile_money,
+)
+from chalicelib.domain.money import Money
+from chalicelib.domain.orders import FulfilmentState, OrderState
+from chalicelib.domain.payments import MoneyView
+from chalicelib.domain.references import fulfilment_id_of, new_order_reference
+from chalicelib.services.manufacturer import dispatch_fulfilment
+from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
+
+PRICE = Money(895)
+RETENTION = timedelta(days=30)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@st.composite
+def unpaid_orders(draw):
+    """Orders as the lifecycle makes them before payment: with or without an email, consent, an
+    open session, a processing payment, a refund or dispute noted early."""
+    email = draw(st.sampled_from(["", "sam@example.com"]))
+    consent = "yes" if email and draw(st.booleans()) else ""
+    delivery = parse_delivery_details(delivery_form(email=email, contact_consent=consent))
+    eligibility = Eligibility(PRICE, EligibilityReason.STANDARD_PRICE)
+    order = place_order(new_order_reference(), "cert", eligibility, delivery, NOW).order
+    if draw(st.booleans()):
+        attempt = draw(st.integers(1, 3))
+        order = open_checkout(order, f"cs_{attempt}", "https://pay", NOW + timedelta(hours=1), attempt, NOW).order
+    if draw(st.booleans()):
+        order = note_processing(order, draw(st.sampled_from(["pi_0", None])), Source("stripe", "evt_p"), NOW).order
+    refunded, dispute = draw(st.sampled_from([(0, None), (0, None), (300, None), (0, "needs_response")]))
+    if refunded or dispute:
+        view = MoneyView(order.reference, "pi_1", PRICE, refunded, dispute)
+        order = reconcile_money(order, view, Source("stripe", "evt_r"), NOW).order
+    return order
+
+
+def meets(order, change) -> bool:
+    return all(getattr(order, field) == value for field, value in change.requires.items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(unpaid_orders(), st.sampled_from(["pi_1", None]))
+def test_the_one_write_payment_is_the_general_rule_for_every_order_it_accepts(order, intent):
+    source, later = Source("stripe", "evt_1"), NOW + timedelta(minutes=5)
+    change = pay_as_expected(PRICE, intent, source, later)
+    general = accept_payment(order, PRICE, intent, source, later)
+    if not meets(order, change):
+        assert order.refunded_pence or order.dispute_status  # the only unpaid orders it turns away
+        return
+    assert change.applied_to(order) == general
+
+
+@settings(max_examples=200, deadline=None)
+@given(unpaid_orders(), st.sampled_from(["pi_1", None]))
+def test_the_store_writes_for_the_one_write_payment_what_a_save_of_the_general_rule_writes(order, intent):
+    """The adapter's translation: the fields set, and the views that differ between the sketches,
+    take the stored item of a real order to the item the general path stores."""
+    source = Source("stripe", "evt_1")
+    change = pay_as_expected(PRICE, intent, source, NOW)
+    if not meets(order, change):
+        return
+    before, after = change.sketch()
+    old_views, new_views = view_values(before, RETENTION), view_values(after, RETENTION)
+    written = {name: value for f, v in change.sets.items() for name, value in stored_value(f, v).items()}
+    written.update({name: value for name, value in new_views.items() if value != old_views[name]})
+    stored = {**item_values(order, RETENTION), **written}
+    assert stored == item_values(accept_payment(order, PRICE, intent, source, NOW).order, RETENTION)
+
+
+def test_every_transition_is_in_the_table_and_every_row_is_a_transition():
+    functions = {
+        name
+        for name, f in inspect.getmembers(lifecycle, inspect.isfunction)
+        if f.__module__ == lifecycle.__name__ and not name.startswith("_") and name != "outstanding"
+    }
+    assert {t.name for t in TRANSITIONS} == functions
+
+
+def lifecycle_table() -> str:
+    rows = ["| Transition | The fact | Reported by | Effects it may owe |", "| --- | --- | --- | --- |"]
+    for t in TRANSITIONS:
+        effects = ", ".join(sorted(e.value for e in t.effects)) or "none"
+        rows.append(f"| `{t.name}` | {t.fact} | {t.reported_by} | {effects} |")
+    return "\n".join(rows)
+
+
+def test_the_documented_lifecycle_table_is_the_modules():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    documented = re.search(r"<!-- lifecycle-table -->\n(.*?)\n<!-- /lifecycle-table -->", text, re.S)
+    assert documented, "docs/architecture.md lost its lifecycle table markers"
+    assert documented.group(1).strip() == lifecycle_table(), "regenerate: python -m tests.unit.test_lifecycle"
+
+
+# -- Every effect has a consumer: each scenario owes one effect, and its outcome is seen ------------
+
+
+def world():
+    deps = fake_dependencies()
+    load_register(deps, register_row("FA/1001", "SW1A 2AA"), register_row("FA/1002", "SW1A 2AA", free_kit="yes"))
+    return deps
+
+
+def placed(deps, reference="FA/1001", email="sam@example.com"):
+    checked = services.check_certificate(reference, "sw1a2aa", deps)
+    delivery = parse_delivery_details(delivery_form(email=email))
+    return services.confirm_order(checked, delivery, new_order_reference(), deps).reference
+
+
+def claims(deps) -> int:
+    return sum(deps.register.claims.values())
+
+
+def test_release_claim_gives_the_certificate_its_kit_back():
+    deps = world()
+    reference = placed(deps)
+    assert claims(deps) == 1
+    services.apply_change(reference, lambda o: lifecycle.expire_checkout(o, None, Source("system"), NOW), deps)
+    assert claims(deps) == 0
+
+
+def test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed():
+    deps = world()
+    reference = placed(deps)
+    services.apply_change(reference, lambda o: lifecycle.expire_checkout(o, None, Source("system"), NOW), deps)
+    services.apply_change(reference, lambda o: accept_payment(o, PRICE, "pi_1", Source("stripe", "e"), NOW), deps)
+    assert claims(deps) == 1
+
+
+def test_release_to_manufacturer_puts_the_message_on_the_queue_and_records_the_release():
+    deps = world()
+    reference = placed(deps, "FA/1002", email="")
+    assert [m["order_reference"] for m in deps.fulfilment_queue.receive_all()] == [reference]
+    assert deps.orders.get(reference).fulfilment is FulfilmentState.RELEASED
+
+
+def test_email_confirmation_is_sent_by_the_caller_that_released_the_order():
+    deps = world()
+    placed(deps, "FA/1002")
+    assert [to for to, _, _ in deps.mailer.sent] == ["sam@example.com"]
+    assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
+
+
+def test_email_dispatch_is_sent_by_the_caller_that_recorded_the_dispatch():
+    deps = world()
+    reference = placed(deps, "FA/1002")
+    report = {"kit_code": "K1", "carrier": "Royal Mail", "tracking_reference": "T1", "dispatched_at": NOW.isoformat()}
+    dispatch_fulfilment(fulfilment_id_of(reference), report, "k", deps)
+    assert len(deps.mailer.sent) == 2 and "on its way" in deps.mailer.sent[-1][1]
+    assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
+
+
+CONSUMED_IN = {
+    Effect.RELEASE_CLAIM: test_release_claim_gives_the_certificate_its_kit_back,
+    Effect.RECLAIM: test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed,
+    Effect.RELEASE_TO_MANUFACTURER: test_release_to_manufacturer_puts_the_message_on_the_queue_and_records_the_release,
+    Effect.EMAIL_CONFIRMATION: test_email_confirmation_is_sent_by_the_caller_that_released_the_order,
+    Effect.EMAIL_DISPATCH: test_email_dispatch_is_sent_by_the_caller_that_recorded_the_dispatch,
+}
+
+
+def test_every_kind_of_effect_has_a_test_above_that_shows_it_carried_out():
+    assert set(CONSUMED_IN) == set(Effect)
+
+
+def test_a_redelivered_fact_finishes_what_a_crash_left_outstanding():
+    deps = world()
+    reference = placed(deps, "FA/1002", email="")
+    stuck = dataclasses.replace(deps.orders.get(reference), fulfilment=FulfilmentState.NOT_RELEASED, released_at=None)
+    deps.orders.orders[reference] = stuck  # as if the process died between the send and the release
+    assert lifecycle.outstanding(stuck) == {Effect.RELEASE_TO_MANUFACTURER}
+    assert services.apply_change(reference, lambda o: lifecycle.noted(o, Source("system"), NOW, "touch"), deps)
+    assert deps.orders.get(reference).fulfilment is FulfilmentState.RELEASED
+    assert deps.orders.get(reference).state is OrderState.CONFIRMED
+
+
+if __name__ == "__main__":
+    print(lifecycle_table())
