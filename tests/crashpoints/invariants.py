@@ -1,5 +1,5 @@
 """What must be true after a run has recovered, whatever fault it met: the promises of the
-README's table of guarantees, checked against what moto, SES and the Stripe emulator hold."""
+table of guarantees in docs/architecture.md, checked against what moto, SES and the Stripe emulator hold."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def _email_violations(ref: str, order: Order, emails: Counter, point: Point | No
 
 
 def _in_the_at_least_once_window(point: Point | None, fired: str | None) -> bool:
-    """The one window in which an email may go twice (README, guarantees): SES took it and the
+    """The one window in which an email may go twice (docs/architecture.md, the guarantees): SES took it and the
     outbox was not told, because the process died straight after the send, or SES's answer was
     lost, or the outbox's write after it failed; the outbox sends it again once its lease ends."""
     if point is None or fired is None:

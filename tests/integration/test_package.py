@@ -60,7 +60,7 @@ def test_the_resources_deployed_are_the_ones_the_local_stack_creates(template):
         if "Type" not in resource:  # an addition to a resource Chalice generates: merged into it
             assert _contains(template["Resources"][logical_id], resource), logical_id
             continue
-        if logical_id == "ApiHandlerLogGroup":  # our correction of Chalice's own resource (see README)
+        if logical_id == "ApiHandlerLogGroup":  # our correction of Chalice's own resource (see docs/stack-findings.md)
             assert template["Resources"][logical_id]["Properties"]["LogGroupName"] == {
                 "Fn::Sub": "/aws/lambda/${APIHandler}"
             }
