@@ -85,7 +85,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
 
     import boto3
 
-    from .adapters.dynamodb import DynamoRegister, build_models
+    from .adapters.dynamodb import build_models
+    from .adapters.dynamodb_register import DynamoRegister
     from .adapters.dynamodb_fulfilments import FulfilmentQueries
     from .adapters.dynamodb_orders import DynamoOrders
     from .adapters.dynamodb_finance import FinanceOrders
@@ -148,7 +149,8 @@ def key_store(table: str, region: str, endpoint_url: str | None):
 
 def register_for(settings: OperatorSettings):
     """The register alone, for operator commands."""
-    from .adapters.dynamodb import DynamoRegister, Tables, build_models
+    from .adapters.dynamodb import Tables, build_models
+    from .adapters.dynamodb_register import DynamoRegister
 
     tables = Tables(
         settings.register_table, "unused-orders", settings.claims_table, settings.region, settings.aws_endpoint_url

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Iterable, Iterator
 
-from ..domain.orders import FulfilmentState, OrderState, PaymentState
 from ..domain.reconciliation import OrderFacts, Period
 from ..timeutil import from_iso
 from .dynamodb import FINANCE_FIELDS, Models
+from .dynamodb_order_items import field_from
 
 
 class FinanceOrders:
@@ -37,9 +37,9 @@ def _facts(record) -> OrderFacts:
     return OrderFacts(
         reference=record.order_ref,
         created_at=from_iso(record.created_at),
-        state=OrderState(record.order_state),
-        payment=PaymentState(record.payment_state),
-        fulfilment=FulfilmentState(record.fulfilment_state),
+        state=field_from(record, "state"),
+        payment=field_from(record, "payment"),
+        fulfilment=field_from(record, "fulfilment"),
         amount_pence=int(record.amount_pence),
         currency=record.currency,
         payment_intent_id=record.payment_intent_id,

@@ -8,11 +8,10 @@ from types import SimpleNamespace
 
 from ..domain.errors import InvalidInput
 from ..domain.fulfilment import Cancellation, OpenFulfilment, Page, fulfilment_message
-from ..domain.orders import FulfilmentState
 from ..domain.references import fulfilment_id_of
 from ..timeutil import from_iso
 from .dynamodb import RECIPIENT_FIELDS
-from .dynamodb_order_items import YES
+from .dynamodb_order_items import YES, field_from
 
 
 class FulfilmentQueries:
@@ -44,7 +43,7 @@ class FulfilmentQueries:
         """From the index's projection: the recipient, the state and the times, nothing else."""
         delivery = SimpleNamespace(**{name: getattr(record, name) or "" for name in RECIPIENT_FIELDS})
         message = fulfilment_message(record.order_ref, delivery, self._product_code, from_iso(record.relay_since))
-        return OpenFulfilment(message, FulfilmentState(record.fulfilment_state), from_iso(record.released_at))
+        return OpenFulfilment(message, field_from(record, "fulfilment"), from_iso(record.released_at))
 
 
 def encode_cursor(last_evaluated_key: dict | None) -> str | None:

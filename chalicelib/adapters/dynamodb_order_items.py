@@ -158,6 +158,12 @@ def history_record(entry) -> dict:
     }
 
 
+def field_from(record, field: str) -> Any:
+    """One scalar field of the Order, read from an item (or an index's projection of it)."""
+    [column] = [c for c in COLUMNS if c.path == (field,)]
+    return column.read(getattr(record, column.name, None))
+
+
 def _history_entry(record) -> HistoryEntry:
     return HistoryEntry(from_iso(record.at), record.actor, record.change, record.stripe_event_id)
 

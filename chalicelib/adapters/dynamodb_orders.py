@@ -66,23 +66,7 @@ class DynamoOrders(MailOutbox):
         Returns the order as it now is, or None when it did not meet them (the caller then takes
         the general path)."""
         orders = self._models.orders
-        condition = ~orders.processed_events.contains(change.entry.stripe_event_id)
-        for field, value in change.requires.items():
-            for name, stored in stored_value(field, value).items():
-                attribute = getattr(orders, name)
-                condition &= attribute.does_not_exist() if stored is None else attribute == stored
-        before, after = change.sketch()
-        old_views, new_views = view_values(before, self._retention), view_values(after, self._retention)
-        changes = {
-            name: value for field, set_to in change.sets.items() for name, value in stored_value(field, set_to).items()
-        }
-        changes.update({name: value for name, value in new_views.items() if value != old_views[name]})
-        actions = [
-            *(_set_or_remove(getattr(orders, name), value) for name, value in changes.items()),
-            orders.processed_events.add({change.entry.stripe_event_id}),
-            orders.history.set(orders.history.append([history_record(change.entry)])),
-            orders.version.add(1),
-        ]
+        condition, actions = _guarded_write(orders, change, self._retention)
         record = orders(reference)
         try:
             record.update(actions=actions, condition=condition)
@@ -135,6 +119,40 @@ class DynamoOrders(MailOutbox):
         index = self._models.orders.awaiting_payment_index
         hold_until = self._models.orders.hold_until
         return [r.order_ref for r in index.query(YES, range_key_condition=hold_until < to_iso(now))]
+
+
+def _guarded_write(orders: type[Model], change: GuardedChange, retention: timedelta) -> tuple:
+    """The condition (the domain's requirements, the event unseen) and the actions (the fields set,
+    and the views that differ between the change's sketches, before and after)."""
+    condition = ~orders.processed_events.contains(change.entry.stripe_event_id)
+    for field, value in change.requires.items():
+        for name, stored in stored_value(field, value).items():
+            attribute = getattr(orders, name)
+            condition &= attribute.does_not_exist() if stored is None else attribute == stored
+    before, after = change.sketch()
+    old_views, new_views = view_values(before, retention), view_values(after, retention)
+    changes = {
+        name: value for field, set_to in change.sets.items() for name, value in stored_value(field, set_to).items()
+    }
+    changes.update({name: value for name, value in new_views.items() if value != old_views[name]})
+    actions = [
+        *(_set_or_remove(getattr(orders, name), value) for name, value in changes.items()),
+        orders.processed_events.add({change.entry.stripe_event_id}),
+        orders.history.set(orders.history.append([history_record(change.entry)])),
+        orders.version.add(1),
+    ]
+    return condition, actions
+
+
+def guarded_attributes(change: GuardedChange, retention: timedelta) -> dict:
+    """The attributes a guarded change writes (None: removed): the fields it sets, and the views
+    that differ between its sketches, an order meeting its requirements before and after."""
+    before, after = change.sketch()
+    old_views, new_views = view_values(before, retention), view_values(after, retention)
+    written = {
+        name: value for field, set_to in change.sets.items() for name, value in stored_value(field, set_to).items()
+    }
+    return written | {name: value for name, value in new_views.items() if value != old_views[name]}
 
 
 def _claim_change(claims: type[Model], effects: frozenset[Effect]) -> dict:

@@ -64,3 +64,47 @@ def record_change(order: Order, source: Source, now: datetime, change: str, effe
 def unchanged(order: Order) -> Outcome:
     """A repeat of something already done (an idempotent call): no write, no log line."""
     return Outcome(order, changed=False)
+
+
+@dataclass(frozen=True)
+class GuardedChange:
+    """A change whose outcome follows from a few of the order's fields, so a store can make it in
+    one conditional write without reading the order: if the order has every value in `requires`
+    (and has not seen the entry's event), it takes the values in `sets`, logs `entry` and owes
+    `effects`. tests/unit/test_lifecycle.py proves it the same as the general transition."""
+
+    requires: dict[str, object]
+    sets: dict[str, object]
+    entry: HistoryEntry
+    effects: frozenset[Effect]
+    template: Order  # an order as the lifecycle makes one that the change may meet
+
+    def sketch(self) -> tuple[Order, Order]:
+        """An order that meets `requires`, and the same order changed. What differs between the two
+        is what the change writes, whatever the order's other fields hold (which the test proves)."""
+        before = replace(self.template, **self.requires)
+        return before, replace(before, **self.sets)
+
+    def applied_to(self, order: Order) -> Outcome:
+        """What the change makes of an order that meets `requires` (the fake store's write)."""
+        seen = order.processed_events | {self.entry.stripe_event_id}
+        changed = replace(order, **self.sets, history=order.history + (self.entry,), processed_events=seen)
+        return Outcome(changed, self.effects)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A row of the lifecycle table: the transition, the fact and who reports it, what it may owe."""
+
+    name: str
+    fact: str
+    reported_by: str
+    effects: frozenset[Effect]
+
+    @classmethod
+    def row(cls, name: str, fact: str, by: str, *effects: Effect) -> Transition:
+        return cls(name, fact, by, frozenset(effects))
+
+
+def _row(name: str, fact: str, by: str, *effects: Effect) -> Transition:
+    return Transition(name, fact, by, frozenset(effects))

@@ -11,10 +11,9 @@ TRANSITIONS at the end lists them all; docs/architecture.md's table is checked a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from .changes import Effect, Outcome, Source, noted, record_change, unchanged
+from .changes import Effect, GuardedChange, Outcome, Source, Transition, noted, record_change, unchanged
 from .delivery import DeliveryDetails
 from .eligibility import Eligibility, EligibilityReason
 from .errors import FulfilmentConflict, OrderNotFound
@@ -114,31 +113,6 @@ def accept_payment(
     return record_change(order, source, now, change, effects, payment=payment, **fields, **paid_fields)
 
 
-@dataclass(frozen=True)
-class GuardedChange:
-    """A change whose outcome follows from a few of the order's fields, so a store can make it in
-    one conditional write without reading the order: if the order has every value in `requires`
-    (and has not seen the entry's event), it takes the values in `sets`, logs `entry` and owes
-    `effects`. tests/unit/test_lifecycle.py proves it the same as the general transition."""
-
-    requires: dict[str, object]
-    sets: dict[str, object]
-    entry: HistoryEntry
-    effects: frozenset[Effect]
-
-    def sketch(self) -> tuple[Order, Order]:
-        """An order that meets `requires`, and the same order changed. What differs between the two
-        is what the change writes, whatever the order's other fields hold (which the test proves)."""
-        before = replace(_SKETCH, **self.requires)
-        return before, replace(before, **self.sets)
-
-    def applied_to(self, order: Order) -> Outcome:
-        """What the change makes of an order that meets `requires` (the fake store's write)."""
-        seen = order.processed_events | {self.entry.stripe_event_id}
-        changed = replace(order, **self.sets, history=order.history + (self.entry,), processed_events=seen)
-        return Outcome(changed, self.effects)
-
-
 # An order as `place_order` makes a paid one: what a guarded change's sketch starts from.
 _SKETCH = place_order(
     "TK-00000-00000",
@@ -170,6 +144,7 @@ def pay_as_expected(paid: Money, payment_intent_id: str | None, source: Source, 
         },
         entry=HistoryEntry(now, source.actor, "paid", source.event_id),
         effects=frozenset({Effect.RELEASE_TO_MANUFACTURER}),
+        template=_SKETCH,
     )
 
 
@@ -335,42 +310,28 @@ def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -
     return record_change(order, source, now, f"personal data erased ({why})", delivery=blank, erased_at=now)
 
 
-@dataclass(frozen=True)
-class Transition:
-    """A row of the lifecycle table: the transition, the fact and who reports it, what it may owe."""
-
-    name: str
-    fact: str
-    reported_by: str
-    effects: frozenset[Effect]
-
-
-def _row(name: str, fact: str, by: str, *effects: Effect) -> Transition:
-    return Transition(name, fact, by, frozenset(effects))
-
-
 TRANSITIONS = (
-    _row("place_order", "the holder confirms their answers", "holder", Effect.RELEASE_TO_MANUFACTURER),
-    _row("open_checkout", "a Checkout Session is opened for a paid order", "system"),
-    _row("abandon_checkout", "no Checkout Session could be opened", "system", Effect.RELEASE_CLAIM),
-    _row(
+    Transition.row("place_order", "the holder confirms their answers", "holder", Effect.RELEASE_TO_MANUFACTURER),
+    Transition.row("open_checkout", "a Checkout Session is opened for a paid order", "system"),
+    Transition.row("abandon_checkout", "no Checkout Session could be opened", "system", Effect.RELEASE_CLAIM),
+    Transition.row(
         "accept_payment",
         "Checkout says paid (webhook, return or sweep)",
         "stripe",
         Effect.RELEASE_TO_MANUFACTURER,
         Effect.RECLAIM,
     ),
-    _row(
+    Transition.row(
         "pay_as_expected", "the common case of accept_payment, in one write", "stripe", Effect.RELEASE_TO_MANUFACTURER
     ),
-    _row("note_processing", "Checkout completed, payment confirms later", "stripe"),
-    _row("fail_payment", "an asynchronous payment failed", "stripe", Effect.RELEASE_CLAIM),
-    _row("expire_checkout", "the session lapsed unpaid (webhook or sweep)", "stripe", Effect.RELEASE_CLAIM),
-    _row("reconcile_money", "a refund or dispute changed Stripe's view of the money", "stripe, operator"),
-    _row("release", "the fulfilment message went to the kit maker", "system", Effect.EMAIL_CONFIRMATION),
-    _row("accept", "the kit maker accepts the order", "manufacturer"),
-    _row("dispatch", "the kit maker posted the kit", "manufacturer", Effect.EMAIL_DISPATCH),
-    _row("reject", "the kit maker cannot fulfil the order", "manufacturer"),
-    _row("acknowledge_cancellation", "the kit maker has seen a cancellation", "manufacturer"),
-    _row("erase_personal_data", "retention ran out, or an operator erases", "system, operator"),
+    Transition.row("note_processing", "Checkout completed, payment confirms later", "stripe"),
+    Transition.row("fail_payment", "an asynchronous payment failed", "stripe", Effect.RELEASE_CLAIM),
+    Transition.row("expire_checkout", "the session lapsed unpaid (webhook or sweep)", "stripe", Effect.RELEASE_CLAIM),
+    Transition.row("reconcile_money", "a refund or dispute changed Stripe's view of the money", "stripe, operator"),
+    Transition.row("release", "the fulfilment message went to the kit maker", "system", Effect.EMAIL_CONFIRMATION),
+    Transition.row("accept", "the kit maker accepts the order", "manufacturer"),
+    Transition.row("dispatch", "the kit maker posted the kit", "manufacturer", Effect.EMAIL_DISPATCH),
+    Transition.row("reject", "the kit maker cannot fulfil the order", "manufacturer"),
+    Transition.row("acknowledge_cancellation", "the kit maker has seen a cancellation", "manufacturer"),
+    Transition.row("erase_personal_data", "retention ran out, or an operator erases", "system, operator"),
 )

@@ -13,7 +13,8 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from chalicelib.adapters.dynamodb import DynamoRegister, build_models
+from chalicelib.adapters.dynamodb import build_models
+from chalicelib.adapters.dynamodb_register import DynamoRegister
 from chalicelib.adapters.dynamodb_fulfilments import FulfilmentQueries
 from chalicelib.adapters.dynamodb_orders import DynamoOrders
 from chalicelib.bootstrap import key_store, tables_for
