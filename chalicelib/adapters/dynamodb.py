@@ -206,6 +206,7 @@ def order_attributes() -> dict:
 
 def build_models(tables: Tables) -> Models:
     """PynamoDB models bound to the configured tables; attribute names match infra/resources.json."""
+    OrderRecord = type("OrderRecord", (Model,), {"Meta": tables.meta(tables.orders), **order_attributes()})
 
     class RegisterRecord(Model):
         Meta = tables.meta(tables.register)
@@ -221,8 +222,6 @@ def build_models(tables: Tables) -> Models:
 
         certificate_key = UnicodeAttribute(hash_key=True)
         kits = NumberAttribute(default=0)
-
-    OrderRecord = type("OrderRecord", (Model,), {"Meta": tables.meta(tables.orders), **order_attributes()})
 
     class AttemptRecord(Model):
         Meta = tables.meta(tables.attempts)

@@ -86,11 +86,11 @@ class WritesTogether:
         self._barrier = threading.Barrier(contenders, timeout=20)
         self._held = threading.local()
 
-    def save(self, before, after, effects=frozenset()):
+    def save(self, before, after, effects=frozenset(), mail_held_until=None):
         if not getattr(self._held, "once", False):
             self._held.once = True
             self._barrier.wait()
-        return self._orders.save(before, after, effects)
+        return self._orders.save(before, after, effects, mail_held_until)
 
     def __getattr__(self, name):
         return getattr(self._orders, name)

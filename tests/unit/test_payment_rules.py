@@ -176,3 +176,19 @@ def test_every_fact_is_logged_with_who_and_which_event():
     entry = order.history[-1]
     assert (entry.actor, entry.stripe_event_id) == ("operator:alice", "refund-key:k") and "(broken)" in entry.change
     assert [e.actor for e in order.history] == ["holder", "system", "stripe", "operator:alice"]
+
+
+def test_an_order_that_ended_before_any_money_was_taken_says_so_not_awaiting():
+    expired = expire_checkout(awaiting(), "cs_1", Source("stripe", "evt_2"), NOW).order
+    bare = place_order(
+        "TK-AAAAA-DDDDD",
+        "cert",
+        Eligibility(PAID, EligibilityReason.STANDARD_PRICE),
+        parse_delivery_details(delivery_form()),
+        NOW,
+    ).order
+    abandoned = abandon_checkout(bare, Source("system"), NOW).order
+    for ended in (expired, abandoned):
+        assert ended.payment is PaymentState.NOT_TAKEN and not ended.awaits_payment
+    honoured = accept_payment(expired, PAID, "pi_1", Source("stripe", "evt_3"), NOW).order
+    assert honoured.payment is PaymentState.PAID  # a late payment is still honoured

@@ -135,6 +135,8 @@ def test_a_period_of_every_kind_of_order_adds_up_to_hand_computed_figures():
     assert totals["free_kits"] == "1"
     assert (totals["payment paid"], totals["payment refunded"], totals["payment partially_refunded"]) == ("1", "1", "1")
     assert (totals["payment disputed"], totals["order expired"], totals["fulfilment cancelled"]) == ("1", "1", "1")
+    # the expired order took no money: it is not counted as still awaiting payment
+    assert totals["payment not_taken"] == "1" and "payment awaiting" not in totals
     assert totals["payout po_1"] == f"829 gbp arriving {IN_TWO_DAYS}"
     rows = sections["Reconciliation rows"]
     data = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
