@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, Iterable
 from enum import Enum
 
 from .orders import HistoryEntry, Order
@@ -54,9 +55,11 @@ def noted(order: Order, source: Source, now: datetime, change: str) -> Outcome:
     return record_change(order, source, now, change)
 
 
-def record_change(order: Order, source: Source, now: datetime, change: str, effects=(), **fields) -> Outcome:
+def record_change(
+    order: Order, source: Source, now: datetime, change: str, effects: Iterable[Effect] = (), **fields: Any
+) -> Outcome:
     entry = HistoryEntry(now, source.actor, change, source.event_id)
-    seen = order.processed_events | ({source.event_id} if source.event_id else set())
+    seen = order.processed_events | ({source.event_id} if source.event_id else frozenset())
     updated = replace(order, history=order.history + (entry,), processed_events=seen, **fields)
     return Outcome(updated, frozenset(effects))
 
@@ -73,8 +76,8 @@ class GuardedChange:
     (and has not seen the entry's event), it takes the values in `sets`, logs `entry` and owes
     `effects`. tests/unit/test_lifecycle.py proves it the same as the general transition."""
 
-    requires: dict[str, object]
-    sets: dict[str, object]
+    requires: dict[str, Any]
+    sets: dict[str, Any]
     entry: HistoryEntry
     effects: frozenset[Effect]
     template: Order  # an order as the lifecycle makes one that the change may meet
@@ -87,7 +90,7 @@ class GuardedChange:
 
     def applied_to(self, order: Order) -> Outcome:
         """What the change makes of an order that meets `requires` (the fake store's write)."""
-        seen = order.processed_events | {self.entry.stripe_event_id}
+        seen = order.processed_events | {self.entry.stripe_event_id or ""}
         changed = replace(order, **self.sets, history=order.history + (self.entry,), processed_events=seen)
         return Outcome(changed, self.effects)
 

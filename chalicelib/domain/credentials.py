@@ -61,7 +61,10 @@ def read_token(authorization: str | None) -> tuple[str, str, str] | None:
     if len(parts) != 2 or parts[0].lower() != "bearer":
         return None
     match = _TOKEN.fullmatch(parts[1])
-    return match.groups() if match else None
+    if not match:
+        return None
+    scope, key_id, secret = match.groups()
+    return scope, key_id, secret
 
 
 def grant_for(key: ApiKey | None, scope: str, key_id: str, secret: str) -> Grant | None:

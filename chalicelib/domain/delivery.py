@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from .errors import InvalidInput
 from .references import parse_postcode
@@ -39,11 +40,11 @@ class DeliveryDetails:
     # Only a tick records it: the Firearms Enquiry Team may email this holder in future.
     contact_consent: bool = False
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DeliveryDetails":
+    def from_dict(cls, data: dict[str, Any]) -> "DeliveryDetails":
         text = {name: data.get(name, "") for name in cls.__dataclass_fields__ if name != "contact_consent"}
         return cls(**text, contact_consent=data.get("contact_consent") is True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from ..timeutil import to_iso
 from .errors import InvalidInput
@@ -24,7 +25,7 @@ _TEXT = re.compile(r"[^\x00-\x1f\x7f]{0,60}")
 _REASON = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f]{0,500}")
 
 
-def _text(raw, allowed: re.Pattern) -> str | None:
+def _text(raw: object, allowed: re.Pattern[str]) -> str | None:
     """`raw` if it is a string of the allowed characters and length with something other than
     whitespace in it, without its leading and trailing whitespace; otherwise None."""
     if not isinstance(raw, str) or not allowed.fullmatch(raw):
@@ -49,7 +50,7 @@ class FulfilmentMessage:
         """One message per fulfilment order, however often it is sent."""
         return self.fulfilment_id
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         """The versioned document (schemas/fulfilment-message.v1.json)."""
         return {
             "schema_version": SCHEMA_VERSION,
@@ -75,7 +76,7 @@ class OpenFulfilment:
     state: FulfilmentState
     released_at: datetime
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         return {**self.message.to_document(), "state": self.state.value, "released_at": to_iso(self.released_at)}
 
 
@@ -85,7 +86,7 @@ class Cancellation:
     order_reference: str
     cancelled_at: datetime
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         return {
             "fulfilment_id": self.fulfilment_id,
             "order_reference": self.order_reference,
@@ -95,7 +96,7 @@ class Cancellation:
 
 @dataclass(frozen=True)
 class Page:
-    items: list
+    items: list[Any]
     next_cursor: str | None
 
 
@@ -103,7 +104,24 @@ def fulfilment_message_for(order: Order, product_code: str) -> FulfilmentMessage
     return fulfilment_message(order.reference, order.delivery, product_code, order.confirmed_at or order.created_at)
 
 
-def fulfilment_message(reference: str, delivery, product_code: str, confirmed_at: datetime) -> FulfilmentMessage:
+class Recipient(Protocol):
+    """Whom a parcel goes to: the delivery details, or the kit maker's list's projection of them."""
+
+    @property
+    def full_name(self) -> str: ...
+    @property
+    def address_line_1(self) -> str: ...
+    @property
+    def address_line_2(self) -> str: ...
+    @property
+    def town(self) -> str: ...
+    @property
+    def postcode(self) -> str: ...
+
+
+def fulfilment_message(
+    reference: str, delivery: Recipient, product_code: str, confirmed_at: datetime
+) -> FulfilmentMessage:
     """The parcel's message: one kit to the recipient's name and address, nothing else."""
     lines = tuple(line for line in (delivery.address_line_1, delivery.address_line_2) if line)
     return FulfilmentMessage(
@@ -119,7 +137,7 @@ def fulfilment_message(reference: str, delivery, product_code: str, confirmed_at
     )
 
 
-def parse_dispatch(fields: dict, released_at: datetime | None, now: datetime) -> Dispatch:
+def parse_dispatch(fields: dict[str, Any], released_at: datetime | None, now: datetime) -> Dispatch:
     """The manufacturer's dispatch report, every field checked; all errors reported at once."""
     errors: dict[str, str] = {}
     kit_code = fields.get("kit_code")
@@ -132,12 +150,12 @@ def parse_dispatch(fields: dict, released_at: datetime | None, now: datetime) ->
     if tracking is None:
         errors["tracking_reference"] = "tracking_reference must be 1-60 printable characters"
     dispatched_at = _dispatch_time(fields.get("dispatched_at"), released_at, now, errors)
-    if errors:
+    if errors or carrier is None or tracking is None or dispatched_at is None:
         raise InvalidInput(errors)
     return Dispatch(kit_code, carrier, tracking, dispatched_at)
 
 
-def _dispatch_time(raw, released_at: datetime | None, now: datetime, errors: dict[str, str]) -> datetime | None:
+def _dispatch_time(raw: object, released_at: datetime | None, now: datetime, errors: dict[str, str]) -> datetime | None:
     try:
         moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     except ValueError:
@@ -152,7 +170,7 @@ def _dispatch_time(raw, released_at: datetime | None, now: datetime, errors: dic
     return moment
 
 
-def parse_reason(raw) -> str:
+def parse_reason(raw: object) -> str:
     reason = _text(raw, _REASON)
     if reason is None:
         raise InvalidInput({"reason": "reason must be 1-500 characters, not only spaces"})

@@ -12,6 +12,7 @@ TRANSITIONS at the end lists them all; docs/architecture.md's table is checked a
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from .changes import Effect, GuardedChange, Outcome, Source, Transition, noted, record_change, unchanged
 from .delivery import DeliveryDetails
@@ -103,7 +104,7 @@ def accept_payment(
     late = order.state in (OrderState.EXPIRED, OrderState.CANCELLED)
     payment = money_state(order.amount, order.refunded_pence, order.dispute_status)
     effects = {Effect.RECLAIM} if late else set()
-    fields: dict = {"state": OrderState.CONFIRMED}
+    fields: dict[str, Any] = {"state": OrderState.CONFIRMED}
     if payment is PaymentState.REFUNDED:  # refunded before we even heard it was paid
         fields = {"state": OrderState.CANCELLED, "fulfilment": FulfilmentState.CANCELLED, "cancelled_at": now}
     elif order.fulfilment is FulfilmentState.NOT_RELEASED:
@@ -180,7 +181,9 @@ def abandon_checkout(order: Order, source: Source, now: datetime) -> Outcome:
     return _lapse(order, source, now, change, OrderState.CANCELLED, PaymentState.NOT_TAKEN)
 
 
-def _lapse(order: Order, source: Source, now: datetime, change: str, state: OrderState, payment: PaymentState):
+def _lapse(
+    order: Order, source: Source, now: datetime, change: str, state: OrderState, payment: PaymentState
+) -> Outcome:
     """The order ended with no money taken: its claim goes back, so the certificate may order again."""
     fields = {"state": state, "payment": payment, "payment_processing": False, "hold_until": None}
     return record_change(order, source, now, change, {Effect.RELEASE_CLAIM}, **fields)
@@ -191,14 +194,14 @@ def reconcile_money(order: Order, view: MoneyView, source: Source, now: datetime
     A full refund before dispatch cancels the fulfilment; the kit maker's cancellations list shows
     it (a view of the state, in the same write) if it had been released to them."""
     refunded = max(order.refunded_pence, view.amount_refunded)
-    facts = {"refunded_pence": refunded, "dispute_status": view.dispute_status}
+    facts: dict[str, Any] = {"refunded_pence": refunded, "dispute_status": view.dispute_status}
     if order.payment not in MONEY_TAKEN:
         change = f"noted before the payment: refunded {refunded}p, dispute {view.dispute_status or 'none'}{note}"
         return record_change(order, source, now, change, **facts)
     payment = money_state(order.amount, refunded, view.dispute_status)
     if payment is order.payment and refunded == order.refunded_pence and view.dispute_status == order.dispute_status:
         return noted(order, source, now, "no change to the money" + note)
-    cancels = {}
+    cancels: dict[str, Any] = {}
     if payment is PaymentState.REFUNDED and order.fulfilment in BEFORE_DISPATCH:
         cancels = {"fulfilment": FulfilmentState.CANCELLED, "state": OrderState.CANCELLED, "cancelled_at": now}
     change = f"payment {payment.value}: refunded {Money(refunded, order.amount.currency).display()}"

@@ -12,9 +12,13 @@ import hmac
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
+from typing import Any, Callable, TypeVar
 
 from .errors import InvalidInput
 from .references import Postcode, ReferenceRules, normalise_certificate_reference, parse_postcode
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 
 
 class CertificateStatus(str, Enum):
@@ -92,7 +96,7 @@ _FALSE = {"", "n", "no", "false", "0"}
 def parse_register_row(row: dict[str, str], rules: ReferenceRules) -> RegisterRow:
     """Validate one CSV row; raises InvalidInput naming every bad column."""
     errors: dict[str, str] = {}
-    fields = {
+    fields: dict[str, Any] = {
         "reference": _field(
             errors,
             "certificate_reference",
@@ -111,7 +115,7 @@ def parse_register_row(row: dict[str, str], rules: ReferenceRules) -> RegisterRo
     return RegisterRow(**fields)
 
 
-def _field(errors: dict[str, str], column: str, parse):
+def _field(errors: dict[str, str], column: str, parse: Callable[[], T]) -> T | None:
     try:
         return parse()
     except (InvalidInput, ValueError) as exc:
@@ -125,7 +129,7 @@ def _describe(exc: Exception) -> str:
     return str(exc)
 
 
-def _enum(kind, raw: str | None):
+def _enum(kind: type[E], raw: str | None) -> E:
     value = (raw or "").strip().lower().replace(" ", "_").replace("-", "_")
     try:
         return kind(value)

@@ -12,21 +12,20 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..domain.changes import Effect, Outcome, emails_owed
+from ..domain.changes import Effect, GuardedChange, Outcome, emails_owed
 from ..domain.errors import ConcurrentChange
 from ..domain.fulfilment import fulfilment_message_for
-from ..domain.lifecycle import GuardedChange, outstanding, release
+from ..domain.lifecycle import outstanding, release
 from ..domain.orders import Order
 from .dependencies import Dependencies
 from .notifications import CLAIM_LEASE, send_claimed
 
 log = logging.getLogger("tracekit")
 ATTEMPTS = 4
+Decision = Callable[[Order], Outcome]  # a lifecycle transition with its fact bound
 
 
-def apply_change(
-    reference: str, decide: Callable[[Order], Outcome], deps: Dependencies, event_id: str | None = None
-) -> Order:
+def apply_change(reference: str, decide: Decision, deps: Dependencies, event_id: str | None = None) -> Order:
     """Read, decide, write on condition, retry on a race; then carry out the effects. Idempotent
     per event id: an event already in the order's record changes nothing."""
     for _ in range(ATTEMPTS):

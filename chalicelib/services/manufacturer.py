@@ -6,15 +6,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from ..domain.changes import Source
+from ..domain.changes import Outcome, Source
 from ..domain.credentials import Grant, grant_for, read_token
 from ..domain.errors import InvalidInput, OrderNotFound, QueueUnavailable
 from ..domain.fulfilment import Page, parse_dispatch, parse_reason
 from ..domain.lifecycle import accept, acknowledge_cancellation, dispatch, outstanding, reject
 from ..domain.orders import Order
 from ..domain.references import order_reference_of
-from .changes import apply_change, carry_out
+from .changes import Decision, apply_change, carry_out
 from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
@@ -42,15 +43,15 @@ def accept_fulfilment(fulfilment_id: str, by: str, deps: Dependencies) -> Order:
     return _act(fulfilment_id, lambda o: accept(o, Source(f"manufacturer:{by}"), deps.clock()), deps)
 
 
-def dispatch_fulfilment(fulfilment_id: str, report: dict, by: str, deps: Dependencies) -> Order:
-    def decide(order: Order):
+def dispatch_fulfilment(fulfilment_id: str, report: dict[str, Any], by: str, deps: Dependencies) -> Order:
+    def decide(order: Order) -> Outcome:
         details = parse_dispatch(report, order.released_at, deps.clock())
         return dispatch(order, details, Source(f"manufacturer:{by}"), deps.clock())
 
     return _act(fulfilment_id, decide, deps)
 
 
-def reject_fulfilment(fulfilment_id: str, reason, by: str, deps: Dependencies) -> Order:
+def reject_fulfilment(fulfilment_id: str, reason: object, by: str, deps: Dependencies) -> Order:
     text = parse_reason(reason)
     return _act(fulfilment_id, lambda o: reject(o, text, Source(f"manufacturer:{by}"), deps.clock()), deps)
 
@@ -59,7 +60,7 @@ def acknowledge(fulfilment_id: str, by: str, deps: Dependencies) -> Order:
     return _act(fulfilment_id, lambda o: acknowledge_cancellation(o, Source(f"manufacturer:{by}"), deps.clock()), deps)
 
 
-def _act(fulfilment_id: str, decide, deps: Dependencies) -> Order:
+def _act(fulfilment_id: str, decide: Decision, deps: Dependencies) -> Order:
     reference = order_reference_of(fulfilment_id)
     if reference is None:
         raise OrderNotFound(str(fulfilment_id)[:40])
@@ -107,11 +108,11 @@ def fulfilment_health(deps: Dependencies, publish: bool = True) -> FulfilmentHea
     return health
 
 
-def _page_size(limit) -> int:
+def _page_size(limit: object) -> int:
     if limit is None:
         return 50
     try:
-        size = int(limit)
+        size = int(str(limit))
     except (TypeError, ValueError):
         raise InvalidInput({"limit": "limit must be a whole number from 1 to 100"}) from None
     if not 1 <= size <= MAX_PAGE:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..domain.delivery import DeliveryDetails
 from ..domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
@@ -23,7 +23,9 @@ from ..domain.changes import Effect, Source
 from ..domain.lifecycle import abandon_checkout, open_checkout as checkout_opened, outstanding, place_order
 from ..domain.money import Money
 from ..domain.orders import MONEY_TAKEN, Order
+from ..ports import CheckoutSession
 from ..domain.references import (
+    Postcode,
     new_order_reference,
     normalise_certificate_reference,
     normalise_order_reference,
@@ -90,7 +92,7 @@ def sweep_expired_attempts(deps: Dependencies) -> int:
     return deps.register.sweep_attempts(deps.clock())
 
 
-def _parse_certificate_form(raw_reference: str, raw_postcode: str, deps: Dependencies):
+def _parse_certificate_form(raw_reference: str, raw_postcode: str, deps: Dependencies) -> tuple[str, Postcode]:
     errors: dict[str, str] = {}
     reference = postcode = None
     try:
@@ -101,7 +103,7 @@ def _parse_certificate_form(raw_reference: str, raw_postcode: str, deps: Depende
         postcode = parse_postcode(raw_postcode)
     except InvalidInput as exc:
         errors.update(exc.errors)
-    if errors:
+    if errors or reference is None or postcode is None:
         raise InvalidInput(errors)
     return reference, postcode
 
@@ -162,7 +164,9 @@ def open_checkout(order: Order, deps: Dependencies) -> str:
     return _record_checkout(order, session, expires_at, attempt, deps)
 
 
-def _record_checkout(order: Order, session, expires_at, attempt: int, deps: Dependencies) -> str:
+def _record_checkout(
+    order: Order, session: CheckoutSession, expires_at: datetime, attempt: int, deps: Dependencies
+) -> str:
     now = deps.clock()
     try:
         save(order, checkout_opened(order, session.id, session.url, expires_at, attempt, now), deps)
@@ -188,10 +192,10 @@ def look_up_order(raw_reference: str, raw_postcode: str, deps: Dependencies) -> 
         postcode = str(parse_postcode(raw_postcode))
     except InvalidInput as exc:
         errors.update(exc.errors)
-    if errors:
+    if errors or reference is None:
         raise InvalidInput(errors)
     try:
-        order = deps.orders.get(reference)
+        order: Order | None = deps.orders.get(reference)
     except OrderNotFound:
         order = None
     stored = order.delivery.postcode if order else "\x00"

@@ -18,7 +18,7 @@ from ..domain.lifecycle import (
 )
 from ..domain.orders import MONEY_TAKEN, Order
 from ..ports import PaymentEvent
-from .changes import apply_change, apply_guarded
+from .changes import Decision, apply_change, apply_guarded
 from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
@@ -56,7 +56,7 @@ def _dispatch(event: PaymentEvent, deps: Dependencies) -> str:
     return "ignored"
 
 
-def _apply(event: PaymentEvent, decide, deps: Dependencies) -> Order:
+def _apply(event: PaymentEvent, decide: Decision, deps: Dependencies) -> Order:
     if not event.order_reference:
         raise OrderNotFound("(none)")
     return apply_change(event.order_reference, decide, deps, event.id)
@@ -116,10 +116,10 @@ def refund_order(reference: str, amount_pence: int | None, reason: str, operator
     key = _refund_key(reference, amount_pence, reason)
     if f"refund-key:{key}" in order.processed_events:
         return order
-    amount = _refundable(order, amount_pence)
-    refund_id = deps.payments.refund(order.payment_intent_id, amount, key, reference)
+    amount, intent = _refundable(order, amount_pence)
+    refund_id = deps.payments.refund(intent, amount, key, reference)
     _reconcile(
-        order.payment_intent_id,
+        intent,
         Source(f"operator:{operator}", f"refund-key:{key}"),
         deps,
         note=f" (operator refund {refund_id}: {reason})",
@@ -128,7 +128,8 @@ def refund_order(reference: str, amount_pence: int | None, reason: str, operator
     return deps.orders.get(reference)
 
 
-def _refundable(order: Order, amount_pence: int | None) -> int:
+def _refundable(order: Order, amount_pence: int | None) -> tuple[int, str]:
+    """The amount to refund and the payment it comes from; RefundRefused when there is none."""
     if order.payment not in MONEY_TAKEN or not order.payment_intent_id:
         raise RefundRefused(f"order {order.reference} has no payment to refund (payment is {order.payment.value})")
     remaining = order.amount.pence - order.refunded_pence
@@ -137,7 +138,7 @@ def _refundable(order: Order, amount_pence: int | None) -> int:
         raise RefundRefused(f"order {order.reference} is already fully refunded")
     if amount <= 0 or amount > remaining:
         raise RefundRefused(f"a refund must be between 1 and {remaining} pence for order {order.reference}")
-    return amount
+    return amount, order.payment_intent_id
 
 
 def _refund_key(reference: str, amount_pence: int | None, reason: str) -> str:
