@@ -86,37 +86,48 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
     import boto3
 
     from .adapters.dynamodb import DynamoRegister, build_models
-    from .adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
     from .adapters.dynamodb_finance import FinanceOrders
+    from .adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
+    from .adapters.jinja_emails import JinjaEmails
     from .adapters.metrics import EmfMetrics
-    from .adapters.s3_exports import S3Exports
-    from .adapters.ses_mailer import SesMailer
-    from .adapters.sqs_queue import SqsFulfilmentQueue
+    from .reports import report_for
 
     models = build_models(tables_for(settings))
     stripe = functools.cache(lambda: _stripe_adapters(settings, clock))  # one SDK client for both, on first use
     aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
-    sqs = aws.client("sqs", endpoint_url=settings.aws_endpoint_url)
     return Dependencies(
         settings=settings,
         register=DynamoRegister(models),
         orders=DynamoOrders(models, timedelta(days=settings.retention_days)),
         payments=_BuiltOnFirstUse(lambda: stripe()[0]),
-        fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url, settings.dead_letter_queue_url),
         fulfilments=FulfilmentQueries(models, settings.product_code),
         api_keys=key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url),
         metrics=EmfMetrics(settings.stage, clock=clock),
         ledger=_BuiltOnFirstUse(lambda: stripe()[1]),
         finance_orders=FinanceOrders(models),
-        exports=S3Exports(
-            aws.client("s3", endpoint_url=settings.aws_endpoint_url),
-            settings.exports_bucket,
-        ),
         clock=clock,
-        mailer=SesMailer(aws.client("ses", endpoint_url=settings.aws_endpoint_url), settings.email_from)
-        if settings.email_from
-        else None,
+        reports=report_for,
+        emails=JinjaEmails(settings.app_base_url),
+        **_aws_adapters(settings, aws),
     )
+
+
+def _aws_adapters(settings: Settings, aws) -> dict:
+    """The adapters over SQS, S3 and SES, with clients of the container's one boto3 session."""
+    from .adapters.s3_exports import S3Exports
+    from .adapters.ses_mailer import SesMailer
+    from .adapters.sqs_queue import SqsFulfilmentQueue
+
+    def client(service: str):
+        return aws.client(service, endpoint_url=settings.aws_endpoint_url)
+
+    return {
+        "fulfilment_queue": SqsFulfilmentQueue(
+            client("sqs"), settings.fulfilment_queue_url, settings.dead_letter_queue_url
+        ),
+        "exports": S3Exports(client("s3"), settings.exports_bucket),
+        "mailer": SesMailer(client("ses"), settings.email_from) if settings.email_from else None,
+    }
 
 
 def _stripe_adapters(settings: Settings, clock):
