@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .services import Dependencies
 from .settings import OperatorSettings, Settings
@@ -81,8 +81,6 @@ def _resolved(env):
 def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Dependencies:
     """Real adapters for the given settings. Heavy SDKs are imported here, not at module import.
     `clock` is the one clock everything built here reads (tests pass their own)."""
-    from datetime import timedelta
-
     import boto3
 
     from .adapters.dynamodb import DynamoRegister, build_models
@@ -90,7 +88,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
     from .adapters.dynamodb_orders import DynamoOrders, FulfilmentQueries
     from .adapters.jinja_emails import JinjaEmails
     from .adapters.metrics import EmfMetrics
-    from .reports import report_for
+    from .reports import report_for  # openpyxl only when a workbook is written
 
     models = build_models(tables_for(settings))
     stripe = functools.cache(lambda: _stripe_adapters(settings, clock))  # one SDK client for both, on first use
