@@ -2,33 +2,27 @@
 scoped API keys: a manufacturer key opens only /manufacturer/*, a finance key only /finance/*.
 
 Routes only translate; chalicelib.services.manufacturer holds the rules. Domain errors become
-HTTP statuses in `json_route`, the one place for this API."""
+HTTP statuses in chalicelib.web.errors (`json_errors`), the one table for this API."""
 
 from __future__ import annotations
 
 import functools
 import io
 import json
-import logging
 
 from chalice import Blueprint, Response
 from chalice.app import AuthResponse
 
 from . import bootstrap
-from .domain.errors import (
-    ConcurrentChange,
-    FulfilmentConflict,
-    InvalidInput,
-    OrderNotFound,
-    PaymentServiceUnavailable,
-    QueueUnavailable,
-)
+from .domain.errors import InvalidInput
 from .reports import CsvReport, XlsxReport
 from .services import finance
 from .services import manufacturer as service
+from .timeutil import to_iso
+from .web.errors import json_errors
+from .web.errors import json_response as _json
 
 api = Blueprint(__name__)
-log = logging.getLogger("tracekit")
 MAX_JSON_BYTES = 16 * 1024
 MAX_FILE_BYTES = 5 * 1024 * 1024  # Lambda answers at most 6 MB
 MEDIA_TYPES = {"csv": CsvReport.media_type, "xlsx": XlsxReport.media_type}
@@ -44,40 +38,20 @@ def api_key(auth_request):
 
 
 def json_route(*, query: tuple[str, ...] = ()):
-    """Domain errors to statuses, for a view taking only the `query` parameters named (any other
-    is refused with 400, not ignored: a caller's typo should not silently mean something else)."""
-    return functools.partial(_json_view, query=frozenset(query))
+    """A JSON view taking only the `query` parameters named (any other is refused with 400, not
+    ignored: a caller's typo should not silently mean something else); errors via json_errors."""
+    allowed = frozenset(query)
 
-
-def _json_view(view, query: frozenset[str]):
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        try:
-            unknown = set(api.current_request.query_params or {}) - query
-            if unknown:
+    def decorate(view):
+        @functools.wraps(view)
+        def checked(*args, **kwargs):
+            if set(api.current_request.query_params or {}) - allowed:
                 raise InvalidInput({"query": "unknown query parameters (see the API's OpenAPI document)"})
             return view(*args, **kwargs)
-        except InvalidInput as exc:
-            return _json(400, {"error": "invalid request", "fields": exc.errors})
-        except OrderNotFound:
-            return _json(404, {"error": "no such fulfilment order"})
-        except FulfilmentConflict as exc:
-            return _json(409, {"error": str(exc)})
-        except (QueueUnavailable, PaymentServiceUnavailable, ConcurrentChange):
-            return _json(503, {"error": "a service tracekit depends on is unavailable; try again"})
-        except Exception as exc:  # noqa: BLE001 - the last line of defence; logged without its message
-            log.error("unhandled %s in %s", type(exc).__name__, view.__name__)
-            return _json(500, {"error": "internal error"})
 
-    return wrapper
+        return json_errors(checked)
 
-
-def _json(status: int, body: dict) -> Response:
-    return Response(
-        body=json.dumps(body),
-        status_code=status,
-        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
-    )
+    return decorate
 
 
 def _deps():
@@ -116,7 +90,7 @@ def _state(order) -> dict:
             "kit_code": dispatch.kit_code,
             "carrier": dispatch.carrier,
             "tracking_reference": dispatch.tracking_reference,
-            "dispatched_at": dispatch.dispatched_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "dispatched_at": to_iso(dispatch.dispatched_at),
         },
     }
 

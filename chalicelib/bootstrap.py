@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .services import Dependencies
 from .settings import OperatorSettings, Settings
@@ -81,44 +81,53 @@ def _resolved(env):
 def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Dependencies:
     """Real adapters for the given settings. Heavy SDKs are imported here, not at module import.
     `clock` is the one clock everything built here reads (tests pass their own)."""
-    from datetime import timedelta
-
     import boto3
 
     from .adapters.dynamodb import build_models
-    from .adapters.dynamodb_register import DynamoRegister
+    from .adapters.dynamodb_finance import FinanceOrders
     from .adapters.dynamodb_fulfilments import FulfilmentQueries
     from .adapters.dynamodb_orders import DynamoOrders
-    from .adapters.dynamodb_finance import FinanceOrders
+    from .adapters.dynamodb_register import DynamoRegister
+    from .adapters.jinja_emails import JinjaEmails
     from .adapters.metrics import EmfMetrics
-    from .adapters.s3_exports import S3Exports
-    from .adapters.ses_mailer import SesMailer
-    from .adapters.sqs_queue import SqsFulfilmentQueue
+    from .reports import report_for  # openpyxl only when a workbook is written
 
     models = build_models(tables_for(settings))
     stripe = functools.cache(lambda: _stripe_adapters(settings, clock))  # one SDK client for both, on first use
     aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
-    sqs = aws.client("sqs", endpoint_url=settings.aws_endpoint_url)
     return Dependencies(
         settings=settings,
         register=DynamoRegister(models),
         orders=DynamoOrders(models, timedelta(days=settings.retention_days)),
         payments=_BuiltOnFirstUse(lambda: stripe()[0]),
-        fulfilment_queue=SqsFulfilmentQueue(sqs, settings.fulfilment_queue_url, settings.dead_letter_queue_url),
         fulfilments=FulfilmentQueries(models, settings.product_code),
         api_keys=key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url),
         metrics=EmfMetrics(settings.stage, clock=clock),
         ledger=_BuiltOnFirstUse(lambda: stripe()[1]),
         finance_orders=FinanceOrders(models),
-        exports=S3Exports(
-            aws.client("s3", endpoint_url=settings.aws_endpoint_url),
-            settings.exports_bucket,
-        ),
         clock=clock,
-        mailer=SesMailer(aws.client("ses", endpoint_url=settings.aws_endpoint_url), settings.email_from)
-        if settings.email_from
-        else None,
+        reports=report_for,
+        emails=JinjaEmails(settings.app_base_url),
+        **_aws_adapters(settings, aws),
     )
+
+
+def _aws_adapters(settings: Settings, aws) -> dict:
+    """The adapters over SQS, S3 and SES, with clients of the container's one boto3 session."""
+    from .adapters.s3_exports import S3Exports
+    from .adapters.ses_mailer import SesMailer
+    from .adapters.sqs_queue import SqsFulfilmentQueue
+
+    def client(service: str):
+        return aws.client(service, endpoint_url=settings.aws_endpoint_url)
+
+    return {
+        "fulfilment_queue": SqsFulfilmentQueue(
+            client("sqs"), settings.fulfilment_queue_url, settings.dead_letter_queue_url
+        ),
+        "exports": S3Exports(client("s3"), settings.exports_bucket),
+        "mailer": SesMailer(client("ses"), settings.email_from) if settings.email_from else None,
+    }
 
 
 def _stripe_adapters(settings: Settings, clock):

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Iterator, Protocol
+from typing import BinaryIO, Iterable, Iterator, Protocol
 
 from .domain.credentials import ApiKey
 from .domain.fulfilment import FulfilmentMessage, Page
 from .domain.money import Money
 from .domain.orders import Order
-from .domain.changes import Effect
-from .domain.lifecycle import GuardedChange
+from .domain.changes import Effect, GuardedChange
 from .domain.payments import MoneyView
-from .domain.reconciliation import LedgerEntry, OrderFacts, Payout, Period
+from .domain.reconciliation import Finding, LedgerEntry, OrderFacts, Payout, Period
 from .domain.register import RegisterEntry
 
 
@@ -146,6 +145,11 @@ class Mailer(Protocol):
         """A plain-text email from the service's own address; MailUnavailable if it cannot go."""
 
 
+class EmailRenderer(Protocol):
+    def render(self, kind: str, order: Order) -> tuple[str, str]:
+        """(subject, body) in plain text of the holder's email of this kind (a domain email kind)."""
+
+
 class FulfilmentQueue(Protocol):
     def send(self, message: FulfilmentMessage) -> None:
         """At-least-once, deduplicated per fulfilment id. Raises QueueUnavailable."""
@@ -200,6 +204,21 @@ class FinanceOrders(Protocol):
         """Oldest first, by a query on the creation-day index, never a scan."""
 
     def facts(self, references: Iterable[str]) -> dict[str, OrderFacts]: ...
+
+
+class Report(Protocol):
+    """Finance's file over a binary stream, written as rows come (chalicelib.reports)."""
+
+    rows: int
+
+    def row(self, values: dict) -> None: ...
+
+    def finish(self, findings: list[Finding], summary: list[tuple[str, int | str]]) -> None: ...
+
+
+class Reports(Protocol):
+    def __call__(self, fmt: str, stream: BinaryIO) -> Report:
+        """A writer for 'csv' or 'xlsx' over the stream; the caller owns (and closes) the stream."""
 
 
 class Exports(Protocol):

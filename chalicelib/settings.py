@@ -63,34 +63,50 @@ class Settings:
     def from_environ(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         read = _Reader(env)
-        return cls(
-            stage=read.text("STAGE", "dev"),
-            region=read.text("AWS_REGION", env.get("AWS_DEFAULT_REGION", "eu-west-2")),
-            aws_endpoint_url=read.optional("AWS_ENDPOINT_URL"),
-            register_table=read.required("REGISTER_TABLE"),
-            orders_table=read.required("ORDERS_TABLE"),
-            claims_table=read.required("CLAIMS_TABLE"),
-            attempts_table=read.required("ATTEMPTS_TABLE"),
-            api_keys_table=read.required("API_KEYS_TABLE"),
-            fulfilment_queue_url=read.required("FULFILMENT_QUEUE_URL"),
-            dead_letter_queue_url=read.optional("FULFILMENT_DEAD_LETTER_QUEUE_URL"),
-            exports_bucket=read.required("EXPORTS_BUCKET"),
-            register_key=read.secret("REGISTER_KEY"),
-            journey_key=read.secret("JOURNEY_KEY"),
-            stripe_secret_key=read.required("STRIPE_SECRET_KEY"),
-            stripe_webhook_secret=read.required("STRIPE_WEBHOOK_SECRET"),
-            stripe_api_base=read.optional("STRIPE_API_BASE"),
-            app_base_url=read.required("APP_BASE_URL").rstrip("/"),
-            campaign=_campaign(read),
-            reference_rules=ReferenceRules(read.text("CERTIFICATE_REFERENCE_PATTERN", ReferenceRules.pattern)),
-            product_code=read.text("PRODUCT_CODE", "PMK-1"),
-            checkout_hold_minutes=read.integer("CHECKOUT_HOLD_MINUTES", 60, minimum=30, maximum=24 * 60),
-            journey_ttl_seconds=read.integer("JOURNEY_TTL_SECONDS", 7200, minimum=60, maximum=48 * 3600),
-            cookie_secure=read.flag("COOKIE_SECURE", True),
-            stuck_after_days=read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
-            retention_days=read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
-            email_from=read.optional("EMAIL_FROM"),
-        )
+        return cls(**_resources(read, env), **_secrets(read), **_behaviour(read))
+
+
+def _resources(read: "_Reader", env: Mapping[str, str]) -> dict:
+    """Where things are: the region, the tables, the queues and the bucket."""
+    return {
+        "stage": read.text("STAGE", "dev"),
+        "region": read.text("AWS_REGION", env.get("AWS_DEFAULT_REGION", "eu-west-2")),
+        "aws_endpoint_url": read.optional("AWS_ENDPOINT_URL"),
+        "register_table": read.required("REGISTER_TABLE"),
+        "orders_table": read.required("ORDERS_TABLE"),
+        "claims_table": read.required("CLAIMS_TABLE"),
+        "attempts_table": read.required("ATTEMPTS_TABLE"),
+        "api_keys_table": read.required("API_KEYS_TABLE"),
+        "fulfilment_queue_url": read.required("FULFILMENT_QUEUE_URL"),
+        "dead_letter_queue_url": read.optional("FULFILMENT_DEAD_LETTER_QUEUE_URL"),
+        "exports_bucket": read.required("EXPORTS_BUCKET"),
+    }
+
+
+def _secrets(read: "_Reader") -> dict:
+    return {
+        "register_key": read.secret("REGISTER_KEY"),
+        "journey_key": read.secret("JOURNEY_KEY"),
+        "stripe_secret_key": read.required("STRIPE_SECRET_KEY"),
+        "stripe_webhook_secret": read.required("STRIPE_WEBHOOK_SECRET"),
+    }
+
+
+def _behaviour(read: "_Reader") -> dict:
+    """The campaign's rules, the service's addresses and its time limits."""
+    return {
+        "stripe_api_base": read.optional("STRIPE_API_BASE"),
+        "app_base_url": read.required("APP_BASE_URL").rstrip("/"),
+        "campaign": _campaign(read),
+        "reference_rules": ReferenceRules(read.text("CERTIFICATE_REFERENCE_PATTERN", ReferenceRules.pattern)),
+        "product_code": read.text("PRODUCT_CODE", "PMK-1"),
+        "checkout_hold_minutes": read.integer("CHECKOUT_HOLD_MINUTES", 60, minimum=30, maximum=24 * 60),
+        "journey_ttl_seconds": read.integer("JOURNEY_TTL_SECONDS", 7200, minimum=60, maximum=48 * 3600),
+        "cookie_secure": read.flag("COOKIE_SECURE", True),
+        "stuck_after_days": read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
+        "retention_days": read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
+        "email_from": read.optional("EMAIL_FROM"),
+    }
 
 
 @dataclass(frozen=True)

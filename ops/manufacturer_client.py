@@ -1,15 +1,14 @@
 """The manufacturer's reference client: the kit maker's side of the partner API, over HTTP.
 
 It uses only the public API (schemas/manufacturer-api.openapi.json), as the kit maker would,
-never tracekit's internals. The key comes from the environment, never an argument, so it stays
-out of shell history and process lists.
+never tracekit's internals (it shares only chalicelib.reports' neutralising of spreadsheet cells).
+The HTTP side is ops/manufacturer_http.py, the CSV files ops/manufacturer_files.py. The key
+comes from the environment, never an argument, so it stays out of shell history and process lists.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,129 +17,27 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 import click
-import requests
-from requests.adapters import HTTPAdapter
 from tqdm import tqdm
-from urllib3.util.retry import Retry
 
-KEY_VARIABLE = "TRACEKIT_MANUFACTURER_KEY"
-URL_VARIABLE = "TRACEKIT_API_URL"
-ORDER_COLUMNS = (
-    "fulfilment_id",
-    "order_reference",
-    "product_code",
-    "quantity",
-    "recipient_name",
-    "address_line_1",
-    "address_line_2",
-    "town",
-    "postcode",
-    "created_at",
+from ops.manufacturer_files import (
+    DISPATCH_FIELDS,
+    FULFILMENT_ID,
+    ORDER_COLUMNS,
+    read_dispatch_rows,
+    write_orders_csv,
 )
-DISPATCH_COLUMNS = ("fulfilment_id", "kit_code", "carrier", "tracking_reference", "dispatched_at")
-DISPATCH_FIELDS = DISPATCH_COLUMNS[1:]
-# Spreadsheets run a cell starting with these as a formula; tab and CR are in OWASP's list too.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Loose on purpose (the API decides); it only keeps a stray value from changing the URL's path.
-FULFILMENT_ID = re.compile(r"[A-Za-z0-9-]{1,40}")
-# API Gateway's 403 bodies for a path it has no route for (without, and with, an Authorization header).
-NO_SUCH_ROUTE = ("Missing Authentication Token", "Authorization header requires 'Credential'")
-ATTEMPTS = 4
+from ops.manufacturer_http import (
+    KEY_VARIABLE,
+    URL_VARIABLE,
+    ManufacturerApi,
+    Unreachable,
+    Unusable,
+    safe_to_send_key,
+)
+
+__all__ = ["ORDER_COLUMNS", "manufacturer"]
 BACKOFF_SECONDS = 0.5
-TIMEOUT_SECONDS = (5, 30)
 PAGE_SIZE = 100
-
-
-class Unusable(click.ClickException):
-    """Nothing sensible can be done: a refused key, a wrong URL, an unreadable file (exit 2)."""
-
-    exit_code = 2
-
-
-class Unreachable(Exception):
-    """The API could not be reached even after the retries."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200
-
-    def error_text(self) -> str:
-        """The API's own words: `field: message` pairs for a 400, the error text otherwise."""
-        body = self.body if isinstance(self.body, dict) else {}
-        fields = body.get("fields")
-        if isinstance(fields, dict) and fields:
-            return "; ".join(f"{name}: {message}" for name, message in fields.items())
-        return str(body.get("error") or body.get("message") or body.get("Message") or self.body or "no detail")[:300]
-
-
-class ManufacturerApi:
-    """The partner API through one session that retries what is safe to retry."""
-
-    def __init__(self, base_url: str, key: str) -> None:
-        self._base = base_url.rstrip("/")
-        self._session = _retrying_session(key)
-
-    def get(self, path: str, params: dict[str, Any]) -> Reply:
-        return self._send("GET", path, params=params)
-
-    def post(self, path: str, body: dict[str, Any]) -> Reply:
-        # json= sets Content-Type: application/json, which the API requires even for `{}`.
-        return self._send("POST", path, json=body)
-
-    def _send(self, method: str, path: str, **kwargs: Any) -> Reply:
-        try:
-            response = self._session.request(method, self._base + path, timeout=TIMEOUT_SECONDS, **kwargs)
-        except requests.RequestException as exc:
-            raise Unreachable(f"could not reach the API after {ATTEMPTS} attempts ({type(exc).__name__})") from None
-        reply = Reply(response.status_code, _body_of(response))
-        _stop_if_refused(reply)
-        return reply
-
-
-def _retrying_session(key: str) -> requests.Session:
-    """Retries connection failures and gateway 502/503/504 with backoff. POSTs are retried too:
-    every call of this API is idempotent, so sending one twice cannot record anything twice."""
-    retry = Retry(
-        total=ATTEMPTS - 1,
-        connect=ATTEMPTS - 1,
-        read=0,
-        status=ATTEMPTS - 1,
-        other=0,
-        backoff_factor=BACKOFF_SECONDS,
-        status_forcelist=(502, 503, 504),
-        allowed_methods=None,
-        raise_on_status=False,  # the last 503 is reported with the API's words, not as an exception
-    )
-    session = requests.Session()
-    session.mount("http://", HTTPAdapter(max_retries=retry))
-    session.mount("https://", HTTPAdapter(max_retries=retry))
-    session.headers.update({"Authorization": f"Bearer {key}", "Accept": "application/json"})
-    return session
-
-
-def _body_of(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:  # a gateway's HTML error page, say
-        return response.text[:300]
-
-
-def _stop_if_refused(reply: Reply) -> None:
-    """401/403 end the whole run: no later call can succeed with the same key."""
-    if reply.status not in (401, 403):
-        return
-    if any(phrase in str(reply.body) for phrase in NO_SUCH_ROUTE):
-        # What API Gateway answers for a path it does not have: the URL is wrong, not the key.
-        raise Unusable(f"the API has no such route: check --api / {URL_VARIABLE} (HTTP {reply.status})")
-    raise Unusable(
-        f"the API refused the key (HTTP {reply.status}): check {KEY_VARIABLE} holds a current manufacturer key"
-    )
 
 
 @dataclass(frozen=True)
@@ -153,22 +50,14 @@ class Connection:
         url = (self.api_url or "").strip()
         if not url:
             raise Unusable(f"give the API's base URL with --api URL or {URL_VARIABLE}")
-        if not _safe_to_send_key(url):
+        if not safe_to_send_key(url):
             raise Unusable(f"{url} is not https: the key would cross the network in clear (http is for 127.0.0.1)")
         key = os.environ.get(KEY_VARIABLE, "").strip()
         if not key:
             raise Unusable(f"set {KEY_VARIABLE} to your manufacturer API key (it is never taken as an argument)")
         if not (key.isascii() and key.isprintable()):  # it goes in an HTTP header; say so, not a traceback
             raise Unusable(f"{KEY_VARIABLE} is not a key: it holds characters a key never has")
-        return ManufacturerApi(url, key)
-
-
-def _safe_to_send_key(url: str) -> bool:
-    """https anywhere; plain http only to this machine (the local stack)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
+        return ManufacturerApi(url, key, BACKOFF_SECONDS)
 
 
 def pages(api: ManufacturerApi, path: str, key: str) -> Iterator[dict]:
@@ -217,66 +106,8 @@ def say(text: str) -> None:
     tqdm.write(text, file=sys.stdout)
 
 
-def neutralise(value: str) -> str:
-    """A leading quote makes a spreadsheet show the cell as text instead of running it: names and
-    addresses are typed by the public, so '=HYPERLINK(...)' must stay a string."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-def order_row(order: dict) -> list[str]:
-    """One fulfilment order as the CSV's columns (ORDER_COLUMNS), every cell neutralised."""
-    recipient = order.get("recipient") or {}
-    lines = [*(recipient.get("address_lines") or []), "", ""]
-    values = (
-        order.get("fulfilment_id"),
-        order.get("order_reference"),
-        order.get("product_code"),
-        order.get("quantity"),
-        recipient.get("name"),
-        lines[0],
-        lines[1],
-        recipient.get("town"),
-        recipient.get("postcode"),
-        order.get("created_at"),
-    )
-    return [neutralise("" if value is None else str(value)) for value in values]
-
-
 def utc_today() -> str:
     return datetime.now(timezone.utc).date().isoformat()
-
-
-def write_orders_csv(out_dir: Path, orders: list[dict], day: str) -> Path:
-    """fulfilment-orders-<day>.csv, or -2, -3... if taken. Created exclusively ('x'), so an
-    earlier file is never overwritten, even by a second poll running at the same moment."""
-    stem = f"fulfilment-orders-{day}"
-    number = 1
-    while True:
-        path = out_dir / (f"{stem}.csv" if number == 1 else f"{stem}-{number}.csv")
-        try:
-            # utf-8-sig: the BOM makes spreadsheets read accented names as UTF-8.
-            with path.open("x", newline="", encoding="utf-8-sig") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(ORDER_COLUMNS)
-                writer.writerows(order_row(order) for order in orders)
-            return path
-        except FileExistsError:
-            number += 1
-
-
-def read_dispatch_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) for every row, or Unusable for a file that cannot be used at all."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
-            missing = [column for column in DISPATCH_COLUMNS if column not in reader.fieldnames]
-            if missing:
-                raise Unusable(f"{path} lacks the columns: {', '.join(missing)} (needs {', '.join(DISPATCH_COLUMNS)})")
-            # line_num counts physical lines, so a quoted newline does not shift the numbers.
-            return [(reader.line_num, row) for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise Unusable(f"cannot read {path}: {exc}") from None
 
 
 def dispatch_row(api: ManufacturerApi, line: int, row: dict[str, str]) -> tuple[bool, str]:

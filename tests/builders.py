@@ -101,6 +101,8 @@ def fake_settings(**overrides) -> Settings:
 
 
 def fake_dependencies(**setting_overrides) -> Dependencies:
+    from chalicelib.adapters.jinja_emails import JinjaEmails
+    from chalicelib.reports import report_for
     from tests.fakes import (
         FakeLedger,
         InMemoryExports,
@@ -117,8 +119,9 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
 
     claims: dict[str, int] = {}
     orders = InMemoryOrders(claims)
+    settings = fake_settings(**setting_overrides)
     return Dependencies(
-        settings=fake_settings(**setting_overrides),
+        settings=settings,
         register=InMemoryRegister(claims),
         orders=orders,
         payments=FakePayments(),
@@ -130,5 +133,7 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         finance_orders=InMemoryFinanceOrders(orders),
         exports=InMemoryExports(),
         clock=ManualClock(),
+        reports=report_for,
+        emails=JinjaEmails(settings.app_base_url),
         mailer=SentMail(),
     )

@@ -1,4 +1,5 @@
-"""The handful of domain errors. They are translated to HTTP in one place (chalicelib.web.errors)."""
+"""The handful of domain errors. They become HTTP in one place, chalicelib.web.errors: one table for
+the holder's pages, one for the partner API, one for Stripe's webhook."""
 
 from __future__ import annotations
 
@@ -23,20 +24,12 @@ class CertificateAlreadyClaimed(DomainError):
     """The certificate has used up its kits for the campaign."""
 
 
-class JourneyExpired(DomainError):
-    """The holder's journey cookie is missing, tampered with or too old."""
-
-
 class OrderNotFound(DomainError):
     """No order with that reference."""
 
 
 class InvalidWebhook(DomainError):
     """A webhook whose signature or body cannot be trusted."""
-
-
-class PaymentMismatch(DomainError):
-    """Stripe reports an amount or currency different from the order's."""
 
 
 class PaymentServiceUnavailable(DomainError):

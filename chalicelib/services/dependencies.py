@@ -9,6 +9,7 @@ from typing import Callable
 from ..domain.register import RegisterKeys
 from ..ports import (
     ApiKeys,
+    EmailRenderer,
     Exports,
     FinanceOrders,
     FulfilmentQueue,
@@ -19,6 +20,7 @@ from ..ports import (
     Orders,
     Payments,
     Register,
+    Reports,
 )
 from ..settings import Settings
 
@@ -37,6 +39,8 @@ class Dependencies:
     finance_orders: FinanceOrders
     exports: Exports
     clock: Callable[[], datetime]
+    reports: Reports  # finance's file writers
+    emails: EmailRenderer  # the holder's emails' text (Jinja, imported only when one is written)
     mailer: Mailer | None = None  # None: no sender configured, no email
 
     @property

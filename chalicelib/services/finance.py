@@ -11,7 +11,6 @@ from typing import Callable, Iterable, Iterator
 
 from ..domain.errors import InvalidInput
 from ..domain.reconciliation import LedgerEntry, Period, Reconciliation
-from ..reports import report_for
 from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
@@ -103,7 +102,7 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 def export_to(stream, fmt: str, period: Period, deps: Dependencies, on_row=lambda: None) -> ExportResult:
     if fmt not in FORMATS:
         raise InvalidInput({"format": "format must be csv or xlsx"})
-    return reconcile(period, report_for(fmt, stream), deps, on_row)
+    return reconcile(period, deps.reports(fmt, stream), deps, on_row)
 
 
 def daily_export_key(day: date, fmt: str = "csv") -> str:

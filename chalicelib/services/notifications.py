@@ -78,15 +78,7 @@ def _wanted(order: Order) -> bool:
 
 
 def _send(order: Order, kind: str, deps: Dependencies, failures: int) -> bool:
-    from ..web.pages import render_email  # Jinja only when there is mail to write
-
-    subject, body = render_email(
-        f"{kind}.txt",
-        order=order,
-        price=order.amount.display(),
-        dispatch=order.dispatch,
-        base_url=deps.settings.app_base_url,
-    )
+    subject, body = deps.emails.render(kind, order)
     try:
         deps.mailer.send(order.delivery.email, subject, body)
     except MailUnavailable as exc:

@@ -43,13 +43,6 @@ def _environment():
     return env
 
 
-def render_email(template: str, **context) -> tuple[str, str]:
-    """(subject, body) from templates/email/<template>, plain text: its first line is the subject."""
-    text = _environment().get_template(f"email/{template}").render(**context)
-    subject, _, body = text.partition("\n")
-    return subject.strip(), body.strip() + "\n"
-
-
 def render(template: str, status: int = 200, cookie: str | None = None, **context) -> Response:
     body = _environment().get_template(template).render(**context)
     headers = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS}

@@ -1,0 +1,92 @@
+"""The reconciliation file's rows: one per balance transaction (joined to its order, if any) and
+one per order no transaction of the period stood for. Pure, like the reconciliation itself."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the reconciliation imports this module; its types are only annotations here
+    from .reconciliation import Finding, LedgerEntry, OrderFacts
+
+ROW_COLUMNS = (
+    "row_type",
+    "order_reference",
+    "order_date",
+    "order_state",
+    "payment_state",
+    "fulfilment_state",
+    "currency",
+    "amount_pence",
+    "amount_pounds",
+    "fee_pence",
+    "fee_pounds",
+    "net_pence",
+    "net_pounds",
+    "refunded_pence",
+    "disputed_pence",
+    "payment_intent_id",
+    "charge_id",
+    "balance_transaction_id",
+    "reporting_category",
+    "transaction_date",
+    "payout_id",
+    "payout_date",
+    "discrepancies",
+)
+
+
+def pounds(pence: int) -> Decimal:
+    return (Decimal(pence) / 100).quantize(Decimal("0.01"))
+
+
+def row(kind: str, order: OrderFacts | None, entry: LedgerEntry | None, found: list[Finding]) -> dict:
+    """The file's columns (ROW_COLUMNS) for a balance transaction, an order, or both joined."""
+    return {
+        "row_type": kind,
+        **_order_cells(order, entry),
+        **_money_cells(order, entry),
+        **_entry_cells(order, entry),
+        "discrepancies": "; ".join(f.kind.name.lower() for f in found),
+    }
+
+
+def _order_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict:
+    return {
+        "order_reference": order.reference if order else (entry.order_reference if entry else ""),
+        "order_date": order.created_at.date().isoformat() if order else "",
+        "order_state": order.state.value if order else "",
+        "payment_state": order.payment.value if order else "",
+        "fulfilment_state": order.fulfilment.value if order else "",
+    }
+
+
+def _money_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict:
+    amount = entry.amount if entry else (order.amount_pence if order else 0)
+    fee = entry.fee if entry else 0
+    net = entry.net if entry else 0
+    return {
+        "currency": entry.currency if entry else order.currency,
+        "amount_pence": amount,
+        "amount_pounds": pounds(amount),
+        "fee_pence": fee,
+        "fee_pounds": pounds(fee),
+        "net_pence": net,
+        "net_pounds": pounds(net),
+        "refunded_pence": order.refunded_pence if order else "",
+        "disputed_pence": -entry.amount if entry and entry.reporting_category == "dispute" else "",
+    }
+
+
+def _entry_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict:
+    return {
+        "payment_intent_id": (entry.payment_intent_id if entry else None)
+        or (order.payment_intent_id if order else "")
+        or "",
+        "charge_id": entry.charge_id if entry and entry.charge_id else "",
+        "balance_transaction_id": entry.id if entry else "",
+        "reporting_category": entry.reporting_category if entry else "",
+        "transaction_date": entry.created.date().isoformat() if entry else "",
+        "payout_id": entry.payout_id or "" if entry else "",
+        "payout_date": entry.payout_date.isoformat() if entry and entry.payout_date else "",
+    }

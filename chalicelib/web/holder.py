@@ -1,0 +1,200 @@
+"""The holder's pages: the start and notice pages, the order journey and the status check.
+
+Each route only translates: parse the request, call one service, render the result. Refusals are
+answered by `page` (chalicelib.web.errors), never caught here.
+"""
+
+from __future__ import annotations
+
+from chalice import Blueprint, Response
+
+from .. import bootstrap, services
+from ..domain.delivery import LABELS, parse_delivery_details
+from . import csrf
+from .errors import Form, HolderPages
+from .forms import read_form
+from .journey import COOKIE_NAME, Journey, JourneyCookies
+from .order_status import holder_view, order_status
+from .pages import redirect, render, stylesheet
+
+holder = Blueprint(__name__)
+
+FORM = ["application/x-www-form-urlencoded"]
+ACCESSIBILITY_STATEMENT_PREPARED = "29 November 2026"
+CERTIFICATE_FIELDS = ("reference", "postcode")
+STATUS_FIELDS = ("reference", "postcode")
+DELIVERY_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email", "contact_consent")
+
+
+def deps() -> services.Dependencies:
+    return bootstrap.dependencies()
+
+
+def cookies() -> JourneyCookies:
+    built = deps()
+    settings = built.settings
+    return JourneyCookies(settings.journey_key, settings.journey_ttl_seconds, settings.cookie_secure, built.clock)
+
+
+def journey() -> Journey:
+    return cookies().read(holder.current_request.headers.get("cookie"))
+
+
+def form(fields: tuple[str, ...]) -> dict[str, str]:
+    """The posted fields, once the form token and the request's origin have been checked."""
+    request, settings = holder.current_request, deps().settings
+    answers = read_form(request.raw_body, (*fields, csrf.FIELD))
+    csrf.check(answers.pop(csrf.FIELD), journey(), settings.journey_key, request.headers, settings.app_base_url)
+    return answers
+
+
+def client_address() -> str:
+    """The caller's address as API Gateway saw it (hashed before it is stored anywhere)."""
+    return (holder.current_request.context.get("identity") or {}).get("sourceIp") or "unknown"
+
+
+def form_page(template: str, status: int = 200, **context) -> Response:
+    """A page with a form: the browser's journey gets a token nonce the first time (and only
+    then a cookie, so refusals of any cause send identical headers)."""
+    current = journey()
+    ready = current.with_csrf()
+    cookie = cookies().set_cookie(ready) if ready is not current else None
+    token = csrf.token_for(ready, deps().settings.journey_key)
+    return render(template, status=status, cookie=cookie, csrf_token=token, **context)
+
+
+def back(default: str) -> str:
+    """A question reached by a Change link goes back to the answers, not to the step before."""
+    return "/order/check-answers" if journey().delivery else default
+
+
+page = HolderPages(lambda: holder.current_request, form_page, lambda: cookies().clear_cookie())
+CERTIFICATE_FORM = Form("certificate.html", CERTIFICATE_FIELDS, lambda: {"back": back("/")})
+DELIVERY_FORM = Form("delivery.html", DELIVERY_FIELDS, lambda: {"back": back("/order/certificate")})
+STATUS_FORM = Form("status.html", STATUS_FIELDS, lambda: {"order": None})
+
+
+@holder.route("/", methods=["GET"])
+@page
+def start():
+    return render("start.html", price=deps().settings.campaign.kit_price.display())
+
+
+@holder.route("/privacy", methods=["GET"])
+@page
+def privacy_notice():
+    return render("privacy.html", retention_days=deps().settings.retention_days)
+
+
+@holder.route("/cookies", methods=["GET"])
+@page
+def cookie_notice():
+    hours = deps().settings.journey_ttl_seconds // 3600
+    return render("cookies.html", cookie_name=COOKIE_NAME, expires=f"After {hours} hours, or when you finish ordering")
+
+
+@holder.route("/accessibility", methods=["GET"])
+@page
+def accessibility():
+    return render("accessibility.html", prepared_on=ACCESSIBILITY_STATEMENT_PREPARED)
+
+
+@holder.route("/assets/tracekit.css", methods=["GET"])
+def assets():
+    return stylesheet()
+
+
+@holder.route("/order/certificate", methods=["GET"])
+@page
+def certificate_question():
+    return form_page("certificate.html", form={}, errors={}, back=back("/"))
+
+
+@holder.route("/order/certificate", methods=["POST"], content_types=FORM)
+@page(form=CERTIFICATE_FORM)
+def certificate_answer():
+    answers = form(CERTIFICATE_FIELDS)
+    checked = services.check_certificate(answers["reference"], answers["postcode"], deps(), client_address())
+    updated = journey().after_check(checked)
+    next_page = "/order/check-answers" if updated.delivery else "/order/delivery"
+    return redirect(next_page, cookies().set_cookie(updated))
+
+
+@holder.route("/order/delivery", methods=["GET"])
+@page
+def delivery_question():
+    current = journey()
+    if current.checked is None:
+        return redirect("/order/certificate")
+    answers = current.delivery.to_dict() if current.delivery else {}
+    return form_page("delivery.html", form=answers, errors={}, back=back("/order/certificate"))
+
+
+@holder.route("/order/delivery", methods=["POST"], content_types=FORM)
+@page(form=DELIVERY_FORM)
+def delivery_answer():
+    current = journey()
+    if current.checked is None:
+        return redirect("/order/certificate")
+    delivery = parse_delivery_details(form(DELIVERY_FIELDS))
+    return redirect("/order/check-answers", cookies().set_cookie(current.with_changes(delivery=delivery)))
+
+
+@holder.route("/order/check-answers", methods=["GET"])
+@page
+def check_answers():
+    current = journey()
+    if current.checked is None or current.delivery is None:
+        return redirect("/order/certificate")
+    price = current.checked.price
+    return form_page("check_answers.html", journey=current, labels=LABELS, price=price.display(), free=price.is_free)
+
+
+@holder.route("/order/confirm", methods=["POST"], content_types=FORM)
+@page
+def confirm_order():
+    form(("confirm",))  # nothing to read but the form token, which form() checks
+    current = journey()
+    if current.checked is None or current.delivery is None or current.order_reference is None:
+        return redirect("/order/certificate")
+    placed = services.confirm_order(current.checked, current.delivery, current.order_reference, deps())
+    cookie = cookies().set_cookie(current.with_changes(order_reference=placed.reference))
+    return redirect(placed.checkout_url or "/order/confirmation", cookie)
+
+
+@holder.route("/order/payment-complete", methods=["GET"])
+@page
+def payment_complete():
+    """Back from Stripe Checkout: fulfil from Stripe's answer if the webhook has not come yet."""
+    reference = journey().order_reference
+    if not reference:
+        return render("session_ended.html", status=400)
+    session_id = (holder.current_request.query_params or {}).get("session_id")
+    return _order_status_page(services.fulfil_on_return(reference, session_id, deps()))
+
+
+@holder.route("/order/confirmation", methods=["GET"])
+@page
+def confirmation():
+    reference = journey().order_reference
+    if not reference:
+        return render("session_ended.html", status=400)
+    return _order_status_page(services.find_order(reference, deps()))
+
+
+def _order_status_page(order) -> Response:
+    return render("confirmation.html", order=order, status_of=order_status(order), price=order.amount.display())
+
+
+@holder.route("/status", methods=["GET"])
+@page
+def status_question():
+    return form_page("status.html", form={}, errors={}, order=None)
+
+
+@holder.route("/status", methods=["POST"], content_types=FORM)
+@page(form=STATUS_FORM)
+def status_answer():
+    answers = form(STATUS_FIELDS)
+    order = services.look_up_order(answers["reference"], answers["postcode"], deps())
+    return form_page("status.html", form={}, errors={}, order=order, status=200, view=holder_view(order))

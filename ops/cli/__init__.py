@@ -1,0 +1,27 @@
+"""One command line for all of tracekit's operator tasks.
+
+Configuration comes from the same environment variables the app reads (see README); secrets
+are never taken as arguments, so they stay out of shell history. Each group of commands is a
+module of this package.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ops.cli.finance import finance
+from ops.cli.fulfilment import fulfilment
+from ops.cli.keys import keys
+from ops.cli.orders import order, refund
+from ops.cli.privacy import contacts, erase
+from ops.cli.register import register
+from ops.manufacturer_client import manufacturer
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """tracekit: operator tasks for the property-marking kit campaign."""
+
+
+for command in (register, refund, order, keys, fulfilment, erase, contacts, manufacturer, finance):
+    main.add_command(command)

@@ -1,0 +1,45 @@
+"""Finance: the reconciliation of orders against Stripe, to a file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ops.cli.common import dependencies
+
+
+@click.group()
+def finance() -> None:
+    """Finance: reconciliation of orders against Stripe."""
+
+
+@finance.command("export")
+@click.option("--from", "start", required=True, help="First day, UTC, inclusive (2026-11-01).")
+@click.option("--to", "end", required=True, help="Last day, UTC, exclusive (2026-12-01).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def finance_export(start: str, end: str, fmt: str, out: Path, quiet: bool) -> None:
+    """Every order and Stripe balance transaction of the period, the discrepancies in labelled
+    sections, and a summary. No names, addresses, emails or certificate data."""
+    from tqdm import tqdm
+
+    from chalicelib.domain.errors import InvalidInput, PaymentServiceUnavailable
+    from chalicelib.services.finance import export_to, parse_period
+
+    try:
+        period = parse_period(start, end)
+    except InvalidInput as exc:
+        raise click.ClickException("; ".join(exc.errors.values())) from None
+    deps = dependencies()
+    partial = out.with_name(out.name + ".part")
+    try:
+        with partial.open("wb") as stream, tqdm(unit="row", disable=quiet, file=sys.stderr, desc="Reconciling") as bar:
+            result = export_to(stream, fmt, period, deps, on_row=lambda: bar.update(1))
+    except PaymentServiceUnavailable:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException("Stripe could not be reached; nothing was written. Try again.") from None
+    partial.replace(out)  # a half-written file never carries the final name
+    click.echo(f"{out}: {result.rows} rows, {result.findings} discrepancies")

@@ -1,0 +1,51 @@
+"""Personal data: erasing an order's recipient, and the contact list of holders who agreed."""
+
+from __future__ import annotations
+
+import csv
+
+import click
+
+from ops.cli.common import dependencies
+
+
+@click.command()
+@click.argument("order_reference")
+@click.option("--reason", required=True, help="Why (kept in the order's log; no personal data, please).")
+@click.option("--operator", envvar="USER", required=True, help="Who is erasing (defaults to $USER).")
+def erase(order_reference: str, reason: str, operator: str) -> None:
+    """Erase the recipient's name, address and email from an order, keeping the financial record
+    (reference, amounts, states and log) that finance needs. Running it again changes nothing."""
+    from chalicelib.domain.errors import OrderNotFound
+    from chalicelib.domain.references import normalise_order_reference
+    from chalicelib.services.privacy import erase_order
+
+    reference = normalise_order_reference(order_reference)
+    if reference is None:
+        raise click.ClickException(f"{order_reference!r} is not an order reference (like TK-7K3MQ-9X2HD)")
+    try:
+        order = erase_order(reference, reason, operator, dependencies())
+    except OrderNotFound:
+        raise click.ClickException(f"no order {reference}") from None
+    click.echo(f"{order.reference}: personal data erased; payment {order.payment.value}, {order.amount.pence} pence")
+
+
+@click.group()
+def contacts() -> None:
+    """Holders who ticked to let the Firearms Enquiry Team email them."""
+
+
+@contacts.command("export")
+@click.argument("output", type=click.Path(dir_okay=False, writable=True))
+def export_contacts(output: str) -> None:
+    """Write the team's list to OUTPUT (CSV: email, consented_on). Nothing else about the holders
+    is in it. Run it before the retention purge erases the emails of dispatched orders."""
+    from chalicelib.reports import neutralise
+    from chalicelib.services.privacy import contact_list
+
+    entries = contact_list(dependencies())
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "consented_on"])
+        writer.writerows([neutralise(email), day.isoformat()] for email, day in entries)
+    click.echo(f"{len(entries)} contact(s) written to {output}", err=True)

@@ -1,0 +1,80 @@
+"""The manufacturer's client's files: the dated CSV of fulfilment orders it writes, and the CSV of
+dispatches it reads. Cells a spreadsheet would run as a formula are neutralised (chalicelib.reports)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from chalicelib.reports import neutralise
+from ops.manufacturer_http import Unusable
+
+ORDER_COLUMNS = (
+    "fulfilment_id",
+    "order_reference",
+    "product_code",
+    "quantity",
+    "recipient_name",
+    "address_line_1",
+    "address_line_2",
+    "town",
+    "postcode",
+    "created_at",
+)
+DISPATCH_COLUMNS = ("fulfilment_id", "kit_code", "carrier", "tracking_reference", "dispatched_at")
+DISPATCH_FIELDS = DISPATCH_COLUMNS[1:]
+# Loose on purpose (the API decides); it only keeps a stray value from changing the URL's path.
+FULFILMENT_ID = re.compile(r"[A-Za-z0-9-]{1,40}")
+
+
+def order_row(order: dict) -> list[str]:
+    """One fulfilment order as the CSV's columns (ORDER_COLUMNS), every cell neutralised."""
+    recipient = order.get("recipient") or {}
+    lines = [*(recipient.get("address_lines") or []), "", ""]
+    values = (
+        order.get("fulfilment_id"),
+        order.get("order_reference"),
+        order.get("product_code"),
+        order.get("quantity"),
+        recipient.get("name"),
+        lines[0],
+        lines[1],
+        recipient.get("town"),
+        recipient.get("postcode"),
+        order.get("created_at"),
+    )
+    return [neutralise("" if value is None else str(value)) for value in values]
+
+
+def write_orders_csv(out_dir: Path, orders: list[dict], day: str) -> Path:
+    """fulfilment-orders-<day>.csv, or -2, -3... if taken. Created exclusively ('x'), so an
+    earlier file is never overwritten, even by a second poll running at the same moment."""
+    stem = f"fulfilment-orders-{day}"
+    number = 1
+    while True:
+        path = out_dir / (f"{stem}.csv" if number == 1 else f"{stem}-{number}.csv")
+        try:
+            # utf-8-sig: the BOM makes spreadsheets read accented names as UTF-8.
+            with path.open("x", newline="", encoding="utf-8-sig") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(ORDER_COLUMNS)
+                writer.writerows(order_row(order) for order in orders)
+            return path
+        except FileExistsError:
+            number += 1
+
+
+def read_dispatch_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for every row, or Unusable for a file that cannot be used at all."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+            missing = [column for column in DISPATCH_COLUMNS if column not in reader.fieldnames]
+            if missing:
+                raise Unusable(f"{path} lacks the columns: {', '.join(missing)} (needs {', '.join(DISPATCH_COLUMNS)})")
+            # line_num counts physical lines, so a quoted newline does not shift the numbers.
+            return [(reader.line_num, row) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise Unusable(f"cannot read {path}: {exc}") from None
