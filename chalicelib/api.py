@@ -18,7 +18,7 @@ from .domain.errors import InvalidInput
 from .reports import CsvReport, XlsxReport
 from .services import finance
 from .services import manufacturer as service
-from .timeutil import to_iso
+from .domain.times import to_iso
 from .web.errors import json_errors
 from .web.errors import json_response as _json
 

@@ -1,4 +1,5 @@
-"""Times are UTC, written as ISO 8601 with a Z."""
+"""The machine's clock, read only by the composition root and the edge (everything else is given a
+clock); the ISO 8601 format is the domain's (domain/times.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,3 @@ from datetime import datetime, timezone
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def to_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def from_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Iterable, Iterator
 
 from ..domain.reconciliation import OrderFacts, Period
-from ..timeutil import from_iso
+from ..domain.times import from_iso
 from .dynamodb import FINANCE_FIELDS, Models
 from .dynamodb_order_items import field_from
 

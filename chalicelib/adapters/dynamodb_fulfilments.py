@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from ..domain.errors import InvalidInput
 from ..domain.fulfilment import Cancellation, OpenFulfilment, Page, fulfilment_message
 from ..domain.references import fulfilment_id_of
-from ..timeutil import from_iso
+from ..domain.times import from_iso
 from .dynamodb import RECIPIENT_FIELDS
 from .dynamodb_order_items import YES, field_from
 

@@ -9,7 +9,7 @@ from pynamodb.attributes import UnicodeAttribute
 from pynamodb.models import Model
 
 from ..domain.credentials import ApiKey, Scope
-from ..timeutil import from_iso, to_iso
+from ..domain.times import from_iso, to_iso
 
 
 def build_key_model(table_name: str, region: str, host: str | None) -> type[Model]:

@@ -9,7 +9,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.models import Model
 
-from ..timeutil import to_iso
+from ..domain.times import to_iso
 from .dynamodb import Models
 from .dynamodb_order_items import YES, order_from
 from .dynamodb_writes import is_condition_failure

@@ -22,7 +22,7 @@ from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 
 from ..domain.orders import HistoryEntry, Order
-from ..timeutil import from_iso, to_iso
+from ..domain.times import from_iso, to_iso
 
 # Item names that differ from the Order's (the table's key, and names the indexes were built on).
 RENAMED = {

@@ -19,7 +19,7 @@ from ..domain.changes import Effect, emails_owed
 from ..domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
 from ..domain.lifecycle import GuardedChange
 from ..domain.orders import Order
-from ..timeutil import from_iso, to_iso
+from ..domain.times import from_iso, to_iso
 from .dynamodb import Models
 from .dynamodb_mail import MailOutbox, outbox_actions
 from .dynamodb_order_items import YES, history_record, item_values, order_from, stored_value, view_values

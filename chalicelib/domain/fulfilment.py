@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ..timeutil import to_iso
+from .times import to_iso
 from .errors import InvalidInput
 from .orders import Dispatch, FulfilmentState, Order
 from .references import fulfilment_id_of

@@ -53,7 +53,7 @@ def revoke_key(key_id: str) -> None:
 @keys.command("list")
 def list_keys() -> None:
     """Every key: id, scope, label, created, revoked. Never the secret (it is not stored)."""
-    from chalicelib.timeutil import to_iso
+    from chalicelib.domain.times import to_iso
 
     for key in _key_store().all():
         revoked = f"revoked {to_iso(key.revoked_at)}" if key.revoked_at else "active"

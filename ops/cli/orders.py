@@ -46,7 +46,7 @@ def show_order(order_reference: str) -> None:
     from chalicelib.domain.errors import OrderNotFound
     from chalicelib.domain.references import normalise_order_reference
     from chalicelib.services import find_order
-    from chalicelib.timeutil import to_iso
+    from chalicelib.domain.times import to_iso
 
     reference = normalise_order_reference(order_reference) or order_reference
     try:

@@ -25,7 +25,7 @@ from chalicelib.services import manufacturer as manufacturer_service
 from chalicelib.services.credentials import create_api_key, revoke_api_key
 from ops import manufacturer_client
 from ops.manufacturer_client import ORDER_COLUMNS, manufacturer
-from chalicelib.timeutil import to_iso
+from chalicelib.domain.times import to_iso
 from tests.builders import NOW, delivery_form, load_register, register_row
 
 ROOT = Path(__file__).resolve().parents[2]

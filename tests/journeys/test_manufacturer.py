@@ -19,7 +19,7 @@ from chalicelib.domain.orders import FulfilmentState, PaymentState
 from chalicelib.domain.references import new_order_reference
 from chalicelib.services.credentials import create_api_key, revoke_api_key
 from chalicelib.services.manufacturer import fulfilment_health
-from chalicelib.timeutil import to_iso
+from chalicelib.domain.times import to_iso
 from tests.builders import NOW, delivery_form, load_register, register_row
 from tests.journeys.browser import Browser
 from tests.journeys.test_order_journey import assert_matches_schema, queued_messages

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
-from chalicelib.timeutil import to_iso
+from chalicelib.domain.times import to_iso
 from tests.builders import NOW, days_from_now, delivery_form, load_register, register_row
 from tests.conftest import TEST_SECRETS
 from tests.journeys.browser import Browser, deliver_webhook, location_path
