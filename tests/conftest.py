@@ -36,6 +36,14 @@ def pytest_addoption(parser):
     )
 
     parser.addoption(
+        "--clock-time",
+        default=None,
+        metavar="HH:MM",
+        help="run the suite with the machine's clock at this UTC time of day (after any day shift), so "
+        "that a test mixing the machine's clock with the test clock (noon) fails at any hour, not just some",
+    )
+
+    parser.addoption(
         "--crash-sweep",
         choices=("sample", "full"),
         default="sample",
@@ -44,20 +52,26 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    days = config.getoption("--clock-shift-days")
-    if days:
+    days, at = config.getoption("--clock-shift-days"), config.getoption("--clock-time")
+    if days or at:
         import time_machine
-        from datetime import datetime, timedelta, timezone
+        from datetime import datetime, time, timedelta, timezone
 
+        moment = datetime.now(timezone.utc) + timedelta(days=days)
+        if at:
+            hours, minutes = (int(part) for part in at.split(":"))
+            moment = datetime.combine(moment.date(), time(hours, minutes), tzinfo=timezone.utc)
         # tick=True: time goes on from the shifted start, so waits and timeouts behave as usual.
-        traveller = time_machine.travel(datetime.now(timezone.utc) + timedelta(days=days), tick=True)
+        traveller = time_machine.travel(moment, tick=True)
         traveller.start()
         config.add_cleanup(traveller.stop)
 
 
 def pytest_report_header(config):
-    days = config.getoption("--clock-shift-days")
-    return f"clock shifted by {days:+d} days (time-machine)" if days else None
+    days, at = config.getoption("--clock-shift-days"), config.getoption("--clock-time")
+    if not (days or at):
+        return None
+    return f"clock shifted by {days:+d} days" + (f", at {at} UTC" if at else "") + " (time-machine)"
 
 
 def free_port() -> int:
