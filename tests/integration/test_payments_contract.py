@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -61,25 +61,37 @@ def completed_event(reference: str) -> bytes:
     ).encode()
 
 
-def start(payments, order):
-    from datetime import datetime, timezone
+@pytest.fixture
+def stripe_now(request, clock):
+    """The time the Stripe under test reads: the test's clock (the emulator's and the fake's), or the
+    real time for real Stripe. A session's expiry is counted from it, never from the machine's clock
+    against the emulator's (which failed every morning: noon + 30 minutes was beyond now + 1 hour)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec and callspec.params.get("payments") == "stripe-sdk-on-real-stripe-test-mode":
+        return datetime.now(timezone.utc)
+    return clock()
 
+
+def start(payments, order, now):
     return payments.start_checkout(
         order,
         "http://testserver/ok?s={CHECKOUT_SESSION_ID}",
         "http://testserver/back",
-        datetime.now(timezone.utc) + timedelta(hours=1),
+        now + timedelta(hours=1),
     )
 
 
-def test_starting_checkout_twice_for_one_order_gives_one_session(payments):
+def test_starting_checkout_twice_for_one_order_gives_one_session(payments, stripe_now):
     order = an_order(new_order_reference())
-    first, second = start(payments, order), start(payments, order)
+    first, second = start(payments, order, stripe_now), start(payments, order, stripe_now)
     assert first == second and first.url
 
 
-def test_different_orders_get_different_sessions(payments):
-    assert start(payments, an_order(new_order_reference())).id != start(payments, an_order(new_order_reference())).id
+def test_different_orders_get_different_sessions(payments, stripe_now):
+    assert (
+        start(payments, an_order(new_order_reference()), stripe_now).id
+        != start(payments, an_order(new_order_reference()), stripe_now).id
+    )
 
 
 def test_a_signed_event_is_read(payments):
@@ -100,9 +112,9 @@ def test_an_unsigned_or_badly_signed_event_is_refused(payments, header):
         payments.parse_webhook(completed_event("TK-AAAAA-00001"), header)
 
 
-def test_the_session_carries_the_order_reference_and_price(stripe_emulator):
+def test_the_session_carries_the_order_reference_and_price(stripe_emulator, stripe_now):
     payments = StripePayments(stripe_client(TEST_SECRETS["STRIPE_SECRET_KEY"], stripe_emulator.base_url), SECRET)
-    session = start(payments, an_order("TK-AAAAA-00009"))
+    session = start(payments, an_order("TK-AAAAA-00009"), stripe_now)
     stripe_emulator.pay(session.id)
     [event] = stripe_emulator.events()
     paid = event["data"]["object"]
@@ -110,12 +122,12 @@ def test_the_session_carries_the_order_reference_and_price(stripe_emulator):
     assert paid["metadata"] == {"order_reference": "TK-AAAAA-00009"}
 
 
-def test_stripe_out_of_reach_is_reported_as_unavailable():
+def test_stripe_out_of_reach_is_reported_as_unavailable(stripe_now):
     from tests.conftest import free_port
 
     payments = StripePayments(stripe_client("sk_test_x", f"http://127.0.0.1:{free_port()}"), SECRET)
     with pytest.raises(PaymentServiceUnavailable):
-        start(payments, an_order())
+        start(payments, an_order(), stripe_now)
 
 
 @pytest.mark.parametrize(
@@ -136,9 +148,9 @@ def test_oddly_shaped_but_signed_events_are_refused_or_inert(payments, body):
     assert event.paid is None and event.order_reference is None
 
 
-def test_a_session_is_read_back_open_and_can_be_closed_once(payments):
+def test_a_session_is_read_back_open_and_can_be_closed_once(payments, stripe_now):
     reference = new_order_reference()
-    session = start(payments, an_order(reference))
+    session = start(payments, an_order(reference), stripe_now)
     facts = payments.read_checkout(session.id)
     assert (facts.order_reference, facts.payment_status, facts.paid) == (reference, "unpaid", Money(895, "gbp"))
     assert facts.type == "checkout.session.open"
@@ -147,10 +159,10 @@ def test_a_session_is_read_back_open_and_can_be_closed_once(payments):
     assert payments.read_checkout(session.id).type == "checkout.session.expired"
 
 
-def test_a_slow_stripe_is_retried_then_reported_as_unavailable(stripe_emulator):
+def test_a_slow_stripe_is_retried_then_reported_as_unavailable(stripe_emulator, stripe_now):
     payments = StripePayments(stripe_client("sk_test_x", stripe_emulator.base_url, timeout=(1, 0.3)), SECRET)
     stripe_emulator.delay_next_requests(1, 1.0)
-    assert start(payments, an_order(new_order_reference())).url  # one slow answer: the retry succeeds
+    assert start(payments, an_order(new_order_reference()), stripe_now).url  # one slow answer: the retry succeeds
     stripe_emulator.delay_next_requests(3, 1.0)
     with pytest.raises(PaymentServiceUnavailable):
-        start(payments, an_order(new_order_reference()))
+        start(payments, an_order(new_order_reference()), stripe_now)
