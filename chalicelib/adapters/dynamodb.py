@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
 from pynamodb.attributes import (
+    Attribute,
     BooleanAttribute,
     ListAttribute,
     MapAttribute,
@@ -20,7 +22,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
-from pynamodb.models import Model
+from pynamodb.models import MetaProtocol, Model
 
 from .dynamodb_order_items import COLUMNS, VIEWS
 
@@ -36,18 +38,24 @@ class Tables:
     host: str | None = None
     attempts: str = "attempts"
 
-    def meta(self, table_name: str) -> type:
+    def meta(self, table_name: str) -> MetaProtocol:
         """A PynamoDB Meta for one table, at this region and endpoint."""
-        return type("Meta", (), {"table_name": table_name, "region": self.region, "host": self.host})
+        return model_meta(table_name, self.region, self.host)
+
+
+def model_meta(table_name: str, region: str, host: str | None) -> MetaProtocol:
+    """A PynamoDB Meta class. It has only these settings until the model's class is made, when
+    PynamoDB fills in the rest (connection timeouts, retries...), so the cast to the full protocol."""
+    return cast(MetaProtocol, type("Meta", (), {"table_name": table_name, "region": region, "host": host}))
 
 
 @dataclass(frozen=True)
 class Models:
-    register: type[Model]
-    orders: type[Model]
-    claims: type[Model]
+    register: type[RegisterFields]
+    orders: type[OrderFields]
+    claims: type[ClaimFields]
     connection: Connection
-    attempts: type[Model] | None = None
+    attempts: type[AttemptFields]
 
 
 class AwaitingPaymentIndex(GlobalSecondaryIndex):
@@ -179,58 +187,79 @@ class HistoryRecord(MapAttribute):
     stripe_event_id = UnicodeAttribute(null=True)
 
 
-def order_attributes() -> dict:
-    """The orders table's attributes: the order's fields and views (dynamodb_order_items), its
-    indexes, its version, log and events seen, and its mail outbox."""
+class OrderFields(Model):
+    """The orders table's fixed attributes: its version, log and events seen, its mail outbox and
+    its indexes. The order's fields and views (order_attributes) are added per model, at runtime."""
+
+    version = NumberAttribute(default=0)
+    processed_events = UnicodeSetAttribute(null=True)
+    history = ListAttribute(of=HistoryRecord, default=list)
+    # the mail outbox: the kinds of email due, when, and the failures since the last success
+    mail_retry = UnicodeAttribute(null=True)
+    mail_retry_after = UnicodeAttribute(null=True)
+    mail_retry_kinds = UnicodeSetAttribute(null=True)
+    mail_attempts = NumberAttribute(null=True)
+    created_day_index = CreatedDayIndex()
+    awaiting_payment_index = AwaitingPaymentIndex()
+    relay_pending_index = RelayPendingIndex()
+    open_fulfilments_index = OpenFulfilmentsIndex()
+    cancellations_index = CancellationsIndex()
+    contact_consent_index = ContactConsentIndex()
+    erasure_due_index = ErasureDueIndex()
+    mail_retry_index = MailRetryIndex()
+    # Declared for the type checker only: order_attributes() adds them (from COLUMNS and VIEWS).
+    order_ref: UnicodeAttribute
+    erase_after: UnicodeAttribute
+    hold_until: UnicodeAttribute
+
+
+def order_attributes() -> dict[str, Attribute[Any]]:
+    """The orders table's per-order attributes: the order's fields and views (dynamodb_order_items)."""
     return {
         **{column.name: column.attribute() for column in COLUMNS},
         **{name: UnicodeAttribute(null=True) for name in VIEWS},
-        "version": NumberAttribute(default=0),
-        "processed_events": UnicodeSetAttribute(null=True),
-        "history": ListAttribute(of=HistoryRecord, default=list),
-        # the mail outbox: the kinds of email due, when, and the failures since the last success
-        "mail_retry": UnicodeAttribute(null=True),
-        "mail_retry_after": UnicodeAttribute(null=True),
-        "mail_retry_kinds": UnicodeSetAttribute(null=True),
-        "mail_attempts": NumberAttribute(null=True),
-        "created_day_index": CreatedDayIndex(),
-        "awaiting_payment_index": AwaitingPaymentIndex(),
-        "relay_pending_index": RelayPendingIndex(),
-        "open_fulfilments_index": OpenFulfilmentsIndex(),
-        "cancellations_index": CancellationsIndex(),
-        "contact_consent_index": ContactConsentIndex(),
-        "erasure_due_index": ErasureDueIndex(),
-        "mail_retry_index": MailRetryIndex(),
     }
+
+
+class RegisterFields(Model):
+    """A register entry's attributes; build_models binds them to a table."""
+
+    reference_key = UnicodeAttribute(hash_key=True)
+    postcode_mac = UnicodeAttribute()
+    status = UnicodeAttribute()
+    expires_on = UnicodeAttribute()
+    free_kit = BooleanAttribute()
+
+
+class ClaimFields(Model):
+    """A certificate's claim: the kits ordered on it."""
+
+    certificate_key = UnicodeAttribute(hash_key=True)
+    kits = NumberAttribute(default=0)
+
+
+class AttemptFields(Model):
+    """A certificate check's attempt counter."""
+
+    attempt_key = UnicodeAttribute(hash_key=True)
+    failures = NumberAttribute(default=0)
+    expires_at = NumberAttribute()  # epoch seconds: the table's TTL attribute
+    sweep_group = UnicodeAttribute(default=SWEEP_GROUP)
+    expiry_index = ExpiryIndex()
 
 
 def build_models(tables: Tables) -> Models:
     """PynamoDB models bound to the configured tables; attribute names match infra/resources.json."""
-    OrderRecord = type("OrderRecord", (Model,), {"Meta": tables.meta(tables.orders), **order_attributes()})
+    OrderRecord = type("OrderRecord", (OrderFields,), {"Meta": tables.meta(tables.orders), **order_attributes()})
 
-    class RegisterRecord(Model):
+    class RegisterRecord(RegisterFields):
         Meta = tables.meta(tables.register)
 
-        reference_key = UnicodeAttribute(hash_key=True)
-        postcode_mac = UnicodeAttribute()
-        status = UnicodeAttribute()
-        expires_on = UnicodeAttribute()
-        free_kit = BooleanAttribute()
-
-    class ClaimRecord(Model):
+    class ClaimRecord(ClaimFields):
         Meta = tables.meta(tables.claims)
 
-        certificate_key = UnicodeAttribute(hash_key=True)
-        kits = NumberAttribute(default=0)
-
-    class AttemptRecord(Model):
+    class AttemptRecord(AttemptFields):
         Meta = tables.meta(tables.attempts)
-
-        attempt_key = UnicodeAttribute(hash_key=True)
-        failures = NumberAttribute(default=0)
-        expires_at = NumberAttribute()  # epoch seconds: the table's TTL attribute
-        sweep_group = UnicodeAttribute(default=SWEEP_GROUP)
-        expiry_index = ExpiryIndex()
 
     connection = Connection(region=tables.region, host=tables.host)
     return Models(RegisterRecord, OrderRecord, ClaimRecord, connection, AttemptRecord)

@@ -10,24 +10,29 @@ from pynamodb.models import Model
 
 from ..domain.credentials import ApiKey, Scope
 from ..domain.times import from_iso, to_iso
+from .dynamodb import model_meta
 
 
-def build_key_model(table_name: str, region: str, host: str | None) -> type[Model]:
-    class ApiKeyRecord(Model):
-        Meta = type("Meta", (), {"table_name": table_name, "region": region, "host": host})
+class ApiKeyFields(Model):
+    """An API key's attributes; build_key_model binds them to a table."""
 
-        key_id = UnicodeAttribute(hash_key=True)
-        scope = UnicodeAttribute()
-        secret_hash = UnicodeAttribute()
-        label = UnicodeAttribute()
-        created_at = UnicodeAttribute()
-        revoked_at = UnicodeAttribute(null=True)
+    key_id = UnicodeAttribute(hash_key=True)
+    scope = UnicodeAttribute()
+    secret_hash = UnicodeAttribute()
+    label = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+
+
+def build_key_model(table_name: str, region: str, host: str | None) -> type[ApiKeyFields]:
+    class ApiKeyRecord(ApiKeyFields):
+        Meta = model_meta(table_name, region, host)
 
     return ApiKeyRecord
 
 
 class DynamoApiKeys:
-    def __init__(self, model: type[Model]):
+    def __init__(self, model: type[ApiKeyFields]):
         self._model = model
 
     def find(self, key_id: str) -> ApiKey | None:

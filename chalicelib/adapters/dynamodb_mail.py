@@ -7,15 +7,14 @@ from datetime import datetime
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
-from pynamodb.models import Model
 
 from ..domain.times import to_iso
-from .dynamodb import Models
+from .dynamodb import Models, OrderFields
 from .dynamodb_order_items import YES, order_from
 from .dynamodb_writes import is_condition_failure
 
 
-def outbox_actions(orders: type[Model], kinds: frozenset[str], due: datetime) -> list:
+def outbox_actions(orders: type[OrderFields], kinds: frozenset[str], due: datetime) -> list:
     """The order's mail outbox (the sparse mail-retry index): these kinds, due at `due`."""
     return [
         orders.mail_retry_kinds.add(set(kinds)),

@@ -44,7 +44,7 @@ class Column:
 
     name: str
     path: tuple[str, ...]
-    kind: type
+    kind: type[Any]  # the stored value's Python type, called to read it back
 
     def attribute(self):
         if self.path == ("reference",):

@@ -12,15 +12,13 @@ from datetime import datetime, timedelta
 from typing import Iterator
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from ..domain.changes import Effect, emails_owed
+from ..domain.changes import Effect, GuardedChange, emails_owed
 from ..domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
-from ..domain.lifecycle import GuardedChange
 from ..domain.orders import Order
 from ..domain.times import from_iso, to_iso
-from .dynamodb import Models
+from .dynamodb import ClaimFields, Models, OrderFields
 from .dynamodb_mail import MailOutbox, outbox_actions
 from .dynamodb_order_items import YES, history_record, item_values, order_from, stored_value, view_values
 from .dynamodb_writes import failed_conditions, is_condition_failure
@@ -121,7 +119,7 @@ class DynamoOrders(MailOutbox):
         return [r.order_ref for r in index.query(YES, range_key_condition=hold_until < to_iso(now))]
 
 
-def _guarded_write(orders: type[Model], change: GuardedChange, retention: timedelta) -> tuple:
+def _guarded_write(orders: type[OrderFields], change: GuardedChange, retention: timedelta) -> tuple:
     """The condition (the domain's requirements, the event unseen) and the actions (the fields set,
     and the views that differ between the change's sketches, before and after)."""
     condition = ~orders.processed_events.contains(change.entry.stripe_event_id)
@@ -155,13 +153,13 @@ def guarded_attributes(change: GuardedChange, retention: timedelta) -> dict:
     return written | {name: value for name, value in new_views.items() if value != old_views[name]}
 
 
-def _claim_change(claims: type[Model], effects: frozenset[Effect]) -> dict:
+def _claim_change(claims: type[ClaimFields], effects: frozenset[Effect]) -> dict:
     if Effect.RECLAIM in effects:  # paid money is honoured even past the limit
         return {"actions": [claims.kits.add(1)]}
     return {"actions": [claims.kits.add(-1)], "condition": claims.kits > 0}
 
 
-def _change_actions(model: type[Model], before: Order, after: Order, retention: timedelta) -> list:
+def _change_actions(model: type[OrderFields], before: Order, after: Order, retention: timedelta) -> list:
     """SET or REMOVE for each attribute whose stored value differs; the new log lines and events."""
     old, new = item_values(before, retention), item_values(after, retention)
     actions = [_set_or_remove(getattr(model, name), value) for name, value in new.items() if value != old[name]]
@@ -179,7 +177,7 @@ def _set_or_remove(attribute, value):
     return attribute.remove() if value is None else attribute.set(value)
 
 
-def order_record(model: type[Model], order: Order, retention: timedelta = DEFAULT_RETENTION) -> Model:
+def order_record(model: type[OrderFields], order: Order, retention: timedelta = DEFAULT_RETENTION) -> OrderFields:
     """The item for a new order (also used to load benchmark data)."""
     stored = {name: value for name, value in item_values(order, retention).items() if value is not None}
     return model(

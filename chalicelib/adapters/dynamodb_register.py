@@ -11,7 +11,7 @@ from pynamodb.transactions import TransactGet, TransactWrite
 
 from ..domain.register import CertificateStatus, RegisterEntry
 from ..ports import CertificateLookup
-from .dynamodb import SWEEP_GROUP, Models
+from .dynamodb import SWEEP_GROUP, Models, RegisterFields
 
 
 class DynamoRegister:
@@ -81,7 +81,7 @@ class DynamoRegister:
                 deleted += 1
         return deleted
 
-    def _record(self, entry: RegisterEntry) -> Model:
+    def _record(self, entry: RegisterEntry) -> RegisterFields:
         return self._models.register(
             entry.reference_key,
             postcode_mac=entry.postcode_mac,
