@@ -4,12 +4,15 @@ auto-pagination so a long period streams rather than loads."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import stripe
 
 from ..domain.reconciliation import LedgerEntry, Payout, Period
 from .stripe_payments import _reachable
+
+if TYPE_CHECKING:
+    from stripe.params import PayoutListParams
 
 # Payouts arriving this long after the period can still contain its transactions.
 PAYOUT_HORIZON = timedelta(days=30)
@@ -34,9 +37,12 @@ class StripeLedger:
 
     def payouts(self, period: Period) -> Iterator[tuple[Payout, list[str]]]:
         """Payouts that may hold the period's transactions, each with its transaction ids."""
-        window = {"gte": _unix(period.start), "lt": _unix(period.end + PAYOUT_HORIZON)}
+        params: PayoutListParams = {
+            "created": {"gte": _unix(period.start), "lt": _unix(period.end + PAYOUT_HORIZON)},
+            "limit": 100,
+        }
         with _reachable():
-            for payout in self._client.v1.payouts.list(params={"created": window, "limit": 100}).auto_paging_iter():
+            for payout in self._client.v1.payouts.list(params=params).auto_paging_iter():
                 contained = self._client.v1.balance_transactions.list(params={"payout": payout.id, "limit": 100})
                 ids = [t.id for t in contained.auto_paging_iter() if t.type != "payout"]
                 yield Payout(payout.id, payout.amount, payout.currency, _day(payout.arrival_date)), ids

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import stripe
 
@@ -17,6 +18,9 @@ from ..domain.orders import Order
 from ..domain.payments import MoneyView
 from ..ports import CheckoutSession, PaymentEvent
 from ..timeutil import utc_now
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
 
 PRODUCT_NAME = "Property-marking kit"
 _UNAVAILABLE = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
@@ -29,9 +33,11 @@ TIMEOUT = (3.05, 7)
 
 def stripe_client(secret_key: str, api_base: str | None, timeout=TIMEOUT) -> stripe.StripeClient:
     """A client that retries network faults and 5xx twice (the SDK's own back-off) before giving up."""
-    addresses = {"api": api_base} if api_base else {}
     return stripe.StripeClient(
-        secret_key, base_addresses=addresses, max_network_retries=2, http_client=stripe.RequestsClient(timeout=timeout)
+        secret_key,
+        base_addresses={"api": api_base} if api_base else {},
+        max_network_retries=2,
+        http_client=stripe.RequestsClient(timeout=timeout),
     )
 
 
@@ -54,6 +60,8 @@ class StripePayments:
             session = self._client.v1.checkout.sessions.create(
                 params=_session_params(order, success_url, cancel_url, expires_at), options={"idempotency_key": key}
             )
+        if session.url is None:  # only embedded and custom UI sessions have none; tracekit makes neither
+            raise PaymentServiceUnavailable(f"Stripe made checkout session {session.id} without a URL")
         return CheckoutSession(session.id, session.url)
 
     def read_checkout(self, session_id: str) -> PaymentEvent:
@@ -82,7 +90,8 @@ class StripePayments:
         far) and, if disputed, the dispute's status."""
         with _reachable():
             intent = self._client.v1.payment_intents.retrieve(payment_intent_id)
-            charge = self._client.v1.charges.retrieve(intent.latest_charge) if intent.latest_charge else None
+            charge_id = _id_of(intent.latest_charge)
+            charge = self._client.v1.charges.retrieve(charge_id) if charge_id else None
             dispute = self._latest_dispute(payment_intent_id) if charge is not None and charge.disputed else None
         return MoneyView(
             order_reference=intent.metadata.to_dict().get("order_reference"),
@@ -138,7 +147,7 @@ def _reachable():
         raise PaymentServiceUnavailable(type(exc).__name__) from None
 
 
-def _session_params(order: Order, success_url: str, cancel_url: str, expires_at: datetime) -> dict:
+def _session_params(order: Order, success_url: str, cancel_url: str, expires_at: datetime) -> SessionCreateParams:
     reference = {"order_reference": order.reference}
     return {
         "mode": "payment",
@@ -165,8 +174,7 @@ def _payment_event(event) -> PaymentEvent:
     """Reduce a verified event to what tracekit acts on; unexpected shapes give an inert event."""
     if not isinstance(event, dict) or not isinstance(event.get("id"), str):
         raise InvalidWebhook("not a Stripe event")
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    obj = data.get("object") if isinstance(data.get("object"), dict) else {}
+    obj = _mapping(_mapping(event.get("data")).get("object"))
     kind, event_type = obj.get("object"), str(event.get("type", ""))
     if kind == "checkout.session":
         return PaymentEvent(
@@ -181,6 +189,11 @@ def _payment_event(event) -> PaymentEvent:
     if kind in ("charge", "refund", "dispute"):
         return PaymentEvent(id=event["id"], type=event_type, payment_intent_id=_id_of(obj.get("payment_intent")))
     return PaymentEvent(id=event["id"], type=event_type)
+
+
+def _mapping(value: object) -> dict:
+    """The value if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _id_of(value) -> str | None:
