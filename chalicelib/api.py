@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import io
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from chalice import Blueprint, Response
 from chalice.app import AuthResponse
@@ -59,11 +61,13 @@ def _deps():
 
 
 def _caller() -> str:
-    return api.current_request.context.get("authorizer", {}).get("principalId", "unknown")
+    authorizer: dict[str, Any] = api.current_request.context.get("authorizer", {})
+    return authorizer.get("principalId", "unknown")
 
 
 def _query(name: str) -> str | None:
-    return (api.current_request.query_params or {}).get(name)
+    params: Mapping[str, str] = api.current_request.query_params or {}
+    return params.get(name)
 
 
 def _body() -> dict:

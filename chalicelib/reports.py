@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .domain.reconciliation import ROW_COLUMNS, Discrepancy, Finding
+
+if TYPE_CHECKING:
+    from .ports import Report
 
 FINDING_COLUMNS = ("order_reference", "balance_transaction_id", "detail")
 # A cell beginning with one of these is a formula to Excel; names and references come from outside.
@@ -47,7 +50,7 @@ class CsvReport:
         self._writer.writerow([neutralise(values[column]) for column in ROW_COLUMNS])
         self.rows += 1
 
-    def finish(self, findings: list[Finding], summary: list[tuple[str, str]]) -> None:
+    def finish(self, findings: list[Finding], summary: list[tuple[str, int | str]]) -> None:
         grouped = group_findings(findings)
         for kind in Discrepancy:
             self._writer.writerows([[], [f"# Discrepancies: {kind.value} ({len(grouped[kind])})"], FINDING_COLUMNS])
@@ -77,7 +80,7 @@ class XlsxReport:
         self._rows.append([neutralise(values[column]) for column in ROW_COLUMNS])
         self.rows += 1
 
-    def finish(self, findings: list[Finding], summary: list[tuple[str, str]]) -> None:
+    def finish(self, findings: list[Finding], summary: list[tuple[str, int | str]]) -> None:
         grouped = group_findings(findings)
         for kind in Discrepancy:
             sheet = self._book.create_sheet(kind.name.replace("_", " ").title()[:31])
@@ -100,9 +103,9 @@ def _finding_cells(finding: Finding) -> list:
     ]
 
 
-def report_for(fmt: str, binary: BinaryIO):
+def report_for(fmt: str, stream: BinaryIO) -> Report:
     """A writer over a binary stream for 'csv' or 'xlsx'; the caller owns (and closes) the stream."""
-    writers = {"csv": CsvReport, "xlsx": XlsxReport}
+    writers: dict[str, type[CsvReport] | type[XlsxReport]] = {"csv": CsvReport, "xlsx": XlsxReport}
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}")
-    return writers[fmt](binary)
+    return writers[fmt](stream)

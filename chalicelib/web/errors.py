@@ -82,9 +82,18 @@ PAGE_PROBLEMS: dict[type[Exception], Problem | Redirect] = {
     # The holder's pages look up only their journey's order: none yet means it was never placed.
     OrderNotFound: Redirect("/order/check-answers"),
 }
+
+
+def _invalid_fields(exc: Exception) -> dict[str, str]:
+    """The messages by field of an InvalidInput (the tables below are keyed by its type)."""
+    if not isinstance(exc, InvalidInput):
+        raise TypeError(f"expected InvalidInput, got {type(exc).__name__}")
+    return exc.errors
+
+
 # Refusals of a form's answers: the form is shown again (400) with these messages by its fields.
 FIELD_ERRORS: dict[type[Exception], Callable[[Exception], dict[str, str]]] = {
-    InvalidInput: lambda exc: exc.errors,
+    InvalidInput: _invalid_fields,
     CertificateNotAccepted: lambda _exc: {"reference": NOT_MATCHED},
     OrderNotMatched: lambda _exc: {"reference": NO_SUCH_ORDER},
 }
@@ -139,7 +148,7 @@ class HolderPages:
 
 UNAVAILABLE = (503, "a service tracekit depends on is unavailable; try again")
 JSON_ERRORS: dict[type[Exception], Callable[[Exception], tuple[int, dict]]] = {
-    InvalidInput: lambda exc: (400, {"error": "invalid request", "fields": exc.errors}),
+    InvalidInput: lambda exc: (400, {"error": "invalid request", "fields": _invalid_fields(exc)}),
     OrderNotFound: lambda _exc: (404, {"error": "no such fulfilment order"}),
     FulfilmentConflict: lambda exc: (409, {"error": str(exc)}),  # the domain's own words, no data
     PaymentServiceUnavailable: lambda _exc: (UNAVAILABLE[0], {"error": UNAVAILABLE[1]}),

@@ -12,9 +12,10 @@ class BodyTooLarge(Exception):
     pass
 
 
-def read_form(raw_body: bytes | None, fields: tuple[str, ...]) -> dict[str, str]:
-    """The named fields of a urlencoded body; each the first value given, trimmed to a sane length."""
-    body = raw_body or b""
+def read_form(raw_body: str | bytes | None, fields: tuple[str, ...]) -> dict[str, str]:
+    """The named fields of a urlencoded body; each the first value given, trimmed to a sane length.
+    Chalice gives the body as bytes (its type says `str | bytes`)."""
+    body = raw_body.encode("utf-8") if isinstance(raw_body, str) else raw_body or b""
     if len(body) > MAX_FORM_BYTES:
         raise BodyTooLarge()
     text = body.decode("utf-8", errors="replace")

@@ -45,14 +45,14 @@ def _environment():
 
 def render(template: str, status: int = 200, cookie: str | None = None, **context) -> Response:
     body = _environment().get_template(template).render(**context)
-    headers = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS}
+    headers: dict[str, str | list[str]] = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS}
     if cookie:
         headers["Set-Cookie"] = cookie
     return Response(body=body, status_code=status, headers=headers)
 
 
 def redirect(location: str, cookie: str | None = None) -> Response:
-    headers = {"Location": location, **SECURITY_HEADERS}
+    headers: dict[str, str | list[str]] = {"Location": location, **SECURITY_HEADERS}
     if cookie:
         headers["Set-Cookie"] = cookie
     return Response(body="", status_code=303, headers=headers)
