@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Iterable
 
 from ..domain.errors import MailUnavailable
 from ..domain.orders import Order
@@ -41,7 +42,7 @@ def send_due(reference: str, deps: Dependencies) -> int:
     return send_claimed(order, kinds, deps, failures)
 
 
-def send_claimed(order: Order, kinds, deps: Dependencies, failures: int = 0) -> int:
+def send_claimed(order: Order, kinds: Iterable[str], deps: Dependencies, failures: int = 0) -> int:
     """Send emails of the order's outbox that this caller holds. Returns how many went."""
     if deps.mailer is None:  # mail is switched off (no EMAIL_FROM): nothing will ever send these
         for kind in kinds:
@@ -79,6 +80,8 @@ def _wanted(order: Order) -> bool:
 
 def _send(order: Order, kind: str, deps: Dependencies, failures: int) -> bool:
     subject, body = deps.emails.render(kind, order)
+    if deps.mailer is None:  # send_claimed ended these already
+        return False
     try:
         deps.mailer.send(order.delivery.email, subject, body)
     except MailUnavailable as exc:
