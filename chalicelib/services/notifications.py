@@ -17,19 +17,14 @@ No email carries anything about the certificate.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Iterable
 
 from ..domain.errors import MailUnavailable
+from ..domain.lifecycle import CLAIM_LEASE, MAX_ATTEMPTS, RETRY_STEP
 from ..domain.orders import Order
 from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
-RETRY_STEP = timedelta(minutes=15)  # after the nth failure, wait n steps: 6 tries over about 4 hours
-MAX_ATTEMPTS = 6
-# Longer than any function that sends runs (the relay's limit is 300 s), so a live sender's claim
-# is never taken over; short enough that a dead sender's email goes out within the quarter hour.
-CLAIM_LEASE = timedelta(minutes=10)
 
 
 def send_due(reference: str, deps: Dependencies) -> int:
