@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/register_import.py
 	$(VENV)/bin/python benchmarks/reconciliation.py
 
-# The CloudFormation (SAM) template and deployment zip for a stage, in dist/<stage>/ (see README, Deploying).
+# The CloudFormation (SAM) template and deployment zip for a stage, in dist/<stage>/ (docs/deploying.md).
 package: $(STAMP)
 	rm -rf dist/$(STAGE)
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/resources.json dist/$(STAGE)
