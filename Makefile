@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/bandit -q -r app.py chalicelib ops devstack benchmarks --severity-level medium
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest --cov=chalicelib --cov=app --cov-report=term:skip-covered
 
 # Not part of `make test` yet: the code does not pass it (settings in pyproject.toml, [tool.mypy]).
 typecheck: $(STAMP)
