@@ -83,33 +83,40 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
     `clock` is the one clock everything built here reads (tests pass their own)."""
     import boto3
 
+    from .adapters.jinja_emails import JinjaEmails
+    from .adapters.metrics import EmfMetrics
+    from .reports import report_for  # openpyxl only when a workbook is written
+
+    stripe = functools.cache(lambda: _stripe_adapters(settings, clock))  # one SDK client for both, on first use
+    aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
+    return Dependencies(
+        settings=settings,
+        payments=_BuiltOnFirstUse(lambda: stripe()[0]),
+        api_keys=key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url),
+        metrics=EmfMetrics(settings.stage, clock=clock),
+        ledger=_BuiltOnFirstUse(lambda: stripe()[1]),
+        clock=clock,
+        reports=report_for,
+        emails=JinjaEmails(settings.app_base_url),
+        **_aws_adapters(settings, aws),
+        **_dynamodb_adapters(settings),
+    )
+
+
+def _dynamodb_adapters(settings: Settings) -> dict:
     from .adapters.dynamodb import build_models
     from .adapters.dynamodb_finance import FinanceOrders
     from .adapters.dynamodb_fulfilments import FulfilmentQueries
     from .adapters.dynamodb_orders import DynamoOrders
     from .adapters.dynamodb_register import DynamoRegister
-    from .adapters.jinja_emails import JinjaEmails
-    from .adapters.metrics import EmfMetrics
-    from .reports import report_for  # openpyxl only when a workbook is written
 
     models = build_models(tables_for(settings))
-    stripe = functools.cache(lambda: _stripe_adapters(settings, clock))  # one SDK client for both, on first use
-    aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
-    return Dependencies(
-        settings=settings,
-        register=DynamoRegister(models),
-        orders=DynamoOrders(models, timedelta(days=settings.retention_days)),
-        payments=_BuiltOnFirstUse(lambda: stripe()[0]),
-        fulfilments=FulfilmentQueries(models, settings.product_code),
-        api_keys=key_store(settings.api_keys_table, settings.region, settings.aws_endpoint_url),
-        metrics=EmfMetrics(settings.stage, clock=clock),
-        ledger=_BuiltOnFirstUse(lambda: stripe()[1]),
-        finance_orders=FinanceOrders(models),
-        clock=clock,
-        reports=report_for,
-        emails=JinjaEmails(settings.app_base_url),
-        **_aws_adapters(settings, aws),
-    )
+    return {
+        "register": DynamoRegister(models),
+        "orders": DynamoOrders(models, timedelta(days=settings.retention_days)),
+        "fulfilments": FulfilmentQueries(models, settings.product_code),
+        "finance_orders": FinanceOrders(models),
+    }
 
 
 def _aws_adapters(settings: Settings, aws) -> dict:

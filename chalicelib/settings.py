@@ -13,6 +13,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from .domain.eligibility import CampaignRules
+from .domain.lifecycle import HOLD_GRACE
 from .domain.money import Money
 from .domain.references import ReferenceRules
 
@@ -52,8 +53,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         # A holder back from Stripe at the last minute of the checkout hold still has their journey.
-        if self.journey_ttl_seconds < self.checkout_hold_minutes * 60 + 900:
-            raise SettingsError("JOURNEY_TTL_SECONDS must exceed CHECKOUT_HOLD_MINUTES by at least 15 minutes")
+        if self.journey_ttl_seconds < self.checkout_hold_minutes * 60 + HOLD_GRACE.total_seconds():
+            # the journey (and its cookie) must outlive the checkout's hold and its grace
+            minutes = int(HOLD_GRACE.total_seconds()) // 60
+            raise SettingsError(f"JOURNEY_TTL_SECONDS must exceed CHECKOUT_HOLD_MINUTES by at least {minutes} minutes")
 
     @property
     def checkout_origin(self) -> str:

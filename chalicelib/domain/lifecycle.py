@@ -31,8 +31,16 @@ from .orders import (
 )
 from .payments import MoneyView, money_state, show
 
-# Stripe's own expiry webhook gets this long after a session lapses before the hold sweep steps in.
+# Stripe's own expiry webhook gets this long after a session lapses before the hold sweep steps in
+# (the checkout's hold itself is configuration: CHECKOUT_HOLD_MINUTES).
 HOLD_GRACE = timedelta(minutes=15)
+# The holder's emails (services.notifications): a failed send comes back after RETRY_STEP times its
+# failures, MAX_ATTEMPTS in all (about 4 hours); a sender holds an email for CLAIM_LEASE, longer
+# than any function that sends runs (the relay's limit is 300 s), so a live sender's claim is never
+# taken over, and short enough that a dead sender's email goes out within the quarter hour.
+RETRY_STEP = timedelta(minutes=15)
+MAX_ATTEMPTS = 6
+CLAIM_LEASE = timedelta(minutes=10)
 
 
 # -- The holder places an order; Stripe's Checkout takes the money ---------------------------------

@@ -110,8 +110,8 @@ class Reconciliation:
 
     period: Period
     findings: list[Finding] = field(default_factory=list)
-    totals: Counter = field(default_factory=Counter)
-    states: Counter = field(default_factory=Counter)
+    totals: Counter[str] = field(default_factory=Counter)
+    states: Counter[str] = field(default_factory=Counter)
     payouts: dict[str, Payout] = field(default_factory=dict)
     _charged_orders: set[str] = field(default_factory=set)
 
@@ -119,7 +119,7 @@ class Reconciliation:
         """Charges are matched to orders day by day: only one day's ids are ever held."""
         self._charged_orders.clear()
 
-    def entry_row(self, entry: LedgerEntry, order: OrderFacts | None) -> dict:
+    def entry_row(self, entry: LedgerEntry, order: OrderFacts | None) -> dict[str, object]:
         """One balance transaction, joined to its order (if it has one)."""
         found = self._check_entry(entry, order)
         self._count_entry(entry)
@@ -127,7 +127,7 @@ class Reconciliation:
             self._charged_orders.add(entry.order_reference)
         return _row("balance_transaction", order, entry, found)
 
-    def order_facts(self, order: OrderFacts) -> tuple[dict | None, list[Finding]]:
+    def order_facts(self, order: OrderFacts) -> tuple[dict[str, object] | None, list[Finding]]:
         """Every order of the period passes here once. Returns its own row when no balance
         transaction of the period stood for it, and what is wrong with it."""
         self.states.update(
@@ -250,7 +250,7 @@ class Reconciliation:
         elif entry.type == "payout":
             self.totals["paid_out"] += -entry.amount
 
-    def _find(self, kind: Discrepancy, reference, transaction, detail: str) -> Finding:
+    def _find(self, kind: Discrepancy, reference: str | None, transaction: str | None, detail: str) -> Finding:
         finding = Finding(kind, reference, transaction, detail)
         self.findings.append(finding)
         return finding

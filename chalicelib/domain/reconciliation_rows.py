@@ -40,7 +40,7 @@ def pounds(pence: int) -> Decimal:
     return (Decimal(pence) / 100).quantize(Decimal("0.01"))
 
 
-def row(kind: str, order: OrderFacts | None, entry: LedgerEntry | None, found: list[Finding]) -> dict:
+def row(kind: str, order: OrderFacts | None, entry: LedgerEntry | None, found: list[Finding]) -> dict[str, object]:
     """The file's columns (ROW_COLUMNS) for a balance transaction, an order, or both joined."""
     return {
         "row_type": kind,
@@ -51,7 +51,7 @@ def row(kind: str, order: OrderFacts | None, entry: LedgerEntry | None, found: l
     }
 
 
-def _order_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict:
+def _order_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict[str, object]:
     return {
         "order_reference": order.reference if order else (entry.order_reference if entry else ""),
         "order_date": order.created_at.date().isoformat() if order else "",
@@ -61,12 +61,12 @@ def _order_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict:
     }
 
 
-def _money_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict:
+def _money_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict[str, object]:
     amount = entry.amount if entry else (order.amount_pence if order else 0)
     fee = entry.fee if entry else 0
     net = entry.net if entry else 0
     return {
-        "currency": entry.currency if entry else order.currency,
+        "currency": entry.currency if entry else (order.currency if order else ""),
         "amount_pence": amount,
         "amount_pounds": pounds(amount),
         "fee_pence": fee,
@@ -78,7 +78,7 @@ def _money_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict:
     }
 
 
-def _entry_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict:
+def _entry_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict[str, object]:
     return {
         "payment_intent_id": (entry.payment_intent_id if entry else None)
         or (order.payment_intent_id if order else "")

@@ -15,10 +15,10 @@ from typing import Callable
 from ..domain.changes import Effect, GuardedChange, Outcome, emails_owed
 from ..domain.errors import ConcurrentChange
 from ..domain.fulfilment import fulfilment_message_for
-from ..domain.lifecycle import outstanding, release
+from ..domain.lifecycle import CLAIM_LEASE, outstanding, release
 from ..domain.orders import Order
 from .dependencies import Dependencies
-from .notifications import CLAIM_LEASE, send_claimed
+from .notifications import send_claimed
 
 log = logging.getLogger("tracekit")
 ATTEMPTS = 4

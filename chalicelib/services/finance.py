@@ -7,15 +7,17 @@ import tempfile
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from itertools import islice
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator, TypeVar, cast
 
 from ..domain.errors import InvalidInput
-from ..domain.reconciliation import LedgerEntry, Period, Reconciliation
+from ..domain.reconciliation import LedgerEntry, OrderFacts, Period, Reconciliation
+from ..ports import Report
 from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
 CHUNK = 100  # balance transactions joined to their orders per BatchGetItem
 FORMATS = ("csv", "xlsx")
+T = TypeVar("T")
 EARLIEST = date(2017, 1, 1)  # the campaign's first year: nothing, in tracekit or Stripe, is older
 
 
@@ -28,13 +30,15 @@ class ExportResult:
 def parse_period(start: str | None, end: str | None) -> Period:
     errors: dict[str, str] = {}
     first, last = _date(start, "from", errors), _date(end, "to", errors)
-    if not errors and first < EARLIEST:
+    if first is None or last is None:
+        raise InvalidInput(errors)
+    if first < EARLIEST:
         errors["from"] = f"from must be {EARLIEST.isoformat()} or later"
     if not errors and last <= first:
         errors["to"] = "to must be after from (the end is exclusive)"
     if not errors and (last - first).days > 366:
         errors["to"] = "a period is at most 366 days"
-    if errors:
+    if errors or first is None or last is None:
         raise InvalidInput(errors)
     return Period(first, last)
 
@@ -47,7 +51,9 @@ def _date(raw: str | None, name: str, errors: dict[str, str]) -> date | None:
         return None
 
 
-def reconcile(period: Period, report, deps: Dependencies, on_row: Callable[[], None] = lambda: None) -> ExportResult:
+def reconcile(
+    period: Period, report: Report, deps: Dependencies, on_row: Callable[[], None] = lambda: None
+) -> ExportResult:
     """Day by day (so memory is bounded by one day's business, however long the period): the
     day's orders by a query on the creation-day index, the day's balance transactions through the
     SDK's auto-pagination, joined in memory; a transaction whose order was created on another day
@@ -59,9 +65,11 @@ def reconcile(period: Period, report, deps: Dependencies, on_row: Callable[[], N
         run.start_day()
         orders = {order.reference: order for order in deps.finance_orders.created_in(day)}
         for chunk in _chunks(deps.ledger.entries(day), CHUNK):
-            elsewhere = deps.finance_orders.facts({e.order_reference for e in chunk} - set(orders) - {None})
+            named = {e.order_reference for e in chunk if e.order_reference}
+            elsewhere = deps.finance_orders.facts(named - set(orders))
             for entry in chunk:
-                order = orders.get(entry.order_reference) or elsewhere.get(entry.order_reference)
+                reference = entry.order_reference or ""
+                order = orders.get(reference) or elsewhere.get(reference)
                 report.row(run.entry_row(_with_payout(entry, payout_of), order))
                 on_row()
         for order in orders.values():
@@ -70,7 +78,9 @@ def reconcile(period: Period, report, deps: Dependencies, on_row: Callable[[], N
     return ExportResult(report.rows, len(run.findings))
 
 
-def _order_row(run: Reconciliation, order, report, deps: Dependencies, on_row) -> None:
+def _order_row(
+    run: Reconciliation, order: OrderFacts, report: Report, deps: Dependencies, on_row: Callable[[], None]
+) -> None:
     row, _ = run.order_facts(order)
     if row is not None:
         report.row(row)
@@ -93,13 +103,15 @@ def _with_payout(entry: LedgerEntry, payout_of: dict[str, tuple[str, date]]) -> 
     return replace(entry, payout_id=paid[0], payout_date=paid[1]) if paid else entry
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
 
 
-def export_to(stream, fmt: str, period: Period, deps: Dependencies, on_row=lambda: None) -> ExportResult:
+def export_to(
+    stream: BinaryIO, fmt: str, period: Period, deps: Dependencies, on_row: Callable[[], None] = lambda: None
+) -> ExportResult:
     if fmt not in FORMATS:
         raise InvalidInput({"format": "format must be csv or xlsx"})
     return reconcile(period, deps.reports(fmt, stream), deps, on_row)
@@ -117,7 +129,7 @@ def export_previous_day(deps: Dependencies) -> bool:
     if deps.exports.exists(key):
         return False
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        result = export_to(spool, "csv", Period(day, day + timedelta(days=1)), deps)
+        result = export_to(cast(BinaryIO, spool), "csv", Period(day, day + timedelta(days=1)), deps)
         spool.seek(0)
         written = deps.exports.put_once(key, spool.read(), "text/csv; charset=utf-8")
     log.info(

@@ -17,18 +17,14 @@ No email carries anything about the certificate.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from typing import Iterable
 
 from ..domain.errors import MailUnavailable
+from ..domain.lifecycle import CLAIM_LEASE, MAX_ATTEMPTS, RETRY_STEP
 from ..domain.orders import Order
 from .dependencies import Dependencies
 
 log = logging.getLogger("tracekit")
-RETRY_STEP = timedelta(minutes=15)  # after the nth failure, wait n steps: 6 tries over about 4 hours
-MAX_ATTEMPTS = 6
-# Longer than any function that sends runs (the relay's limit is 300 s), so a live sender's claim
-# is never taken over; short enough that a dead sender's email goes out within the quarter hour.
-CLAIM_LEASE = timedelta(minutes=10)
 
 
 def send_due(reference: str, deps: Dependencies) -> int:
@@ -41,7 +37,7 @@ def send_due(reference: str, deps: Dependencies) -> int:
     return send_claimed(order, kinds, deps, failures)
 
 
-def send_claimed(order: Order, kinds, deps: Dependencies, failures: int = 0) -> int:
+def send_claimed(order: Order, kinds: Iterable[str], deps: Dependencies, failures: int = 0) -> int:
     """Send emails of the order's outbox that this caller holds. Returns how many went."""
     if deps.mailer is None:  # mail is switched off (no EMAIL_FROM): nothing will ever send these
         for kind in kinds:
@@ -79,6 +75,8 @@ def _wanted(order: Order) -> bool:
 
 def _send(order: Order, kind: str, deps: Dependencies, failures: int) -> bool:
     subject, body = deps.emails.render(kind, order)
+    if deps.mailer is None:  # send_claimed ended these already
+        return False
     try:
         deps.mailer.send(order.delivery.email, subject, body)
     except MailUnavailable as exc:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from ..domain.errors import InvalidInput
 from ..domain.references import ReferenceRules
-from ..domain.register import RegisterKeys, parse_register_row
+from ..domain.register import RegisterEntry, RegisterKeys, parse_register_row
 from ..ports import Register
 
 
@@ -34,7 +34,7 @@ def import_register(
     report = ImportReport()
     seen: dict[str, int] = {}
 
-    def valid_entries():
+    def valid_entries() -> Iterator[RegisterEntry]:
         for line, row in rows:
             on_row()
             entry = _entry_or_report(line, row, keys, rules, seen, report)
@@ -57,7 +57,14 @@ def _replace_wholesale(register: Register, imported: set[str], report: ImportRep
     report.removed = register.delete_all(key for key in list(register.all_keys()) if key not in imported)
 
 
-def _entry_or_report(line, row, keys, rules, seen, report):
+def _entry_or_report(
+    line: int,
+    row: dict[str, str],
+    keys: RegisterKeys,
+    rules: ReferenceRules,
+    seen: dict[str, int],
+    report: ImportReport,
+) -> RegisterEntry | None:
     try:
         entry = parse_register_row(row, rules).to_entry(keys)
     except InvalidInput as exc:

@@ -1,6 +1,6 @@
 """One command line for all of tracekit's operator tasks.
 
-Configuration comes from the same environment variables the app reads (see README); secrets
+Configuration comes from the same environment variables the app reads (docs/configuration.md); secrets
 are never taken as arguments, so they stay out of shell history. Each group of commands is a
 module of this package.
 """

@@ -1,4 +1,4 @@
-"""The sweep's figure at the end of the run: journeys × call points × 2 modes, and how many
+"""The sweep's figure at the end of the run: journeys × call points × 3 modes (fail, die, lost), and how many
 converged."""
 
 from __future__ import annotations
