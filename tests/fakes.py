@@ -92,7 +92,7 @@ class InMemoryOrders:
             order = self.get(reference)
             if change.entry.stripe_event_id in order.processed_events:
                 return None
-            if any(getattr(order, field) != value for field, value in change.requires.items()):
+            if not change.met_by(order):
                 return None
             self.orders[reference] = dataclasses.replace(change.applied_to(order).order, version=order.version + 1)
             return self.orders[reference]

@@ -88,6 +88,10 @@ class GuardedChange:
         before = replace(self.template, **self.requires)
         return before, replace(before, **self.sets)
 
+    def met_by(self, order: Order) -> bool:
+        """Whether the order has every value the change requires (the store checks it as a condition)."""
+        return all(getattr(order, field) == value for field, value in self.requires.items())
+
     def applied_to(self, order: Order) -> Outcome:
         """What the change makes of an order that meets `requires` (the fake store's write)."""
         seen = order.processed_events | {self.entry.stripe_event_id or ""}

@@ -61,17 +61,13 @@ def unpaid_orders(draw):
     return order
 
 
-def meets(order, change) -> bool:
-    return all(getattr(order, field) == value for field, value in change.requires.items())
-
-
 @settings(max_examples=200, deadline=None)
 @given(unpaid_orders(), st.sampled_from(["pi_1", None]))
 def test_the_one_write_payment_is_the_general_rule_for_every_order_it_accepts(order, intent):
     source, later = Source("stripe", "evt_1"), NOW + timedelta(minutes=5)
     change = pay_as_expected(PRICE, intent, source, later)
     general = accept_payment(order, PRICE, intent, source, later)
-    if not meets(order, change):
+    if not change.met_by(order):
         assert order.refunded_pence or order.dispute_status  # the only unpaid orders it turns away
         return
     assert change.applied_to(order) == general
@@ -84,7 +80,7 @@ def test_the_store_writes_for_the_one_write_payment_what_a_save_of_the_general_r
     take the stored item of a real order to the item the general path stores."""
     source = Source("stripe", "evt_1")
     change = pay_as_expected(PRICE, intent, source, NOW)
-    if not meets(order, change):
+    if not change.met_by(order):
         return
     written = guarded_attributes(change, RETENTION)
     stored = {**item_values(order, RETENTION), **written}

@@ -29,14 +29,14 @@ STRIPE = Source("stripe", "evt_1")
 PAID = Money(895, "gbp")
 
 
+def placed(reference: str):
+    """A paid order as placed: awaiting payment, no checkout session yet."""
+    eligibility = Eligibility(PAID, EligibilityReason.STANDARD_PRICE)
+    return place_order(reference, "cert", eligibility, parse_delivery_details(delivery_form()), NOW).order
+
+
 def awaiting():
-    order = place_order(
-        "TK-AAAAA-BBBBB",
-        "cert",
-        Eligibility(PAID, EligibilityReason.STANDARD_PRICE),
-        parse_delivery_details(delivery_form()),
-        NOW,
-    ).order
+    order = placed("TK-AAAAA-BBBBB")
     return open_checkout(order, "cs_1", "https://pay/cs_1", NOW + timedelta(hours=1), 1, NOW).order
 
 
@@ -158,13 +158,7 @@ def test_money_state_from_stripes_figures():
 
 
 def test_an_order_with_no_session_is_abandoned_but_one_with_a_session_is_kept():
-    bare = place_order(
-        "TK-AAAAA-CCCCC",
-        "cert",
-        Eligibility(PAID, EligibilityReason.STANDARD_PRICE),
-        parse_delivery_details(delivery_form()),
-        NOW,
-    ).order
+    bare = placed("TK-AAAAA-CCCCC")
     assert abandon_checkout(bare, Source("system"), NOW).effects == {Effect.RELEASE_CLAIM}
     assert abandon_checkout(awaiting(), Source("system"), NOW).effects == frozenset()
 
@@ -180,14 +174,7 @@ def test_every_fact_is_logged_with_who_and_which_event():
 
 def test_an_order_that_ended_before_any_money_was_taken_says_so_not_awaiting():
     expired = expire_checkout(awaiting(), "cs_1", Source("stripe", "evt_2"), NOW).order
-    bare = place_order(
-        "TK-AAAAA-DDDDD",
-        "cert",
-        Eligibility(PAID, EligibilityReason.STANDARD_PRICE),
-        parse_delivery_details(delivery_form()),
-        NOW,
-    ).order
-    abandoned = abandon_checkout(bare, Source("system"), NOW).order
+    abandoned = abandon_checkout(placed("TK-AAAAA-DDDDD"), Source("system"), NOW).order
     for ended in (expired, abandoned):
         assert ended.payment is PaymentState.NOT_TAKEN and not ended.awaits_payment
     honoured = accept_payment(expired, PAID, "pi_1", Source("stripe", "evt_3"), NOW).order
