@@ -105,6 +105,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
 
 def _dynamodb_adapters(settings: Settings) -> dict:
     from .adapters.dynamodb import build_models
+    from .adapters.dynamodb_attempts import DynamoAttempts
     from .adapters.dynamodb_finance import FinanceOrders
     from .adapters.dynamodb_fulfilments import FulfilmentQueries
     from .adapters.dynamodb_orders import DynamoOrders
@@ -113,6 +114,7 @@ def _dynamodb_adapters(settings: Settings) -> dict:
     models = build_models(tables_for(settings))
     return {
         "register": DynamoRegister(models),
+        "attempts": DynamoAttempts(models.attempts, models.connection),
         "orders": DynamoOrders(models, timedelta(days=settings.retention_days)),
         "fulfilments": FulfilmentQueries(models, settings.product_code),
         "finance_orders": FinanceOrders(models),

@@ -6,7 +6,7 @@ contract suite runs against both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Iterable, Iterator, Protocol
 
@@ -18,13 +18,13 @@ from .domain.changes import Effect, GuardedChange
 from .domain.payments import MoneyView
 from .domain.reconciliation import Finding, LedgerEntry, OrderFacts, Payout, Period
 from .domain.register import RegisterEntry
+from .domain.throttle import Reservation
 
 
 @dataclass(frozen=True)
 class CertificateLookup:
     entry: RegisterEntry | None
     kits_claimed: int
-    failures: dict[str, int] = field(default_factory=dict)  # attempt counter key -> failures
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,8 @@ class PaymentEvent:
 
 
 class Register(Protocol):
-    def find(self, reference_key: str, attempt_keys: tuple[str, ...] = ()) -> CertificateLookup:
-        """The entry, how many kits it has claimed and the named attempt counters, in one round trip."""
-
-    def record_failures(self, increments: list[tuple[str, datetime]]) -> None:
-        """Add one to each counter (creating it), with its expiry; one round trip."""
-
-    def sweep_attempts(self, now: datetime) -> int:
-        """Delete expired counters; returns how many."""
+    def find(self, reference_key: str) -> CertificateLookup:
+        """The entry and how many kits it has claimed, in one round trip."""
 
     def save_all(self, entries: Iterable[RegisterEntry]) -> int:
         """Write entries in batches; returns how many were written."""
@@ -65,6 +59,19 @@ class Register(Protocol):
 
     def delete_all(self, reference_keys: Iterable[str]) -> int:
         """Delete entries in batches; returns how many."""
+
+
+class Attempts(Protocol):
+    """The certificate check's attempt counters (chalicelib.domain.throttle)."""
+
+    def reserve(self, reservation: Reservation) -> bool:
+        """In one round trip, all or nothing: add one to each of the reservation's places (creating
+        it, with its expiry) if each is under its limit and each check's counter is under its own.
+        False, and nothing changed, if any is at its limit (or another attempt on the same counter
+        is being written at that instant)."""
+
+    def sweep(self, now: datetime) -> int:
+        """Delete counters past their expiry; returns how many."""
 
 
 class Orders(Protocol):

@@ -109,6 +109,7 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         InMemoryFinanceOrders,
         FakePayments,
         InMemoryApiKeys,
+        InMemoryAttempts,
         InMemoryFulfilmentQueue,
         InMemoryFulfilments,
         InMemoryOrders,
@@ -123,6 +124,7 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
     return Dependencies(
         settings=settings,
         register=InMemoryRegister(claims),
+        attempts=InMemoryAttempts(),
         orders=orders,
         payments=FakePayments(),
         fulfilment_queue=InMemoryFulfilmentQueue(),

@@ -32,11 +32,9 @@ class InMemoryRegister:
     def __init__(self, claims: dict[str, int] | None = None):
         self.entries = {}
         self.claims = claims if claims is not None else {}
-        self.attempts: dict[str, tuple[int, datetime]] = {}
 
-    def find(self, reference_key, attempt_keys=()):
-        failures = {key: self.attempts.get(key, (0, None))[0] for key in attempt_keys}
-        return CertificateLookup(self.entries.get(reference_key), self.claims.get(reference_key, 0), failures)
+    def find(self, reference_key):
+        return CertificateLookup(self.entries.get(reference_key), self.claims.get(reference_key, 0))
 
     def all_keys(self):
         return iter(list(self.entries))
@@ -47,22 +45,39 @@ class InMemoryRegister:
             deleted += self.entries.pop(key, None) is not None
         return deleted
 
-    def record_failures(self, increments):
-        for key, expires in increments:
-            self.attempts[key] = (self.attempts.get(key, (0, expires))[0] + 1, expires)
-
-    def sweep_attempts(self, now):
-        expired = [key for key, (_, expires) in self.attempts.items() if expires < now]
-        for key in expired:
-            del self.attempts[key]
-        return len(expired)
-
     def save_all(self, entries):
         written = 0
         for entry in entries:
             self.entries[entry.reference_key] = entry
             written += 1
         return written
+
+
+class InMemoryAttempts:
+    """Counters as DynamoAttempts keeps them: key -> (reserved, expiry); a reservation is all or
+    nothing, under one lock, as one transaction is."""
+
+    def __init__(self):
+        self.counters: dict[str, tuple[int, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, reservation):
+        with self._lock:
+            count = lambda key: self.counters.get(key, (0, None))[0]  # noqa: E731
+            if any(count(p.key) >= p.limit for p in reservation.places) or any(
+                count(c.key) >= c.limit for c in reservation.checks
+            ):
+                return False
+            for place in reservation.places:
+                self.counters[place.key] = (count(place.key) + 1, place.expires)
+            return True
+
+    def sweep(self, now):
+        with self._lock:
+            expired = [key for key, (_, expires) in self.counters.items() if expires < now]
+            for key in expired:
+                del self.counters[key]
+            return len(expired)
 
 
 class InMemoryOrders:

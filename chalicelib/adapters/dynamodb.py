@@ -239,10 +239,10 @@ class ClaimFields(Model):
 
 
 class AttemptFields(Model):
-    """A certificate check's attempt counter."""
+    """A certificate check's attempt counter: attempts reserved (chalicelib.domain.throttle)."""
 
     attempt_key = UnicodeAttribute(hash_key=True)
-    failures = NumberAttribute(default=0)
+    reserved = NumberAttribute(default=0)
     expires_at = NumberAttribute()  # epoch seconds: the table's TTL attribute
     sweep_group = UnicodeAttribute(default=SWEEP_GROUP)
     expiry_index = ExpiryIndex()

@@ -1,17 +1,17 @@
-"""The holder register in DynamoDB, keyed by HMAC of the certificate reference, with the
-certificate check's attempt counters beside it."""
+"""The holder register in DynamoDB, keyed by HMAC of the certificate reference (the certificate
+check's attempt counters are dynamodb_attempts.py's)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Iterable, Iterator
 
 from pynamodb.models import Model
-from pynamodb.transactions import TransactGet, TransactWrite
+from pynamodb.transactions import TransactGet
 
 from ..domain.register import CertificateStatus, RegisterEntry
 from ..ports import CertificateLookup
-from .dynamodb import SWEEP_GROUP, Models, RegisterFields
+from .dynamodb import Models, RegisterFields
 
 
 class DynamoRegister:
@@ -20,43 +20,13 @@ class DynamoRegister:
     def __init__(self, models: Models):
         self._models = models
 
-    def find(self, reference_key: str, attempt_keys: tuple[str, ...] = ()) -> CertificateLookup:
-        """One TransactGetItems request reads the entry, its claim and the attempt counters."""
-        register, claims, attempts = self._models.register, self._models.claims, self._models.attempts
+    def find(self, reference_key: str) -> CertificateLookup:
+        """One TransactGetItems request reads the entry and its claim."""
+        register, claims = self._models.register, self._models.claims
         with TransactGet(connection=self._models.connection) as transaction:
             entry_future = transaction.get(register, reference_key)
             claim_future = transaction.get(claims, reference_key)
-            counter_futures = {key: transaction.get(attempts, key) for key in attempt_keys}
-        failures = {key: _failures(future, attempts) for key, future in counter_futures.items()}
-        return CertificateLookup(_entry_or_none(entry_future, register), _kits_claimed(claim_future, claims), failures)
-
-    def record_failures(self, increments: list[tuple[str, datetime]]) -> None:
-        """One TransactWriteItems: each counter gains one, atomically (no read-then-write race)."""
-        attempts = self._models.attempts
-        with TransactWrite(connection=self._models.connection) as transaction:
-            for key, expires in increments:
-                transaction.update(
-                    attempts(key),
-                    actions=[
-                        attempts.failures.add(1),
-                        attempts.expires_at.set(int(expires.timestamp())),
-                        attempts.sweep_group.set(SWEEP_GROUP),
-                    ],
-                )
-
-    def sweep_attempts(self, now: datetime) -> int:
-        """Delete counters past their expiry, found on the expiry index (never a scan)."""
-        attempts = self._models.attempts
-        expired = [
-            r.attempt_key
-            for r in attempts.expiry_index.query(
-                SWEEP_GROUP, range_key_condition=attempts.expires_at < int(now.timestamp())
-            )
-        ]
-        with attempts.batch_write() as batch:
-            for key in expired:
-                batch.delete(attempts(key))
-        return len(expired)
+        return CertificateLookup(_entry_or_none(entry_future, register), _kits_claimed(claim_future, claims))
 
     def save_all(self, entries: Iterable[RegisterEntry]) -> int:
         """BatchWriteItem, 25 items a request (PynamoDB chunks and retries unprocessed items)."""
@@ -103,13 +73,6 @@ def _entry_or_none(future, model: type[Model]) -> RegisterEntry | None:
         expires_on=date.fromisoformat(record.expires_on),
         free_kit=bool(record.free_kit),
     )
-
-
-def _failures(future, model: type[Model]) -> int:
-    try:
-        return int(future.get().failures or 0)
-    except model.DoesNotExist:
-        return 0
 
 
 def _kits_claimed(future, model: type[Model]) -> int:

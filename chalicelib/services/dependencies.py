@@ -9,6 +9,7 @@ from typing import Callable
 from ..domain.register import RegisterKeys
 from ..ports import (
     ApiKeys,
+    Attempts,
     EmailRenderer,
     Exports,
     FinanceOrders,
@@ -29,6 +30,7 @@ from ..settings import Settings
 class Dependencies:
     settings: Settings
     register: Register
+    attempts: Attempts  # the certificate check's attempt counters
     orders: Orders
     payments: Payments
     fulfilment_queue: FulfilmentQueue

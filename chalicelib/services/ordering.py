@@ -31,7 +31,7 @@ from ..domain.references import (
     normalise_order_reference,
     parse_postcode,
 )
-from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, Counters
+from ..domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS, UNKNOWN_ADDRESS, Counters, address_key, reservation
 from .dependencies import Dependencies
 from .changes import apply_change, carry_out, save
 
@@ -54,42 +54,39 @@ class PlacedOrder:
 
 
 def check_certificate(
-    raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str = "unknown"
+    raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str = UNKNOWN_ADDRESS
 ) -> CheckedCertificate:
-    """One keyed lookup (the entry, its claim and the attempt counters, in one request) and one
-    constant-time compare, whatever the outcome. Every refusal, a lockout included, is the same
-    refusal; each is counted (one request) and published as a metric, with no personal data."""
+    """Two requests, whatever the outcome: the attempt's reservation, then the keyed lookup (the
+    entry and its claim), then one constant-time compare. The reservation comes first and decides
+    whether the attempt is evaluated at all: one at a limit (locked) is not, yet makes the same
+    lookup and gets the same refusal as any other. Each refusal is published as a metric, with no
+    personal data."""
     reference, postcode = _parse_certificate_form(raw_reference, raw_postcode, deps)
     keys, now = deps.keys, deps.clock()
     reference_key = keys.reference_key(reference)
-    counters = (
+    subjects = (
         Counters(f"ref:{reference_key}", REFERENCE_LIMITS),
-        Counters(f"ip:{keys.reference_key('ip:' + client_address)}", ADDRESS_LIMITS),
+        Counters(f"ip:{keys.reference_key('ip:' + address_key(client_address))}", ADDRESS_LIMITS),
     )
-    lookup = deps.register.find(reference_key, tuple(k for c in counters for k in c.keys(now)))
-    locked = any(counter.locked(lookup.failures, now) for counter in counters)
+    evaluated = deps.attempts.reserve(reservation(subjects, now))
+    lookup = deps.register.find(reference_key)
+    postcode_mac = keys.postcode_mac(reference, postcode)
     try:
-        eligibility = decide_eligibility(
-            lookup.entry,
-            keys.postcode_mac(reference, postcode),
-            lookup.kits_claimed,
-            postcode,
-            now.date(),
-            deps.settings.campaign,
-        )
-        if locked:
+        if not evaluated:
             raise CertificateNotAccepted()
+        eligibility = decide_eligibility(
+            lookup.entry, postcode_mac, lookup.kits_claimed, postcode, now.date(), deps.settings.campaign
+        )
     except CertificateNotAccepted:
-        deps.register.record_failures([item for counter in counters for item in counter.to_increment(now)])
-        deps.metrics.report({"CertificateCheckRefusals": 1, "CertificateCheckLockouts": int(locked)})
-        log.info("certificate check refused%s", " (locked)" if locked else "")
+        deps.metrics.report({"CertificateCheckRefusals": 1, "CertificateCheckLockouts": int(not evaluated)})
+        log.info("certificate check refused%s", "" if evaluated else " (locked)")
         raise
     return CheckedCertificate(reference_key, eligibility.price, eligibility.reason.value)
 
 
 def sweep_expired_attempts(deps: Dependencies) -> int:
     """Scheduled: attempt counters past their expiry go (DynamoDB's TTL is late, moto's absent)."""
-    return deps.register.sweep_attempts(deps.clock())
+    return deps.attempts.sweep(deps.clock())
 
 
 def _parse_certificate_form(raw_reference: str, raw_postcode: str, deps: Dependencies) -> tuple[str, Postcode]:

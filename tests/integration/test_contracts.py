@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from chalicelib.adapters.dynamodb import build_models
+from chalicelib.adapters.dynamodb_attempts import DynamoAttempts
 from chalicelib.adapters.dynamodb_register import DynamoRegister
 from chalicelib.adapters.dynamodb_fulfilments import FulfilmentQueries
 from chalicelib.adapters.dynamodb_orders import DynamoOrders
@@ -37,8 +38,16 @@ from chalicelib.domain.lifecycle import (
 from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState
 from chalicelib.domain.credentials import Scope, issue_key, read_token
 from chalicelib.domain.register import CertificateStatus, RegisterEntry
+from chalicelib.domain.throttle import Check, Place, Reservation
 from tests.builders import NOW, days_from_now, delivery_form
-from tests.fakes import InMemoryApiKeys, InMemoryFulfilmentQueue, InMemoryFulfilments, InMemoryOrders, InMemoryRegister
+from tests.fakes import (
+    InMemoryApiKeys,
+    InMemoryAttempts,
+    InMemoryFulfilmentQueue,
+    InMemoryFulfilments,
+    InMemoryOrders,
+    InMemoryRegister,
+)
 
 LEASE = timedelta(minutes=10)
 
@@ -115,21 +124,55 @@ class TestRegisterContract:
         assert register.save_all(entry(f"k{i}") for i in range(60)) == 60
         assert register.find("k59").entry is not None
 
-    def test_attempt_counters_add_up_are_read_with_the_entry_and_are_swept(self, stores):
-        register, _ = stores
-        register.save_all([entry("k1")])
-        register.record_failures([("a:1", NOW + timedelta(minutes=30)), ("a:day", NOW + timedelta(days=1))])
-        register.record_failures([("a:1", NOW + timedelta(minutes=30))])
-        found = register.find("k1", ("a:1", "a:day", "a:none"))
-        assert found.entry is not None and found.failures == {"a:1": 2, "a:day": 1, "a:none": 0}
-        assert register.sweep_attempts(NOW + timedelta(hours=1)) == 1
-        assert register.find("k1", ("a:1", "a:day")).failures == {"a:1": 0, "a:day": 1}
-
     def test_claims_made_by_orders_are_seen_by_the_register(self, stores):
         register, orders = stores
         register.save_all([entry("k1")])
         orders.create_claiming_certificate(an_order(), 1)
         assert register.find("k1").kits_claimed == 1
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def attempts(request):
+    if request.param == "fake":
+        return InMemoryAttempts()
+    models = build_models(tables_for(request.getfixturevalue("settings")))
+    return DynamoAttempts(models.attempts, models.connection)
+
+
+def places(*specs: tuple[str, int], expires=NOW + timedelta(minutes=30)) -> tuple[Place, ...]:
+    return tuple(Place(key, limit, expires) for key, limit in specs)
+
+
+class TestAttemptsContract:
+    def test_a_reservation_takes_a_place_in_each_counter_up_to_its_limit(self, attempts):
+        granted = [attempts.reserve(Reservation(places(("a:w", 3), ("a:d", 10)), ())) for _ in range(5)]
+        assert granted == [True, True, True, False, False]
+        # a:d took three places, not five: a refused reservation added nothing anywhere
+        assert [attempts.reserve(Reservation(places(("a:d", 4)), ())) for _ in range(2)] == [True, False]
+
+    def test_a_reservation_is_all_or_nothing(self, attempts):
+        assert attempts.reserve(Reservation(places(("full", 1)), ()))
+        assert not attempts.reserve(Reservation(places(("other", 5), ("full", 1)), ()))
+        assert [attempts.reserve(Reservation(places(("other", 1)), ())) for _ in range(2)] == [True, False]
+
+    def test_a_check_refuses_while_its_counter_is_at_its_limit_and_passes_when_absent(self, attempts):
+        assert attempts.reserve(Reservation(places(("w1", 2)), (Check("w0", 2),)))
+        assert attempts.reserve(Reservation(places(("w1", 2)), ()))
+        assert not attempts.reserve(Reservation(places(("w2", 2)), (Check("w1", 2),)))
+        assert attempts.reserve(Reservation(places(("w2", 2)), (Check("w1", 3),)))
+
+    def test_simultaneous_reservations_get_at_most_the_limit(self, attempts):
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            granted = list(pool.map(lambda _: attempts.reserve(Reservation(places(("hot", 5)), ())), range(24)))
+        assert granted.count(True) == 5
+
+    def test_counters_past_their_expiry_are_swept(self, attempts):
+        attempts.reserve(Reservation(places(("soon", 5)) + places(("later", 5), expires=NOW + timedelta(days=2)), ()))
+        assert attempts.sweep(NOW + timedelta(hours=1)) == 1
+        assert attempts.sweep(NOW + timedelta(hours=1)) == 0
+        # the swept counter starts again from nothing; the other still holds its one
+        assert attempts.reserve(Reservation(places(("soon", 1)), ()))
+        assert not attempts.reserve(Reservation(places(("later", 1)), ()))
 
 
 class TestOrdersContract:

@@ -3,18 +3,24 @@ Stripe emulator's request log (Stripe)."""
 
 from __future__ import annotations
 
+from chalicelib.domain.throttle import REFERENCE_LIMITS
 from tests.builders import delivery_form, load_register, register_row
 from tests.conftest import TEST_SECRETS
 from tests.journeys.browser import Browser, deliver_webhook
 
 
-def test_certificate_check_costs_at_most_two_dynamodb_requests(client, deps, aws_requests):
+def test_certificate_check_costs_two_dynamodb_requests_passed_refused_or_locked(client, deps, aws_requests):
+    """The attempt's reservation, then the lookup: the same two on every path."""
     load_register(deps, register_row("FA/1001", "SW1A 2AA"))
-    for reference in ("FA/1001", "FA/9999"):  # a pass and a refusal
+    visitor = Browser(client)
+    attempts = [("FA/1001", "SW1A 2AA"), ("FA/9999", "SW1A 2AA")]  # a pass and a refusal
+    attempts += [("FA/1001", "SW1A 1AA")] * REFERENCE_LIMITS.per_window + [("FA/1001", "SW1A 2AA")]  # then locked
+    statuses = []
+    for reference, postcode in attempts:
         aws_requests.reset()
-        Browser(client).post("/order/certificate", {"reference": reference, "postcode": "SW1A 2AA"})
-        assert 1 <= aws_requests.total("dynamodb") <= 2, aws_requests.calls
-        assert aws_requests.total() == aws_requests.total("dynamodb")
+        statuses.append(visitor.post("/order/certificate", {"reference": reference, "postcode": postcode}).status_code)
+        assert aws_requests.calls == {("dynamodb", "TransactWriteItems"): 1, ("dynamodb", "TransactGetItems"): 1}
+    assert statuses[0] == 303 and set(statuses[1:]) == {400}  # the last, the right answer, locked
 
 
 def test_confirming_a_paid_order_costs_two_dynamodb_requests_and_one_stripe_call(

@@ -25,11 +25,13 @@ class Browser:
     def get(self, path: str):
         return self._remember(self.client.http.get(path, headers=self._headers({})))
 
-    def post(self, path: str, fields: dict[str, str]):
+    def post(self, path: str, fields: dict[str, str], headers: dict[str, str] | None = None):
         if self.csrf is None:  # as a person would: open the form before sending it
             self.get(path)
         body = urlencode({**fields, "csrf_token": self.csrf or ""})
-        return self._remember(self.client.http.post(path, headers=self._headers(FORM), body=body))
+        return self._remember(
+            self.client.http.post(path, headers=self._headers({**FORM, **(headers or {})}), body=body)
+        )
 
     def _headers(self, headers: dict[str, str]) -> dict[str, str]:
         return {**headers, "Cookie": self.cookie} if self.cookie else dict(headers)

@@ -6,10 +6,12 @@ import json
 import logging
 import re
 
+import boto3
 import pytest
 
 from chalicelib.adapters.stripe_payments import StripePayments, stripe_client
 from chalicelib.domain.orders import OrderState
+from chalicelib.domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS
 from chalicelib.settings import Settings, SettingsError
 from tests.builders import delivery_form, load_register, register_row
 from tests.conftest import free_port
@@ -143,14 +145,37 @@ def test_a_form_with_absurdly_many_fields_is_refused_cleanly(client, holder):
     assert response.status_code == 413
 
 
-def test_the_sixth_attempt_is_locked_and_indistinguishable_from_any_refusal(client, holder, capsys):
-    visitor = Browser(client)
-    wrong = [visitor.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 1AA"}) for _ in range(5)]
+def test_the_attempt_past_the_limit_is_locked_and_indistinguishable_from_any_refusal(client, holder, capsys):
+    visitor, limit = Browser(client), REFERENCE_LIMITS.per_window
+    wrong = [visitor.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 1AA"}) for _ in range(limit)]
     locked = visitor.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"})
     assert locked.status_code == wrong[0].status_code == 400
     normalise = lambda r: r.body.decode().replace("SW1A 2AA", "PC").replace("SW1A 1AA", "PC")  # noqa: E731
     assert normalise(locked) == normalise(wrong[0])
     assert sorted(locked.headers.items()) == sorted(wrong[0].headers.items())
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert [m["CertificateCheckLockouts"] for m in metrics] == [0, 0, 0, 0, 0, 1]
+    assert [m["CertificateCheckLockouts"] for m in metrics] == [0] * limit + [1]
     assert all(m["CertificateCheckRefusals"] == 1 for m in metrics)
+
+
+def test_a_forged_x_forwarded_for_changes_nothing_the_address_is_the_gateways(client, deps):
+    """The address counted is API Gateway's requestContext.identity.sourceIp (the test client's is
+    127.0.0.1): a new X-Forwarded-For on every attempt neither escapes the address's lock nor
+    charges the address it names."""
+    limit = ADDRESS_LIMITS.per_window
+    load_register(deps, *[register_row(f"FA/4{i:03d}", "SW1A 2AA") for i in range(limit + 1)])
+    visitor = Browser(client)
+    for i in range(limit):
+        forged = {"X-Forwarded-For": f"203.0.113.{i}", "X-Real-Ip": f"198.51.100.{i}"}
+        visitor.post("/order/certificate", {"reference": f"FA/4{i:03d}", "postcode": "SW1A 1AA"}, forged)
+    right = {"reference": f"FA/4{limit:03d}", "postcode": "SW1A 2AA"}
+    assert visitor.post("/order/certificate", right, {"X-Forwarded-For": "192.0.2.200"}).status_code == 400
+    charged = {key.split(":")[1] for key in attempt_counters(deps.settings) if key.startswith("ip:")}
+    assert charged == {deps.keys.reference_key("ip:127.0.0.1")}
+
+
+def attempt_counters(settings) -> dict[str, int]:
+    """The attempts table as stored: counter key -> attempts reserved."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    items = dynamodb.scan(TableName=settings.attempts_table, ConsistentRead=True)["Items"]
+    return {item["attempt_key"]["S"]: int(item["reserved"]["N"]) for item in items}
