@@ -21,14 +21,21 @@ import pytest
 from chalicelib import services
 from chalicelib.domain.credentials import Scope
 from chalicelib.domain.delivery import parse_delivery_details
-from chalicelib.domain.errors import CertificateAlreadyClaimed, FulfilmentConflict, OrderNotFound
+from chalicelib.domain.errors import (
+    CertificateAlreadyClaimed,
+    CertificateNotAccepted,
+    FulfilmentConflict,
+    OrderNotFound,
+)
 from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState
-from chalicelib.domain.references import new_order_reference
+from chalicelib.domain.references import new_order_reference, normalise_certificate_reference
+from chalicelib.domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS
 from chalicelib.services.credentials import create_api_key
 from chalicelib.services.manufacturer import cancellations, dispatch_fulfilment
 from devstack.stripe_emulator import sign_webhook_payload
 from tests.builders import delivery_form, load_register, register_row
 from tests.journeys.test_email import sent
+from tests.journeys.test_journey_edges import attempt_counters
 from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order
 from tests.journeys.test_order_journey import queued_messages
 from tests.journeys.test_payment_events import SECRET, checkout, deliver, events, paid_order, stripe_sessions
@@ -236,3 +243,71 @@ def test_ten_simultaneous_deliveries_of_one_paid_event_pay_the_order_once(client
         assert changes(order, "released") == ["released to the manufacturer"]
         assert [m["order_reference"] for m in queued_messages(settings)] == [reference]
         assert [m["subject"] for m in sent(settings)].count(f"Your property-marking kit order {reference}") == 1
+
+
+GUESSING = 60  # as observed: 59 wrong postcodes and the right one, sent at once
+
+
+def check_outcomes(outcomes: list, capsys) -> tuple[int, int, int]:
+    """(passed, refused, refused unevaluated) of a burst of certificate checks, from what the
+    holders got and the metric each refusal published."""
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    refusals = [m for m in metrics if m.get("CertificateCheckRefusals")]
+    passed = [o for o in outcomes if isinstance(o, services.CheckedCertificate)]
+    refused = [o for o in outcomes if isinstance(o, CertificateNotAccepted)]
+    assert len(passed) + len(refused) == len(outcomes) and len(refusals) == len(refused)
+    return len(passed), len(refused), sum(m["CertificateCheckLockouts"] for m in refusals)
+
+
+def test_sixty_simultaneous_guesses_at_one_certificate_evaluate_only_the_limit(client, deps, settings, capsys):
+    """59 wrong postcodes and the right one at once, each from its own address: exactly the
+    certificate's limit are evaluated (the rest refused unevaluated, the right one among them
+    unless it was one of the few), the counter stops at the limit, and afterwards the right
+    answer is refused: the certificate is locked."""
+    limit = REFERENCE_LIMITS.per_window
+    load_register(deps, *[register_row(f"FA/500{n}", "SW1A 2AA") for n in range(ROUNDS)])
+    for number in range(ROUNDS):
+        reference = f"FA/500{number}"
+        guesses = [f"SW1A {n % 9 + 1}{'ABDEFGHJL'[n // 9]}{'NPQRSTUWX'[n % 9]}" for n in range(GUESSING - 1)]
+        postcodes = [*guesses[: GUESSING // 2], "SW1A 2AA", *guesses[GUESSING // 2 :]]
+        addresses = [f"198.51.{number}.{n}" for n in range(GUESSING)]
+        calls = [
+            partial(services.check_certificate, reference, p, deps, a)
+            for p, a in zip(postcodes, addresses, strict=True)
+        ]
+        capsys.readouterr()  # only this burst's metrics
+        outcomes = at_once(*calls)
+
+        passed, refused, unevaluated = check_outcomes(outcomes, capsys)
+        assert GUESSING - unevaluated == limit  # evaluated
+        assert passed <= 1 and refused == GUESSING - passed
+        right = outcomes[GUESSING // 2]
+        assert isinstance(right, CertificateNotAccepted) or passed == 1
+        window = deps.keys.reference_key(normalise_certificate_reference(reference, deps.settings.reference_rules))
+        assert sorted(v for k, v in attempt_counters(settings).items() if k.startswith(f"ref:{window}:")) == [
+            limit,
+            limit,
+        ]
+        with pytest.raises(CertificateNotAccepted):
+            services.check_certificate(reference, "SW1A 2AA", deps, "192.0.2.1")  # locked: the right answer refused
+
+
+def test_a_burst_from_one_ipv6_64_across_certificates_evaluates_only_the_address_limit(client, deps, capsys):
+    """Sixty right answers at once, each for its own certificate, from sixty addresses of one IPv6
+    /64: the address's limit pass, the rest are refused unevaluated; afterwards that /64 is locked
+    and a neighbouring /64 is not. One round: which attempts win does not matter, only how many."""
+    limit = ADDRESS_LIMITS.per_window
+    references = [f"FA/6{n:03d}" for n in range(GUESSING + 1)]
+    load_register(deps, *[register_row(r, "SW1A 2AA") for r in references])
+    calls = [
+        partial(services.check_certificate, r, "SW1A 2AA", deps, f"2001:db8:0:1:{n + 1:x}::1")
+        for n, r in enumerate(references[:-1])
+    ]
+    capsys.readouterr()
+    outcomes = at_once(*calls)
+
+    passed, refused, unevaluated = check_outcomes(outcomes, capsys)
+    assert (passed, refused, unevaluated) == (limit, GUESSING - limit, GUESSING - limit)
+    with pytest.raises(CertificateNotAccepted):
+        services.check_certificate(references[-1], "SW1A 2AA", deps, "2001:db8:0:1:ffff::1")
+    assert services.check_certificate(references[-1], "SW1A 2AA", deps, "2001:db8:0:2::1")
