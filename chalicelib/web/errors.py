@@ -39,9 +39,11 @@ from .pages import redirect, render
 
 log = logging.getLogger("tracekit")
 
+# Every refusal of a certificate check, a lockout included, says exactly this (docs/security.md).
 NOT_MATCHED = (
     "We could not match that certificate reference and postcode to a current certificate "
-    "that can order a kit. Check both are as shown on your certificate."
+    "that can order a kit. Check both are as shown on your certificate. If they are, try again "
+    "tomorrow or contact the Firearms Enquiry Team."
 )
 NO_SUCH_ORDER = "We could not find an order with that reference and delivery postcode. Check both and try again."
 
