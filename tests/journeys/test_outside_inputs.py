@@ -5,7 +5,9 @@ text-direction characters, and what the operator's CLI prints of stored text."""
 from __future__ import annotations
 
 import json
+import threading
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -16,6 +18,7 @@ from tests.journeys.browser import signed_now
 from chalicelib.domain.credentials import Scope
 from chalicelib.services.credentials import create_api_key
 from tests.builders import load_register, register_row
+from tests.conftest import TEST_SECRETS
 from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order
 from tests.journeys.test_payment_events import SECRET, events, paid_order
 
@@ -148,3 +151,58 @@ def test_order_show_prints_stored_text_with_its_control_characters_escaped(
     assert "box crushed\\n  2026-12-01T09:00:00Z  operator:mallory" in shown and "\\u202e" in shown
     assert not any(line.lstrip().startswith("2026-12-01T09:00:00Z  operator:mallory") for line in shown.splitlines())
     assert "\u202e" not in shown
+
+
+@pytest.mark.parametrize("reasons", ["the same", "each its own"])
+def test_five_concurrent_refunds_give_one_refund_and_every_other_run_one_clear_line(
+    client, holders, stripe_emulator, environment, monkeypatch, reasons
+):
+    """Five operators (or one, five times) at once: 500 of 895 pence can be refunded once only.
+    The same reason is one idempotency key; different reasons are different refunds, of which
+    Stripe refuses those that find the money already gone."""
+    _, order = paid_order(client, holders, stripe_emulator)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    start, outcomes = threading.Barrier(5), []
+
+    def run(number: int) -> None:
+        reason = "box crushed" + ("" if reasons == "the same" else f" ({number})")
+        args = ["refund", order.reference, "--amount", "500", "--reason", reason, "--operator", f"op{number}"]
+        start.wait()
+        try:
+            cli.main(args, prog_name="ops", standalone_mode=False)
+            outcomes.append("refunded")
+        except click.ClickException as exc:
+            outcomes.append(exc.format_message())
+        except Exception as exc:  # noqa: BLE001 - what the operator would have seen as a traceback
+            outcomes.append(f"traceback: {type(exc).__module__}.{type(exc).__name__}")
+
+    threads = [threading.Thread(target=run, args=(number,)) for number in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 5 and not [o for o in outcomes if o.startswith("traceback")], outcomes
+    assert all("\n" not in outcome for outcome in outcomes) and "refunded" in outcomes, outcomes
+    assert [r.amount for r in stripe_refunds(stripe_emulator, order.payment_intent_id)] == [500]
+    assert holders.orders.get(order.reference).refunded_pence == 500
+
+
+def test_a_stripe_error_is_one_line_and_a_failing_exit_status(
+    client, holders, stripe_emulator, environment, monkeypatch
+):
+    _, order = paid_order(client, holders, stripe_emulator)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    stripe_emulator.refund(order.payment_intent_id, order.amount.pence)  # refunded in the dashboard, not yet heard of
+    ran = CliRunner().invoke(cli, ["refund", order.reference, "--amount", "100", "--reason", "late", "--operator", "a"])
+    assert ran.exit_code == 1 and ran.exception is None or isinstance(ran.exception, SystemExit), ran.exception
+    [line] = ran.output.strip().splitlines()
+    assert line.startswith("Error: Stripe refused (InvalidRequestError") and "Traceback" not in ran.output
+
+
+def stripe_refunds(emulator, payment_intent_id: str) -> list:
+    import stripe
+
+    sdk = stripe.StripeClient(TEST_SECRETS["STRIPE_SECRET_KEY"], base_addresses={"api": emulator.base_url})
+    return list(sdk.v1.refunds.list(params={"payment_intent": payment_intent_id}).data)
