@@ -5,6 +5,7 @@ text-direction characters, and what the operator's CLI prints of stored text."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import click
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from chalicelib import safejson
 from devstack.stripe_emulator import sign_webhook_payload
 from ops.cli import main as cli
-from tests.journeys.browser import signed_now
+from tests.journeys.browser import Browser, signed_now
 from chalicelib.domain.credentials import Scope
 from chalicelib.services.credentials import create_api_key
 from tests.builders import load_register, register_row
@@ -206,3 +207,24 @@ def stripe_refunds(emulator, payment_intent_id: str) -> list:
 
     sdk = stripe.StripeClient(TEST_SECRETS["STRIPE_SECRET_KEY"], base_addresses={"api": emulator.base_url})
     return list(sdk.v1.refunds.list(params={"payment_intent": payment_intent_id}).data)
+
+
+MARKER = "Ada-Lovelace-12-Test-Street-SW1A-2AA"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Sec-Fetch-Site": f"cross-site {MARKER}"}, {"Sec-Fetch-Site": MARKER}, {"Origin": f"https://{MARKER}.example"}],
+)
+def test_a_refused_forms_log_says_which_header_did_not_match_never_its_value(client, holders, headers, caplog):
+    browser = Browser(client)
+    browser.get("/order/certificate")
+    with caplog.at_level(logging.INFO):
+        response = client.http.post(
+            "/order/certificate",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": browser.cookie, **headers},
+            body=f"reference=FA2000&postcode=SW1A2AA&csrf_token={browser.csrf}",
+        )
+    assert response.status_code == 403
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "form refused" in logged and MARKER not in logged and MARKER.lower() not in logged.lower()
