@@ -86,7 +86,9 @@ class Journey:
             else CheckedCertificate(checked[0], Money(checked[1], checked[2]), checked[3]),
             delivery=None
             if delivery is None
-            else DeliveryDetails.from_dict({**dict(zip(_TEXT_FIELDS, delivery)), "contact_consent": delivery[-1]}),
+            else DeliveryDetails.from_dict(
+                {**dict(zip(_TEXT_FIELDS, delivery[:-1], strict=True)), "contact_consent": delivery[-1]}
+            ),
             order_reference=order,
             csrf=csrf or "",
         )
