@@ -26,7 +26,7 @@ from .web.errors import json_response as _json
 
 api = Blueprint(__name__)
 MAX_JSON_BYTES = 16 * 1024
-MAX_JSON_DEPTH = 32  # a partner's deepest legitimate body nests 2 levels
+MAX_JSON_DEPTH = 32  # a partner's legitimate bodies nest 1 level
 MAX_FILE_BYTES = 5 * 1024 * 1024  # Lambda answers at most 6 MB
 MEDIA_TYPES = {"csv": CsvReport.media_type, "xlsx": XlsxReport.media_type}
 

@@ -15,8 +15,8 @@ from typing import Any
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # the unrolled loop: linear
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
-# Stripe's events nest about 8 levels (event, data, object, then an expanded object's lists): a
-# signed event deeper than this is refused (400), never parsed.
+# Stripe's events nest about 8 levels (event, data, object, then an expanded object's lists; the
+# emulator's 4 to 7): a signed event deeper than this is refused (400), never parsed.
 STRIPE_EVENT_DEPTH = 64
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 

@@ -21,7 +21,7 @@ from chalicelib.services.credentials import create_api_key
 from tests.builders import load_register, register_row
 from tests.conftest import TEST_SECRETS
 from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order
-from tests.journeys.test_payment_events import SECRET, events, paid_order
+from tests.journeys.test_payment_events import SECRET, paid_order
 
 
 @pytest.fixture
@@ -91,10 +91,13 @@ def test_a_signed_webhook_nested_too_deep_is_refused_with_400_and_changes_nothin
 
 
 def test_stripes_own_events_nest_well_inside_the_webhooks_limit(client, holders, stripe_emulator):
-    """The limit is set from what Stripe sends: every event the emulator sent for a paid order."""
-    paid_order(client, holders, stripe_emulator)
-    sent = [json.dumps(event).encode() for event in events(stripe_emulator, "checkout.session.completed")]
-    assert sent and max(safejson.nesting_depth(body) for body in sent) <= safejson.STRIPE_EVENT_DEPTH // 4
+    """The limit is set from what Stripe sends: every event of a paid, refunded, disputed order."""
+    _, order = paid_order(client, holders, stripe_emulator)
+    stripe_emulator.refund(order.payment_intent_id, 100)
+    stripe_emulator.dispute(order.payment_intent_id)
+    sent = {event["type"]: json.dumps(event).encode() for event in stripe_emulator.events()}
+    assert {"checkout.session.completed", "charge.refunded", "charge.dispute.created"} <= set(sent)
+    assert max(safejson.nesting_depth(body) for body in sent.values()) <= safejson.STRIPE_EVENT_DEPTH // 8
 
 
 FORGED_LINE = "address incomplete\n  2026-12-01T09:00:00Z  operator:alice      refunded in full"
