@@ -15,7 +15,7 @@ from typing import Any
 from chalice import Blueprint, Response
 from chalice.app import AuthResponse
 
-from . import bootstrap
+from . import bootstrap, safejson
 from .domain.errors import InvalidInput
 from .reports import CsvReport, XlsxReport
 from .services import finance
@@ -26,6 +26,7 @@ from .web.errors import json_response as _json
 
 api = Blueprint(__name__)
 MAX_JSON_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 32  # a partner's legitimate bodies nest 1 level
 MAX_FILE_BYTES = 5 * 1024 * 1024  # Lambda answers at most 6 MB
 MEDIA_TYPES = {"csv": CsvReport.media_type, "xlsx": XlsxReport.media_type}
 
@@ -75,7 +76,9 @@ def _body() -> dict:
     if len(raw) > MAX_JSON_BYTES:
         raise InvalidInput({"body": f"the body must be under {MAX_JSON_BYTES} bytes"})
     try:
-        body = json.loads(raw or b"{}")
+        body = safejson.loads(raw or b"{}", MAX_JSON_DEPTH)
+    except safejson.TooDeep:
+        raise InvalidInput({"body": f"the body must not nest deeper than {MAX_JSON_DEPTH} levels"}) from None
     except ValueError:
         raise InvalidInput({"body": "the body must be a JSON object"}) from None
     if not isinstance(body, dict):

@@ -70,7 +70,7 @@ def pages(api: ManufacturerApi, path: str, key: str) -> Iterator[dict]:
         except Unreachable as exc:
             raise click.ClickException(f"GET {path}: {exc}") from None
         if not reply.ok:
-            raise click.ClickException(f"GET {path} answered {reply.status}: {reply.error_text()}")
+            raise click.ClickException(f"GET {path} answered {reply.status}: {shown(reply.error_text())}")
         if not isinstance(reply.body, dict) or not isinstance(reply.body.get(key), list):
             raise click.ClickException(f"GET {path} answered 200 without a {key} list: is --api the tracekit API?")
         yield from reply.body[key]
@@ -101,9 +101,18 @@ def progress(total: int | None, description: str, unit: str, quiet: bool) -> tqd
     return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=quiet)
 
 
+def shown(text: str) -> str:
+    """The text with its control characters escaped: ops.cli.common's one rule (imported when
+    used, as ops.cli imports this module)."""
+    from ops.cli.common import shown as escaped
+
+    return escaped(text)
+
+
 def say(text: str) -> None:
-    """One report line on stdout, printed above any progress bar rather than through it."""
-    tqdm.write(text, file=sys.stdout)
+    """One report line on stdout, printed above any progress bar rather than through it, its
+    control characters escaped (the API's words, and the file's, are printed as they are)."""
+    tqdm.write(shown(text), file=sys.stdout)
 
 
 def utc_today() -> str:
@@ -158,7 +167,7 @@ def poll(connection: Connection, out_dir: Path, no_accept: bool, quiet: bool) ->
             bar.update(1)
     # Written before anything is accepted: an accepted order must already be on disk.
     path = write_orders_csv(out_dir, orders, utc_today())
-    click.echo(f"{path}: {len(orders)} fulfilment orders written")
+    say(f"{path}: {len(orders)} fulfilment orders written")
     if no_accept:
         click.echo("none accepted (--no-accept)")
         return
@@ -222,7 +231,7 @@ def cancellations(connection: Connection, acknowledge: bool) -> None:
             ok, outcome = post_action(api, order_path(fulfilment_id, "acknowledge", "cancellations"))
             failed += not ok
             text += ", acknowledged" if ok else f"; acknowledgement {outcome}"
-        click.echo(text)
+        say(text)
     summary = f"pending cancellations: {len(items)}"
     click.echo(summary + (f", acknowledged: {len(items) - failed}" if acknowledge else ""))
     if failed:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from chalicelib.reports import neutralise
 from ops.manufacturer_http import Unusable
+from ops.private_files import private_file
 
 ORDER_COLUMNS = (
     "fulfilment_id",
@@ -48,21 +49,24 @@ def order_row(order: dict) -> list[str]:
 
 
 def write_orders_csv(out_dir: Path, orders: list[dict], day: str) -> Path:
-    """fulfilment-orders-<day>.csv, or -2, -3... if taken. Created exclusively ('x'), so an
-    earlier file is never overwritten, even by a second poll running at the same moment."""
+    """fulfilment-orders-<day>.csv, or -2, -3... if taken. Never overwrites an earlier file, even
+    one a second poll is writing at the same moment; written mode 0600 and whole or not at all
+    (ops.private_files): it holds names and addresses."""
     stem = f"fulfilment-orders-{day}"
     number = 1
     while True:
         path = out_dir / (f"{stem}.csv" if number == 1 else f"{stem}-{number}.csv")
-        try:
-            # utf-8-sig: the BOM makes spreadsheets read accented names as UTF-8.
-            with path.open("x", newline="", encoding="utf-8-sig") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(ORDER_COLUMNS)
-                writer.writerows(order_row(order) for order in orders)
-            return path
-        except FileExistsError:
-            number += 1
+        if not path.exists():
+            try:
+                # utf-8-sig: the BOM makes spreadsheets read accented names as UTF-8.
+                with private_file(path, "w", overwrite=False, newline="", encoding="utf-8-sig") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(ORDER_COLUMNS)
+                    writer.writerows(order_row(order) for order in orders)
+                return path
+            except FileExistsError:
+                pass
+        number += 1
 
 
 def read_dispatch_rows(path: Path) -> list[tuple[int, dict[str, str]]]:

@@ -10,6 +10,7 @@ import json
 import threading
 from datetime import datetime, timedelta, timezone
 
+from chalicelib import safejson
 from chalicelib.domain.changes import Effect, emails_owed
 from chalicelib.domain.errors import (
     MailUnavailable,
@@ -291,7 +292,7 @@ class FakePayments:
                 or abs(datetime.now().timestamp() - int(parts["t"])) > 300
             ):
                 raise ValueError
-            event = json.loads(payload)
+            event = safejson.loads(payload, safejson.STRIPE_EVENT_DEPTH)
             obj = event["data"]["object"]
             if obj.get("object") == "checkout.session":
                 return _session_event(event["id"], event["type"], obj)

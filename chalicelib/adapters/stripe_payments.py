@@ -3,7 +3,6 @@ only the SDK's own base-address setting differs."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import stripe
 
+from .. import safejson
 from ..domain.errors import InvalidWebhook, PaymentServiceUnavailable
 from ..domain.money import Money
 from ..domain.orders import Order
@@ -122,7 +122,7 @@ class StripePayments:
         try:
             stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature_header, self._webhook_secret)
             _require_recent(signature_header, self._clock())
-            event = json.loads(payload)
+            event = safejson.loads(payload, safejson.STRIPE_EVENT_DEPTH)
         except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError):
             raise InvalidWebhook("signature or body not valid") from None
         return _payment_event(event)

@@ -21,8 +21,14 @@ SCHEMA_VERSION = 1
 # spelled out (JSON Schema's \s is ECMAScript's, Python's differs on U+0085, U+001C-F and U+FEFF).
 SPACES = "\t\n\v\f\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
-_TEXT = re.compile(r"[^\x00-\x1f\x7f]{0,60}")
-_REASON = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f]{0,500}")
+# Refused in every text a partner sends: control characters (Unicode category Cc, tab and line
+# breaks included: a reason with "\n" forged a line in an operator's log) and the controls that
+# turn text around (U+202E made a tracking reference read backwards in the holder's email).
+CONTROLS = "\x00-\x1f\x7f-\x9f"
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_TEXT = re.compile(f"[^{CONTROLS}{BIDI_CONTROLS}]{{0,60}}")
+_REASON = re.compile(f"[^{CONTROLS}{BIDI_CONTROLS}]{{0,500}}")
+_PLAIN = "no control or text-direction characters (tabs and line breaks included)"
 
 
 def _text(raw: object, allowed: re.Pattern[str]) -> str | None:
@@ -146,9 +152,9 @@ def parse_dispatch(fields: dict[str, Any], released_at: datetime | None, now: da
     if not _CODE.fullmatch(kit_code):
         errors["kit_code"] = "kit_code must be 1-40 letters, digits or hyphens"
     if carrier is None:
-        errors["carrier"] = "carrier must be 1-60 printable characters"
+        errors["carrier"] = f"carrier must be 1-60 printable characters, {_PLAIN}"
     if tracking is None:
-        errors["tracking_reference"] = "tracking_reference must be 1-60 printable characters"
+        errors["tracking_reference"] = f"tracking_reference must be 1-60 printable characters, {_PLAIN}"
     dispatched_at = _dispatch_time(fields.get("dispatched_at"), released_at, now, errors)
     if errors or carrier is None or tracking is None or dispatched_at is None:
         raise InvalidInput(errors)
@@ -173,5 +179,5 @@ def _dispatch_time(raw: object, released_at: datetime | None, now: datetime, err
 def parse_reason(raw: object) -> str:
     reason = _text(raw, _REASON)
     if reason is None:
-        raise InvalidInput({"reason": "reason must be 1-500 characters, not only spaces"})
+        raise InvalidInput({"reason": f"reason must be 1-500 characters, not only spaces, {_PLAIN}"})
     return reason

@@ -29,9 +29,11 @@ def check(form_token: str, journey: Journey, key: bytes, headers, app_base_url: 
 
 
 def _check_origin(headers, app_base_url: str) -> None:
+    """Refused with a fixed text naming the header that did not match, never its value: the
+    caller writes the headers, and whatever is in them (personal data too) must not reach a log."""
     site = headers.get("sec-fetch-site")
     if site is not None and site not in _ALLOWED_SITES:
-        raise CrossSiteRequest(f"Sec-Fetch-Site: {site}")
+        raise CrossSiteRequest("Sec-Fetch-Site is neither same-origin nor none")
     origin = headers.get("origin")
     if origin and origin != "null" and _origin(origin) != _origin(app_base_url):
         raise CrossSiteRequest("Origin does not match")

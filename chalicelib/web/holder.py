@@ -23,6 +23,9 @@ FORM = ["application/x-www-form-urlencoded"]
 ACCESSIBILITY_STATEMENT_PREPARED = "29 November 2026"
 CERTIFICATE_FIELDS = ("reference", "postcode")
 STATUS_FIELDS = ("reference", "postcode")
+# Where a page that needs the journey's answers sends a browser that has none (the cookie missing,
+# expired or unreadable): the certificate question, which then says the answers were not kept.
+ANSWERS_LOST = "/order/certificate?answers=lost"
 DELIVERY_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email", "contact_consent")
 
 
@@ -107,7 +110,8 @@ def assets():
 @holder.route("/order/certificate", methods=["GET"])
 @page
 def certificate_question():
-    return form_page("certificate.html", form={}, errors={}, back=back("/"))
+    lost = (holder.current_request.query_params or {}).get("answers") == "lost"
+    return form_page("certificate.html", form={}, errors={}, back=back("/"), answers_lost=lost)
 
 
 @holder.route("/order/certificate", methods=["POST"], content_types=FORM)
@@ -125,7 +129,7 @@ def certificate_answer():
 def delivery_question():
     current = journey()
     if current.checked is None:
-        return redirect("/order/certificate")
+        return redirect(ANSWERS_LOST)
     answers = current.delivery.to_dict() if current.delivery else {}
     return form_page("delivery.html", form=answers, errors={}, back=back("/order/certificate"))
 
@@ -135,7 +139,7 @@ def delivery_question():
 def delivery_answer():
     current = journey()
     if current.checked is None:
-        return redirect("/order/certificate")
+        return redirect(ANSWERS_LOST)
     delivery = parse_delivery_details(form(DELIVERY_FIELDS))
     return redirect("/order/check-answers", cookies().set_cookie(current.with_changes(delivery=delivery)))
 
@@ -145,7 +149,7 @@ def delivery_answer():
 def check_answers():
     current = journey()
     if current.checked is None or current.delivery is None:
-        return redirect("/order/certificate")
+        return redirect(ANSWERS_LOST)
     price = current.checked.price
     return form_page("check_answers.html", journey=current, labels=LABELS, price=price.display(), free=price.is_free)
 
@@ -156,7 +160,7 @@ def confirm_order():
     form(("confirm",))  # nothing to read but the form token, which form() checks
     current = journey()
     if current.checked is None or current.delivery is None or current.order_reference is None:
-        return redirect("/order/certificate")
+        return redirect(ANSWERS_LOST)
     placed = services.confirm_order(current.checked, current.delivery, current.order_reference, deps())
     cookie = cookies().set_cookie(current.with_changes(order_reference=placed.reference))
     return redirect(placed.checkout_url or "/order/confirmation", cookie)

@@ -25,6 +25,8 @@ from ..services import CheckedCertificate
 from ..timeutil import utc_now
 
 COOKIE_NAME = "tk_journey"
+FORMAT = 2  # the cookie's compact form (a list); the earlier form was an object
+_TEXT_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email")
 
 
 @dataclass(frozen=True)
@@ -50,27 +52,50 @@ class Journey:
         return Journey(checked=checked, order_reference=new_order_reference(), csrf=self.csrf)
 
     def to_json(self) -> str:
-        checked = self.checked
+        """The compact form the cookie carries: a list, not an object (no keys), and text as UTF-8,
+        not \\u escapes (which made an emoji 12 bytes, and the cookie too large for a browser to
+        keep). docs/security.md works out the largest cookie every accepted answer can make."""
+        checked, delivery = self.checked, self.delivery
         return json.dumps(
-            {
-                "checked": None
+            [
+                FORMAT,
+                None
                 if checked is None
-                else {
-                    "key": checked.certificate_key,
-                    "pence": checked.price.pence,
-                    "currency": checked.price.currency,
-                    "reason": checked.reason,
-                },
-                "delivery": None if self.delivery is None else self.delivery.to_dict(),
-                "order": self.order_reference,
-                "csrf": self.csrf,
-            },
+                else [checked.certificate_key, checked.price.pence, checked.price.currency, checked.reason],
+                None
+                if delivery is None
+                else [*(getattr(delivery, name) for name in _TEXT_FIELDS), delivery.contact_consent],
+                self.order_reference,
+                self.csrf,
+            ],
+            ensure_ascii=False,
             separators=(",", ":"),
         )
 
     @classmethod
     def from_json(cls, text: str) -> "Journey":
         data = json.loads(text)
+        if isinstance(data, dict):
+            return cls._from_object(data)
+        version, checked, delivery, order, csrf = data
+        if version != FORMAT:
+            raise ValueError("not a journey")
+        return cls(
+            checked=None
+            if checked is None
+            else CheckedCertificate(checked[0], Money(checked[1], checked[2]), checked[3]),
+            delivery=None
+            if delivery is None
+            else DeliveryDetails.from_dict(
+                {**dict(zip(_TEXT_FIELDS, delivery[:-1], strict=True)), "contact_consent": delivery[-1]}
+            ),
+            order_reference=order,
+            csrf=csrf or "",
+        )
+
+    @classmethod
+    def _from_object(cls, data: dict) -> "Journey":
+        """The earlier form (an object with keys), so a journey begun before a deploy carries on."""
         checked = data.get("checked")
         return cls(
             checked=None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from ops.cli.common import is_stripe_error, shown, stripe_error_line
 from ops.cli.finance import finance
 from ops.cli.fulfilment import fulfilment
 from ops.cli.keys import keys
@@ -18,7 +19,24 @@ from ops.cli.register import register
 from ops.manufacturer_client import manufacturer
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group, with one rule for every command's failures: an error from Stripe's SDK
+    that no command answered itself is one clear line (exit status 1), never a traceback, and
+    every error line is printed with its control characters escaped."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = shown(exc.message)
+            raise
+        except Exception as exc:
+            if not is_stripe_error(exc):
+                raise
+            raise click.ClickException(stripe_error_line(exc)) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """tracekit: operator tasks for the property-marking kit campaign."""
 

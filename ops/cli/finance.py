@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ops.cli.common import dependencies
+from ops.cli.common import dependencies, echo
+from ops.private_files import private_file
 
 
 @click.group()
@@ -34,12 +35,16 @@ def finance_export(start: str, end: str, fmt: str, out: Path, quiet: bool) -> No
     except InvalidInput as exc:
         raise click.ClickException("; ".join(exc.errors.values())) from None
     deps = dependencies()
-    partial = out.with_name(out.name + ".part")
     try:
-        with partial.open("wb") as stream, tqdm(unit="row", disable=quiet, file=sys.stderr, desc="Reconciling") as bar:
+        with (
+            private_file(out, "wb") as stream,
+            tqdm(unit="row", disable=quiet, file=sys.stderr, desc="Reconciling") as bar,
+        ):
             result = export_to(stream, fmt, period, deps, on_row=lambda: bar.update(1))
     except PaymentServiceUnavailable:
-        partial.unlink(missing_ok=True)
         raise click.ClickException("Stripe could not be reached; nothing was written. Try again.") from None
-    partial.replace(out)  # a half-written file never carries the final name
-    click.echo(f"{out}: {result.rows} rows, {result.findings} discrepancies")
+    except FileExistsError:
+        raise click.ClickException(
+            f"{out}.part exists: another export is writing it, or one was interrupted (remove it and try again)"
+        ) from None
+    echo(f"{out}: {result.rows} rows, {result.findings} discrepancies")

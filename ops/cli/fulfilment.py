@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ops.cli.common import dependencies
+from ops.cli.common import dependencies, echo
 
 
 @click.group()
@@ -27,12 +27,12 @@ def stuck(days: int | None) -> None:
     if days is not None:
         deps.settings = replace(deps.settings, stuck_after_days=days)
     health = fulfilment_health(deps, publish=False)
-    click.echo(
+    echo(
         f"{len(health.stuck)} released but not dispatched after {deps.settings.stuck_after_days} days; "
         f"{health.dead_letters} message(s) in the dead-letter queue"
     )
     for fulfilment_id in health.stuck:
-        click.echo(f"  {fulfilment_id}")
+        echo(f"  {fulfilment_id}")
     if health.stuck or health.dead_letters:
         sys.exit(1)
 
@@ -42,4 +42,4 @@ def relay() -> None:
     """Send confirmed orders whose fulfilment message did not go (what the scheduled relay does)."""
     from chalicelib.services.manufacturer import relay_unsent
 
-    click.echo(f"{relay_unsent(dependencies())} message(s) sent")
+    echo(f"{relay_unsent(dependencies())} message(s) sent")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from chalicelib.settings import SettingsError
+from ops.cli.common import echo
 
 
 @click.group()
@@ -33,7 +34,7 @@ def create_key(scope: str, label: str) -> None:
     from chalicelib.timeutil import utc_now
 
     key, token = create_api_key(Scope(scope), label, _key_store(), utc_now())
-    click.echo(f"key id {key.key_id} ({key.scope.value}, {key.label})", err=True)
+    echo(f"key id {key.key_id} ({key.scope.value}, {key.label})", err=True)
     click.echo(token)
 
 
@@ -46,8 +47,8 @@ def revoke_key(key_id: str) -> None:
 
     key = revoke_api_key(key_id, _key_store(), utc_now())
     if key is None:
-        raise click.ClickException(f"no key {key_id}")
-    click.echo(f"key {key.key_id} ({key.scope.value}, {key.label}) revoked")
+        raise click.ClickException(f"no key {key_id!r}")
+    echo(f"key {key.key_id} ({key.scope.value}, {key.label}) revoked")
 
 
 @keys.command("list")
@@ -57,4 +58,4 @@ def list_keys() -> None:
 
     for key in _key_store().all():
         revoked = f"revoked {to_iso(key.revoked_at)}" if key.revoked_at else "active"
-        click.echo(f"{key.key_id}  {key.scope.value:<12} {to_iso(key.created_at)}  {revoked:<30} {key.label}")
+        echo(f"{key.key_id}  {key.scope.value:<12} {to_iso(key.created_at)}  {revoked:<30} {key.label}")

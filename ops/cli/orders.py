@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ops.cli.common import dependencies
+from ops.cli.common import dependencies, echo, is_stripe_error, shown, stripe_error_line
 
 
 @click.command()
@@ -28,7 +28,15 @@ def refund(order_reference: str, amount: int | None, reason: str, operator: str)
         order = refund_order(reference, amount, reason, operator, dependencies())
     except (OrderNotFound, RefundRefused, PaymentServiceUnavailable) as exc:
         raise click.ClickException(_say(exc)) from None
-    click.echo(
+    except Exception as exc:
+        if not is_stripe_error(exc):
+            raise
+        # Stripe refused this refund (another one, run at the same moment, took the money first):
+        # nothing was refunded by this run.
+        raise click.ClickException(
+            f"{stripe_error_line(exc)}; nothing was refunded by this command (see: ops order show {reference})"
+        ) from None
+    echo(
         f"{order.reference}: payment {order.payment.value}, refunded {order.refunded_pence} pence, "
         f"fulfilment {order.fulfilment.value}"
     )
@@ -52,17 +60,15 @@ def show_order(order_reference: str) -> None:
     try:
         found = find_order(reference, dependencies())
     except OrderNotFound:
-        raise click.ClickException(f"no order {reference}") from None
-    click.echo(
-        f"{found.reference}  created {to_iso(found.created_at)}  amount {found.amount.pence} {found.amount.currency}"
-    )
-    click.echo(
+        raise click.ClickException(f"no order {shown(reference)}") from None
+    echo(f"{found.reference}  created {to_iso(found.created_at)}  amount {found.amount.pence} {found.amount.currency}")
+    echo(
         f"order {found.state.value}  payment {found.payment.value}  fulfilment {found.fulfilment.value}"
         f"  refunded {found.refunded_pence}" + (f"  flag {found.payment_flag}" if found.payment_flag else "")
     )
     for entry in found.history:
         event = f"  [{entry.stripe_event_id}]" if entry.stripe_event_id else ""
-        click.echo(f"  {to_iso(entry.at)}  {entry.actor:<18} {entry.change}{event}")
+        echo(f"  {to_iso(entry.at)}  {entry.actor:<18} {entry.change}{event}")
 
 
 def _say(exc: Exception) -> str:
@@ -72,4 +78,4 @@ def _say(exc: Exception) -> str:
         return f"no order {exc}"
     if isinstance(exc, PaymentServiceUnavailable):
         return "Stripe could not be reached; nothing was refunded. Try again."
-    return str(exc)
+    return shown(exc)

@@ -91,3 +91,59 @@ def test_errors_are_summarised_and_linked_to_their_fields(page: Page, stack):
     page.get_by_label("Postcode").fill("SW9 8QH")
     page.get_by_role("button", name="Continue").click()
     expect(summary).to_contain_text("We could not match that certificate reference and postcode")
+
+
+def emoji(length: int, seed: int) -> str:
+    """`length` emoji (4 bytes each in UTF-8), varied so the text is not a run of one character."""
+    return "".join(chr(0x1F600 + (seed * 31 + n * 7) % 80) for n in range(length))
+
+
+def test_every_field_at_its_longest_in_emoji_reaches_the_check_answers_page(page: Page, stack):
+    """The journey cookie's worst case (tests/unit/test_journey_cookie.py) in a real browser: a
+    cookie Chromium dropped sent the holder back to the certificate page, in a loop."""
+    from chalicelib.domain.delivery import LIMITS
+
+    reference, postcode = synthetic_holders(free=True)[4]
+    answers = {
+        "Full name": emoji(LIMITS["full_name"], 1),
+        "Address line 1": emoji(LIMITS["address_line_1"], 2),
+        "Address line 2 (optional)": emoji(LIMITS["address_line_2"], 3),
+        "Town or city": emoji(LIMITS["town"], 4),
+    }
+    email = f"{emoji(126, 5)}@{emoji(125, 6)}.{emoji(1, 7)}"
+    assert len(email) == LIMITS["email"]
+    page.goto(stack["app"] + "/order/certificate")
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode").fill(postcode)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Where should we send your kit?")).to_be_visible()
+    for label, value in answers.items():
+        page.get_by_label(label).fill(value)
+    page.get_by_label("Postcode").fill("SW1A 2AA")
+    page.get_by_label("Email address (optional)").fill(email)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your answers before ordering")).to_be_visible()
+    snap(page, "09-check-answers-longest-emoji")
+    shown = page.content()
+    assert all(value in shown for value in answers.values()) and email in shown
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "tk_journey"]
+    assert len(cookie["name"]) + len(cookie["value"]) <= 4096 - 300
+    page.reload()  # the browser sends the cookie back: the answers are still there
+    expect(page.get_by_role("heading", name="Check your answers before ordering")).to_be_visible()
+
+
+def test_a_journey_whose_cookie_is_lost_says_so_on_the_page_it_lands_on(page: Page, stack):
+    reference, postcode = synthetic_holders(free=True)[5]
+    page.goto(stack["app"] + "/order/certificate")
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode").fill(postcode)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Where should we send your kit?")).to_be_visible()
+    page.context.clear_cookies()
+    page.get_by_label("Full name").fill("Sam Fictitious")
+    page.get_by_label("Address line 1").fill("2 Sample Road")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postcode").fill("N1 9AL")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Your certificate")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("We could not find your earlier answers")

@@ -8,6 +8,7 @@ import csv
 import http.server
 import secrets
 import socket
+import stat
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -134,6 +135,7 @@ def test_poll_writes_every_page_to_a_safe_csv_and_accepts_what_it_wrote(run, dep
     assert result.exit_code == 0, result.output
     path = tmp_path / f"fulfilment-orders-{TODAY}.csv"
     assert f"{path}: 3 fulfilment orders written" in result.stdout
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and [p.name for p in tmp_path.iterdir()] == [path.name]
     assert "3 accepted, 0 not accepted" in result.stdout
     with path.open(newline="", encoding="utf-8-sig") as handle:
         assert next(csv.reader(handle)) == list(ORDER_COLUMNS)

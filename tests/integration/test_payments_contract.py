@@ -166,3 +166,9 @@ def test_a_slow_stripe_is_retried_then_reported_as_unavailable(stripe_emulator, 
     stripe_emulator.delay_next_requests(3, 1.0)
     with pytest.raises(PaymentServiceUnavailable):
         start(payments, an_order(new_order_reference()), stripe_now)
+
+
+def test_a_signed_event_nested_deeper_than_stripe_ever_nests_is_refused(payments):
+    body = b'{"id": "evt_deep", "data": {"object": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    with pytest.raises(InvalidWebhook):
+        payments.parse_webhook(body, sign_webhook_payload(body, SECRET, int(time.time())))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -173,6 +174,7 @@ def test_the_cli_writes_an_xlsx(client, holders, stripe_emulator, environment, m
         ],
     )
     assert ran.exit_code == 0, ran.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and [p.name for p in tmp_path.iterdir()] == [out.name]
     book = load_workbook(out, read_only=True)
     summary = {row[0].value: row[1].value for row in book["Summary"].iter_rows(min_row=2)}
     assert summary["gross_pence"] == 895 and summary["fees_pence"] == 33

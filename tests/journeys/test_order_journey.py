@@ -250,10 +250,13 @@ def test_form_errors_are_summarised_and_shown_by_each_field(client, register):
 
 
 def test_pages_after_the_check_need_a_journey(client, register):
-    assert location_path(client.http.get("/order/delivery")) == "/order/certificate"
-    assert location_path(client.http.get("/order/check-answers")) == "/order/certificate"
+    assert location_path(client.http.get("/order/delivery")) == "/order/certificate?answers=lost"
+    assert location_path(client.http.get("/order/check-answers")) == "/order/certificate?answers=lost"
     tampered = client.http.get("/order/check-answers", headers={"Cookie": "tk_journey=gAAAAAnonsense"})
-    assert location_path(tampered) == "/order/certificate"
+    assert location_path(tampered) == "/order/certificate?answers=lost"
+    told = client.http.get("/order/certificate?answers=lost").body.decode()
+    assert "We could not find your earlier answers" in told
+    assert "We could not find your earlier answers" not in client.http.get("/order/certificate").body.decode()
 
 
 def test_nothing_personal_is_in_a_url_or_readable_in_the_cookie(client, register):
