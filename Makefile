@@ -14,6 +14,7 @@ INFRA_STAMP := $(INFRA_VENV)/.installed
 
 STAGE ?= prod
 REGION ?= eu-west-2
+CFN_LINT_ARGS ?=
 
 # requirements-dev.txt is the whole lock (runtime and development), every file's hash checked.
 # Then the project itself, editable, for the `ops` command: --no-deps, as the lock installed them;
@@ -69,7 +70,7 @@ bench: $(STAMP)
 package: $(STAMP) $(INFRA_STAMP)
 	rm -rf dist/$(STAGE)
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/resources.json dist/$(STAGE)
-	$(VENV)/bin/cfn-lint --include-checks I -- dist/$(STAGE)/sam.json
+	$(VENV)/bin/cfn-lint --include-checks I $(CFN_LINT_ARGS) -- dist/$(STAGE)/sam.json
 	$(INFRA_VENV)/bin/checkov -f dist/$(STAGE)/sam.json --framework cloudformation --compact --quiet --skip-download
 	@echo "wrote dist/$(STAGE)/sam.json and dist/$(STAGE)/deployment.zip"
 
