@@ -298,16 +298,18 @@ def test_no_policy_grants_a_wildcard_action_or_any_resource():
 
 
 def test_the_data_key_is_granted_only_through_dynamodb_and_sqs():
+    services = {"dynamodb.${AWS::Region}.amazonaws.com", "sqs.${AWS::Region}.amazonaws.com"}
     for function in FUNCTIONS:
-        for statement in policy("prod", function)["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            if any(action.startswith("kms:") for action in actions):
-                assert statement["Resource"] == {"Fn::GetAtt": [DATA_AT_REST_KEY, "Arn"]}, function
-                [service] = statement["Condition"]["StringEquals"].values()
-                assert service["Fn::Sub"] in (
-                    "dynamodb.${AWS::Region}.amazonaws.com",
-                    "sqs.${AWS::Region}.amazonaws.com",
-                )
+        grants = [
+            statement
+            for statement in policy("prod", function)["Statement"]
+            if statement["Resource"] == {"Fn::GetAtt": [DATA_AT_REST_KEY, "Arn"]}
+        ]
+        assert grants, function
+        for statement in grants:
+            [(operator, condition)] = statement["Condition"].items()
+            assert operator == "StringEquals" and list(condition) == ["kms:ViaService"], function
+            assert condition["kms:ViaService"]["Fn::Sub"] in services, function
 
 
 # Grants for a path the scenario cannot reach here: the reconciliation fetches an order by
