@@ -16,8 +16,26 @@ import boto3
 
 RESOURCES_FILE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
 # Declared for AWS only: alarms and their topic watch metrics moto does not produce, and the log
-# group override corrects what Chalice generates for the API handler's log retention.
-NOT_CREATED_LOCALLY = {"AWS::CloudWatch::Alarm", "AWS::SNS::Topic", "AWS::Logs::LogGroup"}
+# group override corrects what Chalice generates for the API handler's log retention; the web ACL
+# sits in front of API Gateway, which the local stack replaces with `chalice local`.
+NOT_CREATED_LOCALLY = {
+    "AWS::CloudWatch::Alarm",
+    "AWS::SNS::Topic",
+    "AWS::Logs::LogGroup",
+    "AWS::ApiGateway::Account",
+    "AWS::S3::BucketPolicy",
+    "AWS::WAFv2::WebACL",
+    "AWS::WAFv2::WebACLAssociation",
+}
+# The cloud baseline's resources nothing local reads (docs/stack-findings.md): the key the tables
+# and queues are encrypted with at rest (moto encrypts nothing at rest, and every resource is
+# created afresh for each test), the keys of the logs and alarms, the scheduled functions' failure
+# queue (Lambda's, for asynchronous runs), the exports bucket's access-log bucket and the role API
+# Gateway logs with. Locally the tables use DynamoDB's own key, the queues none (moto encrypts
+# nothing at rest), and a role's statements about an AWS_ONLY resource are left out.
+AWS_ONLY = {"DataAtRestKey", "OperationsKey", "ScheduledFailuresQueue", "ExportsLogBucket", "ApiGatewayLogsRole"}
+# Queue properties that name an AWS_ONLY resource, dropped locally.
+AWS_ONLY_PROPERTIES = {"KmsMasterKeyId"}
 # Chalice's own REST API, to which the merge template adds its gateway responses (the swagger's
 # x-amazon-apigateway-gateway-responses); devstack.local_api serves those in front of chalice local.
 CHALICE_API = "RestAPI"
@@ -68,7 +86,9 @@ def create_resources(stage: str, endpoint_url: str, region: str) -> dict[str, st
     """Create every resource; returns the environment the app needs to find them."""
     clients = _clients(endpoint_url, region)
     created: dict[str, dict] = {}
-    resources = {lid: r for lid, r in load_resources().items() if r["Type"] not in NOT_CREATED_LOCALLY}
+    resources = {
+        lid: r for lid, r in load_resources().items() if r["Type"] not in NOT_CREATED_LOCALLY and lid not in AWS_ONLY
+    }
     for logical_id in _creation_order(resources):
         resource = resources[logical_id]
         name = physical_name(stage, logical_id, resource)
@@ -92,7 +112,8 @@ def _creation_order(resources: dict) -> list[str]:
     def visit(logical_id: str) -> None:
         if logical_id not in ordered:
             for dependency in _references(resources[logical_id]):
-                visit(dependency)
+                if dependency in resources:
+                    visit(dependency)
             ordered.append(logical_id)
 
     for logical_id in sorted(resources):
@@ -117,7 +138,7 @@ def _create_table(clients, name: str, props: dict, created: dict, region: str) -
         for key in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
         if key in props
     }
-    if "SSESpecification" in props:
+    if "SSESpecification" in props:  # with DynamoDB's own key: the data key is AWS_ONLY
         params["SSESpecification"] = {"Enabled": props["SSESpecification"]["SSEEnabled"]}
     dynamodb.create_table(TableName=name, **params)
     if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
@@ -133,6 +154,8 @@ def _create_queue(clients, name: str, props: dict, created: dict, region: str) -
     sqs = clients["sqs"]
     attributes = {}
     for key, value in props.items():
+        if key in AWS_ONLY_PROPERTIES:
+            continue
         if key == "RedrivePolicy":
             target = value["deadLetterTargetArn"]["Fn::GetAtt"][0]
             value = json.dumps(
@@ -167,10 +190,12 @@ def _create_role(clients, name: str, props: dict, created: dict, region: str) ->
         RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=props.get("Description", "")
     )["Role"]["Arn"]
     for policy in props.get("Policies", []):
+        statements = [s for s in policy["PolicyDocument"]["Statement"] if not AWS_ONLY & set(_references(s))]
+        document = policy["PolicyDocument"] | {"Statement": statements}
         iam.put_role_policy(
             RoleName=name,
             PolicyName=policy["PolicyName"],
-            PolicyDocument=json.dumps(_resolve(policy["PolicyDocument"], created)),
+            PolicyDocument=json.dumps(_resolve(document, created)),
         )
     return {"env": arn, "arn": arn}
 

@@ -82,7 +82,8 @@ def write_template() -> None:
 
     template = load_template()
     body = {"x-amazon-apigateway-gateway-responses": {"MISSING_AUTHENTICATION_TOKEN": not_found_response()}}
-    template["Resources"][CHALICE_API] = {"Properties": {"DefinitionBody": body}}
+    # only the swagger: the rest of the entry (tracing, access log, WAF's stage) is the cloud baseline's
+    template["Resources"].setdefault(CHALICE_API, {}).setdefault("Properties", {})["DefinitionBody"] = body
     RESOURCES_FILE.write_text(json.dumps(template, indent=2) + "\n")
     print(f"wrote the gateway responses of {CHALICE_API} to {RESOURCES_FILE}")
 

@@ -97,6 +97,29 @@ def authorisations(service: str, operation: str, params: dict, region: str) -> l
     raise AssertionError(f"no IAM mapping for {service}:{operation}: add one, and the policy grant")
 
 
+# The tables and queues are encrypted at rest with the customer-managed DataAtRestKey (not created
+# on moto: devstack.aws.AWS_ONLY). In AWS the caller's own credentials must let DynamoDB decrypt the
+# table's key, and SQS encrypt (generate a data key) and decrypt a message's.
+DATA_AT_REST_KEY = "DataAtRestKey"
+
+
+def encryption_needs(service: str, operation: str, key_arn: str) -> list[tuple[str, str]]:
+    """The KMS actions, on the data key, that DynamoDB or SQS uses with the caller's permissions."""
+    if service == "dynamodb":
+        return [("kms:Decrypt", key_arn)]
+    if service == "sqs" and operation == "SendMessage":
+        return [("kms:GenerateDataKey", key_arn), ("kms:Decrypt", key_arn)]
+    if service == "sqs" and operation == "ReceiveMessage":
+        return [("kms:Decrypt", key_arn)]
+    return []
+
+
+# Statements for what Lambda itself does with the function's role, which no recorded call shows:
+# its runtime writes the logs and the X-Ray traces, and sends a failed asynchronous (scheduled) run
+# to the failure queue, encrypted with the data key.
+LAMBDA_RUNTIME = {"WriteOwnLogs", "LambdaSendsTraces", "LambdaSendsFailedRuns", "LambdaSealsFailedRuns"}
+
+
 # --- the policy, its CloudFormation references resolved to the moto resources -------------------
 
 
@@ -121,7 +144,13 @@ def physical(environment: dict[str, str]) -> dict[str, dict[str, str]]:
         else:
             arns = {"Arn": value}
         resolved[logical_id] = {"Ref": value, **arns}
+    resolved[DATA_AT_REST_KEY] = {"Arn": data_key_arn(region)}
+    resolved["ScheduledFailuresQueue"] = {"Arn": f"arn:aws:sqs:{region}:{ACCOUNT}:scheduled-failures-queue"}
     return resolved
+
+
+def data_key_arn(region: str) -> str:
+    return f"arn:aws:kms:{region}:{ACCOUNT}:key/data-at-rest"
 
 
 def allows(document: dict, action: str, resource: str) -> bool:
@@ -244,6 +273,7 @@ def test_each_functions_policy_covers_every_call_it_makes_and_no_more_than_named
     for function, service, operation, params in made:
         if function in by_function:
             by_function[function].update(authorisations(service, operation, params, region))
+            by_function[function].update(encryption_needs(service, operation, data_key_arn(region)))
     missing = {}
     for function, needed in by_function.items():
         assert needed, f"{function} made no AWS call: the scenario did not run it"
@@ -255,13 +285,31 @@ def test_each_functions_policy_covers_every_call_it_makes_and_no_more_than_named
 
 
 def test_no_policy_grants_a_wildcard_action_or_any_resource():
+    """X-Ray's two write actions excepted: X-Ray has no resource-level permissions."""
     for function in FUNCTIONS:
         for statement in policy("prod", function)["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
             assert all("*" not in action for action in actions), (function, actions)
+            if sorted(actions) == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]:
+                continue
             assert "*" not in resources, (function, statement)
+
+
+def test_the_data_key_is_granted_only_through_dynamodb_and_sqs():
+    services = {"dynamodb.${AWS::Region}.amazonaws.com", "sqs.${AWS::Region}.amazonaws.com"}
+    for function in FUNCTIONS:
+        grants = [
+            statement
+            for statement in policy("prod", function)["Statement"]
+            if statement["Resource"] == {"Fn::GetAtt": [DATA_AT_REST_KEY, "Arn"]}
+        ]
+        assert grants, function
+        for statement in grants:
+            [(operator, condition)] = statement["Condition"].items()
+            assert operator == "StringEquals" and list(condition) == ["kms:ViaService"], function
+            assert condition["kms:ViaService"]["Fn::Sub"] in services, function
 
 
 # Grants for a path the scenario cannot reach here: the reconciliation fetches an order by
@@ -275,16 +323,17 @@ UNREACHED = {
 
 def test_every_granted_action_is_one_the_function_uses(made):
     """Least privilege the other way round: a grant no recorded call needs is a grant too many
-    (CloudWatch Logs excepted: Lambda's runtime writes the logs, not our code)."""
+    (LAMBDA_RUNTIME's statements excepted: Lambda does that with the role, not our code)."""
     used: dict[str, set[str]] = {f: set() for f in FUNCTIONS}
     for function, service, operation, params in made:
         if function in used:
             used[function] |= {action for action, _ in authorisations(service, operation, params, "eu-west-2")}
+            used[function] |= {action for action, _ in encryption_needs(service, operation, "key")}
     for function in FUNCTIONS:
         granted = {
             action
             for statement in policy("prod", function)["Statement"]
             for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
-            if not action.startswith("logs:")
+            if statement.get("Sid") not in LAMBDA_RUNTIME
         }
         assert granted - used[function] == UNREACHED.get(function, set()), function

@@ -91,7 +91,7 @@ def test_tables_queues_and_bucket_are_durable_encrypted_and_private(template):
     assert set(tables) == {"RegisterTable", "OrdersTable", "ClaimsTable", "AttemptsTable", "ApiKeysTable"}
     for props in tables.values():
         assert props["BillingMode"] == "PAY_PER_REQUEST"
-        assert props["SSESpecification"] == {"SSEEnabled": True}
+        assert props["SSESpecification"]["SSEEnabled"] is True
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert tables["AttemptsTable"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     queue = resources["FulfilmentQueue"]["Properties"]
@@ -166,3 +166,165 @@ def test_the_zip_fits_lambda_and_carries_what_the_handlers_load(package):
     # govuk-frontend-jinja's wheel ships a top-level `tests/` of its own; none of ours may go
     ours = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("*.py")}
     assert not names & ours
+
+
+# --- the cloud baseline (checkov in `make package`; docs/security.md, "The cloud baseline") -------
+# These hold whether or not checkov runs: removing one fails the suite.
+
+DATA_KEY = {"Ref": "DataAtRestKey"}
+SCHEDULED = {
+    "SweepLapsedHolds",
+    "RelayUnsentFulfilments",
+    "ReportFulfilmentHealth",
+    "ExportDailyReconciliation",
+    "SweepExpiredAttempts",
+    "PurgePersonalData",
+}
+
+
+def _of_type(template: dict, kind: str) -> dict:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_tables_and_queues_are_encrypted_with_the_data_key_and_survive_deletion(template):
+    for logical_id, table in _of_type(template, "AWS::DynamoDB::Table").items():
+        assert table["Properties"]["SSESpecification"] == {
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+            "KMSMasterKeyId": DATA_KEY,
+        }, logical_id
+        assert table["Properties"]["DeletionProtectionEnabled"] is True, logical_id
+        assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain", logical_id
+    queues = _of_type(template, "AWS::SQS::Queue")
+    assert set(queues) == {"FulfilmentQueue", "FulfilmentDeadLetterQueue", "ScheduledFailuresQueue"}
+    for logical_id, queue in queues.items():
+        assert queue["Properties"]["KmsMasterKeyId"] == DATA_KEY, logical_id
+        assert queue["DeletionPolicy"] == queue["UpdateReplacePolicy"] == "Retain", logical_id
+    for logical_id, key in _of_type(template, "AWS::KMS::Key").items():
+        assert key["Properties"]["EnableKeyRotation"] is True, logical_id
+        assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain", logical_id
+
+
+def test_the_data_key_is_used_only_through_dynamodb_and_sqs_in_this_account(template):
+    statements = template["Resources"]["DataAtRestKey"]["Properties"]["KeyPolicy"]["Statement"]
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert all(s["Principal"] == root and s["Effect"] == "Allow" for s in statements)
+    admin, use = statements
+    assert not {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom"} & set(admin["Action"])
+    assert "Condition" not in admin
+    assert use["Condition"]["StringEquals"] == {
+        "kms:CallerAccount": {"Ref": "AWS::AccountId"},
+        "kms:ViaService": [
+            {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"},
+            {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"},
+        ],
+    }
+
+
+def test_the_exports_bucket_is_retained_and_its_access_logged(template):
+    resources = template["Resources"]
+    bucket = resources["ExportsBucket"]
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    assert bucket["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "ExportsLogBucket"}
+    log_bucket = resources["ExportsLogBucket"]
+    assert log_bucket["DeletionPolicy"] == "Retain" and all(
+        log_bucket["Properties"]["PublicAccessBlockConfiguration"].values()
+    )
+    [delivery] = resources["ExportsLogBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"} and delivery["Action"] == "s3:PutObject"
+    assert delivery["Condition"]["ArnLike"] == {"aws:SourceArn": {"Fn::GetAtt": ["ExportsBucket", "Arn"]}}
+
+
+def test_every_function_is_capped_traced_and_every_scheduled_one_keeps_its_failed_runs(template):
+    functions = _of_type(template, "AWS::Serverless::Function")
+    assert len(functions) == 8 and SCHEDULED < set(functions)
+    for logical_id, function in functions.items():
+        props = function["Properties"]
+        assert isinstance(props["ReservedConcurrentExecutions"], int), logical_id
+        assert 1 <= props["ReservedConcurrentExecutions"] <= 50, logical_id
+        assert props["Tracing"] == "Active", logical_id
+        assert props["Tags"]["project"] == "tracekit", logical_id
+        if logical_id in SCHEDULED:
+            assert props["DeadLetterQueue"] == {
+                "Type": "SQS",
+                "TargetArn": {"Fn::GetAtt": ["ScheduledFailuresQueue", "Arn"]},
+            }, logical_id
+            assert props["ReservedConcurrentExecutions"] == 1, logical_id  # one run of a job at a time
+    for logical_id, group in _of_type(template, "AWS::Logs::LogGroup").items():
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["OperationsKey", "Arn"]}, logical_id
+        assert group["Properties"]["RetentionInDays"] == 90, logical_id
+        assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain", logical_id
+
+
+# What the access log may say about a request: which, when, what route, how it went. Never the path
+# as sent (references), the query string, a header, the body or the caller's address.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "requestTimeEpoch": "$context.requestTimeEpoch",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "responseLength": "$context.responseLength",
+    "errorType": "$context.error.responseType",
+    "wafStatus": "$context.waf.status",
+}
+
+
+def test_the_api_stage_is_regional_traced_and_access_logged_without_personal_data(template):
+    api = template["Resources"]["RestAPI"]
+    props = api["Properties"]
+    assert props["EndpointConfiguration"] == "REGIONAL" and props["TracingEnabled"] is True
+    assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert json.loads(props["AccessLogSetting"]["Format"]) == ACCESS_LOG_FIELDS
+    assert api["DependsOn"] == ["ApiGatewayAccount"]  # the region's logging role is set before the stage
+    account = template["Resources"]["ApiGatewayAccount"]["Properties"]
+    assert account["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayLogsRole", "Arn"]}
+
+
+def _rate_rules(acl: dict) -> dict[str, tuple[int, str | None]]:
+    """Rule name -> (requests per 5 minutes per address, the path it is scoped to, if any)."""
+    rules = {}
+    for rule in acl["Rules"]:
+        statement = rule["Statement"].get("RateBasedStatement")
+        if statement:
+            assert statement["AggregateKeyType"] == "IP" and statement["EvaluationWindowSec"] == 300
+            assert "Block" in rule["Action"]
+            scope = statement.get("ScopeDownStatement", {}).get("ByteMatchStatement")
+            rules[rule["Name"]] = (statement["Limit"], scope and scope["SearchString"])
+    return rules
+
+
+def test_the_web_acl_limits_each_address_and_guards_the_api_stage(template):
+    resources = template["Resources"]
+    acl = resources["WebAcl"]["Properties"]
+    assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
+    assert _rate_rules(acl) == {
+        "certificate-check-per-address": (20, "/order/certificate"),
+        "status-lookup-per-address": (20, "/status"),
+        "all-requests-per-address": (2000, None),
+    }
+    managed = [r["Statement"]["ManagedRuleGroupStatement"] for r in acl["Rules"] if "OverrideAction" in r]
+    assert managed == [{"VendorName": "AWS", "Name": "AWSManagedRulesKnownBadInputsRuleSet"}]
+    association = resources["WebAclAssociation"]["Properties"]
+    assert association["WebACLArn"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
+    assert association["ResourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${RestAPI}/stages/${RestAPI.Stage}"
+    }
+
+
+def test_the_routes_the_web_acl_names_are_the_apps(template):
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    assert "post" in paths["/order/certificate"] and "post" in paths["/status"]
+
+
+def test_every_checkov_skip_says_why(template):
+    skips = [
+        (logical_id, skip)
+        for logical_id, resource in template["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for logical_id, skip in skips:
+        assert skip["id"].startswith("CKV_") and len(skip["comment"]) > 40, (logical_id, skip)
