@@ -52,7 +52,8 @@ def form(fields: tuple[str, ...]) -> dict[str, str]:
 
 
 def client_address() -> str:
-    """The caller's address as API Gateway saw it (hashed before it is stored anywhere)."""
+    """The caller's address as API Gateway saw it (hashed before it is stored anywhere): never a
+    header such as X-Forwarded-For, which the caller writes (docs/security.md#the-lockout)."""
     return (holder.current_request.context.get("identity") or {}).get("sourceIp") or "unknown"
 
 
