@@ -107,6 +107,7 @@ def _complete_env():
         "API_KEYS_TABLE": "k",
         "ATTEMPTS_TABLE": "a",
         "EXPORTS_BUCKET": "e",
+        "PERSONAL_DATA_KEY_ID": "alias/p",
         "FULFILMENT_QUEUE_URL": "q",
         "REGISTER_KEY": "k" * 32,
         "JOURNEY_KEY": "j" * 32,
