@@ -456,6 +456,13 @@ class TestFulfilmentsContract:
         assert item.message == fulfilment_message_for(opened(orders, orders.get("TK-AAAAA-00001")), "PMK-1")
         assert item.state is FulfilmentState.RELEASED and item.released_at == NOW + timedelta(minutes=1)
 
+    def test_the_health_checks_list_is_the_ids_of_open_orders_released_before_a_time(self, fulfilment_world):
+        orders, fulfilments = fulfilment_world
+        for i in (3, 1, 2):
+            released_order(orders, f"TK-AAAAA-0000{i}", f"k{i}", i)
+        assert fulfilments.released_before(NOW + timedelta(minutes=2, seconds=30)) == ["F-AAAAA-00001", "F-AAAAA-00002"]
+        assert fulfilments.released_before(NOW) == []
+
     def test_dispatched_orders_leave_the_list_and_cancellations_appear_until_acknowledged(self, fulfilment_world):
         orders, fulfilments = fulfilment_world
         gone = released_order(orders, "TK-AAAAA-00001", "k1", 1)
