@@ -9,7 +9,9 @@ import json
 from datetime import timedelta
 
 import boto3
+import botocore.session
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib.adapters import kms_fields
 from chalicelib.adapters.dynamodb import build_models
@@ -195,3 +197,81 @@ def test_the_erasure_removes_the_sealed_fields_without_opening_them(store, setti
         "address_line_1": "[erased]",
         "town": "[erased]",
     }
+
+
+class KmsOutage:
+    """KMS failing as botocore reports it once its retries are spent, on every client made from now."""
+
+    def __init__(self, monkeypatch):
+        self.failing: set[str] = set()
+        original = botocore.session.Session.create_client
+        outage = self
+
+        def create_client(self, service_name, *args, **kwargs):
+            client = original(self, service_name, *args, **kwargs)
+            if service_name == "kms":
+                client.meta.events.register("before-call.kms", outage._before_call)
+            return client
+
+        monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+
+    def _before_call(self, model, **_):
+        if model.name in self.failing:
+            error = {"Error": {"Code": "ServiceUnavailable", "Message": "KMS is down (test)"}}
+            raise ClientError(error, model.name)
+
+
+def problem_page(response) -> tuple[int, bool]:
+    return response.status_code, b"Sorry, there is a problem with the service" in response.body
+
+
+def test_kms_down_at_confirmation_writes_nothing_and_the_holder_sees_the_same_page_as_for_dynamodb(
+    deps, settings, monkeypatch
+):
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import bootstrap
+
+    load_register(deps, register_row("FA/1001", "SW1A 2AA"))
+    outage = KmsOutage(monkeypatch)
+    bootstrap.use(bootstrap.build(settings, deps.clock))  # a cold container: its kms client sees the outage
+    try:
+        with Client(app) as client:
+            browser = Browser(client)
+            browser.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"})
+            browser.post("/order/delivery", delivery_form())
+            outage.failing = {"GenerateDataKey"}
+            assert problem_page(browser.post("/order/confirm", {"confirm": "yes"})) == (500, True)
+            assert raw_items(settings) == [item for item in raw_items(settings) if "order_ref" not in item]
+            assert [i for i in raw_items(settings) if "kits" in i] == []  # no claim taken either
+            outage.failing = set()
+            assert browser.post("/order/confirm", {"confirm": "yes"}).status_code == 303  # the holder tries again
+    finally:
+        bootstrap.reset()
+    assert len([i for i in raw_items(settings) if "order_ref" in i]) == 1
+
+
+def test_kms_down_when_the_webhook_opens_the_order_answers_stripe_5xx_and_the_redelivery_releases(
+    client, deps, settings, stripe_emulator, monkeypatch
+):
+    from chalicelib import bootstrap
+    from chalicelib.domain.orders import FulfilmentState, PaymentState
+    from tests.conftest import TEST_SECRETS
+    from tests.integration.test_round_trip_budgets import paid_event
+    from tests.journeys.browser import deliver_webhook
+
+    load_register(deps, register_row("FA/1001", "SW1A 2AA"))
+    event = paid_event(client, deps, stripe_emulator)
+    reference = event["data"]["object"]["client_reference_id"]
+    outage = KmsOutage(monkeypatch)
+    bootstrap.use(bootstrap.build(settings, deps.clock))  # Stripe's call lands on another container
+    outage.failing = {"Decrypt"}
+    assert deliver_webhook(client, event, TEST_SECRETS["STRIPE_WEBHOOK_SECRET"]).status_code == 500
+    order = deps.orders.get(reference)
+    assert (order.payment, order.fulfilment) == (PaymentState.PAID, FulfilmentState.NOT_RELEASED)  # the relay's
+    status = Browser(client).post("/status", {"reference": reference, "postcode": "SW1A 2AA"})
+    assert problem_page(status) == (500, True)  # the status check cannot compare: the same page as DynamoDB's
+    outage.failing = set()
+    assert deliver_webhook(client, event, TEST_SECRETS["STRIPE_WEBHOOK_SECRET"]).status_code == 200  # redelivered
+    assert deps.orders.get(reference).fulfilment is FulfilmentState.RELEASED
