@@ -28,7 +28,6 @@ from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttrib
 from ..domain.lifecycle import ERASED
 from ..domain.orders import HistoryEntry, Order
 from ..domain.times import from_iso, to_iso
-from .kms_fields import is_sealed
 
 # Item names that differ from the Order's (the table's key, and names the indexes were built on).
 RENAMED = {
@@ -158,14 +157,15 @@ def item_values(order: Order, retention: timedelta) -> dict[str, Any]:
 
 
 def sealed(values: dict[str, Any], reference: str, seal: Callable[[str, str, str], str]) -> dict[str, Any]:
-    """`values` with every personal field in clear sealed for this order. Absent and already sealed
-    ones stay as they are, and so does the erasure's mark, which names nobody: the purge overwrites
-    without a key."""
+    """`values` with every personal field sealed for this order; absent ones stay absent, and the
+    erasure's mark, which names nobody, stays as it is: the purge overwrites without a key. Only
+    values that changed reach here (a sealed one read back is never written again), so whatever
+    a holder typed is sealed, even text that looks sealed."""
     return {name: seal(reference, name, value) if _to_seal(name, value) else value for name, value in values.items()}
 
 
 def _to_seal(name: str, value: Any) -> bool:
-    return name in PERSONAL and value is not None and value != ERASED and not is_sealed(value)
+    return name in PERSONAL and value is not None and value != ERASED
 
 
 def history_record(entry) -> dict:

@@ -275,3 +275,13 @@ def test_kms_down_when_the_webhook_opens_the_order_answers_stripe_5xx_and_the_re
     outage.failing = set()
     assert deliver_webhook(client, event, TEST_SECRETS["STRIPE_WEBHOOK_SECRET"]).status_code == 200  # redelivered
     assert deps.orders.get(reference).fulfilment is FulfilmentState.RELEASED
+
+
+def test_text_a_holder_types_that_looks_sealed_is_sealed_like_any_other(store, settings):
+    order = an_order("TK-AAAAA-00005")
+    tricky = dataclasses.replace(order.delivery, address_line_2="pd1.AAAA.BBBB", full_name="[erased] Smith")
+    order = dataclasses.replace(order, delivery=tricky)
+    store.create_claiming_certificate(order, 1)
+    [item] = [i for i in raw_items(settings) if i.get("order_ref", {}).get("S") == order.reference]
+    assert item["address_line_2"]["S"] != "pd1.AAAA.BBBB" and "Smith" not in item["full_name"]["S"]
+    assert store.delivery_of(store.get(order.reference)) == tricky
