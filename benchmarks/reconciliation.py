@@ -23,6 +23,7 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import boto3
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.register_import import free_port  # noqa: E402
 from chalicelib.adapters.dynamodb import Tables, build_models  # noqa: E402
 from chalicelib.adapters.dynamodb_orders import order_record  # noqa: E402
+from chalicelib.adapters.kms_fields import PersonalFields  # noqa: E402
 from chalicelib.domain.changes import Source  # noqa: E402
 from chalicelib.domain.delivery import DeliveryDetails  # noqa: E402
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason  # noqa: E402
@@ -46,9 +48,12 @@ PER_DAY = 10_000  # a busy campaign day; a longer period means more days, not bi
 DELIVERY = DeliveryDetails("Benchmark Person", "1 Load Street", "", "London", "N1 9AL", "")
 
 
-def load(orders: int, tables: Tables, emulator: StripeEmulator) -> None:
-    """Paid, released orders, PER_DAY a day from START, each with its Stripe charge."""
+def load(orders: int, tables: Tables, emulator: StripeEmulator, key_id: str) -> None:
+    """Paid, released orders, PER_DAY a day from START, each with its Stripe charge, their
+    personal fields sealed as the app seals them."""
     model = build_models(tables).orders
+    kms = boto3.session.Session(region_name=tables.region).client("kms", endpoint_url=tables.host)
+    fields = PersonalFields(kms, key_id)
     start = datetime(START.year, START.month, START.day, tzinfo=timezone.utc)
     times = [start + timedelta(seconds=number * 86400 // PER_DAY) for number in range(orders)]
     references = [new_order_reference() for _ in range(orders)]
@@ -59,7 +64,7 @@ def load(orders: int, tables: Tables, emulator: StripeEmulator) -> None:
         for number, (reference, at, intent) in enumerate(zip(references, times, intents, strict=True)):
             order = place_order(reference, f"cert-{number}", eligibility, DELIVERY, at).order
             paid = release(accept_payment(order, Money(895), intent, Source("stripe", "seed"), at).order, at).order
-            batch.save(order_record(model, paid))
+            batch.save(order_record(model, paid, fields))
 
 
 # The child reports its own high-water RSS (VmHWM) at exit: getrusage's ru_maxrss for children would
@@ -123,7 +128,7 @@ def run(orders: int) -> dict:
         tables = Tables(
             resources["REGISTER_TABLE"], resources["ORDERS_TABLE"], resources["CLAIMS_TABLE"], REGION, moto_url
         )
-        load(orders, tables, emulator)
+        load(orders, tables, emulator, resources["PERSONAL_DATA_KEY_ID"])
         env = {
             **os.environ,
             **resources,

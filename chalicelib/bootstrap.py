@@ -99,11 +99,18 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
         reports=report_for,
         emails=JinjaEmails(settings.app_base_url),
         **_aws_adapters(settings, aws),
-        **_dynamodb_adapters(settings),
+        **_dynamodb_adapters(settings, personal_fields(settings, aws)),
     )
 
 
-def _dynamodb_adapters(settings: Settings) -> dict:
+def personal_fields(settings: Settings, aws):
+    """The container's sealer of personal fields: its KMS client, data key and unwrapped keys."""
+    from .adapters.kms_fields import PersonalFields
+
+    return PersonalFields(aws.client("kms", endpoint_url=settings.aws_endpoint_url), settings.personal_data_key_id)
+
+
+def _dynamodb_adapters(settings: Settings, fields) -> dict:
     from .adapters.dynamodb import build_models
     from .adapters.dynamodb_attempts import DynamoAttempts
     from .adapters.dynamodb_finance import FinanceOrders
@@ -115,8 +122,8 @@ def _dynamodb_adapters(settings: Settings) -> dict:
     return {
         "register": DynamoRegister(models),
         "attempts": DynamoAttempts(models.attempts, models.connection),
-        "orders": DynamoOrders(models, timedelta(days=settings.retention_days)),
-        "fulfilments": FulfilmentQueries(models, settings.product_code),
+        "orders": DynamoOrders(models, fields, timedelta(days=settings.retention_days)),
+        "fulfilments": FulfilmentQueries(models, settings.product_code, fields),
         "finance_orders": FinanceOrders(models),
     }
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import BinaryIO, Iterable, Iterator, Protocol
 
 from .domain.credentials import ApiKey
+from .domain.delivery import DeliveryDetails
 from .domain.fulfilment import FulfilmentMessage, Page
 from .domain.money import Money
 from .domain.orders import Order
@@ -81,7 +82,11 @@ class Orders(Protocol):
         Raises OrderAlreadyExists (same reference) or CertificateAlreadyClaimed (no kits left)."""
 
     def get(self, reference: str) -> Order:
-        """Raises OrderNotFound."""
+        """The order, its personal fields as stored (sealed: opaque text). Raises OrderNotFound."""
+
+    def delivery_of(self, order: Order) -> DeliveryDetails:
+        """The order's delivery details in clear, for the readers that must see them (the release
+        to the kit maker, the emails, the holder's status check); the store's key opens them."""
 
     def apply_guarded(self, reference: str, change: GuardedChange) -> Order | None:
         """The change in one write if the order meets its requirements and has not seen its event:
@@ -176,6 +181,9 @@ class Fulfilments(Protocol):
 
     def cancellations(self, cursor: str | None, limit: int) -> Page:
         """Fulfilments cancelled after release and not yet acknowledged."""
+
+    def released_before(self, cutoff: datetime) -> list[str]:
+        """Fulfilment ids of open orders released before `cutoff`, oldest first (no recipient read)."""
 
 
 class ApiKeys(Protocol):

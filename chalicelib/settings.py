@@ -35,6 +35,7 @@ class Settings:
     fulfilment_queue_url: str
     dead_letter_queue_url: str | None
     exports_bucket: str
+    personal_data_key_id: str  # the customer-managed KMS key that seals the orders' personal fields
     register_key: bytes
     journey_key: bytes
     stripe_secret_key: str
@@ -83,6 +84,7 @@ def _resources(read: "_Reader", env: Mapping[str, str]) -> dict:
         "fulfilment_queue_url": read.required("FULFILMENT_QUEUE_URL"),
         "dead_letter_queue_url": read.optional("FULFILMENT_DEAD_LETTER_QUEUE_URL"),
         "exports_bucket": read.required("EXPORTS_BUCKET"),
+        "personal_data_key_id": read.required("PERSONAL_DATA_KEY_ID"),
     }
 
 

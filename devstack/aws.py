@@ -102,7 +102,9 @@ def _clients(endpoint_url: str, region: str) -> dict:
     """One set of clients per endpoint: the tests create the resources afresh for every test, and
     making botocore's clients is most of what that costs."""
     session = boto3.session.Session(region_name=region)
-    return {svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam", "ses")}
+    return {
+        svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam", "ses", "kms")
+    }
 
 
 def _creation_order(resources: dict) -> list[str]:
@@ -241,10 +243,31 @@ def _create_email_identity(clients, name: str, props: dict, created: dict, regio
     return {"env": address}
 
 
+def _create_key(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    """A customer-managed key; its key policy is not passed (it names the deployed roles, and moto
+    does not enforce key policies: tests/integration/test_iam_policy.py checks it instead)."""
+    kms = clients["kms"]
+    metadata = kms.create_key(
+        Description=props.get("Description", ""), KeySpec=props["KeySpec"], KeyUsage=props["KeyUsage"]
+    )["KeyMetadata"]
+    if props.get("EnableKeyRotation"):
+        kms.enable_key_rotation(KeyId=metadata["KeyId"])
+    return {"env": metadata["KeyId"], "arn": metadata["Arn"]}
+
+
+def _create_alias(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    """Named like every local resource (the template's name has the deployed stage in it)."""
+    alias = f"alias/{name}"
+    clients["kms"].create_alias(AliasName=alias, TargetKeyId=_resolve(props["TargetKeyId"], created))
+    return {"env": alias}
+
+
 _CREATORS = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::SQS::Queue": _create_queue,
     "AWS::S3::Bucket": _create_bucket,
     "AWS::IAM::Role": _create_role,
     "AWS::SES::EmailIdentity": _create_email_identity,
+    "AWS::KMS::Key": _create_key,
+    "AWS::KMS::Alias": _create_alias,
 }

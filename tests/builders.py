@@ -88,6 +88,7 @@ def fake_settings(**overrides) -> Settings:
         "API_KEYS_TABLE": "keys",
         "ATTEMPTS_TABLE": "attempts",
         "EXPORTS_BUCKET": "exports",
+        "PERSONAL_DATA_KEY_ID": "unit-personal-data-key",
         "FULFILMENT_QUEUE_URL": "https://sqs.example/q.fifo",
         "REGISTER_KEY": "unit-register-key-0123456789abcdef0123456789",
         "JOURNEY_KEY": "unit-journey-key-0123456789abcdef0123456789ab",

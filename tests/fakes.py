@@ -103,6 +103,10 @@ class InMemoryOrders:
         except KeyError:
             raise OrderNotFound(reference) from None
 
+    def delivery_of(self, order):
+        """The fake keeps orders in clear; the real store seals them (tests/integration)."""
+        return order.delivery
+
     def apply_guarded(self, reference, change):
         with self._lock:
             order = self.get(reference)
@@ -358,6 +362,10 @@ class InMemoryFulfilments:
             for o in rows[start : start + limit]
         ]
         return Page(items, str(start + limit) if start + limit < len(rows) else None)
+
+    def released_before(self, cutoff):
+        rows = sorted((o.released_at, o.fulfilment_id) for o in self._orders.orders.values() if o.open_for_manufacturer)
+        return [fulfilment_id for released_at, fulfilment_id in rows if released_at < cutoff]
 
     def cancellations(self, cursor, limit):
         rows = sorted(

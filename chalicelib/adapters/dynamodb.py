@@ -209,6 +209,7 @@ class OrderFields(Model):
     mail_retry_index = MailRetryIndex()
     # Declared for the type checker only: order_attributes() adds them (from COLUMNS and VIEWS).
     order_ref: UnicodeAttribute
+    released_at: UnicodeAttribute
     erase_after: UnicodeAttribute
     hold_until: UnicodeAttribute
 

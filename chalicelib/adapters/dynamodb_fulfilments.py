@@ -1,25 +1,29 @@
-"""The kit maker's lists and the relay's work list, each a query on a sparse index of the orders."""
+"""The kit maker's lists and the relay's work list, each a query on a sparse index of the orders.
+The kit maker's open list opens the recipient's sealed fields (kms_fields); nothing else does."""
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from types import SimpleNamespace
 
 from ..domain.errors import InvalidInput
 from ..domain.fulfilment import Cancellation, OpenFulfilment, Page, fulfilment_message
 from ..domain.references import fulfilment_id_of
-from ..domain.times import from_iso
+from ..domain.times import from_iso, to_iso
 from .dynamodb import RECIPIENT_FIELDS
 from .dynamodb_order_items import YES, field_from
+from .kms_fields import PersonalFields
 
 
 class FulfilmentQueries:
     """The manufacturer's lists and the relay's work list, each a query on a sparse index."""
 
-    def __init__(self, models, product_code: str):
+    def __init__(self, models, product_code: str, fields: PersonalFields):
         self._orders = models.orders
         self._product_code = product_code
+        self._fields = fields
 
     def relay_pending(self, limit: int = 100) -> list[str]:
         index = self._orders.relay_pending_index
@@ -32,6 +36,13 @@ class FulfilmentQueries:
         items = [self._open(record) for record in results]
         return Page(items, encode_cursor(results.last_evaluated_key))
 
+    def released_before(self, cutoff: datetime) -> list[str]:
+        """Fulfilment ids of open orders released before `cutoff` (the health check's stuck ones),
+        oldest first, from the index's keys alone: nothing personal is read or opened."""
+        index, released_at = self._orders.open_fulfilments_index, self._orders.released_at
+        results = index.query(YES, range_key_condition=released_at < to_iso(cutoff), attributes_to_get=["order_ref"])
+        return [fulfilment_id_of(r.order_ref) for r in results]
+
     def cancellations(self, cursor: str | None, limit: int) -> Page:
         results = self._orders.cancellations_index.query(
             YES, limit=limit, last_evaluated_key=decode_cursor(cursor, ("cancellation_pending", "cancelled_at"))
@@ -41,7 +52,10 @@ class FulfilmentQueries:
 
     def _open(self, record) -> OpenFulfilment:
         """From the index's projection: the recipient, the state and the times, nothing else."""
-        delivery = SimpleNamespace(**{name: getattr(record, name) or "" for name in RECIPIENT_FIELDS})
+        opened = {
+            name: self._fields.open(record.order_ref, name, getattr(record, name) or "") for name in RECIPIENT_FIELDS
+        }
+        delivery = SimpleNamespace(**opened)
         message = fulfilment_message(record.order_ref, delivery, self._product_code, from_iso(record.relay_since))
         return OpenFulfilment(message, field_from(record, "fulfilment"), from_iso(record.released_at))
 

@@ -8,6 +8,10 @@ changes a save writes and the Order read back: adding a field touches the Order 
 Beside them are the views: attributes derived from the order's state by the domain's own
 properties (which work list it is on, when its personal data must go), written in the same write
 as the state they follow, so no write can leave one stale.
+
+The personal fields (PERSONAL) are sealed one by one before they are written (kms_fields) and read
+back sealed: an Order from the store carries them as opaque text until a reader that must see them
+opens them (DynamoOrders.delivery_of); docs/data-protection.md lists them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 
+from ..domain.lifecycle import ERASED
 from ..domain.orders import HistoryEntry, Order
 from ..domain.times import from_iso, to_iso
 
@@ -35,6 +40,8 @@ RENAMED = {
 }
 # Kept by hand: the version guards every write, and the log and the events seen only ever grow.
 APPENDED = ("version", "processed_events", "history")
+# The attributes that name or locate a person: sealed before they are written, never in clear.
+PERSONAL = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "email")
 YES = "yes"  # the hash key of every sparse index: present only while the order is on the list
 
 
@@ -147,6 +154,18 @@ def view_values(order: Order, retention: timedelta) -> dict[str, Any]:
 def item_values(order: Order, retention: timedelta) -> dict[str, Any]:
     """Every attribute a save manages for the order: its fields and its views (None: absent)."""
     return {**field_values(order), **view_values(order, retention)}
+
+
+def sealed(values: dict[str, Any], reference: str, seal: Callable[[str, str, str], str]) -> dict[str, Any]:
+    """`values` with every personal field sealed for this order; absent ones stay absent, and the
+    erasure's mark, which names nobody, stays as it is: the purge overwrites without a key. Only
+    values that changed reach here (a sealed one read back is never written again), so whatever
+    a holder typed is sealed, even text that looks sealed."""
+    return {name: seal(reference, name, value) if _to_seal(name, value) else value for name, value in values.items()}
+
+
+def _to_seal(name: str, value: Any) -> bool:
+    return name in PERSONAL and value is not None and value != ERASED
 
 
 def history_record(entry) -> dict:

@@ -4,6 +4,10 @@ says what changes and which effects follow; this turns them into conditional wri
 A new order and its claim go in one transaction; a change is a write guarded by the order's
 version, in a transaction with the claim when an effect moves it; a guarded change (the paid
 webhook's common case) is one conditional UpdateItem, its condition and changes the domain's.
+
+The personal fields are sealed (kms_fields) before any write and read back sealed: `get` needs no
+KMS key, so the sweep and the purge cannot read a name; `delivery_of` opens them for the readers
+that must (the release, the emails, the holder's status check).
 """
 
 from __future__ import annotations
@@ -15,20 +19,32 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from ..domain.changes import Effect, GuardedChange, emails_owed
+from ..domain.delivery import DeliveryDetails
 from ..domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
 from ..domain.orders import Order
 from ..domain.times import from_iso, to_iso
 from .dynamodb import ClaimFields, Models, OrderFields
 from .dynamodb_mail import MailOutbox, outbox_actions
-from .dynamodb_order_items import YES, history_record, item_values, order_from, stored_value, view_values
+from .dynamodb_order_items import (
+    PERSONAL,
+    YES,
+    history_record,
+    item_values,
+    order_from,
+    sealed,
+    stored_value,
+    view_values,
+)
 from .dynamodb_writes import failed_conditions, is_condition_failure
+from .kms_fields import PersonalFields
 
 DEFAULT_RETENTION = timedelta(days=30)
 
 
 class DynamoOrders(MailOutbox):
-    def __init__(self, models: Models, retention: timedelta = DEFAULT_RETENTION):
+    def __init__(self, models: Models, fields: PersonalFields, retention: timedelta = DEFAULT_RETENTION):
         super().__init__(models)
+        self._fields = fields
         self._retention = retention
 
     def create_claiming_certificate(self, order: Order, kits_per_certificate: int) -> None:
@@ -37,7 +53,8 @@ class DynamoOrders(MailOutbox):
         try:
             with TransactWrite(connection=self._models.connection) as transaction:
                 transaction.save(
-                    order_record(orders, order, self._retention), condition=orders.order_ref.does_not_exist()
+                    order_record(orders, order, self._fields, self._retention),
+                    condition=orders.order_ref.does_not_exist(),
                 )
                 transaction.update(
                     claims(order.certificate_key),
@@ -58,13 +75,20 @@ class DynamoOrders(MailOutbox):
         except self._models.orders.DoesNotExist:
             raise OrderNotFound(reference) from None
 
+    def delivery_of(self, order: Order) -> DeliveryDetails:
+        """The order's delivery details in clear (a KMS Decrypt the first time a container meets
+        the data key they were sealed with)."""
+        delivery = order.delivery
+        opened = {name: self._fields.open(order.reference, name, getattr(delivery, name)) for name in PERSONAL}
+        return DeliveryDetails(**opened, contact_consent=delivery.contact_consent)
+
     def apply_guarded(self, reference: str, change: GuardedChange) -> Order | None:
         """One UpdateItem: the domain's requirements as its condition; as its actions, the fields it
         sets and the views that differ between an order meeting them and the same order changed.
         Returns the order as it now is, or None when it did not meet them (the caller then takes
         the general path)."""
         orders = self._models.orders
-        condition, actions = _guarded_write(orders, change, self._retention)
+        condition, actions = _guarded_write(orders, change, self._retention, reference, self._fields)
         record = orders(reference)
         try:
             record.update(actions=actions, condition=condition)
@@ -85,7 +109,7 @@ class DynamoOrders(MailOutbox):
         store carries out go in the same write: the claim moves, and emails owed join the outbox
         (held until `mail_held_until` for the caller who will send them, else due at once)."""
         orders, claims = self._models.orders, self._models.claims
-        actions = _change_actions(orders, before, after, self._retention)
+        actions = _change_actions(orders, before, after, self._retention, self._fields)
         emails = emails_owed(effects)
         if emails:
             actions += outbox_actions(orders, emails, mail_held_until or after.history[-1].at)
@@ -110,7 +134,7 @@ class DynamoOrders(MailOutbox):
     def contact_consents(self) -> Iterator[tuple[str, datetime]]:
         """(email, when consented) of every holder who ticked to be contacted and is not erased."""
         for record in self._models.orders.contact_consent_index.query(YES):
-            yield record.email, from_iso(record.created_at)
+            yield self._fields.open(record.order_ref, "email", record.email), from_iso(record.created_at)
 
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """References of unpaid orders still holding a claim after their hold ran out (sparse index)."""
@@ -119,7 +143,9 @@ class DynamoOrders(MailOutbox):
         return [r.order_ref for r in index.query(YES, range_key_condition=hold_until < to_iso(now))]
 
 
-def _guarded_write(orders: type[OrderFields], change: GuardedChange, retention: timedelta) -> tuple:
+def _guarded_write(
+    orders: type[OrderFields], change: GuardedChange, retention: timedelta, reference: str, fields: PersonalFields
+) -> tuple:
     """The condition (the domain's requirements, the event unseen) and the actions (the fields set,
     and the views that differ between the change's sketches, before and after)."""
     condition = ~orders.processed_events.contains(change.entry.stripe_event_id)
@@ -133,6 +159,7 @@ def _guarded_write(orders: type[OrderFields], change: GuardedChange, retention: 
         name: value for field, set_to in change.sets.items() for name, value in stored_value(field, set_to).items()
     }
     changes.update({name: value for name, value in new_views.items() if value != old_views[name]})
+    changes = sealed(changes, reference, fields.seal)
     actions = [
         *(_set_or_remove(getattr(orders, name), value) for name, value in changes.items()),
         orders.processed_events.add({change.entry.stripe_event_id}),
@@ -159,10 +186,14 @@ def _claim_change(claims: type[ClaimFields], effects: frozenset[Effect]) -> dict
     return {"actions": [claims.kits.add(-1)], "condition": claims.kits > 0}
 
 
-def _change_actions(model: type[OrderFields], before: Order, after: Order, retention: timedelta) -> list:
-    """SET or REMOVE for each attribute whose stored value differs; the new log lines and events."""
+def _change_actions(
+    model: type[OrderFields], before: Order, after: Order, retention: timedelta, fields: PersonalFields
+) -> list:
+    """SET or REMOVE for each attribute whose value differs (a personal field sealed afresh only
+    when it changed: erasure removes it, sealing nothing); the new log lines and events."""
     old, new = item_values(before, retention), item_values(after, retention)
-    actions = [_set_or_remove(getattr(model, name), value) for name, value in new.items() if value != old[name]]
+    changed = sealed({name: value for name, value in new.items() if value != old[name]}, after.reference, fields.seal)
+    actions = [_set_or_remove(getattr(model, name), value) for name, value in changed.items()]
     added_history = after.history[len(before.history) :]
     if added_history:
         actions.append(model.history.set(model.history.append([history_record(e) for e in added_history])))
@@ -177,9 +208,12 @@ def _set_or_remove(attribute, value):
     return attribute.remove() if value is None else attribute.set(value)
 
 
-def order_record(model: type[OrderFields], order: Order, retention: timedelta = DEFAULT_RETENTION) -> OrderFields:
-    """The item for a new order (also used to load benchmark data)."""
-    stored = {name: value for name, value in item_values(order, retention).items() if value is not None}
+def order_record(
+    model: type[OrderFields], order: Order, fields: PersonalFields, retention: timedelta = DEFAULT_RETENTION
+) -> OrderFields:
+    """The item for a new order, its personal fields sealed (also used to load benchmark data)."""
+    values = sealed(item_values(order, retention), order.reference, fields.seal)
+    stored = {name: value for name, value in values.items() if value is not None}
     return model(
         version=order.version,
         history=[history_record(e) for e in order.history],

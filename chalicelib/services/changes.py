@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..domain.changes import Effect, GuardedChange, Outcome, emails_owed
 from ..domain.errors import ConcurrentChange
-from ..domain.fulfilment import fulfilment_message_for
+from ..domain.fulfilment import fulfilment_message
 from ..domain.lifecycle import CLAIM_LEASE, outstanding, release
 from ..domain.orders import Order
 from .dependencies import Dependencies
@@ -70,7 +70,9 @@ def carry_out(order: Order, effects: frozenset[Effect], deps: Dependencies) -> O
 def release_to_manufacturer(order: Order, deps: Dependencies) -> Order:
     """Send the fulfilment message, then record that it went (the lifecycle's `release`, whose
     confirmation email this caller then sends). A resend is deduplicated per fulfilment id."""
-    deps.fulfilment_queue.send(fulfilment_message_for(order, deps.settings.product_code))
+    recipient = deps.orders.delivery_of(order)  # opened here, for the message alone
+    confirmed_at = order.confirmed_at or order.created_at
+    deps.fulfilment_queue.send(fulfilment_message(order.reference, recipient, deps.settings.product_code, confirmed_at))
     outcome = release(order, deps.clock())
     if not outcome.changed:
         return order

@@ -95,13 +95,7 @@ def fulfilment_health(deps: Dependencies, publish: bool = True) -> FulfilmentHea
     """Released but not dispatched after the configured days, and the dead-letter depth; both are
     published as metrics for alarms."""
     cutoff = deps.clock() - timedelta(days=deps.settings.stuck_after_days)
-    stuck, cursor = [], None
-    while True:
-        page = deps.fulfilments.open_fulfilments(cursor, MAX_PAGE)
-        stuck += [item.message.fulfilment_id for item in page.items if item.released_at < cutoff]
-        cursor = page.next_cursor
-        if cursor is None or (page.items and page.items[-1].released_at >= cutoff):
-            break
+    stuck = deps.fulfilments.released_before(cutoff)  # ids only: the health check opens no name
     health = FulfilmentHealth(stuck, deps.fulfilment_queue.dead_letter_depth())
     if publish:
         deps.metrics.report({"StuckFulfilments": len(health.stuck), "FulfilmentDeadLetters": health.dead_letters})

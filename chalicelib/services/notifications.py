@@ -78,7 +78,7 @@ def _send(order: Order, kind: str, deps: Dependencies, failures: int) -> bool:
     if deps.mailer is None:  # send_claimed ended these already
         return False
     try:
-        deps.mailer.send(order.delivery.email, subject, body)
+        deps.mailer.send(deps.orders.delivery_of(order).email, subject, body)
     except MailUnavailable as exc:
         log.error("%s email for order %s not sent (failure %d): %s", kind, order.reference, failures + 1, exc)
         deps.metrics.report({"EmailFailures": 1})

@@ -18,7 +18,7 @@ from chalicelib.adapters.dynamodb_attempts import DynamoAttempts
 from chalicelib.adapters.dynamodb_register import DynamoRegister
 from chalicelib.adapters.dynamodb_fulfilments import FulfilmentQueries
 from chalicelib.adapters.dynamodb_orders import DynamoOrders
-from chalicelib.bootstrap import key_store, tables_for
+from chalicelib.bootstrap import key_store, personal_fields, tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
 from chalicelib.domain.changes import Effect, Source
 from chalicelib.domain.delivery import parse_delivery_details
@@ -60,7 +60,16 @@ def stores(request):
         return InMemoryRegister(claims), InMemoryOrders(claims)
     settings = request.getfixturevalue("settings")
     models = build_models(tables_for(settings))
-    return DynamoRegister(models), DynamoOrders(models)
+    return DynamoRegister(models), DynamoOrders(models, sealer(settings))
+
+
+def sealer(settings):
+    return personal_fields(settings, boto3.session.Session(region_name=settings.region))
+
+
+def opened(orders, order):
+    """The order with its delivery details in clear, as the readers that may see them get them."""
+    return dataclasses.replace(order, delivery=orders.delivery_of(order))
 
 
 def entry(key: str = "k1", **changes) -> RegisterEntry:
@@ -180,7 +189,7 @@ class TestOrdersContract:
         _, orders = stores
         order = an_order()
         orders.create_claiming_certificate(order, 1)
-        assert orders.get(order.reference) == order
+        assert opened(orders, orders.get(order.reference)) == order
 
     def test_only_ticked_orders_with_an_email_are_listed_for_contact_until_erased(self, stores):
         _, orders = stores
@@ -255,7 +264,7 @@ class TestOrdersContract:
         assert orders.notifications_due(NOW + timedelta(days=1)) == []
         orders.defer_notification(order.reference, "dispatch", NOW)  # a later failure counts from one again
         assert orders.notifications_due(NOW) == [(order.reference, frozenset({"dispatch"}), 1)]
-        assert orders.get(order.reference) == order  # none of it touches what the domain reads
+        assert opened(orders, orders.get(order.reference)) == order  # none of it touches what the domain reads
 
     def test_an_unknown_order_is_not_found(self, stores):
         _, orders = stores
@@ -323,8 +332,10 @@ class TestOrdersContract:
         by_one_write = paid_once(orders, fast.reference)
         outcome = accept_payment(slow, Money(895), "pi_1", Source("stripe", "evt_1"), NOW)
         orders.save(slow, outcome.order, outcome.effects)
-        by_rules = orders.get(slow.reference)
-        assert dataclasses.replace(by_rules, reference=fast.reference, certificate_key="k1") == by_one_write
+        by_rules = opened(orders, orders.get(slow.reference))
+        assert dataclasses.replace(by_rules, reference=fast.reference, certificate_key="k1") == opened(
+            orders, by_one_write
+        )
 
     def test_a_payment_that_does_not_match_takes_no_single_write(self, stores):
         _, orders = stores
@@ -375,7 +386,7 @@ class TestOrdersContract:
             processed_events=frozenset({"e1", "e2"}),
         )
         orders.save(order, changed)
-        assert orders.get(order.reference) == dataclasses.replace(changed, version=1)
+        assert opened(orders, orders.get(order.reference)) == dataclasses.replace(changed, version=1)
 
     def test_release_is_recorded_once(self, stores):
         _, orders = stores
@@ -451,7 +462,8 @@ def fulfilment_world(request):
         return orders, InMemoryFulfilments(orders)
     settings = request.getfixturevalue("settings")
     models = build_models(tables_for(settings))
-    return DynamoOrders(models), FulfilmentQueries(models, "PMK-1")
+    fields = sealer(settings)
+    return DynamoOrders(models, fields), FulfilmentQueries(models, "PMK-1", fields)
 
 
 def released_order(orders, reference: str, key: str, minutes: int):
@@ -484,8 +496,15 @@ class TestFulfilmentsContract:
         ]
         assert rest.next_cursor is None
         item = first.items[0]
-        assert item.message == fulfilment_message_for(orders.get("TK-AAAAA-00001"), "PMK-1")
+        assert item.message == fulfilment_message_for(opened(orders, orders.get("TK-AAAAA-00001")), "PMK-1")
         assert item.state is FulfilmentState.RELEASED and item.released_at == NOW + timedelta(minutes=1)
+
+    def test_the_health_checks_list_is_the_ids_of_open_orders_released_before_a_time(self, fulfilment_world):
+        orders, fulfilments = fulfilment_world
+        for i in (3, 1, 2):
+            released_order(orders, f"TK-AAAAA-0000{i}", f"k{i}", i)
+        assert fulfilments.released_before(NOW + timedelta(minutes=2, seconds=30)) == ["F-AAAAA-00001", "F-AAAAA-00002"]
+        assert fulfilments.released_before(NOW) == []
 
     def test_dispatched_orders_leave_the_list_and_cancellations_appear_until_acknowledged(self, fulfilment_world):
         orders, fulfilments = fulfilment_world

@@ -18,7 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from chalicelib import services
+from chalicelib import bootstrap, services
+from chalicelib.adapters.kms_fields import PURPOSE
 from chalicelib.domain.credentials import Scope
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.references import new_order_reference
@@ -90,6 +91,8 @@ def authorisations(service: str, operation: str, params: dict, region: str) -> l
         return needed
     if service == "ses" and operation == "SendEmail":  # authorised on the sending identity
         return [("ses:SendEmail", f"arn:aws:ses:{region}:{ACCOUNT}:identity/{params['Source']}")]
+    if service == "kms":  # authorised on the key itself (the data key's context is checked below)
+        return [(f"kms:{operation}", f"arn:aws:kms:{region}:{ACCOUNT}:key/{params['KeyId']}")]
     if service == "ssm" and operation == "GetParameters":
         return [
             ("ssm:GetParameters", f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{n.lstrip('/')}") for n in params["Names"]
@@ -141,6 +144,8 @@ def physical(environment: dict[str, str]) -> dict[str, dict[str, str]]:
             arns = {}
         elif kind == "AWS::S3::Bucket":
             arns = {"Arn": f"arn:aws:s3:::{value}"}
+        elif kind == "AWS::KMS::Key":
+            arns = {"Arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{value}"}
         else:
             arns = {"Arn": value}
         resolved[logical_id] = {"Ref": value, **arns}
@@ -193,6 +198,10 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         register_row("FA/2001", "E1 6AN", free_kit="yes"),
         register_row("FA/2002", "E1 6AN", free_kit="yes"),
     )
+
+    def another_container():  # a function's next request or run, in a container of its own (its own keys)
+        bootstrap.use(bootstrap.build(settings, deps.clock))
+
     manufacturer = create_api_key(Scope.MANUFACTURER, "Kit Maker", deps.api_keys, deps.clock())[1]
     finance = create_api_key(Scope.FINANCE, "Finance", deps.api_keys, deps.clock())[1]
     start = deps.clock()
@@ -204,6 +213,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         free.post("/order/certificate", {"reference": "FA/2001", "postcode": "E1 6AN"})
         free.post("/order/delivery", delivery_form(postcode="E1 6AN"))
         free.post("/order/confirm", {"confirm": "yes"})
+        another_container()  # the kit maker's list opens data keys other containers made
         status, listed = call(client, manufacturer, "GET", "/fulfilment-orders")
         ids = [item["fulfilment_id"] for item in listed["fulfilment_orders"]]
         for fulfilment_id in ids:
@@ -235,6 +245,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
     later = start + timedelta(minutes=76)
     deps.clock.set(later)
     for name in ("sweep_lapsed_holds", "relay_unsent_fulfilments"):
+        another_container()
         with aws_requests.as_function(name):
             scheduled(client, name)
     for days, name in (
@@ -245,6 +256,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
     ):
         moment = start + timedelta(days=days, hours=-5)
         deps.clock.set(moment)
+        another_container()
         with aws_requests.as_function(name):
             scheduled(client, name)
 
@@ -310,6 +322,66 @@ def test_the_data_key_is_granted_only_through_dynamodb_and_sqs():
             [(operator, condition)] = statement["Condition"].items()
             assert operator == "StringEquals" and list(condition) == ["kms:ViaService"], function
             assert condition["kms:ViaService"]["Fn::Sub"] in services, function
+
+
+# Who may open the personal fields: the API (the release, the kit maker's list, the emails, the
+# holder's status check) and the relay (releases and emails it sends later). Only the API seals.
+OPENS_PERSONAL_DATA = {"api_handler", "relay_unsent_fulfilments"}
+SEALS_PERSONAL_DATA = {"api_handler"}
+
+
+def test_only_the_functions_that_must_read_personal_data_can_decrypt_it(made, environment, settings):
+    """The finance, purge, sweep, health and authorizer functions can neither open nor seal a
+    field; the scenario ran each of them against the sealed table and they never needed to."""
+    region = environment["AWS_REGION"]
+    resources = physical(environment)
+    key_arn = resources["PersonalDataKey"]["Arn"]
+    pseudo = {"AWS::Region": region, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION, "Stage": settings.stage}
+    for function in FUNCTIONS:
+        document = resolve_intrinsics(policy("prod", function), pseudo | {"AWS::StackName": "tracekit"}, resources)
+        assert allows(document, "kms:Decrypt", key_arn) is (function in OPENS_PERSONAL_DATA), function
+        assert allows(document, "kms:GenerateDataKey", key_arn) is (function in SEALS_PERSONAL_DATA), function
+    kms_calls = [
+        (f, operation, params) for f, service, operation, params in made if service == "kms" and f in FUNCTIONS
+    ]
+    assert {(f, op) for f, op, _ in kms_calls} == {
+        ("api_handler", "GenerateDataKey"),
+        ("api_handler", "Decrypt"),
+        ("relay_unsent_fulfilments", "Decrypt"),
+    }
+    assert all(params["EncryptionContext"] == PURPOSE for _, _, params in kms_calls)
+
+
+def test_every_use_of_the_key_is_bound_to_its_purpose_and_the_key_policy_names_only_those_roles():
+    """Each grant on the key requires the data key's encryption context; the key policy lets the
+    account administer the key but use it only through the two roles above (by name: a role of
+    the stack's), so no console user or other role can decrypt, whatever its IAM policy says."""
+    for function in FUNCTIONS:
+        for statement in policy("prod", function)["Statement"]:
+            # Grants on the data-at-rest key (through DynamoDB and SQS) are the test above's.
+            if statement["Resource"] == {"Fn::GetAtt": [DATA_AT_REST_KEY, "Arn"]}:
+                continue
+            if any(action.startswith("kms:") for action in statement["Action"]):
+                assert statement["Condition"] == {"StringEquals": {"kms:EncryptionContext:purpose": PURPOSE["purpose"]}}
+                assert statement["Resource"] == [{"Fn::GetAtt": ["PersonalDataKey", "Arn"]}]
+    key = load_resources()["PersonalDataKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    users: dict[str, set[str]] = {}
+    for statement in key["KeyPolicy"]["Statement"]:
+        actions = set(statement["Action"])
+        if actions & {"kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:ReEncryptFrom", "kms:CreateGrant"}:
+            assert statement["Condition"]["StringEquals"] == {"kms:EncryptionContext:purpose": PURPOSE["purpose"]}
+            [role] = [statement["Condition"]["ArnLike"]["aws:PrincipalArn"]["Fn::Sub"].rsplit("-", 2)[-2]]
+            users[role] = actions
+        else:
+            assert not any(
+                a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt", "kms:Generate")) for a in actions
+            )
+            assert "kms:CreateGrant" not in actions and "kms:*" not in actions
+    assert users == {
+        "ApiHandlerRole": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "RelayUnsentFulfilmentsRole": {"kms:Decrypt"},
+    }
 
 
 # Grants for a path the scenario cannot reach here: the reconciliation fetches an order by

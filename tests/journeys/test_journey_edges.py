@@ -89,7 +89,7 @@ def test_a_confirmed_order_in_the_store_matches_what_the_holder_gave(client, hol
     browser.post("/order/confirm", {"confirm": "yes"})
     [reference] = re.findall(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}", browser.get("/order/confirmation").body.decode())
     order = holder.orders.get(reference)
-    assert order.state is OrderState.CONFIRMED and order.delivery.full_name == "Ada Example"
+    assert order.state is OrderState.CONFIRMED and holder.orders.delivery_of(order).full_name == "Ada Example"
 
 
 def test_missing_configuration_names_the_variable_not_its_value():
@@ -109,6 +109,7 @@ def _complete_env():
         "API_KEYS_TABLE": "k",
         "ATTEMPTS_TABLE": "a",
         "EXPORTS_BUCKET": "e",
+        "PERSONAL_DATA_KEY_ID": "alias/p",
         "FULFILMENT_QUEUE_URL": "q",
         "REGISTER_KEY": "k" * 32,
         "JOURNEY_KEY": "j" * 32,

@@ -81,7 +81,12 @@ def test_retention_purge_and_erasure_leave_no_personal_data_and_finance_still_ba
         )
         assert response.status_code == 200, response.body
     before = reconcile(deps, now.date())
-    assert all(value in every_item(settings) for value in PERSONAL)
+    references = ["TK-" + f.removeprefix("F-") for f in (first, second, third)]
+    held = [deps.orders.delivery_of(deps.orders.get(reference)) for reference in references]
+    assert all((d.full_name, d.address_line_2, d.email) == ("Ada Example", "Flat 9", "ada@example.com") for d in held)
+    assert "pd1." in every_item(
+        settings
+    )  # held sealed: never in clear (tests/integration/test_personal_data_sealed.py)
 
     later = now + timedelta(days=31)
     deps.clock.set(later)
@@ -97,6 +102,7 @@ def test_retention_purge_and_erasure_leave_no_personal_data_and_finance_still_ba
     stored = every_item(settings)
     for value in PERSONAL:
         assert value not in stored, value
+    assert "pd1." not in stored  # not even sealed: the erasure overwrote every field without opening one
     deps.clock.set(now)
     after = reconcile(deps, now.date())
     for line in ("charges", "gross_pence", "fees_pence", "net_pence", "free_kits", "payment paid"):
