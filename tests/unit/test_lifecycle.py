@@ -29,10 +29,11 @@ from chalicelib.domain.lifecycle import (
     reconcile_money,
 )
 from chalicelib.domain.money import Money
-from chalicelib.domain.orders import FulfilmentState, OrderState
+from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.payments import MoneyView
 from chalicelib.domain.references import fulfilment_id_of, new_order_reference
 from chalicelib.services.manufacturer import dispatch_fulfilment
+from chalicelib.services.privacy import erase_order
 from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
 
 PRICE = Money(895)
@@ -169,12 +170,45 @@ def test_email_dispatch_is_sent_by_the_caller_that_recorded_the_dispatch():
     assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
 
 
+def paid_and_released(deps) -> str:
+    reference = placed(deps)
+    session = deps.payments.pay(deps.orders.get(reference).checkout_session_id)
+    services.handle_stripe_webhook(
+        *deps.payments.completed_event(reference, payment_intent=session["payment_intent"]), deps
+    )
+    assert deps.orders.get(reference).fulfilment is FulfilmentState.RELEASED
+    return reference
+
+
+def test_refund_in_full_gives_back_what_stripe_holds_of_an_order_its_erasure_ended():
+    deps = world()
+    reference = paid_and_released(deps)
+    order = erase_order(reference, "holder asked", "alice", deps)
+    assert deps.payments.money_view(order.payment_intent_id).amount_refunded == PRICE.pence
+    assert (order.state, order.payment, order.fulfilment) == (
+        OrderState.CANCELLED,
+        PaymentState.REFUNDED,
+        FulfilmentState.CANCELLED,
+    )
+
+
+def test_close_checkout_expires_the_session_of_an_order_erased_before_payment():
+    deps = world()
+    reference = placed(deps)
+    session_id = deps.orders.get(reference).checkout_session_id
+    erase_order(reference, "holder asked", "alice", deps)
+    assert deps.payments.session(session_id)["status"] == "expired"
+    assert claims(deps) == 0
+
+
 CONSUMED_IN = {
     Effect.RELEASE_CLAIM: test_release_claim_gives_the_certificate_its_kit_back,
     Effect.RECLAIM: test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed,
     Effect.RELEASE_TO_MANUFACTURER: test_release_to_manufacturer_puts_the_message_on_the_queue_and_records_the_release,
     Effect.EMAIL_CONFIRMATION: test_email_confirmation_is_sent_by_the_caller_that_released_the_order,
     Effect.EMAIL_DISPATCH: test_email_dispatch_is_sent_by_the_caller_that_recorded_the_dispatch,
+    Effect.REFUND_IN_FULL: test_refund_in_full_gives_back_what_stripe_holds_of_an_order_its_erasure_ended,
+    Effect.CLOSE_CHECKOUT: test_close_checkout_expires_the_session_of_an_order_erased_before_payment,
 }
 
 
