@@ -226,7 +226,7 @@ def test_the_return_from_checkout_fulfils_before_the_webhook_and_the_webhook_the
     placed = order(deps)
     session_id = deps.orders.get(placed.reference).checkout_session_id
     session = deps.payments.pay(session_id)
-    returned = services.fulfil_on_return(placed.reference, session_id, deps)
+    returned = services.fulfil_on_return(placed.reference, session_id, deps).order
     assert returned.payment is PaymentState.PAID and len(deps.fulfilment_queue.receive_all()) == 1
     body, signature = deps.payments.completed_event(placed.reference, "evt_2", payment_intent=session["payment_intent"])
     assert services.handle_stripe_webhook(body, signature, deps) == "paid"
@@ -403,3 +403,14 @@ def test_a_message_that_breaks_its_schema_is_not_sent_but_counted_and_the_relay_
     assert "[erased]" not in withheld.rejection_reason
     assert deps.fulfilments.relay_pending() == []
     assert sum(r.get("FulfilmentMessagesRefused", 0) for r in deps.metrics.reports) == 1
+
+
+def test_the_return_from_checkout_with_stripe_down_leaves_the_order_and_says_stripe_did_not_answer(deps):
+    placed = order(deps)
+    session_id = deps.orders.get(placed.reference).checkout_session_id
+    deps.payments.pay(session_id)
+    deps.payments.unavailable = True
+    returned = services.fulfil_on_return(placed.reference, session_id, deps)
+    assert returned.stripe_answered is False
+    assert returned.order == deps.orders.get(placed.reference)
+    assert returned.order.payment is PaymentState.AWAITING
