@@ -88,6 +88,23 @@ def test_the_store_writes_for_the_one_write_payment_what_a_save_of_the_general_r
     assert stored == item_values(accept_payment(order, PRICE, intent, source, NOW).order, RETENTION)
 
 
+@settings(max_examples=100, deadline=None)
+@given(unpaid_orders(), st.booleans())
+def test_erasure_ends_every_unfinished_order_and_a_second_erasure_changes_nothing(order, paid):
+    if paid:
+        order = accept_payment(order, PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
+    once = lifecycle.erase_personal_data(order, Source("operator:alice"), NOW, "asked")
+    twice = lifecycle.erase_personal_data(once.order, Source("operator:alice"), NOW, "asked")
+    assert (twice.changed, twice.order, twice.effects) == (False, once.order, frozenset())
+    erased = once.order
+    assert erased.delivery.postcode == "" and not erased.awaits_payment and not erased.awaits_release
+    assert not erased.open_for_manufacturer
+    if erased.payment in lifecycle.REFUNDABLE:  # money held: owed back until the refund is recorded
+        assert Effect.REFUND_IN_FULL in lifecycle.outstanding(erased)
+    late = accept_payment(erased, PRICE, "pi_2", Source("stripe", "evt_late"), NOW)
+    assert Effect.RELEASE_TO_MANUFACTURER not in late.effects and not late.order.awaits_release
+
+
 def test_every_transition_is_in_the_table_and_every_row_is_a_transition():
     functions = {
         name

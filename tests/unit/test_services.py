@@ -414,3 +414,26 @@ def test_the_return_from_checkout_with_stripe_down_leaves_the_order_and_says_str
     assert returned.stripe_answered is False
     assert returned.order == deps.orders.get(placed.reference)
     assert returned.order.payment is PaymentState.AWAITING
+
+
+def test_a_bank_payment_that_confirms_after_the_erasure_is_refunded_not_fulfilled(deps):
+    placed = order(deps)
+    session = deps.payments.pay(deps.orders.get(placed.reference).checkout_session_id, paid=False)
+    body, signature = deps.payments.completed_event(
+        placed.reference, "evt_1", payment_status="unpaid", payment_intent=session["payment_intent"]
+    )
+    services.handle_stripe_webhook(body, signature, deps)
+    assert deps.orders.get(placed.reference).payment_processing
+    erase_order(placed.reference, "holder asked", "alice", deps)
+    session["payment_status"] = "paid"  # the bank confirms
+    succeeded = {**session, "object": "checkout.session"}
+    services.handle_stripe_webhook(
+        *deps.payments.event("checkout.session.async_payment_succeeded", succeeded, "evt_2"), deps
+    )
+    stored = deps.orders.get(placed.reference)
+    assert (stored.state, stored.payment, stored.fulfilment) == (
+        OrderState.CANCELLED,
+        PaymentState.REFUNDED,
+        FulfilmentState.CANCELLED,
+    )
+    assert queued_for(deps, placed.reference) == []
