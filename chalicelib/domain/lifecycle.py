@@ -152,6 +152,7 @@ def pay_as_expected(paid: Money, payment_intent_id: str | None, source: Source, 
             "amount": paid,
             "refunded_pence": 0,
             "dispute_status": None,
+            "erased_at": None,  # a payment for an erased order is refunded (accept_payment), never fulfilled
         },
         sets={
             "state": OrderState.CONFIRMED,

@@ -437,3 +437,21 @@ def test_a_bank_payment_that_confirms_after_the_erasure_is_refunded_not_fulfille
         FulfilmentState.CANCELLED,
     )
     assert queued_for(deps, placed.reference) == []
+
+
+def test_a_payment_for_an_order_erased_before_erasure_ended_orders_is_refunded_not_fulfilled(deps):
+    """Data from before this rule: an order erased while awaiting payment and left placed."""
+    placed = order(deps)
+    stored = deps.orders.get(placed.reference)
+    erased = dataclasses.replace(
+        stored, erased_at=NOW, delivery=dataclasses.replace(stored.delivery, full_name="[erased]", postcode="")
+    )
+    deps.orders.orders[placed.reference] = erased
+    pay(deps, placed)
+    after = deps.orders.get(placed.reference)
+    assert (after.state, after.payment, after.fulfilment) == (
+        OrderState.CANCELLED,
+        PaymentState.REFUNDED,
+        FulfilmentState.CANCELLED,
+    )
+    assert queued_for(deps, placed.reference) == []
