@@ -164,7 +164,8 @@ class EmailRenderer(Protocol):
 
 class FulfilmentQueue(Protocol):
     def send(self, message: FulfilmentMessage) -> None:
-        """At-least-once, deduplicated per fulfilment id. Raises QueueUnavailable."""
+        """At-least-once, deduplicated per fulfilment id. Raises QueueUnavailable, or
+        FulfilmentMessageRefused (not sent) for a message that breaks its schema."""
 
     def dead_letter_depth(self) -> int:
         """How many messages the consumer gave up on."""

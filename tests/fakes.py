@@ -22,6 +22,7 @@ from chalicelib.domain.errors import (
     PaymentServiceUnavailable,
 )
 from chalicelib.domain.fulfilment import Cancellation, FulfilmentMessage, OpenFulfilment, Page, fulfilment_message_for
+from chalicelib.adapters.message_schema import check_fulfilment_message
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order
 from chalicelib.domain.payments import MoneyView
@@ -329,6 +330,7 @@ class InMemoryFulfilmentQueue:
         self._seen: set[str] = set()
 
     def send(self, message: FulfilmentMessage):
+        check_fulfilment_message(message.to_document())  # the real queue's own check
         if message.deduplication_id not in self._seen:
             self._seen.add(message.deduplication_id)
             self.messages.append(message.to_document())

@@ -8,6 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..domain.errors import QueueUnavailable
 from ..domain.fulfilment import FulfilmentMessage
+from .message_schema import check_fulfilment_message
 
 
 class SqsFulfilmentQueue:
@@ -31,11 +32,14 @@ class SqsFulfilmentQueue:
 
     def send(self, message: FulfilmentMessage) -> None:
         """FIFO deduplication by fulfilment id makes a resend within five minutes a no-op; the
-        manufacturer deduplicates by the same id beyond that (its API calls are idempotent)."""
+        manufacturer deduplicates by the same id beyond that (its API calls are idempotent). A
+        message that breaks its schema is refused (FulfilmentMessageRefused) and never sent."""
+        document = message.to_document()
+        check_fulfilment_message(document)
         try:
             self._sqs.send_message(
                 QueueUrl=self._queue_url,
-                MessageBody=json.dumps(message.to_document(), separators=(",", ":"), sort_keys=True),
+                MessageBody=json.dumps(document, separators=(",", ":"), sort_keys=True),
                 MessageGroupId=message.order_reference,
                 MessageDeduplicationId=message.deduplication_id,
             )

@@ -23,6 +23,11 @@ class Effect(str, Enum):
     # caller for a lease; services.changes then sends it (the relay's schedule, if the caller dies).
     EMAIL_CONFIRMATION = "email_confirmation"
     EMAIL_DISPATCH = "email_dispatch"
+    # services.changes: the rest of the payment goes back to the holder through the operators'
+    # refund path (services.payments.refund_order), whose reconciliation records it.
+    REFUND_IN_FULL = "refund_in_full"
+    # services.changes: the order's Checkout Session is expired at Stripe, so it takes no payment.
+    CLOSE_CHECKOUT = "close_checkout"
 
 
 # The holder's emails, by kind (each a template in templates/email/), and the effects that make them due.

@@ -40,6 +40,16 @@ class QueueUnavailable(DomainError):
     """The fulfilment queue could not take a message; the order stays confirmed and unreleased."""
 
 
+class FulfilmentMessageRefused(DomainError):
+    """A fulfilment message that breaks its schema (schemas/fulfilment-message.v1.json), refused
+    before it was sent. `problems` names the fields and the rules they break, never their values
+    (which are the recipient's personal data)."""
+
+    def __init__(self, problems: tuple[str, ...]):
+        super().__init__("fulfilment message breaks its schema: " + ", ".join(problems))
+        self.problems = problems
+
+
 class OrderAlreadyExists(DomainError):
     """An order with this reference was already placed (a second click on the same confirmation)."""
 

@@ -31,6 +31,9 @@ from .orders import (
 )
 from .payments import MoneyView, money_state, show
 
+# Payment states in which Stripe holds money tracekit may give back (a disputed payment is settled
+# by the dispute, and Stripe refuses to refund it).
+REFUNDABLE = frozenset({PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED})
 # Stripe's own expiry webhook gets this long after a session lapses before the hold sweep steps in
 # (the checkout's hold itself is configuration: CHECKOUT_HOLD_MINUTES).
 HOLD_GRACE = timedelta(minutes=15)
@@ -97,7 +100,8 @@ def open_checkout(
 def accept_payment(
     order: Order, paid: Money | None, payment_intent_id: str | None, source: Source, now: datetime
 ) -> Outcome:
-    """Stripe says the holder paid. Honoured even after expiry; flagged if the money is wrong."""
+    """Stripe says the holder paid. Honoured even after expiry; flagged if the money is wrong; given
+    back if the order's personal data was erased first (no kit can be posted, and none is)."""
     if order.payment in MONEY_TAKEN:
         if payment_intent_id and order.payment_intent_id and payment_intent_id != order.payment_intent_id:
             note = f"a second payment ({payment_intent_id}) for a paid order: flagged for refund"
@@ -109,8 +113,15 @@ def accept_payment(
         return record_change(
             order, source, now, note, payment_flag=f"amount_mismatch:{show(paid)}", payment_intent_id=intent
         )
-    late = order.state in (OrderState.EXPIRED, OrderState.CANCELLED)
     payment = money_state(order.amount, order.refunded_pence, order.dispute_status)
+    paid_fields = {"paid_at": now, "payment_intent_id": intent, "payment_processing": False, "hold_until": None}
+    if order.erased_at is not None:  # no one left to post a kit to: the money goes back
+        effects = {Effect.REFUND_IN_FULL} if payment in REFUNDABLE else set()
+        change = "paid after its personal data was erased: not fulfilled, refunded in full"
+        ended: dict[str, Any] = {"state": OrderState.CANCELLED, "fulfilment": FulfilmentState.CANCELLED}
+        ended["cancelled_at"] = order.cancelled_at or now
+        return record_change(order, source, now, change, effects, payment=payment, **ended, **paid_fields)
+    late = order.state in (OrderState.EXPIRED, OrderState.CANCELLED)
     effects = {Effect.RECLAIM} if late else set()
     fields: dict[str, Any] = {"state": OrderState.CONFIRMED}
     if payment is PaymentState.REFUNDED:  # refunded before we even heard it was paid
@@ -118,7 +129,6 @@ def accept_payment(
     elif order.fulfilment is FulfilmentState.NOT_RELEASED:
         effects.add(Effect.RELEASE_TO_MANUFACTURER)
     change = "paid after the order had lapsed: honoured" if late else "paid"
-    paid_fields = {"paid_at": now, "payment_intent_id": intent, "payment_processing": False, "hold_until": None}
     return record_change(order, source, now, change, effects, payment=payment, **fields, **paid_fields)
 
 
@@ -142,6 +152,7 @@ def pay_as_expected(paid: Money, payment_intent_id: str | None, source: Source, 
             "amount": paid,
             "refunded_pence": 0,
             "dispute_status": None,
+            "erased_at": None,  # a payment for an erased order is refunded (accept_payment), never fulfilled
         },
         sets={
             "state": OrderState.CONFIRMED,
@@ -237,8 +248,30 @@ def release(order: Order, now: datetime) -> Outcome:
 
 
 def outstanding(order: Order) -> frozenset[Effect]:
-    """Effects owed by the order's state that a crash may have left undone: the relay's work."""
-    return frozenset({Effect.RELEASE_TO_MANUFACTURER}) if order.awaits_release else frozenset()
+    """Effects owed by the order's state that a crash may have left undone: the relay's work (an
+    order confirmed and not released), and the refund of an order its erasure ended (finished by
+    the next touch of the order: the operator's command again, or Stripe's redelivery)."""
+    owed = {Effect.RELEASE_TO_MANUFACTURER} if order.awaits_release else set()
+    if _refund_owed(order):
+        owed.add(Effect.REFUND_IN_FULL)
+    return frozenset(owed)
+
+
+def _refund_owed(order: Order) -> bool:
+    """Erased before its kit went out, and Stripe still holds some of its money."""
+    return order.erased_at is not None and order.fulfilment is FulfilmentState.CANCELLED and order.payment in REFUNDABLE
+
+
+def withhold_release(order: Order, problems: tuple[str, ...], now: datetime) -> Outcome:
+    """The fulfilment message broke its schema and was not sent. The order leaves the relay's list
+    (it would break it again on every run) as a fulfilment tracekit itself could not make: the
+    holder's status page says there is a problem, the operator sees why in the order's log."""
+    if not order.awaits_release:
+        return unchanged(order)
+    reason = "not sent: the fulfilment message breaks its schema (" + ", ".join(problems) + ")"
+    return record_change(
+        order, Source("system"), now, reason, fulfilment=FulfilmentState.REJECTED, rejection_reason=reason
+    )
 
 
 def accept(order: Order, source: Source, now: datetime) -> Outcome:
@@ -306,9 +339,14 @@ ERASED = "[erased]"
 
 def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -> Outcome:
     """Name, address and email go; the reference, the money and the states (what finance and the
-    audit trail need) stay. Idempotent: an erased order is left as it is."""
+    audit trail need) stay. An order not yet dispatched is ended first, in the same write, as no
+    kit can be posted without an address: an unpaid one is cancelled and its Checkout Session
+    closed; a confirmed one is cancelled (the kit maker's cancellations list shows it if it was
+    released) and what Stripe holds of its payment refunded in full. Either way the certificate
+    gets its kit back. Idempotent: an erased order is left as it is."""
     if order.erased_at is not None:
         return unchanged(order)
+    ended, effects, change = _end_for_erasure(order, now)
     blank = DeliveryDetails(
         full_name=ERASED,
         address_line_1=ERASED,
@@ -318,7 +356,23 @@ def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -
         email="",
         contact_consent=False,
     )
-    return record_change(order, source, now, f"personal data erased ({why})", delivery=blank, erased_at=now)
+    change = f"personal data erased ({why})" + change
+    return record_change(order, source, now, change, effects, delivery=blank, erased_at=now, **ended)
+
+
+def _end_for_erasure(order: Order, now: datetime) -> tuple[dict[str, Any], set[Effect], str]:
+    """What ending an order not yet dispatched takes: its fields, its effects, the log's words."""
+    cancelled = {"state": OrderState.CANCELLED, "fulfilment": FulfilmentState.CANCELLED, "cancelled_at": now}
+    if order.awaits_payment:
+        unpaid = {"payment": PaymentState.NOT_TAKEN, "payment_processing": False, "hold_until": None}
+        closes = order.checkout_session_id is not None and not order.payment_processing
+        effects = {Effect.RELEASE_CLAIM} | ({Effect.CLOSE_CHECKOUT} if closes else set())
+        return {**cancelled, **unpaid}, effects, "; the unpaid order cancelled, any later payment refunded"
+    if order.is_confirmed and order.fulfilment in BEFORE_DISPATCH:
+        if order.payment in REFUNDABLE:
+            return cancelled, {Effect.RELEASE_CLAIM, Effect.REFUND_IN_FULL}, "; cancelled before dispatch, refunded"
+        return cancelled, {Effect.RELEASE_CLAIM}, "; cancelled before dispatch"
+    return {}, set(), ""
 
 
 TRANSITIONS = (
@@ -331,6 +385,7 @@ TRANSITIONS = (
         "stripe",
         Effect.RELEASE_TO_MANUFACTURER,
         Effect.RECLAIM,
+        Effect.REFUND_IN_FULL,
     ),
     Transition.row(
         "pay_as_expected", "the common case of accept_payment, in one write", "stripe", Effect.RELEASE_TO_MANUFACTURER
@@ -344,5 +399,13 @@ TRANSITIONS = (
     Transition.row("dispatch", "the kit maker posted the kit", "manufacturer", Effect.EMAIL_DISPATCH),
     Transition.row("reject", "the kit maker cannot fulfil the order", "manufacturer"),
     Transition.row("acknowledge_cancellation", "the kit maker has seen a cancellation", "manufacturer"),
-    Transition.row("erase_personal_data", "retention ran out, or an operator erases", "system, operator"),
+    Transition.row("withhold_release", "the fulfilment message breaks its schema: not sent", "system"),
+    Transition.row(
+        "erase_personal_data",
+        "retention ran out, or an operator erases",
+        "system, operator",
+        Effect.RELEASE_CLAIM,
+        Effect.CLOSE_CHECKOUT,
+        Effect.REFUND_IN_FULL,
+    ),
 )

@@ -13,15 +13,16 @@ import logging
 from typing import Callable
 
 from ..domain.changes import Effect, GuardedChange, Outcome, emails_owed
-from ..domain.errors import ConcurrentChange
+from ..domain.errors import ConcurrentChange, FulfilmentMessageRefused, PaymentServiceUnavailable
 from ..domain.fulfilment import fulfilment_message
-from ..domain.lifecycle import CLAIM_LEASE, outstanding, release
+from ..domain.lifecycle import CLAIM_LEASE, outstanding, release, withhold_release
 from ..domain.orders import Order
 from .dependencies import Dependencies
 from .notifications import send_claimed
 
 log = logging.getLogger("tracekit")
 ATTEMPTS = 4
+ERASURE_REFUND_REASON = "personal data erased before dispatch"  # the same words, the same refund key
 Decision = Callable[[Order], Outcome]  # a lifecycle transition with its fact bound
 
 
@@ -62,9 +63,32 @@ def carry_out(order: Order, effects: frozenset[Effect], deps: Dependencies) -> O
     emails = emails_owed(effects)
     if emails:
         send_claimed(order, emails, deps)
-    if Effect.RELEASE_TO_MANUFACTURER in effects | outstanding(order):
+    if Effect.CLOSE_CHECKOUT in effects and order.checkout_session_id:
+        close_checkout(order.checkout_session_id, deps)
+    owed = effects | outstanding(order)
+    if Effect.REFUND_IN_FULL in owed:
+        order = refund_in_full(order, deps)
+    if Effect.RELEASE_TO_MANUFACTURER in owed:
         order = release_to_manufacturer(order, deps)
     return order
+
+
+def close_checkout(session_id: str, deps: Dependencies) -> None:
+    """Expire the session at Stripe so it takes no payment. If Stripe cannot be reached it lapses
+    on its own within the hold, and a payment it takes meanwhile is refunded (`accept_payment`)."""
+    try:
+        deps.payments.expire_checkout(session_id)
+    except PaymentServiceUnavailable:
+        log.warning("checkout session of an ended order not closed: Stripe unavailable")
+
+
+def refund_in_full(order: Order, deps: Dependencies) -> Order:
+    """The rest of the payment back to the holder, through the operators' own refund path (one
+    idempotency key per order, so a retry refunds nothing twice). Raises PaymentServiceUnavailable;
+    the refund stays owed (`outstanding`) and the next touch of the order makes it."""
+    from .payments import refund_order  # payments applies changes through this module
+
+    return refund_order(order.reference, None, ERASURE_REFUND_REASON, "tracekit", deps)
 
 
 def release_to_manufacturer(order: Order, deps: Dependencies) -> Order:
@@ -72,7 +96,11 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> Order:
     confirmation email this caller then sends). A resend is deduplicated per fulfilment id."""
     recipient = deps.orders.delivery_of(order)  # opened here, for the message alone
     confirmed_at = order.confirmed_at or order.created_at
-    deps.fulfilment_queue.send(fulfilment_message(order.reference, recipient, deps.settings.product_code, confirmed_at))
+    message = fulfilment_message(order.reference, recipient, deps.settings.product_code, confirmed_at)
+    try:
+        deps.fulfilment_queue.send(message)
+    except FulfilmentMessageRefused as refused:
+        return _withhold(order, refused.problems, deps)
     outcome = release(order, deps.clock())
     if not outcome.changed:
         return order
@@ -82,3 +110,11 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> Order:
         return apply_change(order.reference, lambda latest: release(latest, deps.clock()), deps)
     log.info("order released to manufacturer: %s", order.reference)
     return carry_out(outcome.order, outcome.effects, deps)
+
+
+def _withhold(order: Order, problems: tuple[str, ...], deps: Dependencies) -> Order:
+    """A message that breaks its schema is never sent: counted (FulfilmentMessagesRefused, alarmed),
+    logged by field, and the order taken off the relay's list (`withhold_release`)."""
+    deps.metrics.report({"FulfilmentMessagesRefused": 1})
+    log.error("fulfilment message of order %s refused, not sent: %s", order.reference, ", ".join(problems))
+    return apply_change(order.reference, lambda latest: withhold_release(latest, problems, deps.clock()), deps)

@@ -203,8 +203,12 @@ def look_up_order(raw_reference: str, raw_postcode: str, deps: Dependencies) -> 
 
 def _carry_out_or_leave_for_relay(order: Order, effects: frozenset[Effect], deps: Dependencies) -> None:
     """The holder's order stands even if the queue is down: it stays confirmed and unreleased,
-    which is what the relay looks for, and the holder still gets their confirmation."""
+    which is what the relay looks for, and the holder still gets their confirmation. Likewise a
+    refund still owed (an order its erasure ended) stays owed if Stripe is down: the holder's page
+    says it is being refunded, never that they were not charged."""
     try:
         carry_out(order, effects, deps)
     except QueueUnavailable:
         log.error("fulfilment queue unavailable; order %s left for the relay", order.reference)
+    except PaymentServiceUnavailable:
+        log.error("Stripe unavailable; the refund owed on order %s left for the next touch", order.reference)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
-from ..domain.errors import OrderNotFound, RefundRefused
+from ..domain.errors import OrderNotFound, PaymentServiceUnavailable, RefundRefused
 from ..domain.changes import Source
 from ..domain.lifecycle import (
     accept_payment,
@@ -79,14 +80,29 @@ def fulfil(event: PaymentEvent, deps: Dependencies) -> str:
     return "paid" if order.payment in MONEY_TAKEN else f"not fulfilled ({order.payment_flag or order.payment.value})"
 
 
-def fulfil_on_return(reference: str, session_id: str | None, deps: Dependencies) -> Order:
-    """The holder is back from Checkout before (or instead of) the webhook: ask Stripe."""
+@dataclass(frozen=True)
+class ReturnFromCheckout:
+    """The order as the holder comes back from Checkout, and whether Stripe could be asked about it
+    (when it could not, the payment's outcome is unknown here until the webhook brings it)."""
+
+    order: Order
+    stripe_answered: bool = True
+
+
+def fulfil_on_return(reference: str, session_id: str | None, deps: Dependencies) -> ReturnFromCheckout:
+    """The holder is back from Checkout before (or instead of) the webhook: ask Stripe. If Stripe
+    cannot be reached the order is left as it is: the webhook (retried by Stripe for days) or the
+    hold sweep settles it, and the holder is told so, not that they were not charged."""
     order = deps.orders.get(reference)
     if not order.awaits_payment or not session_id or session_id != order.checkout_session_id:
-        return order
-    facts = deps.payments.read_checkout(session_id)
+        return ReturnFromCheckout(order)
+    try:
+        facts = deps.payments.read_checkout(session_id)
+    except PaymentServiceUnavailable:
+        log.warning("return from checkout for order %s: Stripe unavailable, left for the webhook", reference)
+        return ReturnFromCheckout(order, stripe_answered=False)
     if facts.order_reference != reference:
-        return order
+        return ReturnFromCheckout(order)
     if facts.payment_status == "paid":
         fulfil(facts, deps)
     elif facts.type == "checkout.session.completed":
@@ -95,7 +111,7 @@ def fulfil_on_return(reference: str, session_id: str | None, deps: Dependencies)
             lambda o: note_processing(o, facts.payment_intent_id, Source("holder-return"), deps.clock()),
             deps,
         )
-    return deps.orders.get(reference)
+    return ReturnFromCheckout(deps.orders.get(reference))
 
 
 def _reconcile(payment_intent_id: str, source: Source, deps: Dependencies, note: str = "") -> str:

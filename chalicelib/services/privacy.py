@@ -16,7 +16,10 @@ log = logging.getLogger("tracekit")
 
 
 def erase_order(reference: str, why: str, operator: str, deps: Dependencies) -> Order:
-    """An erasure request, by order reference (the holder's right to erasure, or a support need)."""
+    """An erasure request, by order reference (the holder's right to erasure, or a support need).
+    An order not yet dispatched is ended first (`erase_personal_data`): cancelled, its checkout
+    closed or its payment refunded in full. Raises PaymentServiceUnavailable if Stripe could not
+    take the refund: the order is erased and cancelled, and the same request again makes the refund."""
     why = " ".join(why.split())[:200] or "erasure request"
     order = apply_change(
         reference, lambda o: erase_personal_data(o, Source(f"operator:{operator}"), deps.clock(), why), deps

@@ -175,7 +175,8 @@ def payment_complete():
     if not reference:
         return render("session_ended.html", status=400)
     session_id = (holder.current_request.query_params or {}).get("session_id")
-    return _order_status_page(services.fulfil_on_return(reference, session_id, deps()))
+    returned = services.fulfil_on_return(reference, session_id, deps())
+    return _order_status_page(returned.order, None if returned.stripe_answered else "checking")
 
 
 @holder.route("/order/confirmation", methods=["GET"])
@@ -187,8 +188,10 @@ def confirmation():
     return _order_status_page(services.find_order(reference, deps()))
 
 
-def _order_status_page(order) -> Response:
-    return render("confirmation.html", order=order, status_of=order_status(order), price=order.amount.display())
+def _order_status_page(order, status_of: str | None = None) -> Response:
+    """The order's page; `status_of` "checking" when Stripe could not be asked how the payment went."""
+    status_of = status_of or order_status(order)
+    return render("confirmation.html", order=order, status_of=status_of, price=order.amount.display())
 
 
 @holder.route("/status", methods=["GET"])

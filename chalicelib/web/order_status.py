@@ -5,8 +5,13 @@ from __future__ import annotations
 from ..domain.orders import FulfilmentState, Order, OrderState, PaymentState
 
 
+# An order that ended with these has (or is about to have) its money back.
+REFUNDING = (PaymentState.REFUNDED, PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED)
+
+
 def order_status(order: Order) -> str:
-    """complete | processing | confirming | failed | expired | refunded | cancelled."""
+    """complete | processing | confirming | failed | expired | refunded | cancelled (the return
+    from Checkout adds checking: Stripe could not be asked)."""
     if order.is_confirmed:
         return "complete"
     if order.state is OrderState.PLACED:
@@ -15,7 +20,7 @@ def order_status(order: Order) -> str:
         return "failed"
     if order.state is OrderState.EXPIRED:
         return "expired"
-    if order.payment is PaymentState.REFUNDED:
+    if order.payment in REFUNDING:  # refunded, or (an order its erasure ended) being refunded
         return "refunded"
     return "cancelled"
 

@@ -15,8 +15,12 @@ from ops.cli.common import dependencies
 @click.option("--operator", envvar="USER", required=True, help="Who is erasing (defaults to $USER).")
 def erase(order_reference: str, reason: str, operator: str) -> None:
     """Erase the recipient's name, address and email from an order, keeping the financial record
-    (reference, amounts, states and log) that finance needs. Running it again changes nothing."""
-    from chalicelib.domain.errors import OrderNotFound
+    (reference, amounts, states and log) that finance needs. An order not yet dispatched cannot be
+    posted without them, so it is ended first: an unpaid one is cancelled and its Checkout Session
+    closed (a payment that still arrives is refunded); a paid one is cancelled (the kit maker sees
+    it on its cancellations list) and refunded in full. Running it again changes nothing, except to
+    make a refund Stripe could not take the first time."""
+    from chalicelib.domain.errors import OrderNotFound, PaymentServiceUnavailable, RefundRefused
     from chalicelib.domain.references import normalise_order_reference
     from chalicelib.services.privacy import erase_order
 
@@ -27,7 +31,15 @@ def erase(order_reference: str, reason: str, operator: str) -> None:
         order = erase_order(reference, reason, operator, dependencies())
     except OrderNotFound:
         raise click.ClickException(f"no order {reference}") from None
-    click.echo(f"{order.reference}: personal data erased; payment {order.payment.value}, {order.amount.pence} pence")
+    except (PaymentServiceUnavailable, RefundRefused):
+        raise click.ClickException(
+            f"{reference}: personal data erased and the order cancelled, but Stripe did not take its refund. "
+            "Run the same command again to make the refund (nothing is refunded twice)."
+        ) from None
+    click.echo(
+        f"{order.reference}: personal data erased; order {order.state.value}, fulfilment {order.fulfilment.value}, "
+        f"payment {order.payment.value}, {order.amount.pence} pence ({order.refunded_pence} refunded)"
+    )
 
 
 @click.group()

@@ -15,6 +15,8 @@ from typing import Callable
 from chalicelib import services
 from chalicelib.domain.lifecycle import ERASED
 from chalicelib.domain.errors import QueueUnavailable
+from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
+from chalicelib.services.privacy import erase_order
 from tests.builders import delivery_form
 from tests.crashpoints.world import EMAIL, FREE_HOLDER, PAID_HOLDER, POSTCODE, TryAgain, World
 
@@ -132,6 +134,16 @@ def operator_refunds() -> Step:
     return Step("operator refunds in full", act)
 
 
+def operator_erases() -> Step:
+    def act(w: World):
+        try:
+            erase_order(w.order_reference(), "holder asked", "alice", w.deps)
+        except Exception as exc:  # noqa: BLE001 - the CLI says it failed; the operator runs it again
+            raise TryAgain(type(exc).__name__) from None
+
+    return Step("operator erases", act)
+
+
 def job(name: str) -> Step:
     return Step(f"schedule runs {name}", lambda w: w.run_job(name))
 
@@ -195,6 +207,14 @@ def _erased(w: World) -> None:
     assert order.erased_at is not None and order.delivery.full_name == ERASED, order.delivery
 
 
+def _erased_and_ended(w: World) -> None:
+    """Erased, ended before dispatch, and whatever Stripe took given back."""
+    _erased(w)
+    order = w.deps.orders.get(w.order_reference())
+    assert (order.state, order.fulfilment) == (OrderState.CANCELLED, FulfilmentState.CANCELLED), order
+    assert order.payment in (PaymentState.REFUNDED, PaymentState.NOT_TAKEN), order.payment
+
+
 PAID = (*ordering(PAID_HOLDER), pays(), stripe_sends("checkout.session.completed"))
 FREE = (*ordering(FREE_HOLDER),)
 
@@ -255,6 +275,13 @@ JOURNEYS = (
         (*map(setup, PAID), later(hours=18, minutes=15), job("export_daily_reconciliation")),
         expect=_one_export_for_yesterday,
     ),
+    Journey("erased before payment", (*ordering(PAID_HOLDER), operator_erases()), expect=_erased_and_ended),
+    Journey(
+        "erased as the holder pays",
+        (*ordering(PAID_HOLDER), pays(), operator_erases(), stripe_sends("checkout.session.completed")),
+        expect=_erased_and_ended,
+    ),
+    Journey("erased after release", (*PAID, operator_erases(), stripe_sends_the_rest()), expect=_erased_and_ended),
     Journey(
         "retention purge",
         (*map(setup, (*FREE, kit_maker("dispatch"))), later(days=31), job("purge_personal_data")),

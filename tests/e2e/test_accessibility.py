@@ -199,6 +199,19 @@ def test_payments_being_down_is_explained_and_the_order_does_not_go_ahead(page: 
     check(page, "confirmation-cancelled")
 
 
+def test_stripe_down_on_the_return_from_checkout_says_the_payment_is_being_checked(page: Page, stack):
+    session_id = to_payment_page(page, stack, 5)
+    emulator(stack, "/_emulator/failures", "count=30&status=503")  # more than the SDK's retries
+    try:
+        page.goto(stack["app"] + f"/order/payment-complete?session_id={session_id}")
+        expect(page.get_by_role("heading", name="We are checking your payment")).to_be_visible()
+    finally:
+        emulator(stack, "/_emulator/failures", "count=0")
+    expect(page.get_by_text("Nothing will be taken twice", exact=False)).to_be_visible()
+    expect(page.get_by_text("not been charged", exact=False)).to_have_count(0)
+    check(page, "confirmation-checking")
+
+
 def test_a_second_order_for_one_certificate_and_an_expired_form_are_explained(chromium, page: Page, stack):
     reference, postcode = synthetic_holders(free=True)[3]
     other = chromium.new_context()

@@ -444,6 +444,18 @@ class TestFulfilmentQueueContract:
             queue.send(fulfilment_message_for(an_order(f"TK-AAAAA-0000{i}", price=free()), "PMK-1"))
         assert sorted(m["order_reference"] for m in receive_all()) == [f"TK-AAAAA-0000{i}" for i in range(3)]
 
+    def test_a_message_that_breaks_its_schema_is_refused_and_never_sent(self, queue_and_reader):
+        from chalicelib.domain.errors import FulfilmentMessageRefused
+        from chalicelib.domain.lifecycle import ERASED
+
+        queue, receive_all = queue_and_reader
+        good = fulfilment_message_for(an_order(price=free()), "PMK-1")
+        erased = dataclasses.replace(good, recipient_name=ERASED, town=ERASED, postcode="")
+        with pytest.raises(FulfilmentMessageRefused) as refused:
+            queue.send(erased)
+        assert refused.value.problems == ("recipient.postcode: pattern",)  # the field and rule, not the value
+        assert receive_all() == []
+
 
 def test_a_queue_that_cannot_be_reached_is_reported_as_unavailable(settings):
     from chalicelib.domain.errors import QueueUnavailable

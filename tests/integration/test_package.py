@@ -126,7 +126,9 @@ def test_every_function_has_its_own_policy_log_retention_and_the_wiring(template
     assert variables["REGISTER_KEY"] == {"Fn::Sub": "ssm:/tracekit/${Stage}/register-key"}
 
 
-def test_alarms_watch_errors_throttles_5xx_dead_letters_stuck_orders_lockouts_and_lost_emails(template):
+def test_alarms_watch_errors_throttles_5xx_dead_letters_stuck_orders_lockouts_lost_emails_and_refused_messages(
+    template,
+):
     alarms = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     watched = set()
     for alarm in alarms:
@@ -143,6 +145,7 @@ def test_alarms_watch_errors_throttles_5xx_dead_letters_stuck_orders_lockouts_an
         ("tracekit", "StuckFulfilments"),
         ("tracekit", "CertificateCheckLockouts"),
         ("tracekit", "EmailsAbandoned"),
+        ("tracekit", "FulfilmentMessagesRefused"),
     }
 
 

@@ -278,6 +278,32 @@ def test_returning_from_checkout_before_the_webhook_fulfils_once(client, holder,
     assert len(queued_messages(settings)) == 1
 
 
+def test_stripe_down_on_the_return_from_checkout_says_the_payment_is_being_checked_and_the_webhook_heals_it(
+    client, holder, stripe_emulator, settings
+):
+    browser, session_id = checkout(client)
+    stripe_emulator.pay(session_id)
+    stripe_emulator.fail_next_requests(10, status=500)  # more than the SDK's retries
+    page = browser.get(f"/order/payment-complete?session_id={session_id}")
+    stripe_emulator.fail_next_requests(0)
+    text = page.body.decode()
+    assert page.status_code == 200
+    assert "We are checking your payment" in text
+    assert "Nothing will be taken twice" in text and 'href="/status"' in text
+    assert "not been charged" not in text and "not been placed" not in text
+    assert the_order(holder, browser).payment is PaymentState.AWAITING  # unknown here: left as it was
+    deliver(client, events(stripe_emulator, "checkout.session.completed")[-1])  # the webhook heals it
+    assert "Order complete" in browser.get(f"/order/payment-complete?session_id={session_id}").body.decode()
+    assert len(queued_messages(settings)) == 1
+
+
+def test_the_return_from_checkout_with_stripe_answering_is_as_before(client, holder, stripe_emulator):
+    browser, session_id = checkout(client)
+    stripe_emulator.pay(session_id)
+    text = browser.get(f"/order/payment-complete?session_id={session_id}").body.decode()
+    assert "Order complete" in text and "checking your payment" not in text
+
+
 def test_stripe_returning_500_then_success_still_gives_one_session(client, holder, stripe_emulator):
     stripe_emulator.fail_next_requests(1, status=500)
     browser, session_id = checkout(client)

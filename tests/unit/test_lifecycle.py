@@ -29,10 +29,11 @@ from chalicelib.domain.lifecycle import (
     reconcile_money,
 )
 from chalicelib.domain.money import Money
-from chalicelib.domain.orders import FulfilmentState, OrderState
+from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.payments import MoneyView
 from chalicelib.domain.references import fulfilment_id_of, new_order_reference
 from chalicelib.services.manufacturer import dispatch_fulfilment
+from chalicelib.services.privacy import erase_order
 from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
 
 PRICE = Money(895)
@@ -85,6 +86,23 @@ def test_the_store_writes_for_the_one_write_payment_what_a_save_of_the_general_r
     written = guarded_attributes(change, RETENTION)
     stored = {**item_values(order, RETENTION), **written}
     assert stored == item_values(accept_payment(order, PRICE, intent, source, NOW).order, RETENTION)
+
+
+@settings(max_examples=100, deadline=None)
+@given(unpaid_orders(), st.booleans())
+def test_erasure_ends_every_unfinished_order_and_a_second_erasure_changes_nothing(order, paid):
+    if paid:
+        order = accept_payment(order, PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
+    once = lifecycle.erase_personal_data(order, Source("operator:alice"), NOW, "asked")
+    twice = lifecycle.erase_personal_data(once.order, Source("operator:alice"), NOW, "asked")
+    assert (twice.changed, twice.order, twice.effects) == (False, once.order, frozenset())
+    erased = once.order
+    assert erased.delivery.postcode == "" and not erased.awaits_payment and not erased.awaits_release
+    assert not erased.open_for_manufacturer
+    if erased.payment in lifecycle.REFUNDABLE:  # money held: owed back until the refund is recorded
+        assert Effect.REFUND_IN_FULL in lifecycle.outstanding(erased)
+    late = accept_payment(erased, PRICE, "pi_2", Source("stripe", "evt_late"), NOW)
+    assert Effect.RELEASE_TO_MANUFACTURER not in late.effects and not late.order.awaits_release
 
 
 def test_every_transition_is_in_the_table_and_every_row_is_a_transition():
@@ -169,12 +187,45 @@ def test_email_dispatch_is_sent_by_the_caller_that_recorded_the_dispatch():
     assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
 
 
+def paid_and_released(deps) -> str:
+    reference = placed(deps)
+    session = deps.payments.pay(deps.orders.get(reference).checkout_session_id)
+    services.handle_stripe_webhook(
+        *deps.payments.completed_event(reference, payment_intent=session["payment_intent"]), deps
+    )
+    assert deps.orders.get(reference).fulfilment is FulfilmentState.RELEASED
+    return reference
+
+
+def test_refund_in_full_gives_back_what_stripe_holds_of_an_order_its_erasure_ended():
+    deps = world()
+    reference = paid_and_released(deps)
+    order = erase_order(reference, "holder asked", "alice", deps)
+    assert deps.payments.money_view(order.payment_intent_id).amount_refunded == PRICE.pence
+    assert (order.state, order.payment, order.fulfilment) == (
+        OrderState.CANCELLED,
+        PaymentState.REFUNDED,
+        FulfilmentState.CANCELLED,
+    )
+
+
+def test_close_checkout_expires_the_session_of_an_order_erased_before_payment():
+    deps = world()
+    reference = placed(deps)
+    session_id = deps.orders.get(reference).checkout_session_id
+    erase_order(reference, "holder asked", "alice", deps)
+    assert deps.payments.session(session_id)["status"] == "expired"
+    assert claims(deps) == 0
+
+
 CONSUMED_IN = {
     Effect.RELEASE_CLAIM: test_release_claim_gives_the_certificate_its_kit_back,
     Effect.RECLAIM: test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed,
     Effect.RELEASE_TO_MANUFACTURER: test_release_to_manufacturer_puts_the_message_on_the_queue_and_records_the_release,
     Effect.EMAIL_CONFIRMATION: test_email_confirmation_is_sent_by_the_caller_that_released_the_order,
     Effect.EMAIL_DISPATCH: test_email_dispatch_is_sent_by_the_caller_that_recorded_the_dispatch,
+    Effect.REFUND_IN_FULL: test_refund_in_full_gives_back_what_stripe_holds_of_an_order_its_erasure_ended,
+    Effect.CLOSE_CHECKOUT: test_close_checkout_expires_the_session_of_an_order_erased_before_payment,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,8 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.references import new_order_reference
-from chalicelib.services.privacy import contact_list
+from chalicelib.services.manufacturer import dispatch_fulfilment, relay_unsent
+from chalicelib.services.privacy import contact_list, erase_order
 from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
 
 
@@ -224,7 +226,7 @@ def test_the_return_from_checkout_fulfils_before_the_webhook_and_the_webhook_the
     placed = order(deps)
     session_id = deps.orders.get(placed.reference).checkout_session_id
     session = deps.payments.pay(session_id)
-    returned = services.fulfil_on_return(placed.reference, session_id, deps)
+    returned = services.fulfil_on_return(placed.reference, session_id, deps).order
     assert returned.payment is PaymentState.PAID and len(deps.fulfilment_queue.receive_all()) == 1
     body, signature = deps.payments.completed_event(placed.reference, "evt_2", payment_intent=session["payment_intent"])
     assert services.handle_stripe_webhook(body, signature, deps) == "paid"
@@ -291,3 +293,165 @@ def test_the_contact_list_is_the_same_whichever_order_the_index_returns_consents
         deps.orders.orders = {ref: stored[ref] for ref in arrangement}
         lists.append(contact_list(deps))
     assert lists[0] == lists[1] == [("jo@example.com", NOW.date()), ("Sam@Example.com", NOW.date())]
+
+
+# -- Erasure ends an order not yet dispatched; no message for an erased recipient is ever sent -----
+
+
+def queued_for(deps, reference) -> list[dict]:
+    return [m for m in deps.fulfilment_queue.receive_all() if m["order_reference"] == reference]
+
+
+def test_an_order_erased_while_awaiting_payment_is_cancelled_and_its_checkout_closed(deps):
+    placed = order(deps)
+    session_id = deps.orders.get(placed.reference).checkout_session_id
+    erased = erase_order(placed.reference, "holder asked", "alice", deps)
+    assert (erased.state, erased.payment, erased.fulfilment) == (
+        OrderState.CANCELLED,
+        PaymentState.NOT_TAKEN,
+        FulfilmentState.CANCELLED,
+    )
+    assert deps.payments.session(session_id)["status"] == "expired"
+    assert sum(deps.register.claims.values()) == 0  # the certificate may order again
+
+
+def test_a_payment_after_erasure_is_refunded_and_no_message_is_ever_sent(deps):
+    placed = order(deps)
+    session = deps.payments.pay(deps.orders.get(placed.reference).checkout_session_id)  # paid on Stripe's page
+    erase_order(placed.reference, "holder asked", "alice", deps)  # meanwhile, the operator erases
+    body, signature = deps.payments.completed_event(placed.reference, payment_intent=session["payment_intent"])
+    services.handle_stripe_webhook(body, signature, deps)
+    services.handle_stripe_webhook(body, signature, deps)  # Stripe delivers it twice
+    relay_unsent(deps)
+    stored = deps.orders.get(placed.reference)
+    assert (stored.state, stored.payment, stored.fulfilment) == (
+        OrderState.CANCELLED,
+        PaymentState.REFUNDED,
+        FulfilmentState.CANCELLED,
+    )
+    assert deps.payments.money_view(session["payment_intent"]).amount_refunded == 895
+    assert len(deps.payments.refund_keys) == 1
+    assert queued_for(deps, placed.reference) == []
+    assert sum(deps.register.claims.values()) == 0
+
+
+def test_erasing_a_released_paid_order_refunds_it_and_puts_it_on_the_kit_makers_cancellations(deps):
+    placed = order(deps)
+    pay(deps, placed)
+    stored = deps.orders.get(placed.reference)
+    assert [o.message.fulfilment_id for o in deps.fulfilments.open_fulfilments(None, 10).items] == [
+        stored.fulfilment_id
+    ]
+    erase_order(placed.reference, "holder asked", "alice", deps)
+    erased = erase_order(placed.reference, "holder asked", "alice", deps)  # twice: nothing more
+    assert deps.fulfilments.open_fulfilments(None, 10).items == []
+    assert [c.fulfilment_id for c in deps.fulfilments.cancellations(None, 10).items] == [stored.fulfilment_id]
+    assert (erased.payment, erased.refunded_pence, len(deps.payments.refund_keys)) == (PaymentState.REFUNDED, 895, 1)
+    assert [line.change for line in erased.history].count(
+        "personal data erased (holder asked); cancelled before dispatch, refunded"
+    ) == 1
+
+
+def test_a_refund_stripe_could_not_take_is_made_when_the_erasure_is_asked_again(deps):
+    placed = order(deps)
+    pay(deps, placed)
+    deps.payments.unavailable = True
+    with pytest.raises(PaymentServiceUnavailable):
+        erase_order(placed.reference, "holder asked", "alice", deps)
+    stuck = deps.orders.get(placed.reference)
+    assert stuck.erased_at is not None and stuck.fulfilment is FulfilmentState.CANCELLED
+    assert stuck.payment is PaymentState.PAID
+    deps.payments.unavailable = False
+    again = erase_order(placed.reference, "holder asked", "alice", deps)
+    assert (again.payment, again.refunded_pence) == (PaymentState.REFUNDED, 895)
+
+
+def test_a_dispatched_order_is_erased_as_it_always_was(deps):
+    placed = order(deps, "FA/1002")
+    report = {"kit_code": "K1", "carrier": "Royal Mail", "tracking_reference": "T1", "dispatched_at": NOW.isoformat()}
+    dispatch_fulfilment(deps.orders.get(placed.reference).fulfilment_id, report, "k", deps)
+    erased = erase_order(placed.reference, "holder asked", "alice", deps)
+    assert (erased.state, erased.fulfilment, erased.delivery.postcode) == (
+        OrderState.CONFIRMED,
+        FulfilmentState.DISPATCHED,
+        "",
+    )
+    assert deps.fulfilments.cancellations(None, 10).items == []
+
+
+def test_a_message_that_breaks_its_schema_is_not_sent_but_counted_and_the_relay_lets_it_be(deps):
+    placed = order(deps, "FA/1002")
+    stored = deps.orders.get(placed.reference)
+    # an order erased before erasure ended orders (as the issue observed): confirmed, unreleased, no address
+    legacy = dataclasses.replace(
+        stored,
+        fulfilment=FulfilmentState.NOT_RELEASED,
+        released_at=None,
+        delivery=dataclasses.replace(stored.delivery, full_name="[erased]", postcode="", town="[erased]"),
+    )
+    deps.orders.orders[placed.reference] = legacy
+    deps.fulfilment_queue.messages.clear()
+    deps.fulfilment_queue._seen.clear()
+    relay_unsent(deps)
+    relay_unsent(deps)
+    withheld = deps.orders.get(placed.reference)
+    assert deps.fulfilment_queue.receive_all() == []
+    assert withheld.fulfilment is FulfilmentState.REJECTED
+    assert withheld.rejection_reason == (
+        "not sent: the fulfilment message breaks its schema (recipient.postcode: pattern)"
+    )
+    assert "[erased]" not in withheld.rejection_reason
+    assert deps.fulfilments.relay_pending() == []
+    assert sum(r.get("FulfilmentMessagesRefused", 0) for r in deps.metrics.reports) == 1
+
+
+def test_the_return_from_checkout_with_stripe_down_leaves_the_order_and_says_stripe_did_not_answer(deps):
+    placed = order(deps)
+    session_id = deps.orders.get(placed.reference).checkout_session_id
+    deps.payments.pay(session_id)
+    deps.payments.unavailable = True
+    returned = services.fulfil_on_return(placed.reference, session_id, deps)
+    assert returned.stripe_answered is False
+    assert returned.order == deps.orders.get(placed.reference)
+    assert returned.order.payment is PaymentState.AWAITING
+
+
+def test_a_bank_payment_that_confirms_after_the_erasure_is_refunded_not_fulfilled(deps):
+    placed = order(deps)
+    session = deps.payments.pay(deps.orders.get(placed.reference).checkout_session_id, paid=False)
+    body, signature = deps.payments.completed_event(
+        placed.reference, "evt_1", payment_status="unpaid", payment_intent=session["payment_intent"]
+    )
+    services.handle_stripe_webhook(body, signature, deps)
+    assert deps.orders.get(placed.reference).payment_processing
+    erase_order(placed.reference, "holder asked", "alice", deps)
+    session["payment_status"] = "paid"  # the bank confirms
+    succeeded = {**session, "object": "checkout.session"}
+    services.handle_stripe_webhook(
+        *deps.payments.event("checkout.session.async_payment_succeeded", succeeded, "evt_2"), deps
+    )
+    stored = deps.orders.get(placed.reference)
+    assert (stored.state, stored.payment, stored.fulfilment) == (
+        OrderState.CANCELLED,
+        PaymentState.REFUNDED,
+        FulfilmentState.CANCELLED,
+    )
+    assert queued_for(deps, placed.reference) == []
+
+
+def test_a_payment_for_an_order_erased_before_erasure_ended_orders_is_refunded_not_fulfilled(deps):
+    """Data from before this rule: an order erased while awaiting payment and left placed."""
+    placed = order(deps)
+    stored = deps.orders.get(placed.reference)
+    erased = dataclasses.replace(
+        stored, erased_at=NOW, delivery=dataclasses.replace(stored.delivery, full_name="[erased]", postcode="")
+    )
+    deps.orders.orders[placed.reference] = erased
+    pay(deps, placed)
+    after = deps.orders.get(placed.reference)
+    assert (after.state, after.payment, after.fulfilment) == (
+        OrderState.CANCELLED,
+        PaymentState.REFUNDED,
+        FulfilmentState.CANCELLED,
+    )
+    assert queued_for(deps, placed.reference) == []
