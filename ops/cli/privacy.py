@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 
+from pathlib import Path
+
 import click
 
 from ops.cli.common import dependencies
+from ops.private_files import private_file
 
 
 @click.command()
@@ -48,16 +51,21 @@ def contacts() -> None:
 
 
 @contacts.command("export")
-@click.argument("output", type=click.Path(dir_okay=False, writable=True))
-def export_contacts(output: str) -> None:
+@click.argument("output", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def export_contacts(output: Path) -> None:
     """Write the team's list to OUTPUT (CSV: email, consented_on). Nothing else about the holders
     is in it. Run it before the retention purge erases the emails of dispatched orders."""
     from chalicelib.reports import neutralise
     from chalicelib.services.privacy import contact_list
 
     entries = contact_list(dependencies())
-    with open(output, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["email", "consented_on"])
-        writer.writerows([neutralise(email), day.isoformat()] for email, day in entries)
+    try:
+        with private_file(output, "w", newline="", encoding="utf-8") as handle:  # 0600, then renamed
+            writer = csv.writer(handle)
+            writer.writerow(["email", "consented_on"])
+            writer.writerows([neutralise(email), day.isoformat()] for email, day in entries)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{output}.part exists: another export is writing it, or one was interrupted (remove it and try again)"
+        ) from None
     click.echo(f"{len(entries)} contact(s) written to {output}", err=True)

@@ -69,3 +69,5 @@ def test_the_contact_list_holds_only_the_emails_of_holders_who_ticked(operator, 
     text = output.read_text(encoding="utf-8")
     assert text.splitlines() == ["email,consented_on", f"Sam@Example.com,{deps.clock().date().isoformat()}"]
     assert "Sam Ticked" not in text and "SW1A" not in text and "FA/" not in text
+    assert output.stat().st_mode & 0o777 == 0o600  # emails: for the team's eyes only
+    assert not output.with_name("contacts.csv.part").exists()
