@@ -6,6 +6,16 @@ from __future__ import annotations
 from tests.crashpoints.faults import MODES
 
 TOTALS: dict[str, tuple[int, int, int]] = {}  # journey -> (calls, points run, converged)
+FIGURE = "crash_sweep"  # the user property each journey's test reports its figure under
+
+
+def pytest_runtest_logreport(report):
+    """Gathered from the test reports, so the figure is whole when pytest-xdist runs the journeys
+    in worker processes (.ci/run's full sweep) and the reports come back to this one."""
+    for name, value in report.user_properties:
+        if name == FIGURE:
+            journey, calls, run, converged = value
+            TOTALS[journey] = (calls, run, converged)
 
 
 def pytest_terminal_summary(terminalreporter):

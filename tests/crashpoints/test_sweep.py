@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.crashpoints.conftest import TOTALS
+from tests.crashpoints.conftest import FIGURE
 from tests.crashpoints.faults import MODES, Faults, Point, ProcessDied, install
 from tests.crashpoints.invariants import orders_now, outcome, violations
 from tests.crashpoints.journeys import JOURNEYS, Journey
@@ -124,7 +124,7 @@ def test_every_crash_point_converges(journey, moto_url, faults, request):
             problems.append(f"ended in {reached}, not {expected}")
         if problems:
             failures.append(f"{point.mode} at call {point.index} ({calls[point.index]}): {problems}")
-    TOTALS[journey.name] = (len(calls), len(chosen), len(chosen) - len(failures))
+    request.node.user_properties.append((FIGURE, (journey.name, len(calls), len(chosen), len(chosen) - len(failures))))
     print(
         f"\ncrash sweep: {journey.name}: {len(calls)} calls, {len(chosen)} points run, "
         f"{len(chosen) - len(failures)} converged, {time.monotonic() - started:.1f} s"
