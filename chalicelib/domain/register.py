@@ -14,7 +14,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, Callable, TypeVar
 
-from .errors import InvalidInput
+from .errors import InvalidInput, NothingToRollBack
 from .references import Postcode, ReferenceRules, normalise_certificate_reference, parse_postcode
 
 T = TypeVar("T")
@@ -156,3 +156,101 @@ def _parse_flag(raw: str | None) -> bool:
     if value in _FALSE:
         return False
     raise ValueError("must be yes or no (or left empty)")
+
+
+def details_digest(entry: RegisterEntry) -> bytes:
+    """Eight bytes standing for what an entry says of its certificate (all but its key): two
+    entries with the same digest say the same thing (a chance collision is 1 in 2^64)."""
+    details = f"{entry.postcode_mac}\x00{entry.status.value}\x00{entry.expires_on.isoformat()}\x00{entry.free_kit:d}"
+    return hashlib.sha256(details.encode()).digest()[:8]
+
+
+@dataclass(frozen=True)
+class RegisterState:
+    """Which generation of the register holders are checked against (`live`) and which one a
+    rollback restores (`previous`). A generation is the complete register one import wrote; it
+    becomes live with one write, so a check reads one generation, never a mix of two."""
+
+    live: int | None = None
+    previous: int | None = None
+    started: int = 0  # the last generation number handed out (to an import, or to a prune as its fence)
+    generations: frozenset[int] = frozenset()  # every generation that may still hold entries
+    live_entries: int = 0
+    previous_entries: int = 0
+    live_since: datetime | None = None
+    previous_since: datetime | None = None
+
+    def stale(self, through: int) -> list[int]:
+        """Generations that are neither live nor previous, numbered up to `through`: the ones a
+        prune deletes (a later number may be an import still writing, which must be left alone)."""
+        return sorted(g for g in self.generations if g not in (self.live, self.previous) and g <= through)
+
+    def switched_to(self, generation: int, entries: int, at: datetime) -> "RegisterState":
+        return RegisterState(
+            live=generation,
+            previous=self.live,
+            started=self.started,
+            generations=self.generations,
+            live_entries=entries,
+            previous_entries=self.live_entries,
+            live_since=at,
+            previous_since=self.live_since,
+        )
+
+    def rolled_back(self, at: datetime) -> "RegisterState":
+        """Live and previous swap places: the previous generation is live again, and a second
+        rollback would undo the first."""
+        if self.previous is None:
+            raise NothingToRollBack()
+        return RegisterState(
+            live=self.previous,
+            previous=self.live,
+            started=self.started,
+            generations=self.generations,
+            live_entries=self.previous_entries,
+            previous_entries=self.live_entries,
+            live_since=at,
+            previous_since=self.live_since,
+        )
+
+
+@dataclass(frozen=True)
+class RegisterChange:
+    """What an export would do to the live register, entry by entry."""
+
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+    added_lines: tuple[int, ...] = ()  # the first few lines of the file that add an entry
+    changed_lines: tuple[int, ...] = ()  # ... and that change one
+
+    @property
+    def live_entries(self) -> int:
+        return self.removed + self.changed + self.unchanged
+
+    @property
+    def entries_after(self) -> int:
+        return self.added + self.changed + self.unchanged
+
+    @property
+    def is_nothing(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def import_refusal(change: RegisterChange, max_removal_percent: int, allow_shrink: bool) -> str | None:
+    """Why an export must not become the register, or None. A file with no rows is always
+    refused: no register at all would refuse every holder. One that removes more than the allowed
+    share of the live register is refused unless the operator says the shrink is expected; the
+    first import, into an empty register, removes nothing."""
+    if change.entries_after == 0:
+        return "the file has no rows: importing it would refuse every holder"
+    live = change.live_entries
+    if allow_shrink or live == 0 or change.removed * 100 <= max_removal_percent * live:
+        return None
+    share = change.removed * 100 / live
+    return (
+        f"the file would remove {change.removed:,} of the {live:,} entries in the live register ({share:.1f}%), "
+        f"more than the {max_removal_percent}% REGISTER_MAX_REMOVAL_PERCENT allows: check that the export is "
+        "complete, or pass --allow-shrink if so many certificates really have gone"
+    )
