@@ -225,8 +225,8 @@ def order_attributes() -> dict[str, Attribute[Any]]:
 
 class RegisterFields(Model):
     """A register entry: one certificate in one generation of the register. The hash key is the
-    generation and one of 16 shards of it (dynamodb_register.bucket), so a generation is read or
-    deleted by querying 16 keys, never by scanning, and an import's writes spread over 16
+    generation and one of 8 shards of it (dynamodb_register.bucket), so a generation is read or
+    deleted by querying 8 keys, never by scanning, and an import's writes spread over 8
     partition keys; the range key is the reference's HMAC."""
 
     bucket = UnicodeAttribute(hash_key=True)

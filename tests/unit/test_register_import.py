@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.domain.errors import ExportChanged, NothingToRollBack, RegisterChanged
-from chalicelib.domain.register import REGISTER_COLUMNS, RegisterChange, import_refusal
+from chalicelib.domain.errors import ExportChanged, InvalidInput, NothingToRollBack, RegisterChanged
+from chalicelib.domain.references import ReferenceRules
+from chalicelib.domain.register import REGISTER_COLUMNS, RegisterChange, import_refusal, parse_register_row
 from chalicelib.services import RegisterImport, prune_register, roll_back_register
 from tests.builders import NOW, fake_dependencies, register_row
 
@@ -255,3 +256,26 @@ def test_a_file_with_no_rows_is_refused_even_with_allow_shrink():
     nothing = RegisterChange(added=0, removed=206, changed=0, unchanged=0)
     assert "no rows" in import_refusal(nothing, 5, allow_shrink=True)
     assert "no rows" in import_refusal(RegisterChange(0, 0, 0, 0), 5, allow_shrink=False)
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("2027-03-31", "2027-03-31"),
+        ("31/03/2027", "2027-03-31"),
+        ("1/3/2027", "2027-03-01"),
+        (" 2027-3-1 ", "2027-03-01"),
+    ],
+)
+def test_expiry_dates_are_read_in_both_forms(written, meant):
+    row = register_row(expiry_date=written)
+    assert parse_register_row(row, ReferenceRules()).expires_on.isoformat() == meant
+
+
+@pytest.mark.parametrize(
+    "written", ["2027-02-30", "31-03-2027", "2027/03/31", "20270331", "2027-W13-3", "03/31/2027", "2027-03-31T00:00"]
+)
+def test_anything_else_is_not_a_date(written):
+    with pytest.raises(InvalidInput) as refused:
+        parse_register_row(register_row(expiry_date=written), ReferenceRules())
+    assert "expiry_date" in refused.value.errors
