@@ -18,7 +18,7 @@ from .domain.orders import Order
 from .domain.changes import Effect, GuardedChange
 from .domain.payments import MoneyView
 from .domain.reconciliation import Finding, LedgerEntry, OrderFacts, Payout, Period
-from .domain.register import RegisterEntry
+from .domain.register import RegisterEntry, RegisterState
 from .domain.throttle import Reservation
 
 
@@ -50,16 +50,32 @@ class PaymentEvent:
 
 class Register(Protocol):
     def find(self, reference_key: str) -> CertificateLookup:
-        """The entry and how many kits it has claimed, in one round trip."""
+        """The live generation's entry and how many kits it has claimed, read together in one
+        round trip (two on a container's first read after a switch)."""
 
-    def save_all(self, entries: Iterable[RegisterEntry]) -> int:
-        """Write entries in batches; returns how many were written."""
+    def state(self) -> RegisterState:
+        """Which generation is live, which is previous, and which may still hold entries."""
 
-    def all_keys(self) -> Iterator[str]:
-        """Every reference key in the register."""
+    def entries(self, generation: int) -> Iterator[RegisterEntry]:
+        """Every entry of one generation."""
 
-    def delete_all(self, reference_keys: Iterable[str]) -> int:
-        """Delete entries in batches; returns how many."""
+    def start_generation(self) -> int:
+        """A new generation's number, never handed out before; no import that started earlier
+        can switch after this (it is no longer the last started)."""
+
+    def save_all(self, generation: int, entries: Iterable[RegisterEntry]) -> int:
+        """Write entries into a generation in batches; returns how many were written."""
+
+    def switch(self, generation: int, expected: RegisterState, entries: int, at: datetime) -> RegisterState:
+        """Make the generation live in one write, the live one becoming previous, if the register
+        is still as `expected` and the generation is the last started; else RegisterChanged."""
+
+    def roll_back(self, expected: RegisterState, at: datetime) -> RegisterState:
+        """Swap live and previous in one write, if the register is still as `expected`; else
+        RegisterChanged (NothingToRollBack if it has no previous generation)."""
+
+    def delete_generation(self, generation: int) -> int:
+        """Delete a generation's entries and forget it; returns how many. Idempotent."""
 
 
 class Attempts(Protocol):

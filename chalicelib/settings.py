@@ -50,6 +50,7 @@ class Settings:
     cookie_secure: bool
     stuck_after_days: int
     retention_days: int
+    register_max_removal_percent: int
     email_from: str | None = None  # the verified SES sender; unset, no email is sent
 
     def __post_init__(self) -> None:
@@ -110,6 +111,7 @@ def _behaviour(read: "_Reader") -> dict:
         "cookie_secure": read.flag("COOKIE_SECURE", True),
         "stuck_after_days": read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
         "retention_days": read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
+        "register_max_removal_percent": register_max_removal_percent(read),
         "email_from": read.optional("EMAIL_FROM"),
     }
 
@@ -124,6 +126,7 @@ class OperatorSettings:
     claims_table: str
     register_key: bytes
     reference_rules: ReferenceRules
+    register_max_removal_percent: int = 5
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> "OperatorSettings":
@@ -136,7 +139,13 @@ class OperatorSettings:
             claims_table=read.required("CLAIMS_TABLE"),
             register_key=read.secret("REGISTER_KEY"),
             reference_rules=ReferenceRules(read.text("CERTIFICATE_REFERENCE_PATTERN", ReferenceRules.pattern)),
+            register_max_removal_percent=register_max_removal_percent(read),
         )
+
+
+def register_max_removal_percent(read: "_Reader") -> int:
+    """The most of the live register one import may remove without --allow-shrink, in percent."""
+    return read.integer("REGISTER_MAX_REMOVAL_PERCENT", 5, minimum=0, maximum=100)
 
 
 _AREA = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?( [0-9])?")

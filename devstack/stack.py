@@ -122,7 +122,9 @@ def write_synthetic_register(path: Path) -> Path:
 
 
 def import_register(env: dict[str, str], csv_file: Path) -> None:
-    subprocess.run([sys.executable, "-m", "ops", "register", "import", str(csv_file)], env=env, cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "ops", "register", "import", "--yes", str(csv_file)], env=env, cwd=ROOT, check=True
+    )
 
 
 def start_app(env: dict[str, str], port: int) -> subprocess.Popen:

@@ -20,6 +20,7 @@ from chalicelib.domain.errors import (
     OrderAlreadyExists,
     OrderNotFound,
     PaymentServiceUnavailable,
+    RegisterChanged,
 )
 from chalicelib.domain.fulfilment import Cancellation, FulfilmentMessage, OpenFulfilment, Page, fulfilment_message_for
 from chalicelib.adapters.message_schema import check_fulfilment_message
@@ -27,32 +28,68 @@ from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order
 from chalicelib.domain.payments import MoneyView
 from chalicelib.domain.reconciliation import OrderFacts
+from chalicelib.domain.register import RegisterEntry, RegisterState
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
 
 
 class InMemoryRegister:
+    """Generations of entries and a pointer, as DynamoRegister keeps them; each pointer change is
+    one step, as one conditional write is."""
+
     def __init__(self, claims: dict[str, int] | None = None):
-        self.entries = {}
+        self.generations: dict[int, dict[str, RegisterEntry]] = {}
+        self.pointer = RegisterState()
         self.claims = claims if claims is not None else {}
 
+    @property
+    def entries_live(self) -> dict[str, RegisterEntry]:
+        return self.generations.get(self.pointer.live, {}) if self.pointer.live is not None else {}
+
     def find(self, reference_key):
-        return CertificateLookup(self.entries.get(reference_key), self.claims.get(reference_key, 0))
+        return CertificateLookup(self.entries_live.get(reference_key), self.claims.get(reference_key, 0))
 
-    def all_keys(self):
-        return iter(list(self.entries))
+    def state(self):
+        return self.pointer
 
-    def delete_all(self, reference_keys):
-        deleted = 0
-        for key in reference_keys:
-            deleted += self.entries.pop(key, None) is not None
-        return deleted
+    def entries(self, generation):
+        return iter(list(self.generations.get(generation, {}).values()))
 
-    def save_all(self, entries):
+    def start_generation(self):
+        number = self.pointer.started + 1
+        self.pointer = dataclasses.replace(
+            self.pointer, started=number, generations=self.pointer.generations | {number}
+        )
+        return number
+
+    def save_all(self, generation, entries):
         written = 0
+        stored = self.generations.setdefault(generation, {})
         for entry in entries:
-            self.entries[entry.reference_key] = entry
+            stored[entry.reference_key] = entry
             written += 1
         return written
+
+    def switch(self, generation, expected, entries, at):
+        if self.pointer.started != generation or not self._is_still(expected):
+            raise RegisterChanged()
+        after = expected.switched_to(generation, entries, at)
+        self.pointer = dataclasses.replace(after, started=self.pointer.started, generations=self.pointer.generations)
+        return self.pointer
+
+    def roll_back(self, expected, at):
+        after = expected.rolled_back(at)
+        if not self._is_still(expected):
+            raise RegisterChanged()
+        self.pointer = dataclasses.replace(after, started=self.pointer.started, generations=self.pointer.generations)
+        return self.pointer
+
+    def delete_generation(self, generation):
+        deleted = len(self.generations.pop(generation, {}))
+        self.pointer = dataclasses.replace(self.pointer, generations=self.pointer.generations - {generation})
+        return deleted
+
+    def _is_still(self, expected):
+        return (self.pointer.live, self.pointer.previous) == (expected.live, expected.previous)
 
 
 class InMemoryAttempts:

@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
@@ -56,6 +57,7 @@ class Models:
     claims: type[ClaimFields]
     connection: Connection
     attempts: type[AttemptFields]
+    register_pointer: type[RegisterPointerFields]
 
 
 class AwaitingPaymentIndex(GlobalSecondaryIndex):
@@ -223,13 +225,33 @@ def order_attributes() -> dict[str, Attribute[Any]]:
 
 
 class RegisterFields(Model):
-    """A register entry's attributes; build_models binds them to a table."""
+    """A register entry: one certificate in one generation of the register. The hash key is the
+    generation and one of 8 shards of it (dynamodb_register.bucket), so a generation is read or
+    deleted by querying 8 keys, never by scanning, and an import's writes spread over 8
+    partition keys; the range key is the reference's HMAC."""
 
-    reference_key = UnicodeAttribute(hash_key=True)
+    bucket = UnicodeAttribute(hash_key=True)
+    reference_key = UnicodeAttribute(range_key=True)
     postcode_mac = UnicodeAttribute()
     status = UnicodeAttribute()
     expires_on = UnicodeAttribute()
     free_kit = BooleanAttribute()
+
+
+class RegisterPointerFields(Model):
+    """The register's one pointer item, in the register's table: which generation is live, which
+    is previous, and which may still hold entries. Switching is one conditional write to it."""
+
+    bucket = UnicodeAttribute(hash_key=True)
+    reference_key = UnicodeAttribute(range_key=True)
+    live = NumberAttribute(null=True)
+    previous = NumberAttribute(null=True)
+    started = NumberAttribute(default=0)
+    generations = NumberSetAttribute(null=True)
+    live_entries = NumberAttribute(null=True)
+    previous_entries = NumberAttribute(null=True)
+    live_since = UnicodeAttribute(null=True)
+    previous_since = UnicodeAttribute(null=True)
 
 
 class ClaimFields(Model):
@@ -262,5 +284,8 @@ def build_models(tables: Tables) -> Models:
     class AttemptRecord(AttemptFields):
         Meta = tables.meta(tables.attempts)
 
+    class RegisterPointerRecord(RegisterPointerFields):
+        Meta = tables.meta(tables.register)
+
     connection = Connection(region=tables.region, host=tables.host)
-    return Models(RegisterRecord, OrderRecord, ClaimRecord, connection, AttemptRecord)
+    return Models(RegisterRecord, OrderRecord, ClaimRecord, connection, AttemptRecord, RegisterPointerRecord)

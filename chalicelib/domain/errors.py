@@ -72,3 +72,17 @@ class OrderNotMatched(DomainError):
 
 class MailUnavailable(Exception):
     """The mail service refused or could not be reached; the message names no recipient."""
+
+
+class RegisterChanged(DomainError):
+    """Another import, a rollback or a prune changed the register while this import ran: it did
+    not switch (import again)."""
+
+
+class NothingToRollBack(DomainError):
+    """The register has no previous generation to restore."""
+
+
+class ExportChanged(DomainError):
+    """The register file read for writing is not the one that was checked (it changed on disk in
+    between): nothing switched (import again)."""

@@ -13,13 +13,13 @@ from .ordering import (
     open_checkout,
 )
 from .payments import fulfil, fulfil_on_return, handle_stripe_webhook, refund_order, sweep_lapsed_holds
-from .register import ImportReport, import_register
+from .register import RegisterImport, prune_register, roll_back_register
 
 __all__ = [
     "CheckedCertificate",
     "Dependencies",
-    "ImportReport",
     "PlacedOrder",
+    "RegisterImport",
     "apply_change",
     "check_certificate",
     "confirm_order",
@@ -29,9 +29,10 @@ __all__ = [
     "fulfil",
     "fulfil_on_return",
     "handle_stripe_webhook",
-    "import_register",
     "open_checkout",
+    "prune_register",
     "refund_order",
     "release_to_manufacturer",
+    "roll_back_register",
     "sweep_lapsed_holds",
 ]

@@ -23,7 +23,14 @@ from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
 from chalicelib.domain.changes import Effect, Source
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
-from chalicelib.domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
+from chalicelib.domain.errors import (
+    CertificateAlreadyClaimed,
+    ConcurrentChange,
+    NothingToRollBack,
+    OrderAlreadyExists,
+    OrderNotFound,
+    RegisterChanged,
+)
 from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money, free
 from chalicelib.domain.lifecycle import (
@@ -37,8 +44,9 @@ from chalicelib.domain.lifecycle import (
 )
 from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState
 from chalicelib.domain.credentials import Scope, issue_key, read_token
-from chalicelib.domain.register import CertificateStatus, RegisterEntry
+from chalicelib.domain.register import CertificateStatus, RegisterEntry, RegisterState
 from chalicelib.domain.throttle import Check, Place, Reservation
+from chalicelib.ports import CertificateLookup
 from tests.builders import NOW, days_from_now, delivery_form
 from tests.fakes import (
     InMemoryApiKeys,
@@ -104,38 +112,97 @@ def record_release(orders, reference: str, now=NOW, held_until=None):
     return outcome.changed
 
 
+def make_live(register, *entries) -> int:
+    """A generation of these entries, switched to; returns its number."""
+    expected = register.state()
+    generation = register.start_generation()
+    register.save_all(generation, entries)
+    register.switch(generation, expected, len(entries), NOW)
+    return generation
+
+
 class TestRegisterContract:
-    def test_a_saved_entry_is_found_with_no_claims(self, stores):
+    def test_an_empty_register_finds_nothing(self, stores):
         register, _ = stores
-        assert register.save_all([entry("k1"), entry("k2", free_kit=True)]) == 2
+        assert register.state() == RegisterState()
+        assert register.find("k1") == CertificateLookup(None, 0)
+
+    def test_a_live_entry_is_found_with_no_claims(self, stores):
+        register, _ = stores
+        make_live(register, entry("k1"), entry("k2", free_kit=True))
         found = register.find("k2")
         assert found.entry == entry("k2", free_kit=True) and found.kits_claimed == 0
-
-    def test_an_unknown_key_finds_nothing(self, stores):
-        register, _ = stores
         assert register.find("missing").entry is None
 
-    def test_saving_again_replaces_rather_than_duplicates(self, stores):
+    def test_a_generation_is_not_seen_until_it_is_switched_to(self, stores):
         register, _ = stores
-        register.save_all([entry("k1")])
-        register.save_all([entry("k1", status=CertificateStatus.REVOKED)])
-        assert register.find("k1").entry.status is CertificateStatus.REVOKED
+        first = make_live(register, entry("k1"))
+        expected = register.state()
+        second = register.start_generation()
+        assert register.save_all(second, [entry("k1", status=CertificateStatus.REVOKED), entry("k2")]) == 2
+        assert register.find("k1").entry == entry("k1") and register.find("k2").entry is None
+        after = register.switch(second, expected, 2, NOW)
+        assert (after.live, after.previous, after.live_entries, after.previous_entries) == (second, first, 2, 1)
+        assert after.live_since == NOW and register.state() == after
+        assert register.find("k1").entry.status is CertificateStatus.REVOKED and register.find("k2").entry
 
-    def test_all_keys_are_listed_and_deleted_in_batches(self, stores):
+    def test_a_switch_is_refused_if_the_register_moved_or_a_later_generation_started(self, stores):
         register, _ = stores
-        register.save_all(entry(f"k{i}") for i in range(30))
-        assert sorted(register.all_keys()) == sorted(f"k{i}" for i in range(30))
-        assert register.delete_all(f"k{i}" for i in range(27)) == 27
-        assert sorted(register.all_keys()) == ["k27", "k28", "k29"]
+        make_live(register, entry("k1"))
+        expected = register.state()
+        overtaken = register.start_generation()
+        register.start_generation()  # another import (or a prune's fence) started after it
+        with pytest.raises(RegisterChanged):
+            register.switch(overtaken, expected, 0, NOW)
+        make_live(register, entry("k2"))
+        later = register.start_generation()
+        with pytest.raises(RegisterChanged):
+            register.switch(later, expected, 0, NOW)  # read before the last switch
+        assert register.find("k2").entry is not None
 
-    def test_more_than_one_batch_is_written(self, stores):
+    def test_a_rollback_swaps_live_and_previous_if_the_register_is_as_read(self, stores):
         register, _ = stores
-        assert register.save_all(entry(f"k{i}") for i in range(60)) == 60
-        assert register.find("k59").entry is not None
+        first = make_live(register, entry("k1"))
+        with pytest.raises(NothingToRollBack):
+            register.roll_back(register.state(), NOW)
+        second = make_live(register, entry("k2"))
+        stale = register.state()
+        rolled = register.roll_back(stale, NOW)
+        assert (rolled.live, rolled.previous) == (first, second) and register.find("k1").entry is not None
+        with pytest.raises(RegisterChanged):
+            register.roll_back(stale, NOW)
+        assert register.roll_back(register.state(), NOW).live == second
+
+    def test_a_generation_is_listed_and_deleted_whole(self, stores):
+        register, _ = stores
+        generation = register.start_generation()
+        assert register.save_all(generation, (entry(f"k{i}") for i in range(60))) == 60  # batches, shards
+        assert generation in register.state().generations
+        assert sorted(e.reference_key for e in register.entries(generation)) == sorted(f"k{i}" for i in range(60))
+        assert register.delete_generation(generation) == 60
+        assert list(register.entries(generation)) == [] and generation not in register.state().generations
+        assert register.delete_generation(generation) == 0
+
+    def test_generation_numbers_are_never_handed_out_twice(self, stores):
+        register, _ = stores
+        numbers = [register.start_generation() for _ in range(3)]
+        assert numbers == sorted(set(numbers)) and register.state().started == numbers[-1]
+
+    def test_a_check_reads_the_generation_another_process_switched_to(self, stores, request):
+        register, _ = stores
+        other = (
+            register
+            if isinstance(register, InMemoryRegister)
+            else DynamoRegister(build_models(tables_for(request.getfixturevalue("settings"))))
+        )
+        make_live(register, entry("k1"))
+        assert register.find("k1").entry is not None  # this container now knows that generation
+        make_live(other, entry("k1", status=CertificateStatus.EXPIRED))  # the operator's import
+        assert register.find("k1").entry.status is CertificateStatus.EXPIRED
 
     def test_claims_made_by_orders_are_seen_by_the_register(self, stores):
         register, orders = stores
-        register.save_all([entry("k1")])
+        make_live(register, entry("k1"))
         orders.create_claiming_certificate(an_order(), 1)
         assert register.find("k1").kits_claimed == 1
 

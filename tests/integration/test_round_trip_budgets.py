@@ -8,7 +8,12 @@ request to any step; a cold one adds one to the step that first seals or first o
 
 from __future__ import annotations
 
+import dataclasses
+
 from chalicelib import bootstrap
+from chalicelib.adapters.dynamodb import build_models
+from chalicelib.adapters.dynamodb_register import DynamoRegister
+from chalicelib.bootstrap import tables_for
 from chalicelib.domain.throttle import REFERENCE_LIMITS
 from tests.builders import delivery_form, load_register, register_row
 from tests.conftest import TEST_SECRETS
@@ -27,6 +32,31 @@ def test_certificate_check_costs_two_dynamodb_requests_passed_refused_or_locked(
         statuses.append(visitor.post("/order/certificate", {"reference": reference, "postcode": postcode}).status_code)
         assert aws_requests.calls == {("dynamodb", "TransactWriteItems"): 1, ("dynamodb", "TransactGetItems"): 1}
     assert statuses[0] == 303 and set(statuses[1:]) == {400}  # the last, the right answer, locked
+
+
+def test_the_first_check_after_an_import_reads_the_new_generation_for_one_more_request(client, deps, aws_requests):
+    """A container guesses the generation it last saw live and the same request checks the guess:
+    no check is answered from a generation that is no longer live, even in the same instant (the
+    clock the app reads stands still here). A wrong guess costs one more request, once per
+    container per import."""
+    load_register(deps, register_row("FA/1001", "SW1A 2AA"))
+    holder = Browser(client)
+    assert holder.post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"}).status_code == 303
+    operator = dataclasses.replace(deps, register=DynamoRegister(build_models(tables_for(deps.settings))))
+    load_register(operator, register_row("FA/1001", "SW1A 2AA", status="revoked"), register_row("FA/1002", "SW1A 2AA"))
+    aws_requests.reset()
+    assert (
+        Browser(client).post("/order/certificate", {"reference": "FA/1002", "postcode": "SW1A 2AA"}).status_code == 303
+    )
+    assert aws_requests.calls == {("dynamodb", "TransactWriteItems"): 1, ("dynamodb", "TransactGetItems"): 2}
+    aws_requests.reset()
+    assert (
+        Browser(client).post("/order/certificate", {"reference": "FA/1003", "postcode": "SW1A 2AA"}).status_code == 400
+    )
+    assert aws_requests.calls[("dynamodb", "TransactGetItems")] == 1  # back to one: the guess is right
+    assert (
+        Browser(client).post("/order/certificate", {"reference": "FA/1001", "postcode": "SW1A 2AA"}).status_code == 400
+    )
 
 
 def test_confirming_a_paid_order_costs_two_dynamodb_requests_and_one_stripe_call(

@@ -273,14 +273,6 @@ def test_the_sweep_gives_back_claims_whose_hold_ran_out_and_honours_payments_mad
     assert services.sweep_lapsed_holds(deps) == 0
 
 
-def test_import_reports_bad_rows_by_line_and_writes_the_good_ones(deps):
-    rows = [register_row("FA/2001"), register_row("FA/2002", status="unknown"), register_row("FA 2001")]
-    report = services.import_register(enumerate(rows, start=2), deps.register, deps.keys, deps.settings.reference_rules)
-    assert report.written == 1
-    assert [line for line, _ in report.rejected] == [3, 4]
-    assert "status" in report.rejected[0][1] and "repeats line 2" in report.rejected[1][1]
-
-
 def test_the_contact_list_is_the_same_whichever_order_the_index_returns_consents_in(deps):
     for number, email in enumerate(["Sam@Example.com", "sam@example.com", "jo@example.com"]):
         load_register(deps, register_row(f"FA/{7000 + number}", "SW1A 2AA", free_kit="yes"))
