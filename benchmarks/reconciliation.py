@@ -29,6 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.peak_memory import OPS_CHILD  # noqa: E402
 from benchmarks.register_import import free_port  # noqa: E402
 from chalicelib.adapters.dynamodb import Tables, build_models  # noqa: E402
 from chalicelib.adapters.dynamodb_orders import order_record  # noqa: E402
@@ -67,19 +68,6 @@ def load(orders: int, tables: Tables, emulator: StripeEmulator, key_id: str) -> 
             batch.save(order_record(model, paid, fields))
 
 
-# The child reports its own high-water RSS (VmHWM) at exit: getrusage's ru_maxrss for children would
-# include the parent's size at fork, and the parent holds moto's table and the emulator's ledger.
-CHILD = """
-import atexit, os, runpy, sys
-def report():
-    with open("/proc/self/status") as status, open(os.environ["BENCH_HWM_FILE"], "w") as out:
-        out.write(next(line for line in status if line.startswith("VmHWM")).split()[1])
-atexit.register(report)
-sys.argv = ["ops", *sys.argv[1:]]
-runpy.run_module("ops", run_name="__main__")
-"""
-
-
 def export(env: dict[str, str], out: Path, orders: int) -> tuple[float, int]:
     """The operator's command in a child process (BENCH_PROFILE=file runs it under cProfile)."""
     days = -(-orders // PER_DAY)
@@ -88,7 +76,7 @@ def export(env: dict[str, str], out: Path, orders: int) -> tuple[float, int]:
     if os.environ.get("BENCH_PROFILE"):
         command = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], "-m", "ops"]
     else:
-        command = [sys.executable, "-c", CHILD]
+        command = [sys.executable, "-c", OPS_CHILD]
     command += ["finance", "export", *period, "--out", str(out), "--quiet"]
     started = time.perf_counter()
     subprocess.run(command, env={**env, "BENCH_HWM_FILE": str(hwm)}, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)

@@ -37,22 +37,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.peak_memory import OPS_CHILD  # noqa: E402
 from devstack.aws import create_resources  # noqa: E402
 from devstack.synthetic_register import demo_holders, synthetic_rows  # noqa: E402
 from chalicelib.domain.register import REGISTER_COLUMNS  # noqa: E402
 
 REGION = "eu-west-2"
 LIMIT_MIB = 200
-# The child reports its own high-water RSS at exit (as benchmarks/reconciliation.py does).
-CHILD = """
-import atexit, os, runpy, sys
-def report():
-    with open("/proc/self/status") as status, open(os.environ["BENCH_HWM_FILE"], "w") as out:
-        out.write(next(line for line in status if line.startswith("VmHWM")).split()[1])
-atexit.register(report)
-sys.argv = ["ops", *sys.argv[1:]]
-runpy.run_module("ops", run_name="__main__")
-"""
 
 
 def free_port() -> int:
@@ -84,7 +75,7 @@ def run_import(env: dict, path: Path, *options: str) -> dict:
     with tempfile.NamedTemporaryFile("r", suffix=".hwm") as hwm:
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-c", CHILD, "register", "import", "--quiet", *options, str(path)],
+            [sys.executable, "-c", OPS_CHILD, "register", "import", "--quiet", *options, str(path)],
             env={**env, "BENCH_HWM_FILE": hwm.name},
             cwd=ROOT,
             capture_output=True,
