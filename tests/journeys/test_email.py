@@ -7,31 +7,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from chalicelib.adapters.ses_mailer import SesMailer
 from chalicelib.domain.orders import FulfilmentState, OrderState
-from chalicelib.domain.credentials import Scope
-from chalicelib.services.credentials import create_api_key
-from tests.builders import NOW, load_register, register_row
+from tests.builders import NOW
 from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order, relay
 from tests.journeys.test_payment_events import deliver, events, paid_order
 
 # Anything that would tell a reader the recipient holds a certificate, or which one.
 CERTIFICATE_WORDS = ("certificate", "firearm", "shotgun", "gun", "FA/", "FA2", "SW1A 2AA", "SW1A")
-
-
-@pytest.fixture
-def holders(deps):
-    load_register(deps, register_row("FA/2000", "SW1A 2AA", free_kit="yes"), register_row("FA/1001", "SW1A 2AA"))
-    return deps
-
-
-@pytest.fixture
-def token(deps):
-    return create_api_key(Scope.MANUFACTURER, "Kit Maker Ltd", deps.api_keys, deps.clock())[1]
 
 
 def sent(settings) -> list[dict]:

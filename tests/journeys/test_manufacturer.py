@@ -43,11 +43,6 @@ def holders(deps):
     return deps
 
 
-@pytest.fixture
-def token(deps):
-    return create_api_key(Scope.MANUFACTURER, "Kit Maker Ltd", deps.api_keys, deps.clock())[1]
-
-
 def free_order(deps, number: int = 0, **delivery) -> str:
     checked = services.check_certificate(f"FA/{2000 + number}", "SW1A 2AA", deps)
     placed = services.confirm_order(

@@ -16,24 +16,9 @@ from chalicelib import safejson
 from devstack.stripe_emulator import sign_webhook_payload
 from ops.cli import main as cli
 from tests.journeys.browser import Browser, signed_now
-from chalicelib.domain.credentials import Scope
-from chalicelib.services.credentials import create_api_key
-from tests.builders import load_register, register_row
 from tests.conftest import TEST_SECRETS
 from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order
 from tests.journeys.test_payment_events import SECRET, paid_order
-
-
-@pytest.fixture
-def holders(deps):
-    """A holder with a free kit (FA/2000, for the kit maker's side) and one who pays (FA/1001)."""
-    load_register(deps, register_row("FA/2000", "SW1A 2AA", free_kit="yes"), register_row("FA/1001", "SW1A 2AA"))
-    return deps
-
-
-@pytest.fixture
-def token(deps):
-    return create_api_key(Scope.MANUFACTURER, "Kit Maker Ltd", deps.api_keys, deps.clock())[1]
 
 
 DEEP = b"[" * 5000 + b"]" * 5000  # 10 KB, 5,000 levels: json.loads alone raises RecursionError

@@ -19,7 +19,6 @@ from functools import partial
 import pytest
 
 from chalicelib import services
-from chalicelib.domain.credentials import Scope
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.errors import (
     CertificateAlreadyClaimed,
@@ -30,7 +29,6 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.orders import FulfilmentState, Order, OrderState, PaymentState
 from chalicelib.domain.references import new_order_reference, normalise_certificate_reference
 from chalicelib.domain.throttle import ADDRESS_LIMITS, REFERENCE_LIMITS
-from chalicelib.services.credentials import create_api_key
 from chalicelib.services.manufacturer import cancellations, dispatch_fulfilment
 from devstack.stripe_emulator import sign_webhook_payload
 from tests.builders import delivery_form, load_register, register_row
@@ -53,11 +51,6 @@ def holders(deps):
         *[register_row(f"FA/{2000 + n}", "SW1A 2AA", free_kit="yes") for n in range(ROUNDS)],
     )
     return deps
-
-
-@pytest.fixture
-def token(deps):
-    return create_api_key(Scope.MANUFACTURER, "Kit Maker Ltd", deps.api_keys, deps.clock())[1]
 
 
 def at_once(*calls) -> list:
