@@ -115,9 +115,10 @@ def accept_payment(
         )
     payment = money_state(order.amount, order.refunded_pence, order.dispute_status)
     paid_fields = {"paid_at": now, "payment_intent_id": intent, "payment_processing": False, "hold_until": None}
-    if order.erased_at is not None:  # no one left to post a kit to: the money goes back
+    if order.erased_at is not None or order.cancelled_by_holder:  # no kit is wanted: the money goes back
         effects = {Effect.REFUND_IN_FULL} if payment in REFUNDABLE else set()
-        change = "paid after its personal data was erased: not fulfilled, refunded in full"
+        why = "its personal data was erased" if order.erased_at is not None else "the holder cancelled"
+        change = f"paid after {why}: not fulfilled, refunded in full"
         ended: dict[str, Any] = {"state": OrderState.CANCELLED, "fulfilment": FulfilmentState.CANCELLED}
         ended["cancelled_at"] = order.cancelled_at or now
         return record_change(order, source, now, change, effects, payment=payment, **ended, **paid_fields)
@@ -258,8 +259,10 @@ def outstanding(order: Order) -> frozenset[Effect]:
 
 
 def _refund_owed(order: Order) -> bool:
-    """Erased before its kit went out, and Stripe still holds some of its money."""
-    return order.erased_at is not None and order.fulfilment is FulfilmentState.CANCELLED and order.payment in REFUNDABLE
+    """Ended before its kit went out by its erasure or by the holder, and Stripe still holds some
+    of its money."""
+    ended = order.erased_at is not None or order.cancelled_by_holder
+    return ended and order.fulfilment is FulfilmentState.CANCELLED and order.payment in REFUNDABLE
 
 
 def withhold_release(order: Order, problems: tuple[str, ...], now: datetime) -> Outcome:
@@ -332,6 +335,32 @@ def _require_open(order: Order, action: str) -> None:
     raise FulfilmentConflict(f"cannot {action} {order.fulfilment_id}: it {why}")
 
 
+# -- After the order: the holder changes their mind ----------------------------------------------
+
+
+def cancel_by_holder(order: Order, source: Source, now: datetime) -> Outcome:
+    """The holder cancels (after proving the certificate again), any time before dispatch: ended as
+    an erasure ends it (an unpaid order's checkout closed; a paid one refunded in full through the
+    operators' refund path; the kit maker's cancellations list shows it if it was released), and
+    the certificate may order again. Idempotent: a cancelled order is left as it is. Refused
+    (FulfilmentConflict) once the kit has gone, or the order ended otherwise."""
+    if order.cancelled_by_holder:
+        return unchanged(order)
+    if not (order.awaits_payment or (order.is_confirmed and order.fulfilment in BEFORE_DISPATCH)):
+        raise FulfilmentConflict(f"order {order.reference} cannot be cancelled: it is {_stage(order)}")
+    ended, effects, change = _end_for_erasure(order, now)
+    if order.delivery.email:
+        effects.add(Effect.EMAIL_CANCELLATION)
+    change = "cancelled by the holder" + change
+    return record_change(order, source, now, change, effects, cancelled_by_holder=True, **ended)
+
+
+def _stage(order: Order) -> str:
+    if order.fulfilment is FulfilmentState.DISPATCHED:
+        return "already dispatched"
+    return f"{order.state.value} (fulfilment {order.fulfilment.value})"
+
+
 # -- Data protection --------------------------------------------------------------------------------
 
 ERASED = "[erased]"
@@ -400,6 +429,15 @@ TRANSITIONS = (
     Transition.row("reject", "the kit maker cannot fulfil the order", "manufacturer"),
     Transition.row("acknowledge_cancellation", "the kit maker has seen a cancellation", "manufacturer"),
     Transition.row("withhold_release", "the fulfilment message breaks its schema: not sent", "system"),
+    Transition.row(
+        "cancel_by_holder",
+        "the holder cancels before dispatch, having proved the certificate again",
+        "holder",
+        Effect.RELEASE_CLAIM,
+        Effect.CLOSE_CHECKOUT,
+        Effect.REFUND_IN_FULL,
+        Effect.EMAIL_CANCELLATION,
+    ),
     Transition.row(
         "erase_personal_data",
         "retention ran out, or an operator erases",

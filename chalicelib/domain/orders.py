@@ -97,6 +97,7 @@ class Order:
     cancelled_at: datetime | None = None
     cancellation_acknowledged: bool = False
     erased_at: datetime | None = None
+    cancelled_by_holder: bool = False
     version: int = 0
     processed_events: frozenset[str] = field(default_factory=frozenset)
     history: tuple[HistoryEntry, ...] = ()

@@ -5,6 +5,7 @@ from .changes import apply_change, release_to_manufacturer
 from .ordering import (
     CheckedCertificate,
     PlacedOrder,
+    cancel_order,
     check_certificate,
     confirm_order,
     find_order,
@@ -21,6 +22,7 @@ __all__ = [
     "PlacedOrder",
     "RegisterImport",
     "apply_change",
+    "cancel_order",
     "check_certificate",
     "confirm_order",
     "find_order",

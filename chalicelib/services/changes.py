@@ -23,6 +23,7 @@ from .notifications import send_claimed
 log = logging.getLogger("tracekit")
 ATTEMPTS = 4
 ERASURE_REFUND_REASON = "personal data erased before dispatch"  # the same words, the same refund key
+HOLDER_CANCELLED_REASON = "cancelled by the holder before dispatch"
 Decision = Callable[[Order], Outcome]  # a lifecycle transition with its fact bound
 
 
@@ -88,7 +89,8 @@ def refund_in_full(order: Order, deps: Dependencies) -> Order:
     the refund stays owed (`outstanding`) and the next touch of the order makes it."""
     from .payments import refund_order  # payments applies changes through this module
 
-    return refund_order(order.reference, None, ERASURE_REFUND_REASON, "tracekit", deps)
+    reason = ERASURE_REFUND_REASON if order.erased_at is not None else HOLDER_CANCELLED_REASON
+    return refund_order(order.reference, None, reason, "tracekit", deps)
 
 
 def release_to_manufacturer(order: Order, deps: Dependencies) -> Order:

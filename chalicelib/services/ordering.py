@@ -20,10 +20,16 @@ from ..domain.errors import (
     QueueUnavailable,
 )
 from ..domain.changes import Effect, Source
-from ..domain.lifecycle import abandon_checkout, open_checkout as checkout_opened, outstanding, place_order
+from ..domain.lifecycle import (
+    abandon_checkout,
+    cancel_by_holder,
+    open_checkout as checkout_opened,
+    outstanding,
+    place_order,
+)
 from ..domain.money import Money
 from ..domain.orders import MONEY_TAKEN, Order
-from ..ports import CheckoutSession
+from ..ports import CertificateLookup, CheckoutSession
 from ..domain.references import (
     Postcode,
     new_order_reference,
@@ -61,6 +67,36 @@ def check_certificate(
     whether the attempt is evaluated at all: one at a limit (locked) is not, yet makes the same
     lookup and gets the same refusal as any other. Each refusal is published as a metric, with no
     personal data."""
+    attempt = _attempt(raw_reference, raw_postcode, deps, client_address)
+    try:
+        if not attempt.evaluated:
+            raise CertificateNotAccepted()
+        eligibility = decide_eligibility(
+            attempt.lookup.entry,
+            attempt.postcode_mac,
+            attempt.lookup.kits_claimed,
+            attempt.postcode,
+            deps.clock().date(),
+            deps.settings.campaign,
+        )
+    except CertificateNotAccepted:
+        _refused(attempt, deps)
+        raise
+    return CheckedCertificate(attempt.reference_key, eligibility.price, eligibility.reason.value)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    reference_key: str
+    postcode: Postcode
+    postcode_mac: str
+    evaluated: bool
+    lookup: CertificateLookup
+
+
+def _attempt(raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str) -> _Attempt:
+    """The check's two requests: the attempt's reservation (which decides whether it is evaluated
+    at all), then the keyed lookup, made either way."""
     reference, postcode = _parse_certificate_form(raw_reference, raw_postcode, deps)
     keys, now = deps.keys, deps.clock()
     reference_key = keys.reference_key(reference)
@@ -70,18 +106,48 @@ def check_certificate(
     )
     evaluated = deps.attempts.reserve(reservation(subjects, now))
     lookup = deps.register.find(reference_key)
-    postcode_mac = keys.postcode_mac(reference, postcode)
+    return _Attempt(reference_key, postcode, keys.postcode_mac(reference, postcode), evaluated, lookup)
+
+
+def _refused(attempt: _Attempt, deps: Dependencies) -> None:
+    deps.metrics.report({"CertificateCheckRefusals": 1, "CertificateCheckLockouts": int(not attempt.evaluated)})
+    log.info("certificate check refused%s", "" if attempt.evaluated else " (locked)")
+
+
+def prove_holder(
+    order: Order | None,
+    raw_reference: str,
+    raw_postcode: str,
+    deps: Dependencies,
+    client_address: str = UNKNOWN_ADDRESS,
+) -> None:
+    """Before anything changes an order: the certificate again (reference and certificate
+    postcode), with the order check's counters, lockout and identical refusal. It must be in the
+    live register with that postcode and be the order's own; it need not still be current, nor have
+    a kit left (its kit is this order). Raises CertificateNotAccepted."""
+    attempt = _attempt(raw_reference, raw_postcode, deps, client_address)
+    entry = attempt.lookup.entry
+    postcode_matches = hmac.compare_digest(entry.postcode_mac if entry else "0" * 64, attempt.postcode_mac)
+    own = hmac.compare_digest(attempt.reference_key.encode(), (order.certificate_key if order else "").encode())
+    if not (attempt.evaluated and entry is not None and postcode_matches and own and order is not None):
+        _refused(attempt, deps)
+        raise CertificateNotAccepted()
+
+
+def cancel_order(
+    order_reference: str, raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str
+) -> Order:
+    """The holder cancels their order from the status page, once they have proved the certificate
+    again (`cancel_by_holder`: refunded in full if paid, the kit maker told, the kit back)."""
+    reference = normalise_order_reference(order_reference)
     try:
-        if not evaluated:
-            raise CertificateNotAccepted()
-        eligibility = decide_eligibility(
-            lookup.entry, postcode_mac, lookup.kits_claimed, postcode, now.date(), deps.settings.campaign
-        )
-    except CertificateNotAccepted:
-        deps.metrics.report({"CertificateCheckRefusals": 1, "CertificateCheckLockouts": int(not evaluated)})
-        log.info("certificate check refused%s", "" if evaluated else " (locked)")
-        raise
-    return CheckedCertificate(reference_key, eligibility.price, eligibility.reason.value)
+        order: Order | None = deps.orders.get(reference) if reference else None
+    except OrderNotFound:
+        order = None
+    prove_holder(order, raw_reference, raw_postcode, deps, client_address)  # no order: refused the same
+    assert order is not None
+    now = deps.clock
+    return apply_change(order.reference, lambda latest: cancel_by_holder(latest, Source("holder"), now()), deps)
 
 
 def sweep_expired_attempts(deps: Dependencies) -> int:

@@ -81,6 +81,11 @@ PAGE_PROBLEMS: dict[type[Exception], Problem | Redirect] = {
     PaymentServiceUnavailable: Problem(503, "payment_unavailable.html"),
     ConcurrentChange: BUSY,
     QueueUnavailable: BUSY,
+    FulfilmentConflict: Problem(
+        409,
+        title="Your order can no longer be cancelled",
+        message="Your kit has already been sent, or the order has already ended. Check its status again.",
+    ),
     # The holder's pages look up only their journey's order: none yet means it was never placed.
     OrderNotFound: Redirect("/order/check-answers"),
 }

@@ -14,7 +14,7 @@ from . import csrf
 from .errors import Form, HolderPages
 from .forms import read_form
 from .journey import COOKIE_NAME, Journey, JourneyCookies
-from .order_status import holder_view, order_status
+from .order_status import can_cancel, holder_view, order_status
 from .pages import redirect, render, stylesheet
 
 holder = Blueprint(__name__)
@@ -76,6 +76,8 @@ page = HolderPages(lambda: holder.current_request, form_page, lambda: cookies().
 CERTIFICATE_FORM = Form("certificate.html", CERTIFICATE_FIELDS, lambda: {"back": back("/")})
 DELIVERY_FORM = Form("delivery.html", DELIVERY_FIELDS, lambda: {"back": back("/order/certificate")})
 STATUS_FORM = Form("status.html", STATUS_FIELDS, lambda: {"order": None})
+CANCEL_FIELDS = ("order_reference", "reference", "postcode")
+CANCEL_FORM = Form("cancel.html", CANCEL_FIELDS)
 
 
 @holder.route("/", methods=["GET"])
@@ -205,4 +207,21 @@ def status_question():
 def status_answer():
     answers = form(STATUS_FIELDS)
     order = services.look_up_order(answers["reference"], answers["postcode"], deps())
-    return form_page("status.html", form={}, errors={}, order=order, status=200, view=holder_view(order))
+    return _status_page(order)
+
+
+@holder.route("/status/cancel", methods=["POST"], content_types=FORM)
+@page(form=CANCEL_FORM)
+def cancel_answer():
+    """The holder cancels, having proved the certificate again (the order's reference rides in the
+    form's body, never in the URL)."""
+    answers = form(CANCEL_FIELDS)
+    order = services.cancel_order(
+        answers["order_reference"], answers["reference"], answers["postcode"], deps(), client_address()
+    )
+    return _status_page(order)
+
+
+def _status_page(order) -> Response:
+    view = holder_view(order)
+    return form_page("status.html", form={}, errors={}, order=order, view=view, cancellable=can_cancel(order))

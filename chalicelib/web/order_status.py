@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..domain.orders import FulfilmentState, Order, OrderState, PaymentState
+from ..domain.orders import BEFORE_DISPATCH, FulfilmentState, Order, OrderState, PaymentState
 
 
 # An order that ended with these has (or is about to have) its money back.
@@ -46,3 +46,8 @@ def holder_view(order: Order) -> dict:
     if order.state is OrderState.PLACED:
         return {"headline": "We are waiting for your payment to be confirmed", "detail": "Check again later."}
     return {"headline": "Your order did not go ahead", "detail": "You have not been charged."}
+
+
+def can_cancel(order: Order) -> bool:
+    """Whether the status page offers to cancel: until dispatch (lifecycle.cancel_by_holder)."""
+    return order.awaits_payment or (order.is_confirmed and order.fulfilment in BEFORE_DISPATCH)

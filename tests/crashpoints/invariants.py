@@ -26,7 +26,8 @@ FULFILMENT_RANK = {
     FulfilmentState.CANCELLED: 4,
 }
 LIVE = (OrderState.PLACED, OrderState.CONFIRMED)  # the states in which an order holds its certificate's claim
-EMAIL_KINDS = {"is on its way": "dispatch", "order": "confirmation"}  # by subject, most specific first
+# by subject, most specific first
+EMAIL_KINDS = {"is on its way": "dispatch", "is cancelled": "cancellation", "order": "confirmation"}
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,11 @@ def _abandoned_before_payment(order: Order) -> bool:
 
 def _email_violations(ref: str, order: Order, emails: Counter, point: Point | None, fired: str | None) -> list[str]:
     found = []
-    expected = {"confirmation": order.released_at is not None, "dispatch": order.dispatch is not None}
+    expected = {
+        "confirmation": order.released_at is not None,
+        "dispatch": order.dispatch is not None,
+        "cancellation": order.cancelled_by_holder,
+    }
     if not order.delivery.email and order.erased_at is None:  # no address given: no email at all
         expected = dict.fromkeys(expected, False)
     twice_allowed = _in_the_at_least_once_window(point, fired)

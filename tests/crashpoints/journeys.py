@@ -144,6 +144,16 @@ def operator_erases() -> Step:
     return Step("operator erases", act)
 
 
+def holder_cancels(certificate: str) -> Step:
+    def act(w: World):
+        try:
+            services.cancel_order(w.order_reference(), certificate, POSTCODE, w.deps, "198.51.100.7")
+        except Exception as exc:  # noqa: BLE001 - the page says try again; the holder does
+            raise TryAgain(type(exc).__name__) from None
+
+    return Step("holder cancels", act)
+
+
 def job(name: str) -> Step:
     return Step(f"schedule runs {name}", lambda w: w.run_job(name))
 
@@ -215,6 +225,17 @@ def _erased_and_ended(w: World) -> None:
     assert order.payment in (PaymentState.REFUNDED, PaymentState.NOT_TAKEN), order.payment
 
 
+def _cancelled_by_holder(w: World) -> None:
+    """Ended before dispatch, whatever Stripe took given back, and the certificate free to order."""
+    order = w.deps.orders.get(w.order_reference())
+    assert (order.state, order.fulfilment, order.cancelled_by_holder) == (
+        OrderState.CANCELLED,
+        FulfilmentState.CANCELLED,
+        True,
+    ), order
+    assert order.payment in (PaymentState.REFUNDED, PaymentState.NOT_REQUIRED), order.payment
+
+
 PAID = (*ordering(PAID_HOLDER), pays(), stripe_sends("checkout.session.completed"))
 FREE = (*ordering(FREE_HOLDER),)
 
@@ -282,6 +303,12 @@ JOURNEYS = (
         expect=_erased_and_ended,
     ),
     Journey("erased after release", (*PAID, operator_erases(), stripe_sends_the_rest()), expect=_erased_and_ended),
+    Journey("holder cancels a free order", (*FREE, holder_cancels(FREE_HOLDER)), expect=_cancelled_by_holder),
+    Journey(
+        "holder cancels a paid order",
+        (*PAID, holder_cancels(PAID_HOLDER), stripe_sends_the_rest()),
+        expect=_cancelled_by_holder,
+    ),
     Journey(
         "retention purge",
         (*map(setup, (*FREE, kit_maker("dispatch"))), later(days=31), job("purge_personal_data")),

@@ -147,3 +147,28 @@ def test_a_journey_whose_cookie_is_lost_says_so_on_the_page_it_lands_on(page: Pa
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", name="Your certificate")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("We could not find your earlier answers")
+
+
+def test_a_holder_cancels_from_the_status_page_after_proving_the_certificate_again(page: Page, stack):
+    reference, postcode = synthetic_holders(free=False)[20]
+    answer_questions(page, stack["app"], reference, postcode)
+    page.get_by_role("button", name="Continue to payment").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+    order = REFERENCE.search(page.content()).group(0)
+    page.goto(stack["app"] + "/status")
+    page.get_by_label("Order reference").fill(order)
+    page.get_by_label("Delivery postcode").fill("N1 9AL")
+    page.get_by_role("button", name="Check status").click()
+    expect(page.get_by_role("heading", name="Cancel your order")).to_be_visible()
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode on your certificate").fill("E1 1AA" if postcode != "E1 1AA" else "E1 2AA")
+    page.get_by_role("button", name="Cancel order").click()
+    expect(page.get_by_role("alert")).to_contain_text("We could not match that certificate reference and postcode")
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode on your certificate").fill(postcode)
+    page.get_by_role("button", name="Cancel order").click()
+    expect(page.get_by_role("heading", name="Your order was cancelled")).to_be_visible()
+    snap(page, "08-cancelled-by-the-holder")
+    mail = wait_for_mail(stack, f"{order} is cancelled")
+    assert "To: sam@example.com" in mail and "We are refunding £8.95" in mail and reference not in mail

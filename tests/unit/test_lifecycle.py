@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,8 @@ from chalicelib.domain.lifecycle import (
     reconcile_money,
 )
 from chalicelib.domain.money import Money
-from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
+from chalicelib.domain.errors import FulfilmentConflict
+from chalicelib.domain.orders import Dispatch, FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.payments import MoneyView
 from chalicelib.domain.references import fulfilment_id_of, new_order_reference
 from chalicelib.services.manufacturer import dispatch_fulfilment
@@ -103,6 +105,40 @@ def test_erasure_ends_every_unfinished_order_and_a_second_erasure_changes_nothin
         assert Effect.REFUND_IN_FULL in lifecycle.outstanding(erased)
     late = accept_payment(erased, PRICE, "pi_2", Source("stripe", "evt_late"), NOW)
     assert Effect.RELEASE_TO_MANUFACTURER not in late.effects and not late.order.awaits_release
+
+
+@settings(max_examples=100, deadline=None)
+@given(unpaid_orders(), st.booleans())
+def test_a_holder_cancelling_ends_an_unfinished_order_once_and_a_second_cancel_changes_nothing(order, paid):
+    if paid:
+        order = accept_payment(order, PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
+    if not (order.awaits_payment or order.is_confirmed):
+        with pytest.raises(FulfilmentConflict):
+            lifecycle.cancel_by_holder(order, Source("holder"), NOW)
+        return
+    once = lifecycle.cancel_by_holder(order, Source("holder"), NOW)
+    twice = lifecycle.cancel_by_holder(once.order, Source("holder"), NOW)
+    assert (twice.changed, twice.order, twice.effects) == (False, once.order, frozenset())
+    ended = once.order
+    assert (ended.state, ended.fulfilment) == (OrderState.CANCELLED, FulfilmentState.CANCELLED)
+    assert Effect.RELEASE_CLAIM in once.effects and not ended.awaits_release and not ended.open_for_manufacturer
+    assert (Effect.REFUND_IN_FULL in once.effects) == (order.payment in lifecycle.REFUNDABLE)
+    assert (Effect.EMAIL_CANCELLATION in once.effects) == bool(order.delivery.email)
+    if ended.payment in lifecycle.REFUNDABLE:  # owed back until the refund is recorded
+        assert Effect.REFUND_IN_FULL in lifecycle.outstanding(ended)
+    late = accept_payment(ended, PRICE, "pi_2", Source("stripe", "evt_late"), NOW)
+    assert Effect.RELEASE_TO_MANUFACTURER not in late.effects and not late.order.awaits_release
+    assert Effect.RECLAIM not in late.effects
+
+
+def test_a_dispatched_kit_cannot_be_cancelled_by_the_holder():
+    free = Eligibility(Money(0), EligibilityReason.REGISTER_FLAG)
+    order = place_order(new_order_reference(), "cert", free, parse_delivery_details(delivery_form()), NOW).order
+    released = lifecycle.release(order, NOW).order
+    posted = Dispatch("SW-1", "Royal Mail", "RM1GB", NOW)
+    dispatched = lifecycle.dispatch(released, posted, Source("manufacturer:k"), NOW).order
+    with pytest.raises(FulfilmentConflict, match="already dispatched"):
+        lifecycle.cancel_by_holder(dispatched, Source("holder"), NOW)
 
 
 def test_every_transition_is_in_the_table_and_every_row_is_a_transition():
@@ -218,6 +254,14 @@ def test_close_checkout_expires_the_session_of_an_order_erased_before_payment():
     assert claims(deps) == 0
 
 
+def test_email_cancellation_is_sent_by_the_caller_that_recorded_the_holders_cancellation():
+    deps = world()
+    reference = placed(deps, "FA/1002")
+    services.cancel_order(reference, "FA/1002", "SW1A 2AA", deps, "198.51.100.7")
+    assert len(deps.mailer.sent) == 2 and "is cancelled" in deps.mailer.sent[-1][1]
+    assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
+
+
 CONSUMED_IN = {
     Effect.RELEASE_CLAIM: test_release_claim_gives_the_certificate_its_kit_back,
     Effect.RECLAIM: test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed,
@@ -226,6 +270,7 @@ CONSUMED_IN = {
     Effect.EMAIL_DISPATCH: test_email_dispatch_is_sent_by_the_caller_that_recorded_the_dispatch,
     Effect.REFUND_IN_FULL: test_refund_in_full_gives_back_what_stripe_holds_of_an_order_its_erasure_ended,
     Effect.CLOSE_CHECKOUT: test_close_checkout_expires_the_session_of_an_order_erased_before_payment,
+    Effect.EMAIL_CANCELLATION: test_email_cancellation_is_sent_by_the_caller_that_recorded_the_holders_cancellation,
 }
 
 
