@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, BinaryIO
 
 from .domain.reconciliation import ROW_COLUMNS, Discrepancy, Finding
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
 FINDING_COLUMNS = ("order_reference", "balance_transaction_id", "detail")
 # A cell beginning with one of these is a formula to Excel; names and references come from outside.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The rows' days and times, ISO text in the CSV, Excel dates in the XLSX (UTC, naive: Excel has no zones).
+DATE_COLUMNS = frozenset({"order_date", "transaction_date", "payout_date"})
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
 def neutralise(value):
@@ -77,8 +82,14 @@ class XlsxReport:
         self.rows = 0
 
     def row(self, values: dict) -> None:
-        self._rows.append([neutralise(values[column]) for column in ROW_COLUMNS])
+        self._rows.append([self._cell(column, values[column]) for column in ROW_COLUMNS])
         self.rows += 1
+
+    def _cell(self, column: str, value):
+        """A date column's ISO text becomes an Excel date (a number with a format), as finance sorts and sums by it."""
+        if column in DATE_COLUMNS and value:
+            return excel_date(self._rows, value)
+        return neutralise(value)
 
     def finish(self, findings: list[Finding], summary: list[tuple[str, int | str]]) -> None:
         grouped = group_findings(findings)
@@ -93,6 +104,27 @@ class XlsxReport:
         for label, value in summary:
             sheet.append([neutralise(label), neutralise(value)])
         self._book.save(self._stream)
+
+
+def excel_date(sheet, value: str | date | datetime):
+    """A cell holding a real date (or a UTC datetime, made naive as Excel requires) and its format."""
+    from openpyxl.cell import WriteOnlyCell
+
+    moment = date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else value
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if isinstance(moment, datetime):
+        cell = WriteOnlyCell(sheet, value=_naive_utc(moment))
+        cell.number_format = DATETIME_FORMAT
+        return cell
+    cell = WriteOnlyCell(sheet, value=moment)
+    cell.number_format = DATE_FORMAT
+    return cell
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """The tracekit times are UTC; one with another offset is converted first."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _finding_cells(finding: Finding) -> list:

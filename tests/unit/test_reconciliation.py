@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -247,3 +247,35 @@ def test_the_daily_export_runs_twice_and_leaves_one_object():
 def test_a_bad_period_is_refused_with_a_clear_error(start, end):
     with pytest.raises(InvalidInput):
         finance.parse_period(start, end)
+
+
+def test_the_xlsx_dates_are_excel_dates_not_text():
+    from openpyxl import load_workbook
+
+    deps = fake_dependencies()
+    a_period_of_every_kind(deps)
+    buffer = io.BytesIO()
+    finance.export_to(buffer, "xlsx", PERIOD, deps)
+    book = load_workbook(io.BytesIO(buffer.getvalue()))
+    sheet = book["Rows"]
+    header = [cell.value for cell in sheet[1]]
+    dated = [row for row in sheet.iter_rows(min_row=2) if row[header.index("transaction_date")].value]
+    cell = dated[0][header.index("transaction_date")]
+    assert isinstance(cell.value, datetime) and cell.value == datetime(AT.year, AT.month, AT.day)
+    assert cell.number_format == "yyyy-mm-dd"
+    order_day = dated[0][header.index("order_date")]
+    assert isinstance(order_day.value, datetime) and order_day.number_format == "yyyy-mm-dd"
+
+
+def test_an_excel_datetime_is_utc_and_naive():
+    from openpyxl import Workbook, load_workbook
+
+    from chalicelib.reports import excel_date
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("t")
+    sheet.append([excel_date(sheet, "2026-11-30T23:30:00-01:00")])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    cell = load_workbook(io.BytesIO(buffer.getvalue()))["t"]["A1"]
+    assert cell.value == datetime(2026, 12, 1, 0, 30, 0) and cell.number_format == "yyyy-mm-dd hh:mm:ss"

@@ -1,0 +1,86 @@
+"""The kit maker's statement: what tracekit owes the kit maker for a period, kit by kit, so finance
+can check the invoice line by line. Pure, like the reconciliation; nothing personal enters it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Iterable
+
+from .eligibility import EligibilityReason
+from .orders import FulfilmentState
+from .reconciliation import Period
+
+
+class KitKind(str, Enum):
+    """An enum so later kinds (replacement, returned) slot in beside these."""
+
+    PAID = "paid"
+    FREE_REGISTER_FLAG = "free_register_flag"
+    FREE_AREA = "free_area"
+    CANCELLED_AFTER_RELEASE = "cancelled_after_release"
+
+
+_DISPATCHED_KIND = {
+    EligibilityReason.STANDARD_PRICE.value: KitKind.PAID,
+    EligibilityReason.REGISTER_FLAG.value: KitKind.FREE_REGISTER_FLAG,
+    EligibilityReason.FREE_AREA.value: KitKind.FREE_AREA,
+}
+
+
+@dataclass(frozen=True)
+class KitFacts:
+    """An order's fulfilment as the statement needs it: ids, reason and times, no name or address."""
+
+    fulfilment_id: str
+    eligibility_reason: str
+    fulfilment: FulfilmentState
+    released_at: datetime | None
+    dispatched_at: datetime | None
+    cancelled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    fulfilment_id: str
+    kind: KitKind
+    at: datetime  # dispatched at, or cancelled at for a kit cancelled after release
+    unit_price_pence: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    lines: tuple[StatementLine, ...]
+    counts: dict[KitKind, int]
+    amounts_pence: dict[KitKind, int]
+    total_pence: int
+
+
+def _in(period: Period, moment: datetime | None) -> bool:
+    return moment is not None and period.start <= moment.date() < period.end
+
+
+def line_for(kit: KitFacts, period: Period, unit_price_pence: int) -> StatementLine | None:
+    """A dispatched kit counts by its dispatch time; a cancelled one only if it had been released."""
+    if kit.fulfilment is FulfilmentState.DISPATCHED and _in(period, kit.dispatched_at):
+        kind = _DISPATCHED_KIND.get(kit.eligibility_reason)
+        if kind is not None and kit.dispatched_at is not None:
+            return StatementLine(kit.fulfilment_id, kind, kit.dispatched_at, unit_price_pence)
+    cancelled = kit.cancelled_at
+    if kit.fulfilment is FulfilmentState.CANCELLED and kit.released_at is not None and cancelled is not None:
+        if _in(period, cancelled):
+            return StatementLine(kit.fulfilment_id, KitKind.CANCELLED_AFTER_RELEASE, cancelled, unit_price_pence)
+    return None
+
+
+def statement(kits: Iterable[KitFacts], period: Period, unit_price_pence: int) -> Statement:
+    """Every kit of the period at the negotiated unit price, oldest first, with counts by kind and a total."""
+    lines = sorted(
+        (line for kit in kits if (line := line_for(kit, period, unit_price_pence)) is not None),
+        key=lambda line: (line.at, line.fulfilment_id),
+    )
+    counts = Counter(line.kind for line in lines)
+    amounts = {kind: counts[kind] * unit_price_pence for kind in KitKind}
+    return Statement(tuple(lines), {kind: counts[kind] for kind in KitKind}, amounts, sum(amounts.values()))
