@@ -329,3 +329,10 @@ def test_the_order_page_helpers_write_dates_and_addresses_as_the_holder_should_s
     assert gov_uk_date(date(2026, 11, 30)) == "30 November 2026"
     assert masked_email("sam@example.com") == "s***@example.com"
     assert masked_email("a.b@c@example.com") == "a***@example.com"
+
+
+def test_the_already_ordered_page_gives_the_campaigns_contact_when_one_is_configured():
+    from chalicelib.web.pages import render
+
+    page = render("already_ordered.html", contact_email="enquiries@tracekit.invalid").body
+    assert 'href="mailto:enquiries@tracekit.invalid"' in page and 'href="/status"' in page
