@@ -52,6 +52,7 @@ class Settings:
     retention_days: int
     register_max_removal_percent: int
     email_from: str | None = None  # the verified SES sender; unset, no email is sent
+    campaign_contact_email: str | None = None  # where a holder's pages send them with a question
 
     def __post_init__(self) -> None:
         # A holder back from Stripe at the last minute of the checkout hold still has their journey.
@@ -113,6 +114,7 @@ def _behaviour(read: "_Reader") -> dict:
         "retention_days": read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
         "register_max_removal_percent": register_max_removal_percent(read),
         "email_from": read.optional("EMAIL_FROM"),
+        "campaign_contact_email": read.optional("CAMPAIGN_CONTACT_EMAIL"),
     }
 
 

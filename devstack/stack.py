@@ -106,6 +106,7 @@ def app_environment(
         "FREE_KIT_AREAS": LOCAL_FREE_KIT_AREAS,
         "STAGE": "local",
         "COOKIE_SECURE": "false",
+        "CAMPAIGN_CONTACT_EMAIL": "enquiries@tracekit.invalid",  # fictitious
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -244,6 +244,13 @@ def find_order(reference: str, deps: Dependencies) -> Order:
     return deps.orders.get(reference)
 
 
+def confirmation_email_to(order: Order, deps: Dependencies) -> str | None:
+    """The address the confirmation goes to (opened from its seal), or None: no address, or mail off."""
+    if deps.mailer is None or not order.delivery.email:
+        return None
+    return deps.orders.delivery_of(order).email or None
+
+
 def look_up_order(raw_reference: str, raw_postcode: str, deps: Dependencies) -> Order:
     """The holder's status check: the order only for its reference *and* delivery postcode, with the
     same refusal (and the same constant-time compare) for an unknown reference or a wrong postcode."""

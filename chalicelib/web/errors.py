@@ -120,8 +120,15 @@ class HolderPages:
     """The decorator for the holder's HTML routes: `@page` or `@page(form=Form(...))`. The
     journey's own rendering is given by the routes' module (a form page carries its form token)."""
 
-    def __init__(self, request: Callable, form_page: Callable[..., Response], clear_cookie: Callable[[], str]):
+    def __init__(
+        self,
+        request: Callable,
+        form_page: Callable[..., Response],
+        clear_cookie: Callable[[], str],
+        page_context: Callable[[], dict] = dict,  # what every refusal page may show: the contact
+    ):
         self._request, self._form_page, self._clear_cookie = request, form_page, clear_cookie
+        self._page_context = page_context
 
     def __call__(self, view=None, *, form: Form | None = None):
         if view is None:
@@ -150,7 +157,9 @@ class HolderPages:
         elif isinstance(exc, CrossSiteRequest):
             log.warning("form refused: %s", exc)
         cookie = self._clear_cookie() if problem.ends_journey else None
-        return render(problem.template, status=problem.status, cookie=cookie, **problem.context())
+        return render(
+            problem.template, status=problem.status, cookie=cookie, **self._page_context(), **problem.context()
+        )
 
 
 UNAVAILABLE = (503, "a service tracekit depends on is unavailable; try again")

@@ -14,7 +14,7 @@ from . import csrf
 from .errors import Form, HolderPages
 from .forms import read_form
 from .journey import COOKIE_NAME, Journey, JourneyCookies
-from .order_status import can_cancel, holder_view, order_status
+from .order_status import can_cancel, holder_view, masked_email, order_status
 from .pages import redirect, render, stylesheet
 
 holder = Blueprint(__name__)
@@ -72,7 +72,22 @@ def back(default: str) -> str:
     return "/order/check-answers" if journey().delivery else default
 
 
-page = HolderPages(lambda: holder.current_request, form_page, lambda: cookies().clear_cookie())
+page = HolderPages(
+    lambda: holder.current_request,
+    form_page,
+    lambda: cookies().clear_cookie(),
+    lambda: _contact(),
+)
+
+
+def _contact() -> dict:
+    """The campaign's contact for refusal pages; none (never a failure) if configuration cannot be read."""
+    try:
+        return {"contact_email": deps().settings.campaign_contact_email}
+    except Exception:  # noqa: BLE001 - a refusal page must not fail for want of a contact
+        return {}
+
+
 CERTIFICATE_FORM = Form("certificate.html", CERTIFICATE_FIELDS, lambda: {"back": back("/")})
 DELIVERY_FORM = Form("delivery.html", DELIVERY_FIELDS, lambda: {"back": back("/order/certificate")})
 STATUS_FORM = Form("status.html", STATUS_FIELDS, lambda: {"order": None})
@@ -193,7 +208,14 @@ def confirmation():
 def _order_status_page(order, status_of: str | None = None) -> Response:
     """The order's page; `status_of` "checking" when Stripe could not be asked how the payment went."""
     status_of = status_of or order_status(order)
-    return render("confirmation.html", order=order, status_of=status_of, price=order.amount.display())
+    email = services.confirmation_email_to(order, deps()) if status_of == "complete" else None
+    return render(
+        "confirmation.html",
+        order=order,
+        status_of=status_of,
+        price=order.amount.display(),
+        email_to=masked_email(email) if email else None,
+    )
 
 
 @holder.route("/status", methods=["GET"])

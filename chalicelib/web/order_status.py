@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from ..domain.orders import BEFORE_DISPATCH, FulfilmentState, Order, OrderState, PaymentState
 
 
@@ -31,7 +33,7 @@ def holder_view(order: Order) -> dict:
     if order.fulfilment is FulfilmentState.DISPATCHED and dispatch:
         return {
             "headline": "Your kit has been posted",
-            "detail": f"Posted on {dispatch.dispatched_at:%d %B %Y} by {dispatch.carrier}.",
+            "detail": f"Posted on {gov_uk_date(dispatch.dispatched_at)} by {dispatch.carrier}.",
             "tracking": dispatch.tracking_reference,
         }
     if order.payment is PaymentState.REFUNDED or order.fulfilment is FulfilmentState.CANCELLED:
@@ -45,9 +47,25 @@ def holder_view(order: Order) -> dict:
         return {"headline": "Your order is confirmed", "detail": "The kit maker will post your kit soon."}
     if order.state is OrderState.PLACED:
         return {"headline": "We are waiting for your payment to be confirmed", "detail": "Check again later."}
+    if order.state is OrderState.EXPIRED:
+        return {
+            "headline": "Your order was not completed",
+            "detail": "The time to pay ran out. You have not been charged, and you can order again.",
+        }
     return {"headline": "Your order did not go ahead", "detail": "You have not been charged."}
 
 
 def can_cancel(order: Order) -> bool:
     """Whether the status page offers to cancel: until dispatch (lifecycle.cancel_by_holder)."""
     return order.awaits_payment or (order.is_confirmed and order.fulfilment in BEFORE_DISPATCH)
+
+
+def gov_uk_date(when: date) -> str:
+    """A date as GOV.UK writes it: 1 December 2026 (strftime's %d would say 01)."""
+    return f"{when.day} {when:%B %Y}"
+
+
+def masked_email(email: str) -> str:
+    """s***@example.com: enough for the holder to recognise their address on a shared screen."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}***@{domain}" if local else "***"

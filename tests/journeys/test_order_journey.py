@@ -134,6 +134,8 @@ def test_a_free_order_from_start_page_to_the_manufacturers_queue(
     page = browser.get("/order/confirmation").body.decode()
     order_reference = REFERENCE_IN_PAGE.search(page).group(0)
     assert "Order complete" in page and "Your kit is free" in page
+    # The address given was ada@example.com: masked, so a shared screen does not show it.
+    assert "We are sending a confirmation email to a***@example.com." in page and "ada@example.com" not in page
 
     assert stripe_emulator.events() == []
     [message] = queued_messages(settings)
@@ -224,7 +226,9 @@ def test_a_confirmation_racing_past_the_check_is_refused_at_the_claim(client, re
     answer_questions(late, "FA/1003", "SW1A 2AA")
     assert location_path(early.post("/order/confirm", {"confirm": "yes"})) == "/order/confirmation"
     refused = late.post("/order/confirm", {"confirm": "yes"})
-    assert refused.status_code == 409 and "already been ordered" in refused.body.decode()
+    page = refused.body.decode()
+    assert refused.status_code == 409 and "already been ordered" in page
+    assert 'href="/status"' in page and "Firearms Enquiry Team" in page and "Licensing Unit" not in page
     assert len(queued_messages(settings)) == 1
 
 
@@ -309,3 +313,26 @@ def test_every_page_carries_the_security_headers(client, register, settings):
         assert "script-src 'none'" in response.headers["Content-Security-Policy"]
         assert response.headers["Content-Security-Policy"].endswith(f"; form-action 'self' {settings.checkout_origin}")
         assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_start_page_names_the_service_once_in_its_title(client, register):
+    page = client.http.get("/").body.decode()
+    assert "<title>Order a property-marking kit – Metropolitan Police</title>" in page
+
+
+def test_the_order_page_helpers_write_dates_and_addresses_as_the_holder_should_see_them():
+    from datetime import date
+
+    from chalicelib.web.order_status import gov_uk_date, masked_email
+
+    assert gov_uk_date(date(2026, 12, 1)) == "1 December 2026"
+    assert gov_uk_date(date(2026, 11, 30)) == "30 November 2026"
+    assert masked_email("sam@example.com") == "s***@example.com"
+    assert masked_email("a.b@c@example.com") == "a***@example.com"
+
+
+def test_the_already_ordered_page_gives_the_campaigns_contact_when_one_is_configured():
+    from chalicelib.web.pages import render
+
+    page = render("already_ordered.html", contact_email="enquiries@tracekit.invalid").body
+    assert 'href="mailto:enquiries@tracekit.invalid"' in page and 'href="/status"' in page
