@@ -87,8 +87,8 @@ def test_support_lists_rejected_and_stuck_orders_shows_one_and_resends_its_email
         placed.append(services.confirm_order(checked, parse_delivery_details(form), new_order_reference(), deps))
     rejected, no_email, stuck = (p.reference for p in placed)
     deps.clock.set(six_days_ago + timedelta(hours=1))
+    why = "address not found\x1b[31m"
     for reference in (rejected, no_email):
-        why = "address not found\x1b[31m"
         services.apply_change(reference, lambda o: reject(o, why, Source("manufacturer"), deps.clock()), deps)
 
     listed = operator.invoke(main, ["support", "list"])
