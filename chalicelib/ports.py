@@ -127,6 +127,9 @@ class Orders(Protocol):
     def erasure_due(self, now: datetime) -> list[str]:
         """Orders whose recipient's personal data is due to be erased."""
 
+    def needing_support(self) -> list[tuple[str, datetime]]:
+        """(reference, since when) of orders that need a person (Order.needs_support), oldest first."""
+
     def contact_consents(self) -> Iterable[tuple[str, datetime]]:
         """(email, when consented) of every holder who ticked to be contacted and is not erased."""
 

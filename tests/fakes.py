@@ -209,6 +209,10 @@ class InMemoryOrders:
         consenting = [o for o in self.orders.values() if o.delivery.contact_consent and o.delivery.email]
         return [(o.delivery.email, o.created_at) for o in consenting]
 
+    def needing_support(self):
+        rows = sorted((o.support_since, o.reference) for o in self.orders.values() if o.support_since is not None)
+        return [(reference, since) for since, reference in rows]
+
     def awaiting_past_hold(self, now):
         return sorted(ref for ref, o in self.orders.items() if o.awaits_payment and o.hold_until and o.hold_until < now)
 

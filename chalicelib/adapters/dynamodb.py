@@ -158,6 +158,17 @@ class ErasureDueIndex(GlobalSecondaryIndex):
     erase_after = UnicodeAttribute(range_key=True)
 
 
+class SupportNeededIndex(GlobalSecondaryIndex):
+    """Sparse: orders that need a person (Order.needs_support), oldest first; keys alone."""
+
+    class Meta:
+        index_name = "support-needed"
+        projection = KeysOnlyProjection()
+
+    support_needed = UnicodeAttribute(hash_key=True)
+    support_since = UnicodeAttribute(range_key=True)
+
+
 class MailRetryIndex(GlobalSecondaryIndex):
     """Sparse: orders with an email that failed to send, by when to try again, with the kinds due
     and the failures so far projected (the retry reads nothing else from the index)."""
@@ -209,11 +220,13 @@ class OrderFields(Model):
     contact_consent_index = ContactConsentIndex()
     erasure_due_index = ErasureDueIndex()
     mail_retry_index = MailRetryIndex()
+    support_needed_index = SupportNeededIndex()
     # Declared for the type checker only: order_attributes() adds them (from COLUMNS and VIEWS).
     order_ref: UnicodeAttribute
     released_at: UnicodeAttribute
     erase_after: UnicodeAttribute
     hold_until: UnicodeAttribute
+    support_since: UnicodeAttribute
 
 
 def order_attributes() -> dict[str, Attribute[Any]]:

@@ -132,12 +132,14 @@ _LISTS: dict[str, Callable[[Order, timedelta], bool]] = {
     "cancellation_pending": lambda o, _: o.cancellation_to_tell,  # the kit maker's cancellations
     "erasure_due": lambda o, retention: o.personal_data_until(retention) is not None,
     "contact_consent_list": lambda o, _: o.delivery.contact_consent and bool(o.delivery.email),
+    "support_needed": lambda o, _: o.needs_support,  # support's work list (Order.needs_support)
 }
 # The lists' sort keys that are not fields of the order.
 _TIMES: dict[str, Callable[[Order, timedelta], datetime | None]] = {
     # when it was confirmed: the relay's order, and the message's created_at on the open list
     "relay_since": lambda o, _: o.confirmed_at if o.awaits_release or o.released_at else None,
     "erase_after": lambda o, retention: o.personal_data_until(retention),
+    "support_since": lambda o, _: o.support_since,
 }
 VIEWS = (*_LISTS, *_TIMES, "created_on")
 

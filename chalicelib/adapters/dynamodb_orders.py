@@ -131,6 +131,11 @@ class DynamoOrders(MailOutbox):
         index, erase_after = self._models.orders.erasure_due_index, self._models.orders.erase_after
         return [r.order_ref for r in index.query(YES, range_key_condition=erase_after < to_iso(now))]
 
+    def needing_support(self) -> list[tuple[str, datetime]]:
+        """Support's work list, oldest first, from the sparse index's keys alone (nothing opened)."""
+        results = self._models.orders.support_needed_index.query(YES)
+        return [(r.order_ref, from_iso(r.support_since)) for r in results]
+
     def contact_consents(self) -> Iterator[tuple[str, datetime]]:
         """(email, when consented) of every holder who ticked to be contacted and is not erased."""
         for record in self._models.orders.contact_consent_index.query(YES):

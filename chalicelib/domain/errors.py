@@ -70,6 +70,10 @@ class OrderNotMatched(DomainError):
     """The order reference and postcode do not match an order. Deliberately says nothing about why."""
 
 
+class NothingToResend(DomainError):
+    """Support asked for an email the order cannot have (no address, or not yet due)."""
+
+
 class MailUnavailable(Exception):
     """The mail service refused or could not be reached; the message names no recipient."""
 

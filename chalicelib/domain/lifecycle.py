@@ -17,7 +17,7 @@ from typing import Any
 from .changes import Effect, GuardedChange, Outcome, Source, Transition, noted, record_change, unchanged
 from .delivery import DeliveryDetails
 from .eligibility import Eligibility, EligibilityReason
-from .errors import FulfilmentConflict, OrderNotFound
+from .errors import FulfilmentConflict, NothingToResend, OrderNotFound
 from .money import Money
 from .orders import (
     BEFORE_DISPATCH,
@@ -273,7 +273,13 @@ def withhold_release(order: Order, problems: tuple[str, ...], now: datetime) -> 
         return unchanged(order)
     reason = "not sent: the fulfilment message breaks its schema (" + ", ".join(problems) + ")"
     return record_change(
-        order, Source("system"), now, reason, fulfilment=FulfilmentState.REJECTED, rejection_reason=reason
+        order,
+        Source("system"),
+        now,
+        reason,
+        fulfilment=FulfilmentState.REJECTED,
+        rejection_reason=reason,
+        rejected_at=now,
     )
 
 
@@ -305,7 +311,9 @@ def reject(order: Order, reason: str, source: Source, now: datetime) -> Outcome:
         return unchanged(order)
     _require_open(order, "reject")
     change = f"rejected by the manufacturer: {reason}"
-    return record_change(order, source, now, change, fulfilment=FulfilmentState.REJECTED, rejection_reason=reason)
+    return record_change(
+        order, source, now, change, fulfilment=FulfilmentState.REJECTED, rejection_reason=reason, rejected_at=now
+    )
 
 
 def acknowledge_cancellation(order: Order, source: Source, now: datetime) -> Outcome:
@@ -359,6 +367,31 @@ def _stage(order: Order) -> str:
     if order.fulfilment is FulfilmentState.DISPATCHED:
         return "already dispatched"
     return f"{order.state.value} (fulfilment {order.fulfilment.value})"
+
+
+# -- Support: an operator acts on an order, and the log says who and why ---------------------------
+
+RESENDABLE = {"confirmation": Effect.EMAIL_CONFIRMATION, "dispatch": Effect.EMAIL_DISPATCH}
+
+
+def resend_email(order: Order, kind: str, source: Source, now: datetime, why: str) -> Outcome:
+    """Support sends the holder's confirmation or dispatch email again, logged with who and why.
+    The same request again (same operator, kind and reason, recognised from the log) does nothing
+    more; a new reason is a new request. Refused with NothingToResend if there is no address, or
+    the email's moment has not come (confirmation before release, dispatch before dispatch)."""
+    effect = RESENDABLE.get(kind)
+    if effect is None:
+        raise NothingToResend(f"there is no {kind!r} email; resend confirmation or dispatch")
+    if not order.delivery.email or order.erased_at is not None:
+        raise NothingToResend(f"{order.reference} has no email address to send to")
+    if kind == "confirmation" and order.released_at is None:
+        raise NothingToResend(f"{order.reference} has not been released to the kit maker: no confirmation yet")
+    if kind == "dispatch" and (order.fulfilment is not FulfilmentState.DISPATCHED or order.dispatch is None):
+        raise NothingToResend(f"{order.reference} has not been dispatched: no dispatch email yet")
+    change = f"{kind} email resent: {why}"
+    if any(e.actor == source.actor and e.change == change for e in order.history):
+        return unchanged(order)
+    return record_change(order, source, now, change, {effect})
 
 
 # -- Data protection --------------------------------------------------------------------------------
@@ -437,6 +470,13 @@ TRANSITIONS = (
         Effect.CLOSE_CHECKOUT,
         Effect.REFUND_IN_FULL,
         Effect.EMAIL_CANCELLATION,
+    ),
+    Transition.row(
+        "resend_email",
+        "support asks for an email again",
+        "operator",
+        Effect.EMAIL_CONFIRMATION,
+        Effect.EMAIL_DISPATCH,
     ),
     Transition.row(
         "erase_personal_data",

@@ -94,6 +94,7 @@ class Order:
     accepted_at: datetime | None = None
     dispatch: Dispatch | None = None
     rejection_reason: str | None = None
+    rejected_at: datetime | None = None
     cancelled_at: datetime | None = None
     cancellation_acknowledged: bool = False
     erased_at: datetime | None = None
@@ -155,6 +156,20 @@ class Order:
             and self.released_at is not None
             and not self.cancellation_acknowledged
         )
+
+    @property
+    def needs_support(self) -> bool:
+        """On support's work list: a fulfilment that cannot go on without a person (the kit maker
+        rejected it, or tracekit could not send it) while the order still names someone. A later
+        state that needs a person (a returned parcel) joins here, and so the list's index."""
+        return self.fulfilment is FulfilmentState.REJECTED and self.erased_at is None
+
+    @property
+    def support_since(self) -> datetime | None:
+        """When the order came onto support's list (the list's order), None while it is not on it."""
+        if not self.needs_support:
+            return None
+        return self.rejected_at or self.released_at or self.created_at
 
     def checkout_open_at(self, now: datetime) -> bool:
         """An open session a holder can still be sent to (with a minute to spare)."""

@@ -16,6 +16,7 @@ from ops.cli.keys import keys
 from ops.cli.orders import order, refund
 from ops.cli.privacy import contacts, erase
 from ops.cli.register import register
+from ops.cli.support import support
 from ops.manufacturer_client import manufacturer
 
 
@@ -41,5 +42,5 @@ def main() -> None:
     """tracekit: operator tasks for the property-marking kit campaign."""
 
 
-for command in (register, refund, order, keys, fulfilment, erase, contacts, manufacturer, finance):
+for command in (register, refund, order, keys, fulfilment, erase, contacts, manufacturer, finance, support):
     main.add_command(command)

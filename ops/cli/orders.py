@@ -51,21 +51,38 @@ def order() -> None:
 @click.argument("order_reference")
 def show_order(order_reference: str) -> None:
     """An order's three states and its append-only log, for support and finance."""
+    print_order(found_order(order_reference))
+
+
+def found_order(order_reference: str, deps=None):
+    """The order a reference names (as typed, normalised when it can be), or the command's error."""
     from chalicelib.domain.errors import OrderNotFound
     from chalicelib.domain.references import normalise_order_reference
     from chalicelib.services import find_order
-    from chalicelib.domain.times import to_iso
 
     reference = normalise_order_reference(order_reference) or order_reference
     try:
-        found = find_order(reference, dependencies())
+        return find_order(reference, deps or dependencies())
     except OrderNotFound:
         raise click.ClickException(f"no order {shown(reference)}") from None
+
+
+def print_order(found, log: bool = True) -> None:
+    """An order's reference, money and three states, then its log: what `order show` prints."""
+    from chalicelib.domain.times import to_iso
+
     echo(f"{found.reference}  created {to_iso(found.created_at)}  amount {found.amount.pence} {found.amount.currency}")
     echo(
         f"order {found.state.value}  payment {found.payment.value}  fulfilment {found.fulfilment.value}"
         f"  refunded {found.refunded_pence}" + (f"  flag {found.payment_flag}" if found.payment_flag else "")
     )
+    if log:
+        print_log(found)
+
+
+def print_log(found) -> None:
+    from chalicelib.domain.times import to_iso
+
     for entry in found.history:
         event = f"  [{entry.stripe_event_id}]" if entry.stripe_event_id else ""
         echo(f"  {to_iso(entry.at)}  {entry.actor:<18} {entry.change}{event}")

@@ -40,6 +40,7 @@ from chalicelib.domain.lifecycle import (
     open_checkout,
     pay_as_expected,
     place_order,
+    reject,
     release,
 )
 from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState
@@ -480,6 +481,24 @@ class TestOrdersContract:
         orders.save(fresh, dataclasses.replace(fresh, hold_until=NOW + timedelta(hours=2)))
         paid_once(orders, paid.reference)
         assert orders.awaiting_past_hold(NOW + timedelta(hours=1, minutes=30)) == [lapsed.reference]
+
+    def test_rejected_orders_are_supports_work_list_oldest_first_until_erased(self, stores):
+        _, orders = stores
+        late, early, open_ = (an_order(f"TK-AAAAA-0000{n}", f"k{n}", price=free()) for n in (1, 2, 3))
+        for order in (late, early, open_):
+            orders.create_claiming_certificate(order, 1)
+            record_release(orders, order.reference)
+        manufacturer = Source("manufacturer")
+        for order, hour in ((late, 15), (early, 13)):
+            stored = orders.get(order.reference)
+            orders.save(stored, reject(stored, "no such address", manufacturer, NOW.replace(hour=hour)).order)
+        assert orders.needing_support() == [
+            (early.reference, NOW.replace(hour=13)),
+            (late.reference, NOW.replace(hour=15)),
+        ]
+        stored = orders.get(late.reference)
+        orders.save(stored, erase_personal_data(stored, Source("system"), NOW.replace(hour=16), "test").order)
+        assert orders.needing_support() == [(early.reference, NOW.replace(hour=13))]
 
 
 @pytest.fixture(params=["fake", "sqs"])

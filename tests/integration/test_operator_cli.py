@@ -71,3 +71,53 @@ def test_the_contact_list_holds_only_the_emails_of_holders_who_ticked(operator, 
     assert "Sam Ticked" not in text and "SW1A" not in text and "FA/" not in text
     assert output.stat().st_mode & 0o777 == 0o600  # emails: for the team's eyes only
     assert not output.with_name("contacts.csv.part").exists()
+
+
+def test_support_lists_rejected_and_stuck_orders_shows_one_and_resends_its_email(operator, deps):
+    from chalicelib.domain.changes import Source
+    from chalicelib.domain.lifecycle import reject
+
+    load_register(deps, *[register_row(f"FA/{2100 + n}", "SW1A 2AA", free_kit="yes") for n in range(3)])
+    six_days_ago = datetime.now(timezone.utc) - timedelta(days=6)
+    deps.clock.set(six_days_ago)
+    placed = []
+    for number, email in enumerate(["sam@example.com", "", "jo@example.com"]):
+        checked = services.check_certificate(f"FA/{2100 + number}", "SW1A 2AA", deps)
+        form = delivery_form(email=email, full_name=f"Holder Number{number}")
+        placed.append(services.confirm_order(checked, parse_delivery_details(form), new_order_reference(), deps))
+    rejected, no_email, stuck = (p.reference for p in placed)
+    deps.clock.set(six_days_ago + timedelta(hours=1))
+    why = "address not found\x1b[31m"
+    for reference in (rejected, no_email):
+        services.apply_change(reference, lambda o: reject(o, why, Source("manufacturer"), deps.clock()), deps)
+
+    listed = operator.invoke(main, ["support", "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0] == "3 order(s) need a person"
+    # oldest first: the stuck one since its release, the rejected ones an hour later
+    assert [line.split()[0] for line in lines[1:]] == [stuck, *sorted([rejected, no_email])]
+    assert "not dispatched after 5 days" in lines[1] and "rejected" in lines[2] and "rejected" in lines[3]
+    assert "Holder" not in listed.output and "SW1A" not in listed.output and "example.com" not in listed.output
+
+    shown_plain = operator.invoke(main, ["support", "show", rejected])
+    assert shown_plain.exit_code == 0, shown_plain.output
+    assert "fulfilment id F-" + rejected.removeprefix("TK-") in shown_plain.output
+    assert "rejection reason: address not found\\x1b[31m" in shown_plain.output and "\x1b" not in shown_plain.output
+    assert "Holder Number0" not in shown_plain.output and "sam@example.com" not in shown_plain.output
+    with_address = operator.invoke(main, ["support", "show", rejected, "--with-address"])
+    assert "Holder Number0" in with_address.output and "email: sam@example.com" in with_address.output
+
+    resend = ["support", "resend", rejected, "confirmation", "--operator", "alex", "--reason", "holder lost it"]
+    first, second = operator.invoke(main, resend), operator.invoke(main, resend)
+    assert first.exit_code == 0 and "confirmation email resent" in first.output, first.output
+    assert second.exit_code == 0 and "nothing more sent" in second.output, second.output
+    log = [(e.actor, e.change) for e in deps.orders.get(rejected).history]
+    assert log.count(("operator:alex", "confirmation email resent: holder lost it")) == 1
+
+    refused = operator.invoke(main, ["support", "resend", no_email, "confirmation", "--reason", "x", "--operator", "a"])
+    assert refused.exit_code == 1 and "has no email address" in refused.output
+    early = operator.invoke(main, ["support", "resend", stuck, "dispatch", "--reason", "x", "--operator", "a"])
+    assert early.exit_code == 1 and "has not been dispatched" in early.output
+    unknown = operator.invoke(main, ["support", "show", "TK-AAAAA-AAAAA"])
+    assert unknown.exit_code == 1 and "no order" in unknown.output

@@ -291,3 +291,51 @@ def test_a_redelivered_fact_finishes_what_a_crash_left_outstanding():
 
 if __name__ == "__main__":
     print(lifecycle_table())
+
+
+def _released(email: str = "sam@example.com"):
+    delivery = parse_delivery_details(delivery_form(email=email))
+    eligibility = Eligibility(Money(0), EligibilityReason.REGISTER_FLAG)
+    order = place_order(new_order_reference(), "cert", eligibility, delivery, NOW).order
+    return lifecycle.release(order, NOW).order
+
+
+def test_a_resend_logs_who_and_why_and_owes_the_email_once_per_request():
+    support = Source("operator:alex")
+    first = lifecycle.resend_email(_released(), "confirmation", support, NOW, "holder lost it")
+    assert first.effects == {Effect.EMAIL_CONFIRMATION}
+    assert (first.order.history[-1].actor, first.order.history[-1].change) == (
+        "operator:alex",
+        "confirmation email resent: holder lost it",
+    )
+    again = lifecycle.resend_email(first.order, "confirmation", support, NOW + timedelta(minutes=1), "holder lost it")
+    assert not again.changed and again.effects == frozenset() and again.order.history == first.order.history
+    other = lifecycle.resend_email(first.order, "confirmation", support, NOW, "asked again the next day")
+    assert other.effects == {Effect.EMAIL_CONFIRMATION} and len(other.order.history) == len(first.order.history) + 1
+
+
+def test_a_resend_is_refused_without_an_email_or_before_its_moment():
+    from chalicelib.domain.errors import NothingToResend
+
+    support = Source("operator:alex")
+    delivery = parse_delivery_details(delivery_form(email="sam@example.com"))
+    unreleased = place_order(
+        new_order_reference(), "cert", Eligibility(PRICE, EligibilityReason.STANDARD_PRICE), delivery, NOW
+    ).order
+    cases = [
+        (_released(email=""), "confirmation", "no email address"),
+        (unreleased, "confirmation", "has not been released"),
+        (_released(), "dispatch", "has not been dispatched"),
+    ]
+    for order, kind, words in cases:
+        with pytest.raises(NothingToResend, match=words):
+            lifecycle.resend_email(order, kind, support, NOW, "why")
+
+
+def test_a_rejected_order_needs_support_from_its_rejection_until_erased():
+    order = _released()
+    assert not order.needs_support and order.support_since is None
+    rejected = lifecycle.reject(order, "no such address", Source("manufacturer"), NOW + timedelta(hours=2)).order
+    assert rejected.needs_support and rejected.support_since == NOW + timedelta(hours=2)
+    erased = lifecycle.erase_personal_data(rejected, Source("system"), NOW + timedelta(days=31), "retention").order
+    assert not erased.needs_support and item_values(erased, RETENTION)["support_needed"] is None

@@ -1,0 +1,50 @@
+"""Support's work: the orders that need a person, and what an operator does to one.
+
+The list comes from sparse indexes alone (rejected fulfilments, and the stuck ones the health check
+finds), so it names no one; an operator's action is a lifecycle transition applied like any other,
+logged as `operator:<name>` with the reason given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..domain.changes import Source
+from ..domain.lifecycle import resend_email
+from ..domain.orders import MONEY_TAKEN, Order
+from ..domain.references import order_reference_of
+from .changes import apply_change
+from .dependencies import Dependencies
+from .manufacturer import fulfilment_health
+
+
+@dataclass(frozen=True)
+class SupportCase:
+    """One line of the work list: which order, why it needs a person, and since when."""
+
+    reference: str
+    why: str
+    since: datetime
+
+
+def support_cases(deps: Dependencies) -> list[SupportCase]:
+    """Rejected orders (those with money taken said so) and stuck fulfilments, oldest first."""
+    cases = []
+    for reference, since in deps.orders.needing_support():
+        order = deps.orders.get(reference)
+        why = "paid order rejected" if order.payment in MONEY_TAKEN else "rejected"
+        cases.append(SupportCase(reference, why, since))
+    for fulfilment_id in fulfilment_health(deps, publish=False).stuck:
+        stuck = order_reference_of(fulfilment_id)
+        if stuck is None:
+            continue
+        released = deps.orders.get(stuck).released_at or deps.clock()
+        cases.append(SupportCase(stuck, f"not dispatched after {deps.settings.stuck_after_days} days", released))
+    return sorted(cases, key=lambda case: (case.since, case.reference))
+
+
+def resend(reference: str, kind: str, operator: str, why: str, deps: Dependencies) -> Order:
+    """Send the holder's confirmation or dispatch email again. Raises OrderNotFound, NothingToResend."""
+    source = Source(f"operator:{operator}")
+    return apply_change(reference, lambda order: resend_email(order, kind, source, deps.clock(), why), deps)
