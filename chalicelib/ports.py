@@ -17,6 +17,7 @@ from .domain.money import Money
 from .domain.orders import Order
 from .domain.changes import Effect, GuardedChange
 from .domain.payments import MoneyView
+from .domain.kit_statement import KitFacts
 from .domain.reconciliation import Finding, LedgerEntry, OrderFacts, Payout, Period
 from .domain.register import RegisterEntry, RegisterState
 from .domain.throttle import Reservation
@@ -239,6 +240,9 @@ class FinanceOrders(Protocol):
         """Oldest first, by a query on the creation-day index, never a scan."""
 
     def facts(self, references: Iterable[str]) -> dict[str, OrderFacts]: ...
+
+    def kits_created_in(self, period: Period) -> Iterator[KitFacts]:
+        """Each order's fulfilment as the kit maker's statement needs it, by the same index."""
 
 
 class Report(Protocol):

@@ -49,6 +49,7 @@ class Settings:
     journey_ttl_seconds: int
     cookie_secure: bool
     stuck_after_days: int
+    kit_maker_unit_price_pence: int
     retention_days: int
     register_max_removal_percent: int
     email_from: str | None = None  # the verified SES sender; unset, no email is sent
@@ -111,6 +112,7 @@ def _behaviour(read: "_Reader") -> dict:
         "journey_ttl_seconds": read.integer("JOURNEY_TTL_SECONDS", 7200, minimum=60, maximum=48 * 3600),
         "cookie_secure": read.flag("COOKIE_SECURE", True),
         "stuck_after_days": read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
+        "kit_maker_unit_price_pence": read.integer("KIT_MAKER_UNIT_PRICE_PENCE", 895, minimum=0, maximum=100_000),
         "retention_days": read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
         "register_max_removal_percent": register_max_removal_percent(read),
         "email_from": read.optional("EMAIL_FROM"),

@@ -27,6 +27,7 @@ from chalicelib.adapters.message_schema import check_fulfilment_message
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order
 from chalicelib.domain.payments import MoneyView
+from chalicelib.domain.kit_statement import KitFacts
 from chalicelib.domain.reconciliation import OrderFacts
 from chalicelib.domain.register import RegisterEntry, RegisterState
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
@@ -477,6 +478,14 @@ class InMemoryFinanceOrders:
 
     def facts(self, references):
         return {r: _facts(self._orders.orders[r]) for r in set(references) if r in self._orders.orders}
+
+    def kits_created_in(self, period):
+        rows = [o for o in self._orders.orders.values() if period.start <= o.created_at.date() < period.end]
+        for o in sorted(rows, key=lambda o: (o.created_at, o.reference)):
+            dispatched = o.dispatch.dispatched_at if o.dispatch else None
+            yield KitFacts(
+                o.fulfilment_id, o.eligibility_reason, o.fulfilment, o.released_at, dispatched, o.cancelled_at
+            )
 
 
 def _facts(order):

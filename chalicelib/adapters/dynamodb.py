@@ -118,6 +118,11 @@ FINANCE_FIELDS = [
     "payment_intent_id",
     "refunded_pence",
     "dispute_status",
+    # the kit maker's statement: the kind of kit and its times, nothing personal
+    "eligibility_reason",
+    "released_at",
+    "dispatched_at",
+    "cancelled_at",
 ]
 
 

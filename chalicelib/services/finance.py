@@ -10,6 +10,8 @@ from itertools import islice
 from typing import BinaryIO, Callable, Iterable, Iterator, TypeVar, cast
 
 from ..domain.errors import InvalidInput
+from ..domain.kit_statement import Statement, statement
+from ..domain.times import to_iso
 from ..domain.reconciliation import LedgerEntry, OrderFacts, Period, Reconciliation
 from ..ports import Report
 from .dependencies import Dependencies
@@ -140,3 +142,34 @@ def export_previous_day(deps: Dependencies) -> bool:
         "written" if written else "already there",
     )
     return written
+
+
+# A kit is dispatched days or weeks after its order: the statement reads orders created this long
+# before the period (docs/finance.md).
+STATEMENT_LOOKBACK = timedelta(days=120)
+
+
+def kit_maker_statement(period: Period, deps: Dependencies) -> Statement:
+    """What the kit maker is owed for the period, kit by kit, at the negotiated unit price."""
+    created = Period(period.start - STATEMENT_LOOKBACK, period.end)
+    kits = deps.finance_orders.kits_created_in(created)
+    return statement(kits, period, deps.settings.kit_maker_unit_price_pence)
+
+
+def write_statement(stream: BinaryIO, result: Statement) -> None:
+    """The statement as CSV: one line per kit, then the counts and amounts by kind and the total."""
+    import csv
+    import io
+
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    out = csv.writer(text)
+    out.writerow(["fulfilment_id", "kind", "at", "unit_price_pence"])
+    for line in result.lines:
+        out.writerow([line.fulfilment_id, line.kind.value, to_iso(line.at), line.unit_price_pence])
+    out.writerow([])
+    out.writerow(["kind", "kits", "amount_pence"])
+    for kind in result.counts:
+        out.writerow([kind.value, result.counts[kind], result.amounts_pence[kind]])
+    out.writerow(["total", sum(result.counts.values()), result.total_pence])
+    text.flush()
+    text.detach()

@@ -48,3 +48,28 @@ def finance_export(start: str, end: str, fmt: str, out: Path, quiet: bool) -> No
             f"{out}.part exists: another export is writing it, or one was interrupted (remove it and try again)"
         ) from None
     echo(f"{out}: {result.rows} rows, {result.findings} discrepancies")
+
+
+@finance.command("statement")
+@click.option("--from", "start", required=True, help="First day, UTC, inclusive (2026-11-01).")
+@click.option("--to", "end", required=True, help="Last day, UTC, exclusive (2026-12-01).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
+def finance_statement(start: str, end: str, out: Path) -> None:
+    """The kit maker's statement: every kit dispatched (by kind) or cancelled after release in the
+    period, at the negotiated unit price (KIT_MAKER_UNIT_PRICE_PENCE), as CSV. No personal data."""
+    from chalicelib.domain.errors import InvalidInput
+    from chalicelib.services.finance import kit_maker_statement, parse_period, write_statement
+
+    try:
+        period = parse_period(start, end)
+    except InvalidInput as exc:
+        raise click.ClickException("; ".join(exc.errors.values())) from None
+    result = kit_maker_statement(period, dependencies())
+    try:
+        with private_file(out, "wb") as stream:
+            write_statement(stream, result)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{out}.part exists: another statement is writing it (remove it and try again)"
+        ) from None
+    echo(f"{out}: {len(result.lines)} kits, {result.total_pence} pence owed")

@@ -180,3 +180,51 @@ def test_the_cli_writes_an_xlsx(client, holders, stripe_emulator, environment, m
     assert summary["gross_pence"] == 895 and summary["fees_pence"] == 33
     refused = CliRunner().invoke(cli, ["finance", "export", "--from", "x", "--to", "y", "--out", str(out)])
     assert refused.exit_code != 0 and "from must be a date" in refused.output
+
+
+def test_the_kit_makers_statement_counts_kits_by_kind_at_the_unit_price(
+    client, holders, stripe_emulator, environment, monkeypatch, tmp_path, today
+):
+    from chalicelib import services
+    from chalicelib.domain.reconciliation import Period
+    from chalicelib.domain.references import fulfilment_id_of
+    from chalicelib.domain.times import to_iso
+    from chalicelib.services.manufacturer import dispatch_fulfilment
+
+    buy(client, stripe_emulator, 0)
+    holders.clock.set(holders.clock() + timedelta(seconds=1))  # created in this order
+    buy(client, stripe_emulator, 1)
+    holders.clock.set(holders.clock() + timedelta(seconds=1))
+    free = Browser(client)
+    free.post("/order/certificate", {"reference": "FA/2000", "postcode": "SW1A 2AA"})
+    free.post("/order/delivery", delivery_form())
+    free.post("/order/confirm", {"confirm": "yes"})
+    created = holders.finance_orders.created_in(Period(today, today + timedelta(days=1)))
+    paid, cancelled, free_kit = [facts.reference for facts in sorted(created, key=lambda f: f.created_at)]
+    posted = {
+        "kit_code": "K1",
+        "carrier": "Royal Mail",
+        "tracking_reference": "T1",
+        "dispatched_at": to_iso(holders.clock()),
+    }
+    dispatch_fulfilment(fulfilment_id_of(paid), posted, "k", holders)
+    dispatch_fulfilment(fulfilment_id_of(free_kit), posted, "k", holders)
+    services.cancel_order(cancelled, "FA/1001", "SW1A 2AA", holders, "198.51.100.7")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "statement.csv"
+    period = ["--from", today.isoformat(), "--to", (today + timedelta(days=1)).isoformat()]
+    ran = CliRunner().invoke(cli, ["finance", "statement", *period, "--out", str(out)])
+    assert ran.exit_code == 0, ran.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    rows = list(csv.reader(io.StringIO(out.read_text(), newline="")))
+    blank = rows.index([])
+    kits = {row[0]: row[1] for row in rows[1:blank]}
+    assert kits == {
+        fulfilment_id_of(paid): "paid",
+        fulfilment_id_of(free_kit): "free_register_flag",
+        fulfilment_id_of(cancelled): "cancelled_after_release",
+    }
+    summary = {row[0]: (int(row[1]), int(row[2])) for row in rows[blank + 2 :]}
+    assert summary["paid"] == (1, 895) and summary["free_area"] == (0, 0)
+    assert summary["total"] == (3, 2685)  # 3 kits at 895p, worked by hand
