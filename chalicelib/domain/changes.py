@@ -23,6 +23,7 @@ class Effect(str, Enum):
     # caller for a lease; services.changes then sends it (the relay's schedule, if the caller dies).
     EMAIL_CONFIRMATION = "email_confirmation"
     EMAIL_DISPATCH = "email_dispatch"
+    EMAIL_RETURNED = "email_returned"
     # services.changes: the rest of the payment goes back to the holder through the operators'
     # refund path (services.payments.refund_order), whose reconciliation records it.
     REFUND_IN_FULL = "refund_in_full"
@@ -31,8 +32,12 @@ class Effect(str, Enum):
 
 
 # The holder's emails, by kind (each a template in templates/email/), and the effects that make them due.
-CONFIRMATION_EMAIL, DISPATCH_EMAIL = "confirmation", "dispatch"
-EMAIL_EFFECTS = {Effect.EMAIL_CONFIRMATION: CONFIRMATION_EMAIL, Effect.EMAIL_DISPATCH: DISPATCH_EMAIL}
+CONFIRMATION_EMAIL, DISPATCH_EMAIL, RETURNED_EMAIL = "confirmation", "dispatch", "returned"
+EMAIL_EFFECTS = {
+    Effect.EMAIL_CONFIRMATION: CONFIRMATION_EMAIL,
+    Effect.EMAIL_DISPATCH: DISPATCH_EMAIL,
+    Effect.EMAIL_RETURNED: RETURNED_EMAIL,
+}
 
 
 def emails_owed(effects: frozenset[Effect]) -> frozenset[str]:

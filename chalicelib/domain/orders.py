@@ -42,6 +42,7 @@ class FulfilmentState(str, Enum):
     DISPATCHED = "dispatched"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    RETURNED = "returned"  # posted, and came back to the kit maker undelivered
 
 
 # A full refund in these states still stops the kit going out.
@@ -94,6 +95,8 @@ class Order:
     accepted_at: datetime | None = None
     dispatch: Dispatch | None = None
     rejection_reason: str | None = None
+    returned_at: datetime | None = None
+    return_reason: str | None = None  # the kit maker's words, for support only, never the holder
     cancelled_at: datetime | None = None
     cancellation_acknowledged: bool = False
     erased_at: datetime | None = None
@@ -113,9 +116,9 @@ class Order:
 
     def personal_data_until(self, retention: timedelta) -> datetime | None:
         """When the recipient's name and address must go: `retention` after the kit went out (as
-        long as returns need), or after the order ended without one. None while it is in progress
-        or already erased."""
-        if self.erased_at is not None:
+        long as returns need), or after the order ended without one. None while it is in progress,
+        returned to sender (support needs the address to resolve it) or already erased."""
+        if self.erased_at is not None or self.fulfilment is FulfilmentState.RETURNED:
             return None
         if self.fulfilment is FulfilmentState.DISPATCHED and self.dispatch:
             return self.dispatch.dispatched_at + retention
