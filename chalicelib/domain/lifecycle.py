@@ -422,9 +422,7 @@ TRANSITIONS = (
     Transition.row("accept", "the kit maker accepts the order", "manufacturer"),
     Transition.row("dispatch", "the kit maker posted the kit", "manufacturer", Effect.EMAIL_DISPATCH),
     Transition.row("reject", "the kit maker cannot fulfil the order", "manufacturer"),
-    Transition.row(
-        "report_returned", "a posted kit came back to the kit maker", "manufacturer", Effect.EMAIL_RETURNED
-    ),
+    Transition.row("report_returned", "a posted kit came back to the kit maker", "manufacturer", Effect.EMAIL_RETURNED),
     Transition.row("acknowledge_cancellation", "the kit maker has seen a cancellation", "manufacturer"),
     Transition.row("withhold_release", "the fulfilment message breaks its schema: not sent", "system"),
     Transition.row(
