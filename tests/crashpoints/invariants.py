@@ -24,9 +24,14 @@ FULFILMENT_RANK = {
     FulfilmentState.DISPATCHED: 3,
     FulfilmentState.REJECTED: 4,
     FulfilmentState.CANCELLED: 4,
+    FulfilmentState.RETURNED: 4,  # only ever after DISPATCHED
 }
 LIVE = (OrderState.PLACED, OrderState.CONFIRMED)  # the states in which an order holds its certificate's claim
-EMAIL_KINDS = {"is on its way": "dispatch", "order": "confirmation"}  # by subject, most specific first
+EMAIL_KINDS = {
+    "came back": "returned",
+    "is on its way": "dispatch",
+    "order": "confirmation",
+}  # by subject, most specific first
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ def outcome(w: World) -> list[tuple]:
             s.messages[o.fulfilment_id],
             None if _ended_by_erasure(o) else s.emails[(o.reference, "confirmation")] > 0,
             s.emails[(o.reference, "dispatch")] > 0,
+            s.emails[(o.reference, "returned")] > 0,
             s.money_held.get(o.reference, 0),
             o.erased_at is not None,
         )
@@ -120,7 +126,11 @@ def _abandoned_before_payment(order: Order) -> bool:
 
 def _email_violations(ref: str, order: Order, emails: Counter, point: Point | None, fired: str | None) -> list[str]:
     found = []
-    expected = {"confirmation": order.released_at is not None, "dispatch": order.dispatch is not None}
+    expected = {
+        "confirmation": order.released_at is not None,
+        "dispatch": order.dispatch is not None,
+        "returned": order.returned_at is not None,
+    }
     if not order.delivery.email and order.erased_at is None:  # no address given: no email at all
         expected = dict.fromkeys(expected, False)
     twice_allowed = _in_the_at_least_once_window(point, fired)
