@@ -145,6 +145,17 @@ def reject_fulfilment_order(fulfilment_id):
     return _json(200, _state(service.reject_fulfilment(fulfilment_id, _body().get("reason"), _caller(), _deps())))
 
 
+@api.route(
+    "/manufacturer/fulfilment-orders/{fulfilment_id}/returned",
+    methods=["POST"],
+    authorizer=api_key,
+    content_types=["application/json"],
+)
+@json_route()
+def report_returned_fulfilment_order(fulfilment_id):
+    return _json(200, _state(service.report_returned_fulfilment(fulfilment_id, _body(), _caller(), _deps())))
+
+
 @api.route("/manufacturer/cancellations", methods=["GET"], authorizer=api_key)
 @json_route(query=("cursor", "limit"))
 def list_cancellations():

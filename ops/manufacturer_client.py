@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ops.manufacturer_files import (
     DISPATCH_FIELDS,
+    RETURN_COLUMNS,
     FULFILMENT_ID,
     ORDER_COLUMNS,
     read_dispatch_rows,
@@ -121,6 +122,17 @@ def utc_today() -> str:
 
 def dispatch_row(api: ManufacturerApi, line: int, row: dict[str, str]) -> tuple[bool, str]:
     """Report one row's dispatch; (accepted, the line to print)."""
+    return report_row(api, line, row, "dispatch", DISPATCH_FIELDS, "dispatched")
+
+
+def return_row(api: ManufacturerApi, line: int, row: dict[str, str]) -> tuple[bool, str]:
+    """Report one row's parcel returned to sender; (accepted, the line to print)."""
+    return report_row(api, line, row, "returned", RETURN_COLUMNS[1:], "returned")
+
+
+def report_row(
+    api: ManufacturerApi, line: int, row: dict[str, str], action: str, fields: tuple[str, ...], done: str
+) -> tuple[bool, str]:
     fulfilment_id = (row.get("fulfilment_id") or "").strip()
     if not FULFILMENT_ID.fullmatch(fulfilment_id):
         # Not sent: a slash or an empty id would change which route the request reaches.
@@ -128,9 +140,9 @@ def dispatch_row(api: ManufacturerApi, line: int, row: dict[str, str]) -> tuple[
             False,
             f"line {line}: {fulfilment_id or '(empty)'} refused (not sent): fulfilment_id: not a fulfilment id",
         )
-    body = {name: (row.get(name) or "").strip() for name in DISPATCH_FIELDS}
-    accepted, outcome = post_action(api, order_path(fulfilment_id, "dispatch"), body)
-    return accepted, f"line {line}: {fulfilment_id} {'dispatched' if accepted else outcome}"
+    body = {name: (row.get(name) or "").strip() for name in fields}
+    accepted, outcome = post_action(api, order_path(fulfilment_id, action), body)
+    return accepted, f"line {line}: {fulfilment_id} {done if accepted else outcome}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -211,6 +223,29 @@ def upload_dispatches(connection: Connection, csv_file: Path, quiet: bool) -> No
             say(report)
             bar.update(1)
     click.echo(f"{accepted} of {len(rows)} dispatches recorded")
+    if accepted < len(rows):
+        sys.exit(1)
+
+
+@manufacturer.command("upload-returns")
+@click.argument("csv_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def upload_returns(connection: Connection, csv_file: Path, quiet: bool) -> None:
+    """Report dispatched parcels returned to sender from a CSV: fulfilment_id, reason.
+
+    One line per row, as upload-dispatches; sending the same file again is safe. Exit status 0 if
+    every row was recorded, 1 if any was refused or failed, 2 if the file is unusable."""
+    rows = read_dispatch_rows(csv_file, RETURN_COLUMNS)
+    api = connection.open()
+    accepted = 0
+    with progress(len(rows), "Returns", "row", quiet) as bar:
+        for line, row in rows:
+            ok, report = return_row(api, line, row)
+            accepted += ok
+            say(report)
+            bar.update(1)
+    click.echo(f"{accepted} of {len(rows)} returns recorded")
     if accepted < len(rows):
         sys.exit(1)
 

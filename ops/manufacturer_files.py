@@ -25,6 +25,7 @@ ORDER_COLUMNS = (
 )
 DISPATCH_COLUMNS = ("fulfilment_id", "kit_code", "carrier", "tracking_reference", "dispatched_at")
 DISPATCH_FIELDS = DISPATCH_COLUMNS[1:]
+RETURN_COLUMNS = ("fulfilment_id", "reason")
 # Loose on purpose (the API decides); it only keeps a stray value from changing the URL's path.
 FULFILMENT_ID = re.compile(r"[A-Za-z0-9-]{1,40}")
 
@@ -69,15 +70,16 @@ def write_orders_csv(out_dir: Path, orders: list[dict], day: str) -> Path:
         number += 1
 
 
-def read_dispatch_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) for every row, or Unusable for a file that cannot be used at all."""
+def read_dispatch_rows(path: Path, columns: tuple[str, ...] = DISPATCH_COLUMNS) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for every row, or Unusable for a file that cannot be used at all (a
+    dispatch file by default; the returns file names its own columns)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
-            missing = [column for column in DISPATCH_COLUMNS if column not in reader.fieldnames]
+            missing = [column for column in columns if column not in reader.fieldnames]
             if missing:
-                raise Unusable(f"{path} lacks the columns: {', '.join(missing)} (needs {', '.join(DISPATCH_COLUMNS)})")
+                raise Unusable(f"{path} lacks the columns: {', '.join(missing)} (needs {', '.join(columns)})")
             # line_num counts physical lines, so a quoted newline does not shift the numbers.
             return [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:

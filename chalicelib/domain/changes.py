@@ -24,6 +24,7 @@ class Effect(str, Enum):
     EMAIL_CONFIRMATION = "email_confirmation"
     EMAIL_DISPATCH = "email_dispatch"
     EMAIL_CANCELLATION = "email_cancellation"
+    EMAIL_RETURNED = "email_returned"
     # services.changes: the rest of the payment goes back to the holder through the operators'
     # refund path (services.payments.refund_order), whose reconciliation records it.
     REFUND_IN_FULL = "refund_in_full"
@@ -32,11 +33,13 @@ class Effect(str, Enum):
 
 
 # The holder's emails, by kind (each a template in templates/email/), and the effects that make them due.
-CONFIRMATION_EMAIL, DISPATCH_EMAIL, CANCELLATION_EMAIL = "confirmation", "dispatch", "cancellation"
+CONFIRMATION_EMAIL, DISPATCH_EMAIL = "confirmation", "dispatch"
+CANCELLATION_EMAIL, RETURNED_EMAIL = "cancellation", "returned"
 EMAIL_EFFECTS = {
     Effect.EMAIL_CONFIRMATION: CONFIRMATION_EMAIL,
     Effect.EMAIL_DISPATCH: DISPATCH_EMAIL,
     Effect.EMAIL_CANCELLATION: CANCELLATION_EMAIL,
+    Effect.EMAIL_RETURNED: RETURNED_EMAIL,
 }
 
 

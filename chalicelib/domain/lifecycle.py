@@ -316,6 +316,23 @@ def reject(order: Order, reason: str, source: Source, now: datetime) -> Outcome:
     )
 
 
+def report_returned(order: Order, reason: str, source: Source, now: datetime) -> Outcome:
+    """A posted kit came back to the kit maker undelivered. Support resolves it (so the address is
+    kept meanwhile); the holder is told to expect contact, never the kit maker's own words."""
+    if order.fulfilment is FulfilmentState.RETURNED:
+        return unchanged(order)
+    if order.fulfilment is not FulfilmentState.DISPATCHED:
+        if order.released_at is None:  # never given to the manufacturer: as if it did not exist
+            raise OrderNotFound(order.fulfilment_id)
+        why = _NOT_POSTED_BECAUSE.get(order.fulfilment, f"is {order.fulfilment.value}")
+        raise FulfilmentConflict(f"cannot report {order.fulfilment_id} returned: it {why}")
+    effects = {Effect.EMAIL_RETURNED} if order.delivery.email else set()
+    change = f"returned to the manufacturer undelivered: {reason}"
+    return record_change(
+        order, source, now, change, effects, fulfilment=FulfilmentState.RETURNED, returned_at=now, return_reason=reason
+    )
+
+
 def acknowledge_cancellation(order: Order, source: Source, now: datetime) -> Outcome:
     if order.released_at is None:
         raise OrderNotFound(order.fulfilment_id)
@@ -331,6 +348,13 @@ _CLOSED_BECAUSE = {
     FulfilmentState.CANCELLED: "was cancelled because the order was refunded: do not send it",
     FulfilmentState.REJECTED: "was rejected earlier",
     FulfilmentState.DISPATCHED: "was already dispatched",
+    FulfilmentState.RETURNED: "was dispatched and has come back",
+}
+# Why a fulfilment cannot come back: it never went out.
+_NOT_POSTED_BECAUSE = {
+    **_CLOSED_BECAUSE,
+    FulfilmentState.RELEASED: "was never dispatched: reject it instead",
+    FulfilmentState.ACCEPTED: "was never dispatched: reject it instead",
 }
 
 
@@ -460,6 +484,7 @@ TRANSITIONS = (
     Transition.row("accept", "the kit maker accepts the order", "manufacturer"),
     Transition.row("dispatch", "the kit maker posted the kit", "manufacturer", Effect.EMAIL_DISPATCH),
     Transition.row("reject", "the kit maker cannot fulfil the order", "manufacturer"),
+    Transition.row("report_returned", "a posted kit came back to the kit maker", "manufacturer", Effect.EMAIL_RETURNED),
     Transition.row("acknowledge_cancellation", "the kit maker has seen a cancellation", "manufacturer"),
     Transition.row("withhold_release", "the fulfilment message breaks its schema: not sent", "system"),
     Transition.row(

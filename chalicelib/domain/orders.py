@@ -42,6 +42,7 @@ class FulfilmentState(str, Enum):
     DISPATCHED = "dispatched"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    RETURNED = "returned"  # posted, and came back to the kit maker undelivered
 
 
 # A full refund in these states still stops the kit going out.
@@ -95,6 +96,8 @@ class Order:
     dispatch: Dispatch | None = None
     rejection_reason: str | None = None
     rejected_at: datetime | None = None
+    returned_at: datetime | None = None
+    return_reason: str | None = None  # the kit maker's words, for support only, never the holder
     cancelled_at: datetime | None = None
     cancellation_acknowledged: bool = False
     erased_at: datetime | None = None
@@ -115,9 +118,9 @@ class Order:
 
     def personal_data_until(self, retention: timedelta) -> datetime | None:
         """When the recipient's name and address must go: `retention` after the kit went out (as
-        long as returns need), or after the order ended without one. None while it is in progress
-        or already erased."""
-        if self.erased_at is not None:
+        long as returns need), or after the order ended without one. None while it is in progress,
+        returned to sender (support needs the address to resolve it) or already erased."""
+        if self.erased_at is not None or self.fulfilment is FulfilmentState.RETURNED:
             return None
         if self.fulfilment is FulfilmentState.DISPATCHED and self.dispatch:
             return self.dispatch.dispatched_at + retention
@@ -160,16 +163,17 @@ class Order:
     @property
     def needs_support(self) -> bool:
         """On support's work list: a fulfilment that cannot go on without a person (the kit maker
-        rejected it, or tracekit could not send it) while the order still names someone. A later
-        state that needs a person (a returned parcel) joins here, and so the list's index."""
-        return self.fulfilment is FulfilmentState.REJECTED and self.erased_at is None
+        rejected it, or tracekit could not send it; or the parcel came back) while the order still
+        names someone."""
+        waiting = (FulfilmentState.REJECTED, FulfilmentState.RETURNED)
+        return self.fulfilment in waiting and self.erased_at is None
 
     @property
     def support_since(self) -> datetime | None:
         """When the order came onto support's list (the list's order), None while it is not on it."""
         if not self.needs_support:
             return None
-        return self.rejected_at or self.released_at or self.created_at
+        return self.returned_at or self.rejected_at or self.released_at or self.created_at
 
     def checkout_open_at(self, now: datetime) -> bool:
         """An open session a holder can still be sent to (with a minute to spare)."""

@@ -12,7 +12,7 @@ from ..domain.changes import Outcome, Source
 from ..domain.credentials import Grant, grant_for, read_token
 from ..domain.errors import InvalidInput, OrderNotFound, QueueUnavailable
 from ..domain.fulfilment import Page, parse_dispatch, parse_reason
-from ..domain.lifecycle import accept, acknowledge_cancellation, dispatch, outstanding, reject
+from ..domain.lifecycle import accept, acknowledge_cancellation, dispatch, outstanding, reject, report_returned
 from ..domain.orders import Order
 from ..domain.references import order_reference_of
 from .changes import Decision, apply_change, carry_out
@@ -54,6 +54,12 @@ def dispatch_fulfilment(fulfilment_id: str, report: dict[str, Any], by: str, dep
 def reject_fulfilment(fulfilment_id: str, reason: object, by: str, deps: Dependencies) -> Order:
     text = parse_reason(reason)
     return _act(fulfilment_id, lambda o: reject(o, text, Source(f"manufacturer:{by}"), deps.clock()), deps)
+
+
+def report_returned_fulfilment(fulfilment_id: str, body: dict[str, Any], by: str, deps: Dependencies) -> Order:
+    """The reason is required, as for a rejection: support needs it to resolve the return."""
+    text = parse_reason(body.get("reason"))
+    return _act(fulfilment_id, lambda o: report_returned(o, text, Source(f"manufacturer:{by}"), deps.clock()), deps)
 
 
 def acknowledge(fulfilment_id: str, by: str, deps: Dependencies) -> Order:

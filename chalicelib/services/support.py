@@ -12,7 +12,7 @@ from datetime import datetime
 
 from ..domain.changes import Source
 from ..domain.lifecycle import resend_email
-from ..domain.orders import MONEY_TAKEN, Order
+from ..domain.orders import MONEY_TAKEN, FulfilmentState, Order
 from ..domain.references import order_reference_of
 from .changes import apply_change
 from .dependencies import Dependencies
@@ -29,11 +29,12 @@ class SupportCase:
 
 
 def support_cases(deps: Dependencies) -> list[SupportCase]:
-    """Rejected orders (those with money taken said so) and stuck fulfilments, oldest first."""
+    """Rejected and returned orders (those with money taken said so) and stuck fulfilments, oldest first."""
     cases = []
     for reference, since in deps.orders.needing_support():
         order = deps.orders.get(reference)
-        why = "paid order rejected" if order.payment in MONEY_TAKEN else "rejected"
+        what = "returned to sender" if order.fulfilment is FulfilmentState.RETURNED else "rejected"
+        why = f"paid order {what}" if order.payment in MONEY_TAKEN else what
         cases.append(SupportCase(reference, why, since))
     for fulfilment_id in fulfilment_health(deps, publish=False).stuck:
         stuck = order_reference_of(fulfilment_id)

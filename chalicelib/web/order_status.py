@@ -38,6 +38,11 @@ def holder_view(order: Order) -> dict:
         }
     if order.payment is PaymentState.REFUNDED or order.fulfilment is FulfilmentState.CANCELLED:
         return {"headline": "Your order was cancelled", "detail": "Any payment has been refunded to your card."}
+    if order.fulfilment is FulfilmentState.RETURNED:
+        return {
+            "headline": "Your kit came back to us",
+            "detail": "The parcel was returned undelivered. We will be in touch to check your address.",
+        }
     if order.fulfilment is FulfilmentState.REJECTED:
         return {
             "headline": "There is a problem with your order",

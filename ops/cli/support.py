@@ -37,6 +37,8 @@ def show_case(order_reference: str, with_address: bool) -> None:
     echo(f"fulfilment id {found.fulfilment_id}")
     if found.rejection_reason:
         echo(f"rejection reason: {shown(found.rejection_reason)}")
+    if found.return_reason:
+        echo(f"returned to sender: {shown(found.return_reason)}")
     if with_address:
         if found.erased_at is not None:
             echo("delivery details: erased")

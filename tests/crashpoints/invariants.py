@@ -24,10 +24,16 @@ FULFILMENT_RANK = {
     FulfilmentState.DISPATCHED: 3,
     FulfilmentState.REJECTED: 4,
     FulfilmentState.CANCELLED: 4,
+    FulfilmentState.RETURNED: 4,  # only ever after DISPATCHED
 }
 LIVE = (OrderState.PLACED, OrderState.CONFIRMED)  # the states in which an order holds its certificate's claim
 # by subject, most specific first
-EMAIL_KINDS = {"is on its way": "dispatch", "is cancelled": "cancellation", "order": "confirmation"}
+EMAIL_KINDS = {
+    "came back": "returned",
+    "is on its way": "dispatch",
+    "is cancelled": "cancellation",
+    "order": "confirmation",
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ def outcome(w: World) -> list[tuple]:
             s.messages[o.fulfilment_id],
             None if _ended_by_erasure(o) else s.emails[(o.reference, "confirmation")] > 0,
             s.emails[(o.reference, "dispatch")] > 0,
+            s.emails[(o.reference, "returned")] > 0,
             s.money_held.get(o.reference, 0),
             o.erased_at is not None,
         )
@@ -125,6 +132,7 @@ def _email_violations(ref: str, order: Order, emails: Counter, point: Point | No
         "confirmation": order.released_at is not None,
         "dispatch": order.dispatch is not None,
         "cancellation": order.cancelled_by_holder,
+        "returned": order.returned_at is not None,
     }
     if not order.delivery.email and order.erased_at is None:  # no address given: no email at all
         expected = dict.fromkeys(expected, False)

@@ -117,6 +117,7 @@ def kit_maker(action: str) -> Step:
         body = {
             "dispatch": {**DISPATCH, "dispatched_at": w.clock().isoformat()},
             "reject": {"reason": "address not found"},
+            "returned": {"reason": "addressee gone away"},
         }.get(action)
         response = w.manufacturer("POST", f"/fulfilment-orders/{fulfilment}/{action}", body)
         assert response.status_code == 200, (action, response.status_code, response.body)
@@ -275,6 +276,7 @@ JOURNEYS = (
     ),
     Journey("kit maker accepts and dispatches", (*FREE, kit_maker("accept"), kit_maker("dispatch"))),
     Journey("kit maker rejects", (*FREE, kit_maker("reject"))),
+    Journey("kit maker reports a return", (*map(setup, (*FREE, kit_maker("dispatch"))), kit_maker("returned"))),
     Journey(
         "relay of an unsent order",
         (*map(setup, FREE[:-1]), with_queue_down(FREE[-1]), later(minutes=5), job("relay_unsent_fulfilments")),

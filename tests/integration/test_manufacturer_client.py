@@ -223,6 +223,29 @@ def test_uploading_the_same_good_file_twice_is_accepted_both_times(run, deps, tm
     assert [e.change for e in deps.orders.get(reference).history].count("dispatched by Royal Mail (RM100001GB)") == 1
 
 
+def test_upload_returns_records_a_dispatched_parcel_once_and_refuses_one_never_posted(run, deps, tmp_path):
+    posted, waiting = free_orders(deps, {}, {"full_name": "Bob Example"})
+    manufacturer_service.dispatch_fulfilment(fid(posted), dispatch(fid(posted)), "earlier-run", deps)
+    upload = tmp_path / "returns.csv"
+    with upload.open("w", newline="") as handle:
+        csv.writer(handle).writerows(
+            [["fulfilment_id", "reason"], [fid(posted), "addressee gone away"], [fid(waiting), "gone away"]]
+        )
+    for _ in range(2):
+        result = run("upload-returns", str(upload))
+        assert result.exit_code == 1, result.output
+        lines = result.stdout.splitlines()
+        assert lines[0] == f"line 2: {fid(posted)} returned"
+        assert lines[1].startswith(f"line 3: {fid(waiting)} refused (409): ") and "reject it instead" in lines[1]
+        assert lines[2] == "1 of 2 returns recorded"
+    assert deps.orders.get(posted).fulfilment is FulfilmentState.RETURNED
+    assert deps.orders.get(posted).return_reason == "addressee gone away"
+    assert deps.orders.get(waiting).fulfilment is FulfilmentState.RELEASED
+    missing = tmp_path / "bad.csv"
+    missing.write_text("fulfilment_id\n" + fid(posted) + "\n")
+    assert run("upload-returns", str(missing)).exit_code == 2
+
+
 @pytest.mark.parametrize(
     ("make_file", "message"),
     [

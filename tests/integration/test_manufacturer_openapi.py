@@ -128,6 +128,9 @@ def test_what_the_app_answers_fits_the_document(call, deps, stripe_emulator):
     assert call("post", f"{ORDERS}/{fid(second)}/dispatch", {"kit_code": ""})[0] == 400
     assert call("post", f"{ORDERS}/{fid(second)}/reject", {"reason": "no such street"})[1]["state"] == "rejected"
     assert call("post", f"{ORDERS}/{fid(second)}/reject", {})[0] == 400
+    assert call("post", f"{ORDERS}/{fid(first)}/returned", {"reason": "gone away"})[1]["state"] == "returned"
+    assert call("post", f"{ORDERS}/{fid(first)}/returned", {"reason": " "})[0] == 400
+    assert call("post", f"{ORDERS}/{fid(second)}/returned", {"reason": "gone away"})[0] == 409
     assert call("post", f"{ORDERS}/{fid(cancelled)}/accept")[0] == 409
     assert call("get", CANCELLATIONS)[1]["cancellations"][0]["fulfilment_id"] == fid(cancelled)
     assert call("post", f"{CANCELLATIONS}/{fid(cancelled)}/acknowledge")[1]["state"] == "cancelled"

@@ -72,7 +72,7 @@ def test_generated_form_posts_never_break_a_page(client, deps, path, values):
         st.sampled_from(["kit_code", "carrier", "tracking_reference", "dispatched_at", "reason", "x"]),
         text | st.integers() | st.none() | st.lists(st.integers()),
     ),
-    st.sampled_from(["accept", "dispatch", "reject"]),
+    st.sampled_from(["accept", "dispatch", "reject", "returned"]),
     text,
 )
 def test_generated_json_never_breaks_the_manufacturer_api(client, deps, body, action, fulfilment_id):

@@ -140,6 +140,33 @@ def test_reject_records_the_reason(client, holders, token):
     assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/dispatch", DISPATCH)[0] == 409
 
 
+def test_a_returned_parcel_is_recorded_once_the_holder_is_told_what_next_and_the_page_says_so(
+    client, holders, token, settings
+):
+    from tests.journeys.test_email import assert_nothing_about_the_certificate, sent
+
+    reference, released = free_order(holders, 0, email="sam@example.com"), free_order(holders, 1)
+    assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/dispatch", DISPATCH)[0] == 200
+    returned = f"/fulfilment-orders/{fid(reference)}/returned"
+    first = call(client, token, "POST", returned, {"reason": "addressee gone away"})
+    assert first == (200, {"fulfilment_id": fid(reference), "state": "returned", "dispatch": first[1]["dispatch"]})
+    assert first[1]["dispatch"]["tracking_reference"] == "RM123456789GB"
+    assert call(client, token, "POST", returned, {"reason": "addressee gone away"}) == first
+    assert call(client, token, "POST", returned, {})[0] == 400
+    status, body = call(client, token, "POST", f"/fulfilment-orders/{fid(released)}/returned", {"reason": "x"})
+    assert status == 409 and "never dispatched: reject it instead" in body["error"]
+    stored = holders.orders.get(reference)
+    assert stored.fulfilment is FulfilmentState.RETURNED and stored.return_reason == "addressee gone away"
+    assert stored.personal_data_until(timedelta(days=30)) is None
+    *_, back = sent(settings)  # two confirmations, the dispatch, the return: once however often reported
+    assert len(sent(settings)) == 4
+    assert back["to"] == ["sam@example.com"] and "came back" in back["subject"] and reference in back["body"]
+    assert "in touch to check your delivery address" in back["body"] and "gone away" not in back["body"]
+    assert_nothing_about_the_certificate(back)
+    page = Browser(client).post("/status", {"reference": reference, "postcode": "SW1A 2AA"}).body.decode()
+    assert "Your kit came back to us" in page and "gone away" not in page
+
+
 def test_bad_input_gets_field_errors_and_unknown_or_unreleased_orders_are_not_found(client, holders, token):
     reference = free_order(holders)
     status, body = call(

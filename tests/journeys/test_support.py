@@ -29,3 +29,15 @@ def test_a_dispatch_email_resent_by_support_is_the_dispatch_email_again(client, 
     assert "Tracking reference: RM123456789GB" in again["body"]
     assert_nothing_about_the_certificate(again)
     assert holders.orders.get(reference).history[-1].actor == "operator:alex"
+
+
+def test_a_parcel_returned_to_sender_is_on_the_work_list_with_the_kit_makers_reason(client, holders, token):
+    reference = free_order(holders)
+    assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/dispatch", DISPATCH)[0] == 200
+    assert support_cases(holders) == []
+    body = {"reason": "addressee gone away"}
+    assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/returned", body)[0] == 200
+    [case] = support_cases(holders)
+    stored = holders.orders.get(reference)
+    assert (case.reference, case.why, case.since) == (reference, "returned to sender", stored.returned_at)
+    assert stored.return_reason == "addressee gone away"

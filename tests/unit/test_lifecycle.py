@@ -20,6 +20,7 @@ from chalicelib.domain import lifecycle
 from chalicelib.domain.changes import Effect, Source
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
+from chalicelib.domain.errors import FulfilmentConflict, OrderNotFound
 from chalicelib.domain.lifecycle import (
     TRANSITIONS,
     accept_payment,
@@ -30,7 +31,6 @@ from chalicelib.domain.lifecycle import (
     reconcile_money,
 )
 from chalicelib.domain.money import Money
-from chalicelib.domain.errors import FulfilmentConflict
 from chalicelib.domain.orders import Dispatch, FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.payments import MoneyView
 from chalicelib.domain.references import fulfilment_id_of, new_order_reference
@@ -259,6 +259,15 @@ def test_email_cancellation_is_sent_by_the_caller_that_recorded_the_holders_canc
     reference = placed(deps, "FA/1002")
     services.cancel_order(reference, "FA/1002", "SW1A 2AA", deps, "198.51.100.7")
     assert len(deps.mailer.sent) == 2 and "is cancelled" in deps.mailer.sent[-1][1]
+
+
+def test_email_returned_is_sent_by_the_caller_that_recorded_the_return():
+    deps = world()
+    reference = dispatched(deps)
+    services.apply_change(
+        reference, lambda o: lifecycle.report_returned(o, "gone away", Source("manufacturer:k"), NOW), deps
+    )
+    assert len(deps.mailer.sent) == 3 and "came back" in deps.mailer.sent[-1][1]
     assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
 
 
@@ -271,6 +280,7 @@ CONSUMED_IN = {
     Effect.REFUND_IN_FULL: test_refund_in_full_gives_back_what_stripe_holds_of_an_order_its_erasure_ended,
     Effect.CLOSE_CHECKOUT: test_close_checkout_expires_the_session_of_an_order_erased_before_payment,
     Effect.EMAIL_CANCELLATION: test_email_cancellation_is_sent_by_the_caller_that_recorded_the_holders_cancellation,
+    Effect.EMAIL_RETURNED: test_email_returned_is_sent_by_the_caller_that_recorded_the_return,
 }
 
 
@@ -339,3 +349,52 @@ def test_a_rejected_order_needs_support_from_its_rejection_until_erased():
     assert rejected.needs_support and rejected.support_since == NOW + timedelta(hours=2)
     erased = lifecycle.erase_personal_data(rejected, Source("system"), NOW + timedelta(days=31), "retention").order
     assert not erased.needs_support and item_values(erased, RETENTION)["support_needed"] is None
+
+
+# -- A posted kit that comes back ---------------------------------------------------------------------
+
+
+def dispatched(deps, email="sam@example.com") -> str:
+    reference = placed(deps, "FA/1002", email=email)
+    report = {"kit_code": "K1", "carrier": "Royal Mail", "tracking_reference": "T1", "dispatched_at": NOW.isoformat()}
+    dispatch_fulfilment(fulfilment_id_of(reference), report, "k", deps)
+    return reference
+
+
+def test_a_returned_parcel_applied_twice_is_recorded_once_and_emails_the_holder_once():
+    deps = world()
+    reference = dispatched(deps)
+    once = lifecycle.report_returned(deps.orders.get(reference), "addressee unknown", Source("manufacturer:k"), NOW)
+    assert once.order.fulfilment is FulfilmentState.RETURNED and once.order.returned_at == NOW
+    assert once.order.return_reason == "addressee unknown" and once.effects == {Effect.EMAIL_RETURNED}
+    twice = lifecycle.report_returned(once.order, "addressee unknown", Source("manufacturer:k"), NOW)
+    assert not twice.changed and twice.order == once.order
+    services.apply_change(
+        reference, lambda o: lifecycle.report_returned(o, "gone away", Source("manufacturer:k"), NOW), deps
+    )
+    services.apply_change(
+        reference, lambda o: lifecycle.report_returned(o, "gone away", Source("manufacturer:k"), NOW), deps
+    )
+    subjects = [subject for _, subject, _ in deps.mailer.sent]
+    assert len(subjects) == 3 and "came back" in subjects[-1]
+    assert "gone away" not in deps.mailer.sent[-1][2]
+
+
+def test_a_returned_parcel_keeps_its_address_until_support_resolves_it():
+    deps = world()
+    reference = dispatched(deps)
+    outcome = lifecycle.report_returned(deps.orders.get(reference), "refused", Source("manufacturer:k"), NOW)
+    assert outcome.order.personal_data_until(timedelta(days=30)) is None
+
+
+def test_a_return_without_a_dispatch_is_a_conflict_and_an_unreleased_order_is_not_found():
+    deps = world()
+    released = deps.orders.get(placed(deps, "FA/1002"))
+    with pytest.raises(FulfilmentConflict, match="never dispatched: reject it instead"):
+        lifecycle.report_returned(released, "x", Source("manufacturer:k"), NOW)
+    rejected = lifecycle.reject(released, "no such street", Source("manufacturer:k"), NOW).order
+    with pytest.raises(FulfilmentConflict, match="was rejected earlier"):
+        lifecycle.report_returned(rejected, "x", Source("manufacturer:k"), NOW)
+    unreleased = dataclasses.replace(released, fulfilment=FulfilmentState.NOT_RELEASED, released_at=None)
+    with pytest.raises(OrderNotFound):
+        lifecycle.report_returned(unreleased, "x", Source("manufacturer:k"), NOW)
