@@ -156,6 +156,7 @@ def test_a_holder_cancels_from_the_status_page_after_proving_the_certificate_aga
     page.get_by_role("button", name="Pay", exact=True).click()
     expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
     order = REFERENCE.search(page.content()).group(0)
+    assert [m["order_reference"] for m in queued(stack)] == [order]  # released, as the kit maker sees it
     page.goto(stack["app"] + "/status")
     page.get_by_label("Order reference").fill(order)
     page.get_by_label("Delivery postcode").fill("N1 9AL")
