@@ -213,18 +213,7 @@ def upload_dispatches(connection: Connection, csv_file: Path, quiet: bool) -> No
 
     One line per row says whether it was recorded. Sending the same file again is safe. Exit
     status 0 if every row was recorded, 1 if any was refused or failed, 2 if the file is unusable."""
-    rows = read_dispatch_rows(csv_file)
-    api = connection.open()
-    accepted = 0
-    with progress(len(rows), "Dispatches", "row", quiet) as bar:
-        for line, row in rows:
-            ok, report = dispatch_row(api, line, row)
-            accepted += ok
-            say(report)
-            bar.update(1)
-    click.echo(f"{accepted} of {len(rows)} dispatches recorded")
-    if accepted < len(rows):
-        sys.exit(1)
+    _post_rows(connection, read_dispatch_rows(csv_file), dispatch_row, "dispatches", quiet)
 
 
 @manufacturer.command("upload-returns")
@@ -236,16 +225,20 @@ def upload_returns(connection: Connection, csv_file: Path, quiet: bool) -> None:
 
     One line per row, as upload-dispatches; sending the same file again is safe. Exit status 0 if
     every row was recorded, 1 if any was refused or failed, 2 if the file is unusable."""
-    rows = read_dispatch_rows(csv_file, RETURN_COLUMNS)
+    _post_rows(connection, read_dispatch_rows(csv_file, RETURN_COLUMNS), return_row, "returns", quiet)
+
+
+def _post_rows(connection: Connection, rows, post_row, what: str, quiet: bool) -> None:
+    """Each row to the API with a line saying how it went; exit status 1 if any was not recorded."""
     api = connection.open()
     accepted = 0
-    with progress(len(rows), "Returns", "row", quiet) as bar:
+    with progress(len(rows), what.capitalize(), "row", quiet) as bar:
         for line, row in rows:
-            ok, report = return_row(api, line, row)
+            ok, report = post_row(api, line, row)
             accepted += ok
             say(report)
             bar.update(1)
-    click.echo(f"{accepted} of {len(rows)} returns recorded")
+    click.echo(f"{accepted} of {len(rows)} {what} recorded")
     if accepted < len(rows):
         sys.exit(1)
 
