@@ -147,6 +147,6 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         exports=InMemoryExports(),
         clock=ManualClock(),
         reports=report_for,
-        emails=JinjaEmails(settings.app_base_url),
+        emails=JinjaEmails(settings.app_base_url, contact_email=settings.campaign_contact_email),
         mailer=SentMail(),
     )

@@ -74,6 +74,10 @@ class NothingToResend(DomainError):
     """Support asked for an email the order cannot have (no address, or not yet due)."""
 
 
+class NothingToResolve(DomainError):
+    """Support asked to resolve an order that is not waiting for it (not rejected or returned)."""
+
+
 class MailUnavailable(Exception):
     """The mail service refused or could not be reached; the message names no recipient."""
 

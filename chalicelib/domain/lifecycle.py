@@ -17,7 +17,7 @@ from typing import Any
 from .changes import Effect, GuardedChange, Outcome, Source, Transition, noted, record_change, unchanged
 from .delivery import DeliveryDetails
 from .eligibility import Eligibility, EligibilityReason
-from .errors import FulfilmentConflict, NothingToResend, OrderNotFound
+from .errors import FulfilmentConflict, NothingToResend, NothingToResolve, OrderNotFound
 from .money import Money
 from .orders import (
     BEFORE_DISPATCH,
@@ -259,9 +259,9 @@ def outstanding(order: Order) -> frozenset[Effect]:
 
 
 def _refund_owed(order: Order) -> bool:
-    """Ended before its kit went out by its erasure or by the holder, and Stripe still holds some
-    of its money."""
-    ended = order.erased_at is not None or order.cancelled_by_holder
+    """Ended before its kit went out by its erasure or by the holder (or, its kit rejected or
+    returned, by support), and Stripe still holds some of its money."""
+    ended = order.erased_at is not None or order.cancelled_by_holder or order.cancelled_by_support
     return ended and order.fulfilment is FulfilmentState.CANCELLED and order.payment in REFUNDABLE
 
 
@@ -311,8 +311,16 @@ def reject(order: Order, reason: str, source: Source, now: datetime) -> Outcome:
         return unchanged(order)
     _require_open(order, "reject")
     change = f"rejected by the manufacturer: {reason}"
+    effects = {Effect.EMAIL_REJECTED} if order.delivery.email else set()  # never with the kit maker's reason
     return record_change(
-        order, source, now, change, fulfilment=FulfilmentState.REJECTED, rejection_reason=reason, rejected_at=now
+        order,
+        source,
+        now,
+        change,
+        effects,
+        fulfilment=FulfilmentState.REJECTED,
+        rejection_reason=reason,
+        rejected_at=now,
     )
 
 
@@ -418,6 +426,29 @@ def resend_email(order: Order, kind: str, source: Source, now: datetime, why: st
     return record_change(order, source, now, change, {effect})
 
 
+def resolve_by_cancelling(order: Order, source: Source, now: datetime, why: str) -> Outcome:
+    """Support ends an order the kit maker rejected or got back: cancelled (the kit maker's
+    cancellations list shows it, so nothing is sent again), what Stripe holds of a paid one
+    refunded in full through the operators' refund path, the certificate free to order again, the
+    holder emailed, and the order off support's list; its personal data then kept the usual period
+    from now. Idempotent: a resolved order is left as it is. Refused (NothingToResolve) for an
+    order that is not waiting for support."""
+    if order.cancelled_by_support:
+        return unchanged(order)
+    if not order.needs_support:
+        raise NothingToResolve(f"{order.reference} is not waiting for support: it is {_stage(order)}")
+    effects = {Effect.RELEASE_CLAIM}
+    if order.payment in REFUNDABLE:
+        effects.add(Effect.REFUND_IN_FULL)
+    if order.delivery.email:
+        effects.add(Effect.EMAIL_CANCELLATION)
+    what = "returned" if order.fulfilment is FulfilmentState.RETURNED else "rejected"
+    refunded = ", refunded" if Effect.REFUND_IN_FULL in effects else ""
+    change = f"{what} order cancelled by support{refunded}: {why}"
+    ended = {"state": OrderState.CANCELLED, "fulfilment": FulfilmentState.CANCELLED, "cancelled_at": now}
+    return record_change(order, source, now, change, effects, cancelled_by_support=True, **ended)
+
+
 # -- Data protection --------------------------------------------------------------------------------
 
 ERASED = "[erased]"
@@ -483,7 +514,7 @@ TRANSITIONS = (
     Transition.row("release", "the fulfilment message went to the kit maker", "system", Effect.EMAIL_CONFIRMATION),
     Transition.row("accept", "the kit maker accepts the order", "manufacturer"),
     Transition.row("dispatch", "the kit maker posted the kit", "manufacturer", Effect.EMAIL_DISPATCH),
-    Transition.row("reject", "the kit maker cannot fulfil the order", "manufacturer"),
+    Transition.row("reject", "the kit maker cannot fulfil the order", "manufacturer", Effect.EMAIL_REJECTED),
     Transition.row("report_returned", "a posted kit came back to the kit maker", "manufacturer", Effect.EMAIL_RETURNED),
     Transition.row("acknowledge_cancellation", "the kit maker has seen a cancellation", "manufacturer"),
     Transition.row("withhold_release", "the fulfilment message breaks its schema: not sent", "system"),
@@ -502,6 +533,14 @@ TRANSITIONS = (
         "operator",
         Effect.EMAIL_CONFIRMATION,
         Effect.EMAIL_DISPATCH,
+    ),
+    Transition.row(
+        "resolve_by_cancelling",
+        "support ends a rejected or returned order",
+        "operator",
+        Effect.RELEASE_CLAIM,
+        Effect.REFUND_IN_FULL,
+        Effect.EMAIL_CANCELLATION,
     ),
     Transition.row(
         "erase_personal_data",

@@ -102,6 +102,7 @@ class Order:
     cancellation_acknowledged: bool = False
     erased_at: datetime | None = None
     cancelled_by_holder: bool = False
+    cancelled_by_support: bool = False  # support ended a rejected or returned order (resolve_by_cancelling)
     version: int = 0
     processed_events: frozenset[str] = field(default_factory=frozenset)
     history: tuple[HistoryEntry, ...] = ()
@@ -119,12 +120,13 @@ class Order:
     def personal_data_until(self, retention: timedelta) -> datetime | None:
         """When the recipient's name and address must go: `retention` after the kit went out (as
         long as returns need), or after the order ended without one. None while it is in progress,
-        returned to sender (support needs the address to resolve it) or already erased."""
-        if self.erased_at is not None or self.fulfilment is FulfilmentState.RETURNED:
+        rejected or returned to sender and not yet resolved (support needs the address to resolve
+        it; once it does, the usual period runs from then), or already erased."""
+        if self.erased_at is not None or self.needs_support:
             return None
         if self.fulfilment is FulfilmentState.DISPATCHED and self.dispatch:
             return self.dispatch.dispatched_at + retention
-        if self.fulfilment in (FulfilmentState.CANCELLED, FulfilmentState.REJECTED):
+        if self.fulfilment is FulfilmentState.CANCELLED:
             return (self.cancelled_at or self.released_at or self.created_at) + retention
         if self.state in (OrderState.EXPIRED, OrderState.CANCELLED) and not self.is_confirmed:
             return self.created_at + retention

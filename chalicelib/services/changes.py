@@ -24,6 +24,7 @@ log = logging.getLogger("tracekit")
 ATTEMPTS = 4
 ERASURE_REFUND_REASON = "personal data erased before dispatch"  # the same words, the same refund key
 HOLDER_CANCELLED_REASON = "cancelled by the holder before dispatch"
+SUPPORT_CANCELLED_REASON = "cancelled by support: the kit maker could not deliver the kit"
 Decision = Callable[[Order], Outcome]  # a lifecycle transition with its fact bound
 
 
@@ -90,6 +91,8 @@ def refund_in_full(order: Order, deps: Dependencies) -> Order:
     from .payments import refund_order  # payments applies changes through this module
 
     reason = ERASURE_REFUND_REASON if order.erased_at is not None else HOLDER_CANCELLED_REASON
+    if order.cancelled_by_support:  # support ended it (an erasure after cannot change the key)
+        reason = SUPPORT_CANCELLED_REASON
     return refund_order(order.reference, None, reason, "tracekit", deps)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..domain.changes import Source
-from ..domain.lifecycle import resend_email
+from ..domain.lifecycle import resend_email, resolve_by_cancelling
 from ..domain.orders import MONEY_TAKEN, FulfilmentState, Order
 from ..domain.references import order_reference_of
 from .changes import apply_change
@@ -49,3 +49,11 @@ def resend(reference: str, kind: str, operator: str, why: str, deps: Dependencie
     """Send the holder's confirmation or dispatch email again. Raises OrderNotFound, NothingToResend."""
     source = Source(f"operator:{operator}")
     return apply_change(reference, lambda order: resend_email(order, kind, source, deps.clock(), why), deps)
+
+
+def resolve_cancel(reference: str, operator: str, why: str, deps: Dependencies) -> Order:
+    """End a rejected or returned order: cancelled, a paid one refunded in full, the holder told.
+    The same command again makes any refund a crash left owed, and nothing more. Raises
+    OrderNotFound, NothingToResolve, PaymentServiceUnavailable (the refund stays owed)."""
+    source = Source(f"operator:{operator}")
+    return apply_change(reference, lambda order: resolve_by_cancelling(order, source, deps.clock(), why), deps)

@@ -11,7 +11,7 @@ from chalice import Blueprint, Response
 from .. import bootstrap, services
 from ..domain.delivery import LABELS, parse_delivery_details
 from . import csrf
-from .errors import Form, HolderPages
+from .errors import NOT_MATCHED, Form, HolderPages
 from .forms import read_form
 from .journey import COOKIE_NAME, Journey, JourneyCookies
 from .order_status import can_cancel, holder_view, masked_email, order_status
@@ -88,7 +88,10 @@ def _contact() -> dict:
         return {}
 
 
-CERTIFICATE_FORM = Form("certificate.html", CERTIFICATE_FIELDS, lambda: {"back": back("/")})
+# A refused check (a lockout says the same words as a mismatch) also gives the campaign's contact.
+CERTIFICATE_FORM = Form(
+    "certificate.html", CERTIFICATE_FIELDS, lambda: {"back": back("/"), "not_matched": NOT_MATCHED, **_contact()}
+)
 DELIVERY_FORM = Form("delivery.html", DELIVERY_FIELDS, lambda: {"back": back("/order/certificate")})
 STATUS_FORM = Form("status.html", STATUS_FIELDS, lambda: {"order": None})
 CANCEL_FIELDS = ("order_reference", "reference", "postcode")
@@ -246,4 +249,7 @@ def cancel_answer():
 
 def _status_page(order) -> Response:
     view = holder_view(order)
-    return form_page("status.html", form={}, errors={}, order=order, view=view, cancellable=can_cancel(order))
+    contact = _contact() if view.get("contact") else {}
+    return form_page(
+        "status.html", form={}, errors={}, order=order, view=view, cancellable=can_cancel(order), **contact
+    )

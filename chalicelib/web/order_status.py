@@ -27,6 +27,13 @@ def order_status(order: Order) -> str:
     return "cancelled"
 
 
+# A kit rejected or returned: support resolves it (the holder is never shown the kit maker's reason).
+WHAT_HAPPENS_NEXT = (
+    "You do not need to order again. Our team will contact you to check your delivery address "
+    "and agree what happens next: we will send your kit again, or cancel the order and refund any payment."
+)
+
+
 def holder_view(order: Order) -> dict:
     """The status page's headline and detail: what the holder needs, in plain words."""
     dispatch = order.dispatch
@@ -41,12 +48,14 @@ def holder_view(order: Order) -> dict:
     if order.fulfilment is FulfilmentState.RETURNED:
         return {
             "headline": "Your kit came back to us",
-            "detail": "The parcel was returned undelivered. We will be in touch to check your address.",
+            "detail": "The parcel was returned to us undelivered. " + WHAT_HAPPENS_NEXT,
+            "contact": True,
         }
     if order.fulfilment is FulfilmentState.REJECTED:
         return {
             "headline": "There is a problem with your order",
-            "detail": "The kit maker could not send your kit. We will be in touch.",
+            "detail": "We could not send your kit. " + WHAT_HAPPENS_NEXT,
+            "contact": True,
         }
     if order.is_confirmed:
         return {"headline": "Your order is confirmed", "detail": "The kit maker will post your kit soon."}

@@ -1,4 +1,5 @@
-"""Support: the orders that need a person, one order in full, and resending an email."""
+"""Support: the orders that need a person, one order in full, resending an email, resolving a
+rejected or returned order."""
 
 from __future__ import annotations
 
@@ -73,3 +74,40 @@ def resend_command(order_reference: str, kind: str, operator: str, reason: str) 
         echo(f"{order.reference}: this {kind} email was already resent for this reason; nothing more sent")
         return
     echo(f"{order.reference}: {kind} email resent (see: ops support show {order.reference})")
+
+
+@support.command("resolve")
+@click.argument("order_reference")
+@click.option("--cancel", "cancel", is_flag=True, help="Cancel the order; a paid one is refunded in full.")
+@click.option("--operator", envvar="USER", required=True, help="Who is resolving (defaults to $USER).")
+@click.option("--reason", required=True, help="Why, for the order's log.")
+def resolve_command(order_reference: str, cancel: bool, operator: str, reason: str) -> None:
+    """Resolve an order the kit maker rejected or got back, recorded in the order's log. One way
+    to resolve it must be chosen: --cancel (cancelled, refunded in full if paid, the certificate
+    may order again, the holder emailed). The same command again refunds only what a failure left
+    owed, and sends nothing more."""
+    if not cancel:
+        raise click.UsageError("choose how to resolve it: --cancel")
+    _resolve_by_cancelling(order_reference, operator, reason)
+
+
+def _resolve_by_cancelling(order_reference: str, operator: str, reason: str) -> None:
+    from chalicelib.domain.errors import NothingToResolve, OrderNotFound, PaymentServiceUnavailable
+    from chalicelib.services.support import resolve_cancel
+
+    deps = dependencies()
+    found = found_order(order_reference, deps)
+    try:
+        order = resolve_cancel(found.reference, operator, reason, deps)
+    except OrderNotFound:
+        raise click.ClickException(f"no order {shown(found.reference)}") from None
+    except NothingToResolve as exc:
+        raise click.ClickException(f"not resolved: {exc}") from None
+    except PaymentServiceUnavailable:
+        raise click.ClickException(
+            f"{found.reference}: cancelled, but Stripe could not take the refund; run the same command again"
+        ) from None
+    if found.cancelled_by_support:
+        echo(f"{order.reference}: already cancelled by support; nothing more done ({order.payment.value})")
+        return
+    echo(f"{order.reference}: cancelled, payment {order.payment.value} (see: ops support show {order.reference})")

@@ -271,6 +271,17 @@ def test_email_returned_is_sent_by_the_caller_that_recorded_the_return():
     assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
 
 
+def test_email_rejected_is_sent_by_the_caller_that_recorded_the_rejection():
+    deps = world()
+    reference = placed(deps, "FA/1002")
+    services.apply_change(
+        reference, lambda o: lifecycle.reject(o, "no such street", Source("manufacturer:k"), NOW), deps
+    )
+    assert len(deps.mailer.sent) == 2 and "could not send" in deps.mailer.sent[-1][1]
+    assert "no such street" not in deps.mailer.sent[-1][2]
+    assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
+
+
 CONSUMED_IN = {
     Effect.RELEASE_CLAIM: test_release_claim_gives_the_certificate_its_kit_back,
     Effect.RECLAIM: test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed,
@@ -281,6 +292,7 @@ CONSUMED_IN = {
     Effect.CLOSE_CHECKOUT: test_close_checkout_expires_the_session_of_an_order_erased_before_payment,
     Effect.EMAIL_CANCELLATION: test_email_cancellation_is_sent_by_the_caller_that_recorded_the_holders_cancellation,
     Effect.EMAIL_RETURNED: test_email_returned_is_sent_by_the_caller_that_recorded_the_return,
+    Effect.EMAIL_REJECTED: test_email_rejected_is_sent_by_the_caller_that_recorded_the_rejection,
 }
 
 
@@ -398,3 +410,42 @@ def test_a_return_without_a_dispatch_is_a_conflict_and_an_unreleased_order_is_no
     unreleased = dataclasses.replace(released, fulfilment=FulfilmentState.NOT_RELEASED, released_at=None)
     with pytest.raises(OrderNotFound):
         lifecycle.report_returned(unreleased, "x", Source("manufacturer:k"), NOW)
+
+
+# -- Support resolves a rejected or returned order by cancelling it ------------------------------------
+
+
+def test_resolving_by_cancelling_applied_twice_ends_the_order_once():
+    support = Source("operator:alice")
+    rejected = lifecycle.reject(_released(), "no such street", Source("manufacturer:k"), NOW).order
+    once = lifecycle.resolve_by_cancelling(rejected, support, NOW + timedelta(days=1), "holder moved")
+    assert (once.order.state, once.order.fulfilment) == (OrderState.CANCELLED, FulfilmentState.CANCELLED)
+    assert once.order.cancelled_by_support and not once.order.needs_support
+    assert once.effects == {Effect.RELEASE_CLAIM, Effect.EMAIL_CANCELLATION}  # free: nothing to refund
+    assert once.order.history[-1].actor == "operator:alice" and "holder moved" in once.order.history[-1].change
+    twice = lifecycle.resolve_by_cancelling(once.order, support, NOW + timedelta(days=2), "holder moved")
+    assert not twice.changed and twice.order == once.order
+
+
+def test_resolving_a_paid_rejected_order_refunds_it_and_a_crash_before_the_refund_leaves_it_owed():
+    deps = world()
+    reference = paid_and_released(deps)
+    rejected = lifecycle.reject(deps.orders.get(reference), "no such street", Source("manufacturer:k"), NOW).order
+    outcome = lifecycle.resolve_by_cancelling(rejected, Source("operator:alice"), NOW, "address wrong")
+    assert Effect.REFUND_IN_FULL in outcome.effects
+    assert lifecycle.outstanding(outcome.order) == {Effect.REFUND_IN_FULL}  # until Stripe's refund is recorded
+
+
+def test_only_a_rejected_or_returned_order_can_be_resolved():
+    from chalicelib.domain.errors import NothingToResolve
+
+    with pytest.raises(NothingToResolve, match="not waiting for support"):
+        lifecycle.resolve_by_cancelling(_released(), Source("operator:alice"), NOW, "why")
+
+
+def test_a_rejected_order_keeps_its_address_until_resolved_then_the_usual_period():
+    rejected = lifecycle.reject(_released(), "no such street", Source("manufacturer:k"), NOW).order
+    assert rejected.personal_data_until(RETENTION) is None
+    resolved_at = NOW + timedelta(days=90)
+    resolved = lifecycle.resolve_by_cancelling(rejected, Source("operator:alice"), resolved_at, "why").order
+    assert resolved.personal_data_until(RETENTION) == resolved_at + RETENTION
