@@ -1,12 +1,21 @@
 """Support's side of an order: a paid order the kit maker rejects is on the work list as such, and
-the holder's emails can be sent again, read here from what SES sent."""
+the holder's emails can be sent again, read here from what SES sent; a rejected order is resolved
+by cancelling it (refunded, the holder told) and keeps its address until then."""
 
 from __future__ import annotations
 
-from chalicelib.services.support import resend, support_cases
+from datetime import timedelta
+
+from click.testing import CliRunner
+
+from chalicelib import services
+from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
+from chalicelib.services.support import resend, resolve_cancel, support_cases
+from ops.cli import main as cli
 from tests.journeys.test_email import assert_nothing_about_the_certificate, sent
 from tests.journeys.test_manufacturer import DISPATCH, call, fid, free_order
 from tests.journeys.test_payment_events import paid_order
+from tests.journeys.test_privacy import scheduled
 
 
 def test_a_paid_order_the_kit_maker_rejects_is_on_the_work_list_as_paid(client, holders, stripe_emulator, token):
@@ -41,3 +50,76 @@ def test_a_parcel_returned_to_sender_is_on_the_work_list_with_the_kit_makers_rea
     stored = holders.orders.get(reference)
     assert (case.reference, case.why, case.since) == (reference, "returned to sender", stored.returned_at)
     assert stored.return_reason == "addressee gone away"
+
+
+# -- Support resolves a rejected order by cancelling it (issue 15) ----------------------------------
+
+
+def resolve(environment, monkeypatch, reference: str, *options: str):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    args = ["support", "resolve", reference, *options, "--operator", "alice", "--reason", "address does not exist"]
+    return CliRunner().invoke(cli, args)
+
+
+def test_a_paid_order_rejected_then_cancelled_by_support_is_refunded_once_and_may_order_again(
+    client, holders, stripe_emulator, token, settings, environment, monkeypatch
+):
+    _, order = paid_order(client, holders, stripe_emulator)
+    body = {"reason": "no such street in Bristol"}
+    assert call(client, token, "POST", f"/fulfilment-orders/{fid(order.reference)}/reject", body)[0] == 200
+    told = sent(settings)[-1]
+    assert "could not send" in told["subject"] and "no such street" not in told["body"]
+    assert_nothing_about_the_certificate(told)
+
+    first = resolve(environment, monkeypatch, order.reference, "--cancel")
+    assert first.exit_code == 0, first.output
+    assert "cancelled, payment refunded" in first.output
+    again = resolve(environment, monkeypatch, order.reference, "--cancel")
+    assert again.exit_code == 0 and "nothing more done" in again.output
+
+    stored = holders.orders.get(order.reference)
+    assert (stored.state, stored.fulfilment, stored.payment) == (
+        OrderState.CANCELLED,
+        FulfilmentState.CANCELLED,
+        PaymentState.REFUNDED,
+    )
+    assert holders.payments.money_view(order.payment_intent_id).amount_refunded == 895
+    assert [r for r in stripe_emulator.api_requests() if r == ("POST", "/v1/refunds")] == [("POST", "/v1/refunds")]
+    resolved = [e for e in stored.history if e.actor == "operator:alice"]
+    assert len(resolved) == 1 and "address does not exist" in resolved[0].change
+    assert support_cases(holders) == []
+    cancelled = [m for m in sent(settings) if "cancelled" in m["subject"]]
+    assert len(cancelled) == 1 and "refunding" in cancelled[0]["body"] and "as you asked" not in cancelled[0]["body"]
+    assert_nothing_about_the_certificate(cancelled[0])
+    assert not services.check_certificate("FA/1001", "SW1A 2AA", holders).price.is_free  # may order again
+
+
+def test_resolving_an_order_that_does_not_need_support_is_refused(client, holders, environment, monkeypatch):
+    reference = free_order(holders)
+    refused = resolve(environment, monkeypatch, reference, "--cancel")
+    assert refused.exit_code == 1 and "not resolved" in refused.output and "not waiting for support" in refused.output
+    unchosen = resolve(environment, monkeypatch, reference)
+    assert unchosen.exit_code != 0 and "--cancel" in unchosen.output
+    assert holders.orders.get(reference).fulfilment is FulfilmentState.RELEASED
+
+
+def test_a_rejected_order_keeps_its_address_through_the_retention_job_until_support_resolves_it(client, holders, token):
+    reference = free_order(holders)
+    assert (
+        call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/reject", {"reason": "no such street"})[0]
+        == 200
+    )
+    start = holders.clock()
+    holders.clock.set(start + timedelta(days=holders.settings.retention_days + 30))
+    scheduled(client, "purge_personal_data")
+    assert holders.orders.get(reference).erased_at is None  # support still needs the address
+
+    resolve_cancel(reference, "alice", "holder unreachable", holders)
+    resolved_at = holders.clock()
+    holders.clock.set(resolved_at + timedelta(days=holders.settings.retention_days - 1))
+    scheduled(client, "purge_personal_data")
+    assert holders.orders.get(reference).erased_at is None  # the usual period, from the resolution
+    holders.clock.set(resolved_at + timedelta(days=holders.settings.retention_days + 1))
+    scheduled(client, "purge_personal_data")
+    assert holders.orders.get(reference).erased_at is not None
