@@ -30,6 +30,7 @@ LIVE = (OrderState.PLACED, OrderState.CONFIRMED)  # the states in which an order
 # by subject, most specific first
 EMAIL_KINDS = {
     "came back": "returned",
+    "could not send": "rejected",
     "is on its way": "dispatch",
     "is cancelled": "cancellation",
     "order": "confirmation",
@@ -131,8 +132,9 @@ def _email_violations(ref: str, order: Order, emails: Counter, point: Point | No
     expected = {
         "confirmation": order.released_at is not None,
         "dispatch": order.dispatch is not None,
-        "cancellation": order.cancelled_by_holder,
+        "cancellation": order.cancelled_by_holder or order.cancelled_by_support,
         "returned": order.returned_at is not None,
+        "rejected": _rejected_by_the_kit_maker(order),
     }
     if not order.delivery.email and order.erased_at is None:  # no address given: no email at all
         expected = dict.fromkeys(expected, False)
@@ -142,13 +144,26 @@ def _email_violations(ref: str, order: Order, emails: Counter, point: Point | No
         if kind == "confirmation" and _ended_by_erasure(order):
             # an email still due when the erasure came has no address left: dropped, not owed
             wanted = count > 0
+        resent = _resends(order, kind)
         if wanted and count == 0:
             found.append(f"{ref}: {kind} email never sent")
         elif not wanted and count:
             found.append(f"{ref}: {kind} email sent {count} times, none was due")
-        elif count > (2 if twice_allowed else 1):
+        elif wanted and count < 1 + resent:
+            found.append(f"{ref}: {kind} email sent {count} times, resent {resent} times by support")
+        elif count > resent + (2 if twice_allowed else 1):
             found.append(f"{ref}: {kind} email sent {count} times")
     return found
+
+
+def _rejected_by_the_kit_maker(order: Order) -> bool:
+    """The kit maker's rejection emails the holder; tracekit's own refusal to send (withhold_release) does not."""
+    return any(e.change.startswith("rejected by the manufacturer") for e in order.history)
+
+
+def _resends(order: Order, kind: str) -> int:
+    """How many times support asked for this email again (lifecycle.resend_email's log lines)."""
+    return sum(1 for e in order.history if e.change.startswith(f"{kind} email resent:"))
 
 
 def _in_the_at_least_once_window(point: Point | None, fired: str | None) -> bool:

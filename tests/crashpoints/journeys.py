@@ -155,6 +155,30 @@ def holder_cancels(certificate: str) -> Step:
     return Step("holder cancels", act)
 
 
+def operator_resends(kind: str) -> Step:
+    def act(w: World):
+        from chalicelib.services.support import resend
+
+        try:
+            resend(w.order_reference(), kind, "alice", "holder deleted it", w.deps)
+        except Exception as exc:  # noqa: BLE001 - the CLI says it failed; the operator runs it again
+            raise TryAgain(type(exc).__name__) from None
+
+    return Step(f"support resends the {kind} email", act)
+
+
+def support_cancels() -> Step:
+    def act(w: World):
+        from chalicelib.services.support import resolve_cancel
+
+        try:
+            resolve_cancel(w.order_reference(), "alice", "address does not exist", w.deps)
+        except Exception as exc:  # noqa: BLE001 - the CLI says it failed; the operator runs it again
+            raise TryAgain(type(exc).__name__) from None
+
+    return Step("support cancels the rejected order", act)
+
+
 def job(name: str) -> Step:
     return Step(f"schedule runs {name}", lambda w: w.run_job(name))
 
@@ -237,6 +261,18 @@ def _cancelled_by_holder(w: World) -> None:
     assert order.payment in (PaymentState.REFUNDED, PaymentState.NOT_REQUIRED), order.payment
 
 
+def _cancelled_by_support(w: World) -> None:
+    """Rejected, then ended by support: whatever Stripe took given back, the certificate free to order."""
+    order = w.deps.orders.get(w.order_reference())
+    assert (order.state, order.fulfilment, order.cancelled_by_support) == (
+        OrderState.CANCELLED,
+        FulfilmentState.CANCELLED,
+        True,
+    ), order
+    assert (order.payment, order.refunded_pence) == (PaymentState.REFUNDED, order.amount.pence), order.payment
+    assert not order.needs_support
+
+
 PAID = (*ordering(PAID_HOLDER), pays(), stripe_sends("checkout.session.completed"))
 FREE = (*ordering(FREE_HOLDER),)
 
@@ -316,6 +352,15 @@ JOURNEYS = (
         "holder cancels a paid order",
         (*PAID, holder_cancels(PAID_HOLDER), stripe_sends_the_rest()),
         expect=_cancelled_by_holder,
+    ),
+    Journey(
+        "support resends a dispatch email",
+        (*map(setup, (*FREE, kit_maker("dispatch"))), operator_resends("dispatch")),
+    ),
+    Journey(
+        "kit maker rejects a paid order and support cancels and refunds",
+        (*PAID, kit_maker("reject"), support_cancels(), stripe_sends_the_rest()),
+        expect=_cancelled_by_support,
     ),
     Journey(
         "retention purge",
