@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import ARTEFACTS, queued, synthetic_holders
@@ -173,3 +174,99 @@ def test_a_holder_cancels_from_the_status_page_after_proving_the_certificate_aga
     snap(page, "08-cancelled-by-the-holder")
     mail = wait_for_mail(stack, f"{order} is cancelled")
     assert "To: sam@example.com" in mail and "We are refunding £8.95" in mail and reference not in mail
+
+
+# -- Pages fixed in issue 15's first session, in one browser session ---------------------------------
+
+
+def kit_maker_dispatches(stack, order: str, dispatched_at: str) -> None:
+    """The kit maker's client posts a dispatch, with a key made in the stack's own key table."""
+    import json
+    import urllib.request
+
+    from chalicelib import bootstrap
+    from chalicelib.domain.credentials import Scope
+    from chalicelib.services.credentials import create_api_key
+    from chalicelib.timeutil import utc_now
+    from devstack.aws import load_resources, physical_name
+    from devstack.stack import REGION
+
+    table = physical_name("local", "ApiKeysTable", load_resources()["ApiKeysTable"])
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "local")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "local")
+        token = create_api_key(
+            Scope.MANUFACTURER, "Kit Maker Ltd", bootstrap.key_store(table, REGION, stack["moto"]), utc_now()
+        )[1]
+    fulfilment = "F-" + order.removeprefix("TK-")
+    body = {
+        "kit_code": "SW-123456",
+        "carrier": "Royal Mail",
+        "tracking_reference": "RM123456789GB",
+        "dispatched_at": dispatched_at,
+    }
+    request = urllib.request.Request(
+        f"{stack['app']}/manufacturer/fulfilment-orders/{fulfilment}/dispatch",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310 - the local stack
+        assert response.status == 200
+
+
+def status_of(page: Page, stack, order: str) -> None:
+    page.goto(stack["app"] + "/status")
+    page.get_by_label("Order reference").fill(order)
+    page.get_by_label("Delivery postcode").fill("N1 9AL")
+    page.get_by_role("button", name="Check status").click()
+
+
+def test_the_pages_fixed_after_the_order_say_what_they_should(chromium, page: Page, stack):
+    """The home page's title names the service once; the confirmation masks the email's address;
+    a second order is sent to the status page and the campaign's contact; the status page writes a
+    dispatch date as GOV.UK does; an order whose time to pay ran out can be ordered again."""
+    from datetime import datetime, timezone
+
+    page.goto(stack["app"] + "/")
+    assert page.title().count("Order a property-marking kit") == 1, page.title()
+
+    reference, postcode = synthetic_holders(free=False)[6]  # the stack's six free-kit holders are taken
+    answer_questions(page, stack["app"], reference, postcode)
+    second = chromium.new_context()  # the same holder, in another browser, at the same moment
+    try:
+        other = second.new_page()
+        answer_questions(other, stack["app"], reference, postcode)
+        page.get_by_role("button", name="Continue to payment").click()
+        page.get_by_role("button", name="Pay", exact=True).click()
+        expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+        expect(page.get_by_text("We are sending a confirmation email to s***@example.com")).to_be_visible()
+        other.get_by_role("button", name="Continue to payment").click()
+        heading = "A kit has already been ordered for this certificate"
+        expect(other.get_by_role("heading", name=heading)).to_be_visible()
+        expect(other.get_by_role("link", name="check the status of your order")).to_have_attribute("href", "/status")
+        expect(other.get_by_role("link", name="enquiries@tracekit.invalid")).to_be_visible()
+    finally:
+        second.close()
+    order = REFERENCE.search(page.content()).group(0)
+    assert order in [m["order_reference"] for m in queued(stack)]
+
+    posted = datetime.now(timezone.utc).replace(microsecond=0)
+    kit_maker_dispatches(stack, order, posted.isoformat().replace("+00:00", "Z"))
+    status_of(page, stack, order)
+    expect(page.get_by_role("heading", name="Your kit has been posted")).to_be_visible()
+    expect(page.get_by_text(f"Posted on {posted.day} {posted:%B %Y} by Royal Mail.")).to_be_visible()
+
+    paid, paid_postcode = synthetic_holders(free=False)[7]
+    answer_questions(page, stack["app"], paid, paid_postcode)
+    page.get_by_role("button", name="Continue to payment").click()
+    session_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    from tests.e2e.test_accessibility import emulator
+
+    emulator(stack, f"/_emulator/sessions/{session_id}/expire")
+    page.goto(stack["app"] + "/order/confirmation")
+    unpaid = REFERENCE.search(page.content()).group(0)
+    status_of(page, stack, unpaid)
+    expect(page.get_by_role("heading", name="Your order was not completed")).to_be_visible()
+    expect(page.get_by_text("you can order again")).to_be_visible()
+    snap(page, "09-expired-status")
