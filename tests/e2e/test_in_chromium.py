@@ -223,7 +223,8 @@ def status_of(page: Page, stack, order: str) -> None:
 
 
 def test_the_pages_fixed_after_the_order_say_what_they_should(chromium, page: Page, stack):
-    """The home page's title names the service once; the confirmation masks the email's address;
+    """The home page's title names the service once; a refused certificate check gives the campaign's
+    contact; the confirmation masks the email's address;
     a second order is sent to the status page and the campaign's contact; the status page writes a
     dispatch date as GOV.UK does; an order whose time to pay ran out can be ordered again."""
     from datetime import datetime, timezone
@@ -232,6 +233,11 @@ def test_the_pages_fixed_after_the_order_say_what_they_should(chromium, page: Pa
     assert page.title().count("Order a property-marking kit") == 1, page.title()
 
     reference, postcode = synthetic_holders(free=False)[6]  # the stack's six free-kit holders are taken
+    page.goto(stack["app"] + "/order/certificate")  # a refused check (as a lockout is) gives the contact
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode").fill("E1 1AA" if postcode != "E1 1AA" else "E1 2AA")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("link", name="enquiries@tracekit.invalid")).to_be_visible()
     answer_questions(page, stack["app"], reference, postcode)
     second = chromium.new_context()  # the same holder, in another browser, at the same moment
     try:

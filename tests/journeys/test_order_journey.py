@@ -336,3 +336,31 @@ def test_the_already_ordered_page_gives_the_campaigns_contact_when_one_is_config
 
     page = render("already_ordered.html", contact_email="enquiries@tracekit.invalid").body
     assert 'href="mailto:enquiries@tracekit.invalid"' in page and 'href="/status"' in page
+
+
+def test_a_refused_certificate_check_a_lockout_included_gives_the_campaigns_contact():
+    from chalicelib.web.errors import NOT_MATCHED
+    from chalicelib.web.pages import render
+
+    refused = {"reference": NOT_MATCHED}
+    context = {"form": {}, "back": "/", "csrf_token": "t", "not_matched": NOT_MATCHED}
+    page = render("certificate.html", errors=refused, contact_email="enquiries@tracekit.invalid", **context).body
+    assert 'href="mailto:enquiries@tracekit.invalid"' in page
+    other = render("certificate.html", errors={"reference": "Enter it"}, contact_email="e@x.invalid", **context).body
+    assert "mailto:" not in other  # only a refusal of the check itself, not a missing answer
+
+
+def test_a_rejected_or_returned_orders_status_says_what_happens_next_with_the_contact():
+    import dataclasses
+
+    from chalicelib.domain.orders import FulfilmentState
+    from chalicelib.web.order_status import holder_view
+    from chalicelib.web.pages import render
+    from tests.unit.test_lifecycle import _released
+
+    for state in (FulfilmentState.REJECTED, FulfilmentState.RETURNED):
+        order = dataclasses.replace(_released(), fulfilment=state, rejection_reason="no such street")
+        view = holder_view(order)
+        assert "We will be in touch." not in view["detail"] and "agree what happens next" in view["detail"]
+        page = render("status.html", order=order, view=view, contact_email="enquiries@tracekit.invalid").body
+        assert 'href="mailto:enquiries@tracekit.invalid"' in page and "no such street" not in page

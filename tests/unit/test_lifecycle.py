@@ -449,3 +449,15 @@ def test_a_rejected_order_keeps_its_address_until_resolved_then_the_usual_period
     resolved_at = NOW + timedelta(days=90)
     resolved = lifecycle.resolve_by_cancelling(rejected, Source("operator:alice"), resolved_at, "why").order
     assert resolved.personal_data_until(RETENTION) == resolved_at + RETENTION
+
+
+def test_the_rejection_email_gives_the_campaigns_contact_and_never_the_kit_makers_reason():
+    deps = fake_dependencies(CAMPAIGN_CONTACT_EMAIL="enquiries@tracekit.invalid")
+    load_register(deps, register_row("FA/1002", "SW1A 2AA", free_kit="yes"))
+    reference = placed(deps, "FA/1002")
+    services.apply_change(
+        reference, lambda o: lifecycle.reject(o, "no such street", Source("manufacturer:k"), NOW), deps
+    )
+    _, subject, body = deps.mailer.sent[-1]
+    assert "could not send" in subject and "enquiries@tracekit.invalid" in body
+    assert "no such street" not in body and "certificate" not in body.lower() and "firearm" not in body.lower()
