@@ -477,6 +477,16 @@ def erase_personal_data(order: Order, source: Source, now: datetime, why: str) -
     return record_change(order, source, now, change, effects, delivery=blank, erased_at=now, **ended)
 
 
+def erase_when_due(order: Order, retention: timedelta, now: datetime) -> Outcome:
+    """The retention purge's erasure, decided again from the order itself: the index that listed it
+    holds the date its last write computed, and an order kept for support since (a rejection that
+    waits, written before rejections waited) is left as it is."""
+    due = order.personal_data_until(retention)
+    if due is None or due > now:
+        return unchanged(order)
+    return erase_personal_data(order, Source("system:retention"), now, f"kept {retention.days} days")
+
+
 def _end_for_erasure(order: Order, now: datetime) -> tuple[dict[str, Any], set[Effect], str]:
     """What ending an order not yet dispatched takes: its fields, its effects, the log's words."""
     cancelled = {"state": OrderState.CANCELLED, "fulfilment": FulfilmentState.CANCELLED, "cancelled_at": now}
@@ -546,6 +556,14 @@ TRANSITIONS = (
         "erase_personal_data",
         "retention ran out, or an operator erases",
         "system, operator",
+        Effect.RELEASE_CLAIM,
+        Effect.CLOSE_CHECKOUT,
+        Effect.REFUND_IN_FULL,
+    ),
+    Transition.row(
+        "erase_when_due",
+        "the retention purge, checked again against the order",
+        "system",
         Effect.RELEASE_CLAIM,
         Effect.CLOSE_CHECKOUT,
         Effect.REFUND_IN_FULL,

@@ -4,10 +4,10 @@ and erased on request; the financial record (reference, money, states, log) stay
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from ..domain.changes import Source
-from ..domain.lifecycle import erase_personal_data
+from ..domain.lifecycle import erase_personal_data, erase_when_due
 from ..domain.orders import Order
 from .dependencies import Dependencies
 from .changes import apply_change
@@ -31,15 +31,10 @@ def erase_order(reference: str, why: str, operator: str, deps: Dependencies) -> 
 def purge_personal_data(deps: Dependencies) -> int:
     """Scheduled, daily: every order past its retention loses its personal data."""
     erased = 0
+    retention = timedelta(days=deps.settings.retention_days)
     for reference in deps.orders.erasure_due(deps.clock()):
-        apply_change(
-            reference,
-            lambda o: erase_personal_data(
-                o, Source("system:retention"), deps.clock(), f"kept {deps.settings.retention_days} days"
-            ),
-            deps,
-        )
-        erased += 1
+        order = apply_change(reference, lambda o: erase_when_due(o, retention, deps.clock()), deps)
+        erased += order.erased_at is not None
     log.info("retention purge erased %d orders", erased)
     return erased
 

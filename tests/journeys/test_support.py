@@ -123,3 +123,32 @@ def test_a_rejected_order_keeps_its_address_through_the_retention_job_until_supp
     holders.clock.set(resolved_at + timedelta(days=holders.settings.retention_days + 1))
     scheduled(client, "purge_personal_data")
     assert holders.orders.get(reference).erased_at is not None
+
+
+def test_a_rejected_order_the_index_still_lists_as_due_is_not_erased_by_the_purge(client, holders, token):
+    """An order rejected before rejections waited for support kept the purge date its write
+    computed then; the purge decides again from the order, so its address stays."""
+    import boto3
+
+    from chalicelib.domain.times import to_iso
+
+    reference = free_order(holders)
+    assert (
+        call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/reject", {"reason": "no such street"})[0]
+        == 200
+    )
+    table = boto3.resource(
+        "dynamodb", endpoint_url=holders.settings.aws_endpoint_url, region_name=holders.settings.region
+    ).Table(holders.settings.orders_table)
+    stale = to_iso(holders.clock() + timedelta(days=1))  # as the old code wrote it: due a day later
+    table.update_item(
+        Key={"order_ref": reference},
+        UpdateExpression="SET erasure_due = :y, erase_after = :at",
+        ExpressionAttributeValues={":y": "yes", ":at": stale},
+    )
+    holders.clock.set(holders.clock() + timedelta(days=2))
+    assert reference in holders.orders.erasure_due(holders.clock())  # the index lists it
+    scheduled(client, "purge_personal_data")
+    kept = holders.orders.get(reference)
+    assert kept.erased_at is None and kept.fulfilment is FulfilmentState.REJECTED
+    assert holders.orders.delivery_of(kept).full_name != "[erased]"
