@@ -25,6 +25,9 @@ class Effect(str, Enum):
     EMAIL_DISPATCH = "email_dispatch"
     EMAIL_CANCELLATION = "email_cancellation"
     EMAIL_RETURNED = "email_returned"
+    EMAIL_REPLACEMENT_REQUESTED = "email_replacement_requested"
+    EMAIL_REPLACEMENT_APPROVED = "email_replacement_approved"
+    EMAIL_REPLACEMENT_DECLINED = "email_replacement_declined"
     # services.changes: the rest of the payment goes back to the holder through the operators'
     # refund path (services.payments.refund_order), whose reconciliation records it.
     REFUND_IN_FULL = "refund_in_full"
@@ -35,11 +38,16 @@ class Effect(str, Enum):
 # The holder's emails, by kind (each a template in templates/email/), and the effects that make them due.
 CONFIRMATION_EMAIL, DISPATCH_EMAIL = "confirmation", "dispatch"
 CANCELLATION_EMAIL, RETURNED_EMAIL = "cancellation", "returned"
+REPLACEMENT_REQUESTED_EMAIL = "replacement_requested"
+REPLACEMENT_APPROVED_EMAIL, REPLACEMENT_DECLINED_EMAIL = "replacement_approved", "replacement_declined"
 EMAIL_EFFECTS = {
     Effect.EMAIL_CONFIRMATION: CONFIRMATION_EMAIL,
     Effect.EMAIL_DISPATCH: DISPATCH_EMAIL,
     Effect.EMAIL_CANCELLATION: CANCELLATION_EMAIL,
     Effect.EMAIL_RETURNED: RETURNED_EMAIL,
+    Effect.EMAIL_REPLACEMENT_REQUESTED: REPLACEMENT_REQUESTED_EMAIL,
+    Effect.EMAIL_REPLACEMENT_APPROVED: REPLACEMENT_APPROVED_EMAIL,
+    Effect.EMAIL_REPLACEMENT_DECLINED: REPLACEMENT_DECLINED_EMAIL,
 }
 
 

@@ -26,6 +26,7 @@ from ..domain.errors import (
     CertificateNotAccepted,
     ConcurrentChange,
     FulfilmentConflict,
+    ReplacementTooEarly,
     InvalidInput,
     InvalidWebhook,
     OrderNotFound,
@@ -35,6 +36,7 @@ from ..domain.errors import (
 )
 from .csrf import CrossSiteRequest
 from .forms import BodyTooLarge, read_form
+from .order_status import gov_uk_date
 from .pages import redirect, render
 
 log = logging.getLogger("tracekit")
@@ -103,7 +105,14 @@ FIELD_ERRORS: dict[type[Exception], Callable[[Exception], dict[str, str]]] = {
     InvalidInput: _invalid_fields,
     CertificateNotAccepted: lambda _exc: {"reference": NOT_MATCHED},
     OrderNotMatched: lambda _exc: {"reference": NO_SUCH_ORDER},
+    ReplacementTooEarly: lambda exc: {"reference": _too_early(exc)},
 }
+
+
+def _too_early(exc: Exception) -> str:
+    allowed_from = exc.allowed_from if isinstance(exc, ReplacementTooEarly) else None
+    when = f"from {gov_uk_date(allowed_from)}" if allowed_from else "later"
+    return f"It is too soon to report that your kit has not arrived. You can report it {when}."
 
 
 @dataclass(frozen=True)
