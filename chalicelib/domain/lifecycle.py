@@ -408,7 +408,7 @@ def request_replacement(order: Order, source: Source, now: datetime, not_before_
         return unchanged(order)
     if order.fulfilment is not FulfilmentState.DISPATCHED or order.dispatch is None or order.erased_at is not None:
         raise FulfilmentConflict(f"order {order.reference} cannot be reported missing: it is {_stage(order)}")
-    if order.replacement_requested_at is not None and order.replacement_requested_at >= order.dispatch.dispatched_at:
+    if order.replacement_requested_at is not None and order.replacement_requested_at > order.dispatch.dispatched_at:
         raise FulfilmentConflict(f"order {order.reference}: support has already decided on a report for this kit")
     allowed_from = order.replacement_allowed_from(not_before_days)
     if allowed_from is None or now < allowed_from:

@@ -47,7 +47,7 @@ def replacement_offer(order: Order, deps: Dependencies) -> ReplacementOffer | No
 def _decided(order: Order) -> bool:
     """Support already decided on a report of this very kit."""
     asked = order.replacement_requested_at
-    return asked is not None and order.dispatch is not None and asked >= order.dispatch.dispatched_at
+    return asked is not None and order.dispatch is not None and asked > order.dispatch.dispatched_at
 
 
 def report_missing_kit(
