@@ -38,7 +38,7 @@ class FinanceOrders:
                     _time(record.released_at),
                     _time(record.dispatched_at),
                     _time(record.cancelled_at),
-                    earlier_dispatches(field_from(record, "earlier_fulfilments")),
+                    earlier_dispatches(field_from(record, "earlier_fulfilments") or ()),
                 )
             day += timedelta(days=1)
 
