@@ -68,7 +68,11 @@ class FulfilmentConflict(DomainError):
     """A manufacturer's call that contradicts what already happened (dispatch after cancellation)."""
 
 
-class ReplacementTooEarly(FulfilmentConflict):
+class ReplacementRefused(FulfilmentConflict):
+    """The holder reports a kit missing that cannot be: not posted, ended, or already decided on."""
+
+
+class ReplacementTooEarly(ReplacementRefused):
     """The holder reports a kit missing before the configured days after its dispatch."""
 
     def __init__(self, allowed_from: datetime):

@@ -17,7 +17,7 @@ from typing import Any
 from .changes import Effect, GuardedChange, Outcome, Source, Transition, noted, record_change, unchanged
 from .delivery import DeliveryDetails
 from .eligibility import Eligibility, EligibilityReason
-from .errors import FulfilmentConflict, NothingToResend, OrderNotFound, ReplacementTooEarly
+from .errors import FulfilmentConflict, NothingToResend, OrderNotFound, ReplacementRefused, ReplacementTooEarly
 from .money import Money
 from .orders import (
     BEFORE_DISPATCH,
@@ -407,9 +407,9 @@ def request_replacement(order: Order, source: Source, now: datetime, not_before_
     if order.replacement_open:
         return unchanged(order)
     if order.fulfilment is not FulfilmentState.DISPATCHED or order.dispatch is None or order.erased_at is not None:
-        raise FulfilmentConflict(f"order {order.reference} cannot be reported missing: it is {_stage(order)}")
+        raise ReplacementRefused(f"order {order.reference} cannot be reported missing: it is {_stage(order)}")
     if order.replacement_requested_at is not None and order.replacement_requested_at > order.dispatch.dispatched_at:
-        raise FulfilmentConflict(f"order {order.reference}: support has already decided on a report for this kit")
+        raise ReplacementRefused(f"order {order.reference}: support has already decided on a report for this kit")
     allowed_from = order.replacement_allowed_from(not_before_days)
     if allowed_from is None or now < allowed_from:
         raise ReplacementTooEarly(allowed_from or now)

@@ -26,6 +26,7 @@ from ..domain.errors import (
     CertificateNotAccepted,
     ConcurrentChange,
     FulfilmentConflict,
+    ReplacementRefused,
     ReplacementTooEarly,
     InvalidInput,
     InvalidWebhook,
@@ -87,6 +88,11 @@ PAGE_PROBLEMS: dict[type[Exception], Problem | Redirect] = {
         409,
         title="Your order can no longer be cancelled",
         message="Your kit has already been sent, or the order has already ended. Check its status again.",
+    ),
+    ReplacementRefused: Problem(
+        409,
+        title="Your kit cannot be reported as not arrived",
+        message="It has not been posted, or our team has already looked at a report about it. Check its status again.",
     ),
     # The holder's pages look up only their journey's order: none yet means it was never placed.
     OrderNotFound: Redirect("/order/check-answers"),

@@ -164,3 +164,7 @@ def test_a_declined_report_emails_supports_reason_and_closes_the_request(client,
     with pytest.raises(Exception, match="no open report"):
         approve(reference, "ann", "changed my mind", holders)
     assert relay_unsent(holders) == 0
+    browser, text = status_page(client, reference)
+    assert "Report that your kit has not arrived" not in text  # decided: not offered again
+    again = report(browser, reference)
+    assert again.status_code == 409 and "cannot be reported as not arrived" in again.body.decode()
