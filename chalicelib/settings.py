@@ -52,6 +52,7 @@ class Settings:
     kit_maker_unit_price_pence: int
     retention_days: int
     register_max_removal_percent: int
+    replacement_after_days: int = 10  # days after dispatch before a holder may report a kit missing
     email_from: str | None = None  # the verified SES sender; unset, no email is sent
     campaign_contact_email: str | None = None  # where a holder's pages send them with a question
 
@@ -112,6 +113,7 @@ def _behaviour(read: "_Reader") -> dict:
         "journey_ttl_seconds": read.integer("JOURNEY_TTL_SECONDS", 7200, minimum=60, maximum=48 * 3600),
         "cookie_secure": read.flag("COOKIE_SECURE", True),
         "stuck_after_days": read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
+        "replacement_after_days": read.integer("REPLACEMENT_AFTER_DAYS", 10, minimum=1, maximum=90),
         "kit_maker_unit_price_pence": read.integer("KIT_MAKER_UNIT_PRICE_PENCE", 895, minimum=0, maximum=100_000),
         "retention_days": read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
         "register_max_removal_percent": register_max_removal_percent(read),

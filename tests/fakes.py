@@ -27,7 +27,7 @@ from chalicelib.adapters.message_schema import check_fulfilment_message
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order
 from chalicelib.domain.payments import MoneyView
-from chalicelib.domain.kit_statement import KitFacts
+from chalicelib.domain.kit_statement import KitFacts, earlier_dispatches
 from chalicelib.domain.reconciliation import OrderFacts
 from chalicelib.domain.register import RegisterEntry, RegisterState
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
@@ -484,7 +484,13 @@ class InMemoryFinanceOrders:
         for o in sorted(rows, key=lambda o: (o.created_at, o.reference)):
             dispatched = o.dispatch.dispatched_at if o.dispatch else None
             yield KitFacts(
-                o.fulfilment_id, o.eligibility_reason, o.fulfilment, o.released_at, dispatched, o.cancelled_at
+                o.fulfilment_id,
+                o.eligibility_reason,
+                o.fulfilment,
+                o.released_at,
+                dispatched,
+                o.cancelled_at,
+                earlier_dispatches(o.earlier_fulfilments),
             )
 
 

@@ -92,18 +92,19 @@ class OpenFulfilmentsIndex(GlobalSecondaryIndex):
 
     class Meta:
         index_name = "open-fulfilments"
-        projection = IncludeProjection([*RECIPIENT_FIELDS, "fulfilment_state", "relay_since"])
+        projection = IncludeProjection([*RECIPIENT_FIELDS, "fulfilment_state", "relay_since", "fulfilment_attempt"])
 
     fulfilment_open = UnicodeAttribute(hash_key=True)
     released_at = UnicodeAttribute(range_key=True)
 
 
 class CancellationsIndex(GlobalSecondaryIndex):
-    """Sparse: fulfilments cancelled after release that the manufacturer has not acknowledged."""
+    """Sparse: fulfilments cancelled after release that the manufacturer has not acknowledged, with
+    the attempt projected (the cancelled fulfilment's id)."""
 
     class Meta:
         index_name = "fulfilment-cancellations"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["fulfilment_attempt"])
 
     cancellation_pending = UnicodeAttribute(hash_key=True)
     cancelled_at = UnicodeAttribute(range_key=True)
@@ -123,6 +124,9 @@ FINANCE_FIELDS = [
     "released_at",
     "dispatched_at",
     "cancelled_at",
+    # replacements: which attempt is current, and the superseded ones (ids, states, dispatch times)
+    "fulfilment_attempt",
+    "earlier_fulfilments",
 ]
 
 

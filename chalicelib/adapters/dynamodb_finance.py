@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Iterable, Iterator
 
-from ..domain.kit_statement import KitFacts
+from ..domain.kit_statement import KitFacts, earlier_dispatches
 from ..domain.reconciliation import OrderFacts, Period
 from ..domain.references import fulfilment_id_of
 from ..domain.times import from_iso
@@ -32,12 +32,13 @@ class FinanceOrders:
         while day < period.end:
             for record in self._orders.created_day_index.query(day.isoformat()):
                 yield KitFacts(
-                    fulfilment_id_of(record.order_ref),
+                    fulfilment_id_of(record.order_ref, field_from(record, "fulfilment_attempt") or 1),
                     record.eligibility_reason or "",
                     field_from(record, "fulfilment"),
                     _time(record.released_at),
                     _time(record.dispatched_at),
                     _time(record.cancelled_at),
+                    earlier_dispatches(field_from(record, "earlier_fulfilments") or ()),
                 )
             day += timedelta(days=1)
 

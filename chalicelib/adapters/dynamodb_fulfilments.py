@@ -40,14 +40,19 @@ class FulfilmentQueries:
         """Fulfilment ids of open orders released before `cutoff` (the health check's stuck ones),
         oldest first, from the index's keys alone: nothing personal is read or opened."""
         index, released_at = self._orders.open_fulfilments_index, self._orders.released_at
-        results = index.query(YES, range_key_condition=released_at < to_iso(cutoff), attributes_to_get=["order_ref"])
-        return [fulfilment_id_of(r.order_ref) for r in results]
+        results = index.query(
+            YES, range_key_condition=released_at < to_iso(cutoff), attributes_to_get=["order_ref", "fulfilment_attempt"]
+        )
+        return [fulfilment_id_of(r.order_ref, _attempt(r)) for r in results]
 
     def cancellations(self, cursor: str | None, limit: int) -> Page:
         results = self._orders.cancellations_index.query(
             YES, limit=limit, last_evaluated_key=decode_cursor(cursor, ("cancellation_pending", "cancelled_at"))
         )
-        items = [Cancellation(fulfilment_id_of(r.order_ref), r.order_ref, from_iso(r.cancelled_at)) for r in results]
+        items = [
+            Cancellation(fulfilment_id_of(r.order_ref, _attempt(r)), r.order_ref, from_iso(r.cancelled_at))
+            for r in results
+        ]
         return Page(items, encode_cursor(results.last_evaluated_key))
 
     def _open(self, record) -> OpenFulfilment:
@@ -56,8 +61,14 @@ class FulfilmentQueries:
             name: self._fields.open(record.order_ref, name, getattr(record, name) or "") for name in RECIPIENT_FIELDS
         }
         delivery = SimpleNamespace(**opened)
-        message = fulfilment_message(record.order_ref, delivery, self._product_code, from_iso(record.relay_since))
+        since = from_iso(record.relay_since)
+        message = fulfilment_message(record.order_ref, delivery, self._product_code, since, _attempt(record))
         return OpenFulfilment(message, field_from(record, "fulfilment"), from_iso(record.released_at))
+
+
+def _attempt(record) -> int:
+    """The record's fulfilment attempt (absent on orders from before attempts: the first)."""
+    return int(getattr(record, "fulfilment_attempt", None) or 1)
 
 
 def encode_cursor(last_evaluated_key: dict | None) -> str | None:

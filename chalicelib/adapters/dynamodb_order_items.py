@@ -17,6 +17,7 @@ opens them (DynamoOrders.delivery_of); docs/data-protection.md lists them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 
 from ..domain.lifecycle import ERASED
-from ..domain.orders import HistoryEntry, Order
+from ..domain.orders import Dispatch, EarlierFulfilment, FulfilmentState, HistoryEntry, Order
 from ..domain.times import from_iso, to_iso
 
 # Item names that differ from the Order's (the table's key, and names the indexes were built on).
@@ -54,6 +55,8 @@ class Column:
     kind: type[Any]  # the stored value's Python type, called to read it back
 
     def attribute(self):
+        if self.path in ENCODED:
+            return UnicodeAttribute(null=True)
         if self.path == ("reference",):
             return UnicodeAttribute(hash_key=True)
         factory = {int: NumberAttribute, bool: BooleanAttribute}.get(self.kind, UnicodeAttribute)
@@ -61,6 +64,8 @@ class Column:
 
     def stored(self, value: Any) -> Any:
         """The item's value for the Order's; None (the attribute absent) for None and for ''."""
+        if self.path in ENCODED:
+            return ENCODED[self.path][0](value)
         if value is None or value == "":
             return None
         if isinstance(value, Enum):
@@ -70,11 +75,51 @@ class Column:
     def read(self, value: Any) -> Any:
         if value is None:
             return None
+        if self.path in ENCODED:
+            return ENCODED[self.path][1](value)
         if issubclass(self.kind, Enum):
             return self.kind(value)
         if self.kind is datetime:
             return from_iso(value)
         return self.kind(value)
+
+
+def _earlier_document(earlier: tuple[EarlierFulfilment, ...]) -> str | None:
+    """The superseded fulfilments as one JSON text (absent while there are none): ids, states,
+    times and the kit maker's dispatch reports, nothing personal."""
+    if not earlier:
+        return None
+    rows: list[dict[str, Any]] = []
+    for e in earlier:
+        sent = e.dispatch
+        dispatch = None if sent is None else {**dataclasses.asdict(sent), "dispatched_at": to_iso(sent.dispatched_at)}
+        released = to_iso(e.released_at) if e.released_at else None
+        row: dict[str, Any] = {"fulfilment_id": e.fulfilment_id, "state": e.state.value, "released_at": released}
+        rows.append({**row, "dispatch": dispatch, "ended_at": to_iso(e.ended_at), "reason": e.reason})
+    return json.dumps(rows, sort_keys=True)
+
+
+def _earlier_from(document: str) -> tuple[EarlierFulfilment, ...]:
+    def dispatch(raw: dict | None) -> Dispatch | None:
+        return None if raw is None else Dispatch(**{**raw, "dispatched_at": from_iso(raw["dispatched_at"])})
+
+    return tuple(
+        EarlierFulfilment(
+            fulfilment_id=row["fulfilment_id"],
+            state=FulfilmentState(row["state"]),
+            released_at=from_iso(row["released_at"]) if row["released_at"] else None,
+            dispatch=dispatch(row["dispatch"]),
+            ended_at=from_iso(row["ended_at"]),
+            reason=row["reason"],
+        )
+        for row in json.loads(document)
+    )
+
+
+# Fields stored as one encoded attribute rather than one attribute per value: (encode, decode).
+ENCODED: dict[tuple[str, ...], tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    ("earlier_fulfilments",): (_earlier_document, _earlier_from),
+}
 
 
 def _plain(hint) -> tuple[type, bool]:
@@ -92,7 +137,9 @@ def _columns(cls: type, path: tuple[str, ...] = ()) -> list[Column]:
             continue
         kind, _ = _plain(hint)
         here = (*path, name)
-        if dataclasses.is_dataclass(kind):
+        if here in ENCODED:
+            columns.append(Column(here[-1], here, str))
+        elif dataclasses.is_dataclass(kind):
             columns += _columns(kind, here)
         else:
             columns.append(Column(RENAMED.get(here, here[-1]), here, kind))
@@ -209,7 +256,9 @@ def _build(cls: type, path: tuple[str, ...], values: dict[tuple[str, ...], Any])
             continue
         kind, optional = _plain(hints[f.name])
         here = (*path, f.name)
-        if dataclasses.is_dataclass(kind):
+        if here in ENCODED:
+            kwargs[f.name] = f.default if values[here] is None else values[here]
+        elif dataclasses.is_dataclass(kind):
             inner = {p: v for p, v in values.items() if p[: len(here)] == here}
             kwargs[f.name] = None if optional and all(v is None for v in inner.values()) else _build(kind, here, values)
         else:

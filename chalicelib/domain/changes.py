@@ -26,6 +26,9 @@ class Effect(str, Enum):
     EMAIL_CANCELLATION = "email_cancellation"
     EMAIL_RETURNED = "email_returned"
     EMAIL_REJECTED = "email_rejected"
+    EMAIL_REPLACEMENT_REQUESTED = "email_replacement_requested"
+    EMAIL_REPLACEMENT_APPROVED = "email_replacement_approved"
+    EMAIL_REPLACEMENT_DECLINED = "email_replacement_declined"
     # services.changes: the rest of the payment goes back to the holder through the operators'
     # refund path (services.payments.refund_order), whose reconciliation records it.
     REFUND_IN_FULL = "refund_in_full"
@@ -37,12 +40,17 @@ class Effect(str, Enum):
 CONFIRMATION_EMAIL, DISPATCH_EMAIL = "confirmation", "dispatch"
 CANCELLATION_EMAIL, RETURNED_EMAIL = "cancellation", "returned"
 REJECTED_EMAIL = "rejected"
+REPLACEMENT_REQUESTED_EMAIL = "replacement_requested"
+REPLACEMENT_APPROVED_EMAIL, REPLACEMENT_DECLINED_EMAIL = "replacement_approved", "replacement_declined"
 EMAIL_EFFECTS = {
     Effect.EMAIL_CONFIRMATION: CONFIRMATION_EMAIL,
     Effect.EMAIL_DISPATCH: DISPATCH_EMAIL,
     Effect.EMAIL_CANCELLATION: CANCELLATION_EMAIL,
     Effect.EMAIL_RETURNED: RETURNED_EMAIL,
     Effect.EMAIL_REJECTED: REJECTED_EMAIL,
+    Effect.EMAIL_REPLACEMENT_REQUESTED: REPLACEMENT_REQUESTED_EMAIL,
+    Effect.EMAIL_REPLACEMENT_APPROVED: REPLACEMENT_APPROVED_EMAIL,
+    Effect.EMAIL_REPLACEMENT_DECLINED: REPLACEMENT_DECLINED_EMAIL,
 }
 
 

@@ -3,6 +3,8 @@ the holder's pages, one for the partner API, one for Stripe's webhook."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class DomainError(Exception):
     """Base class: an expected refusal, never a bug."""
@@ -64,6 +66,18 @@ class RefundRefused(DomainError):
 
 class FulfilmentConflict(DomainError):
     """A manufacturer's call that contradicts what already happened (dispatch after cancellation)."""
+
+
+class ReplacementRefused(FulfilmentConflict):
+    """The holder reports a kit missing that cannot be: not posted, ended, or already decided on."""
+
+
+class ReplacementTooEarly(ReplacementRefused):
+    """The holder reports a kit missing before the configured days after its dispatch."""
+
+    def __init__(self, allowed_from: datetime):
+        super().__init__(f"a kit can be reported missing from {allowed_from.isoformat()}")
+        self.allowed_from = allowed_from
 
 
 class OrderNotMatched(DomainError):

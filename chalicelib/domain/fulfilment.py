@@ -107,7 +107,8 @@ class Page:
 
 
 def fulfilment_message_for(order: Order, product_code: str) -> FulfilmentMessage:
-    return fulfilment_message(order.reference, order.delivery, product_code, order.confirmed_at or order.created_at)
+    confirmed_at = order.confirmed_at or order.created_at
+    return fulfilment_message(order.reference, order.delivery, product_code, confirmed_at, order.fulfilment_attempt)
 
 
 class Recipient(Protocol):
@@ -126,12 +127,13 @@ class Recipient(Protocol):
 
 
 def fulfilment_message(
-    reference: str, delivery: Recipient, product_code: str, confirmed_at: datetime
+    reference: str, delivery: Recipient, product_code: str, confirmed_at: datetime, attempt: int = 1
 ) -> FulfilmentMessage:
-    """The parcel's message: one kit to the recipient's name and address, nothing else."""
+    """The parcel's message: one kit to the recipient's name and address, nothing else (a
+    replacement's message is like any other but for its attempt's fulfilment id)."""
     lines = tuple(line for line in (delivery.address_line_1, delivery.address_line_2) if line)
     return FulfilmentMessage(
-        fulfilment_id=fulfilment_id_of(reference),
+        fulfilment_id=fulfilment_id_of(reference, attempt),
         order_reference=reference,
         product_code=product_code,
         quantity=1,

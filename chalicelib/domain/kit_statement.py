@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Iterable
 
 from .eligibility import EligibilityReason
-from .orders import FulfilmentState
+from .orders import EarlierFulfilment, FulfilmentState
 from .reconciliation import Period
 
 
@@ -21,6 +21,7 @@ class KitKind(str, Enum):
     FREE_REGISTER_FLAG = "free_register_flag"
     FREE_AREA = "free_area"
     CANCELLED_AFTER_RELEASE = "cancelled_after_release"
+    REPLACEMENT = "replacement"  # a kit sent again for one the holder reported had not arrived
 
 
 _DISPATCHED_KIND = {
@@ -40,6 +41,10 @@ class KitFacts:
     released_at: datetime | None
     dispatched_at: datetime | None
     cancelled_at: datetime | None
+    # The order's earlier fulfilments that were dispatched (superseded by a replacement), oldest
+    # first: (fulfilment id, dispatched at). The first counts in the order's own kind, in its own
+    # period; every later dispatched fulfilment of the order is a replacement.
+    earlier_dispatches: tuple[tuple[str, datetime], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def _in(period: Period, moment: datetime | None) -> bool:
 def line_for(kit: KitFacts, period: Period, unit_price_pence: int) -> StatementLine | None:
     """A dispatched kit counts by its dispatch time; a cancelled one only if it had been released."""
     if kit.fulfilment is FulfilmentState.DISPATCHED and _in(period, kit.dispatched_at):
-        kind = _DISPATCHED_KIND.get(kit.eligibility_reason)
+        kind = KitKind.REPLACEMENT if kit.earlier_dispatches else _DISPATCHED_KIND.get(kit.eligibility_reason)
         if kind is not None and kit.dispatched_at is not None:
             return StatementLine(kit.fulfilment_id, kind, kit.dispatched_at, unit_price_pence)
     cancelled = kit.cancelled_at
@@ -75,12 +80,36 @@ def line_for(kit: KitFacts, period: Period, unit_price_pence: int) -> StatementL
     return None
 
 
+def earlier_lines_for(kit: KitFacts, period: Period, unit_price_pence: int) -> list[StatementLine]:
+    """The order's superseded fulfilments that were dispatched in the period: the first in the
+    order's own kind, any later one a replacement."""
+    lines = []
+    for n, (fulfilment_id, dispatched_at) in enumerate(kit.earlier_dispatches):
+        kind = KitKind.REPLACEMENT if n else _DISPATCHED_KIND.get(kit.eligibility_reason)
+        if kind is not None and _in(period, dispatched_at):
+            lines.append(StatementLine(fulfilment_id, kind, dispatched_at, unit_price_pence))
+    return lines
+
+
+def _lines(kits: Iterable[KitFacts], period: Period, unit_price_pence: int) -> Iterable[StatementLine]:
+    for kit in kits:
+        yield from earlier_lines_for(kit, period, unit_price_pence)
+        line = line_for(kit, period, unit_price_pence)
+        if line is not None:
+            yield line
+
+
 def statement(kits: Iterable[KitFacts], period: Period, unit_price_pence: int) -> Statement:
     """Every kit of the period at the negotiated unit price, oldest first, with counts by kind and a total."""
     lines = sorted(
-        (line for kit in kits if (line := line_for(kit, period, unit_price_pence)) is not None),
+        _lines(kits, period, unit_price_pence),
         key=lambda line: (line.at, line.fulfilment_id),
     )
     counts = Counter(line.kind for line in lines)
     amounts = {kind: counts[kind] * unit_price_pence for kind in KitKind}
     return Statement(tuple(lines), {kind: counts[kind] for kind in KitKind}, amounts, sum(amounts.values()))
+
+
+def earlier_dispatches(earlier: Iterable[EarlierFulfilment]) -> tuple[tuple[str, datetime], ...]:
+    """KitFacts.earlier_dispatches from an order's earlier fulfilments."""
+    return tuple((e.fulfilment_id, e.dispatch.dispatched_at) for e in earlier if e.dispatch is not None)

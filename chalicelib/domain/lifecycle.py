@@ -17,12 +17,20 @@ from typing import Any
 from .changes import Effect, GuardedChange, Outcome, Source, Transition, noted, record_change, unchanged
 from .delivery import DeliveryDetails
 from .eligibility import Eligibility, EligibilityReason
-from .errors import FulfilmentConflict, NothingToResend, NothingToResolve, OrderNotFound
+from .errors import (
+    FulfilmentConflict,
+    NothingToResend,
+    NothingToResolve,
+    OrderNotFound,
+    ReplacementRefused,
+    ReplacementTooEarly,
+)
 from .money import Money
 from .orders import (
     BEFORE_DISPATCH,
     MONEY_TAKEN,
     Dispatch,
+    EarlierFulfilment,
     FulfilmentState,
     HistoryEntry,
     Order,
@@ -30,6 +38,7 @@ from .orders import (
     PaymentState,
 )
 from .payments import MoneyView, money_state, show
+from .references import fulfilment_id_of
 
 # Payment states in which Stripe holds money tracekit may give back (a disputed payment is settled
 # by the dispute, and Stripe refuses to refund it).
@@ -236,12 +245,13 @@ def release(order: Order, now: datetime) -> Outcome:
     """The fulfilment message went to the kit maker; the holder's confirmation email is due."""
     if not order.awaits_release:
         return unchanged(order)
-    effects = {Effect.EMAIL_CONFIRMATION} if order.delivery.email else set()
+    first = order.fulfilment_attempt == 1  # a later attempt's holder was told already: no second confirmation
+    effects = {Effect.EMAIL_CONFIRMATION} if order.delivery.email and first else set()
     return record_change(
         order,
         Source("system"),
         now,
-        "released to the manufacturer",
+        "released to the manufacturer" if first else f"released to the manufacturer as {order.fulfilment_id}",
         effects,
         fulfilment=FulfilmentState.RELEASED,
         released_at=now,
@@ -401,6 +411,102 @@ def _stage(order: Order) -> str:
     return f"{order.state.value} (fulfilment {order.fulfilment.value})"
 
 
+# -- After the order: a kit that has not arrived, and a replacement --------------------------------
+
+
+def request_replacement(order: Order, source: Source, now: datetime, not_before_days: int) -> Outcome:
+    """The holder (having proved the certificate again, and confirmed the address) reports that the
+    kit posted to them has not arrived, from `not_before_days` after its dispatch: the order joins
+    support's work list and its address is kept until support decides. Idempotent: a request
+    already open is left as it is. Refused (FulfilmentConflict, ReplacementTooEarly) otherwise."""
+    if order.replacement_open:
+        return unchanged(order)
+    if order.fulfilment is not FulfilmentState.DISPATCHED or order.dispatch is None or order.erased_at is not None:
+        raise ReplacementRefused(f"order {order.reference} cannot be reported missing: it is {_stage(order)}")
+    if order.replacement_requested_at is not None and order.replacement_requested_at > order.dispatch.dispatched_at:
+        raise ReplacementRefused(f"order {order.reference}: support has already decided on a report for this kit")
+    allowed_from = order.replacement_allowed_from(not_before_days)
+    if allowed_from is None or now < allowed_from:
+        raise ReplacementTooEarly(allowed_from or now)
+    effects = {Effect.EMAIL_REPLACEMENT_REQUESTED} if order.delivery.email else set()
+    change = f"the holder reports that {order.fulfilment_id} has not arrived, and confirmed the address"
+    fields = {"replacement_resolved_at": None, "replacement_decline_reason": None}
+    return record_change(order, source, now, change, effects, replacement_requested_at=now, **fields)
+
+
+def approve_replacement(order: Order, source: Source, now: datetime, why: str, admin_override: bool = False) -> Outcome:
+    """Support sends a replacement: a second fulfilment of the same order with its own id (the
+    next attempt's, see references.fulfilment_id_of), at no charge, to the same address; the holder
+    is told it is on its way. At most one per order unless an admin overrides, with the reason in
+    the log. Idempotent: the same approval again (recognised from the log) does nothing more."""
+    change = f"replacement approved: {why}" + (" (admin override)" if admin_override else "")
+    if not order.replacement_open:  # the log line carries the ids after "; " (_next_fulfilment)
+        if any(e.actor == source.actor and e.change.startswith(change + "; ") for e in order.history):
+            return unchanged(order)
+        raise FulfilmentConflict(f"order {order.reference} has no open report of a kit that has not arrived")
+    if order.replacements_approved >= 1 and not admin_override:
+        raise FulfilmentConflict(
+            f"order {order.reference} already had {order.replacements_approved} replacement(s): "
+            "only an admin may approve another (--admin, with the reason)"
+        )
+    effects = {Effect.EMAIL_REPLACEMENT_APPROVED} if order.delivery.email else set()
+    resolved = {"replacement_resolved_at": now, "replacements_approved": order.replacements_approved + 1}
+    return _next_fulfilment(order, source, now, change, effects, reason="replacement approved", **resolved)
+
+
+def decline_replacement(order: Order, source: Source, now: datetime, why: str) -> Outcome:
+    """Support declines the report: the request closes and the holder is emailed support's reason
+    (its own words, never the kit maker's); the usual retention from the dispatch applies again.
+    Idempotent: the same decision again (recognised from the log) does nothing more."""
+    change = f"replacement declined: {why}"
+    if not order.replacement_open:
+        if any(e.actor == source.actor and e.change == change for e in order.history):
+            return unchanged(order)
+        raise FulfilmentConflict(f"order {order.reference} has no open report of a kit that has not arrived")
+    effects = {Effect.EMAIL_REPLACEMENT_DECLINED} if order.delivery.email else set()
+    return record_change(
+        order, source, now, change, effects, replacement_resolved_at=now, replacement_decline_reason=why
+    )
+
+
+def _next_fulfilment(
+    order: Order,
+    source: Source,
+    now: datetime,
+    change: str,
+    effects: set[Effect] | frozenset[Effect] = frozenset(),
+    reason: str | None = None,
+    **changes: Any,
+) -> Outcome:
+    """The order's current fulfilment becomes an earlier one (its id, state, dispatch, and `reason`)
+    and attempt n+1 starts as not released, with nothing of the last attempt's fulfilment fields:
+    the relay sends it as a new fulfilment message (its own id, so SQS's deduplication lets it
+    through). `changes` are any other fields the same write sets (a corrected address, say)."""
+    earlier = EarlierFulfilment(
+        fulfilment_id=order.fulfilment_id,
+        state=order.fulfilment,
+        released_at=order.released_at,
+        dispatch=order.dispatch,
+        ended_at=now,
+        reason=reason,
+    )
+    fresh: dict[str, Any] = {
+        "fulfilment": FulfilmentState.NOT_RELEASED,
+        "fulfilment_attempt": order.fulfilment_attempt + 1,
+        "earlier_fulfilments": order.earlier_fulfilments + (earlier,),
+        "released_at": None,
+        "accepted_at": None,
+        "dispatch": None,
+        "rejection_reason": None,
+        "rejected_at": None,
+        "returned_at": None,
+        "return_reason": None,
+    }
+    change += f"; {order.fulfilment_id} superseded by {fulfilment_id_of(order.reference, order.fulfilment_attempt + 1)}"
+    all_effects = {Effect.RELEASE_TO_MANUFACTURER, *effects}
+    return record_change(order, source, now, change, all_effects, **{**fresh, **changes})
+
+
 # -- Support: an operator acts on an order, and the log says who and why ---------------------------
 
 RESENDABLE = {"confirmation": Effect.EMAIL_CONFIRMATION, "dispatch": Effect.EMAIL_DISPATCH}
@@ -536,6 +642,25 @@ TRANSITIONS = (
         Effect.CLOSE_CHECKOUT,
         Effect.REFUND_IN_FULL,
         Effect.EMAIL_CANCELLATION,
+    ),
+    Transition.row(
+        "request_replacement",
+        "the holder reports the kit has not arrived, having proved the certificate again",
+        "holder",
+        Effect.EMAIL_REPLACEMENT_REQUESTED,
+    ),
+    Transition.row(
+        "approve_replacement",
+        "support sends a replacement: the next fulfilment of the order",
+        "operator",
+        Effect.RELEASE_TO_MANUFACTURER,
+        Effect.EMAIL_REPLACEMENT_APPROVED,
+    ),
+    Transition.row(
+        "decline_replacement",
+        "support declines a report of a kit not arrived",
+        "operator",
+        Effect.EMAIL_REPLACEMENT_DECLINED,
     ),
     Transition.row(
         "resend_email",

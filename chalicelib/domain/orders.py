@@ -70,6 +70,19 @@ class Dispatch:
 
 
 @dataclass(frozen=True)
+class EarlierFulfilment:
+    """A fulfilment of the order that a later attempt superseded (a replacement for a lost kit):
+    its id, the state it ended in, and what the kit maker reported of it."""
+
+    fulfilment_id: str
+    state: FulfilmentState
+    released_at: datetime | None
+    dispatch: Dispatch | None
+    ended_at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class Order:
     reference: str
     certificate_key: str
@@ -103,6 +116,14 @@ class Order:
     erased_at: datetime | None = None
     cancelled_by_holder: bool = False
     cancelled_by_support: bool = False  # support ended a rejected or returned order (resolve_by_cancelling)
+    # Attempts at the fulfilment: the current one (its id is fulfilment_id) and those it superseded.
+    fulfilment_attempt: int = 1
+    earlier_fulfilments: tuple[EarlierFulfilment, ...] = ()
+    # A kit that has not arrived: the holder's request, and support's decision on it.
+    replacement_requested_at: datetime | None = None
+    replacement_resolved_at: datetime | None = None
+    replacement_decline_reason: str | None = None  # support's words, which the holder is told
+    replacements_approved: int = 0
     version: int = 0
     processed_events: frozenset[str] = field(default_factory=frozenset)
     history: tuple[HistoryEntry, ...] = ()
@@ -110,7 +131,18 @@ class Order:
     @property
     def fulfilment_id(self) -> str:
         """The manufacturer's id for this order's fulfilment: one per order, derived, never reused."""
-        return fulfilment_id_of(self.reference)
+        return fulfilment_id_of(self.reference, self.fulfilment_attempt)
+
+    def replacement_allowed_from(self, not_before_days: int) -> datetime | None:
+        """From when the holder may report the posted kit missing; None while it is not posted."""
+        if self.fulfilment is not FulfilmentState.DISPATCHED or self.dispatch is None:
+            return None
+        return self.dispatch.dispatched_at + timedelta(days=not_before_days)
+
+    @property
+    def replacement_open(self) -> bool:
+        """The holder reported the kit has not arrived, and support has not yet decided."""
+        return self.replacement_requested_at is not None and self.replacement_resolved_at is None
 
     @property
     def confirmed_at(self) -> datetime | None:
@@ -123,6 +155,8 @@ class Order:
         rejected or returned to sender and not yet resolved (support needs the address to resolve
         it; once it does, the usual period runs from then), or already erased."""
         if self.erased_at is not None or self.needs_support:
+            return None
+        if self.replacement_open:  # support needs the address to decide on a replacement
             return None
         if self.fulfilment is FulfilmentState.DISPATCHED and self.dispatch:
             return self.dispatch.dispatched_at + retention
@@ -165,16 +199,18 @@ class Order:
     @property
     def needs_support(self) -> bool:
         """On support's work list: a fulfilment that cannot go on without a person (the kit maker
-        rejected it, or tracekit could not send it; or the parcel came back) while the order still
-        names someone."""
+        rejected it, or tracekit could not send it; or the parcel came back; or the holder reports
+        it has not arrived) while the order still names someone."""
         waiting = (FulfilmentState.REJECTED, FulfilmentState.RETURNED)
-        return self.fulfilment in waiting and self.erased_at is None
+        return (self.fulfilment in waiting or self.replacement_open) and self.erased_at is None
 
     @property
     def support_since(self) -> datetime | None:
         """When the order came onto support's list (the list's order), None while it is not on it."""
         if not self.needs_support:
             return None
+        if self.replacement_open:
+            return self.replacement_requested_at
         return self.returned_at or self.rejected_at or self.released_at or self.created_at
 
     def checkout_open_at(self, now: datetime) -> bool:

@@ -83,14 +83,40 @@ def normalise_order_reference(raw: str) -> str | None:
     return candidate if ORDER_REFERENCE_PATTERN.fullmatch(candidate) else None
 
 
-def fulfilment_id_of(order_reference: str) -> str:
-    """The kit maker's id for an order's fulfilment: 'TK-7K3MQ-9X2HD' -> 'F-7K3MQ-9X2HD'. One per
-    order, derived, never reused; order_reference_of is its inverse."""
-    return "F-" + order_reference.removeprefix("TK-")
+def fulfilment_id_of(order_reference: str, attempt: int = 1) -> str:
+    """The kit maker's id for an order's fulfilment: 'TK-7K3MQ-9X2HD' -> 'F-7K3MQ-9X2HD' for the
+    first attempt, and 'F-7K3MQ-9X2HD-2', '-3'... for each later one (a replacement, a re-release).
+    Derived, never reused; order_reference_of and fulfilment_attempt_of are its inverses."""
+    base = "F-" + order_reference.removeprefix("TK-")
+    return base if attempt <= 1 else f"{base}-{attempt}"
+
+
+# A later attempt's suffix: '-2' onwards, no leading zero, so every id has one spelling.
+_ATTEMPT_SUFFIX = re.compile(r"-([2-9]|[1-9][0-9]{1,2})")
+
+
+def _split_fulfilment_id(fulfilment_id: object) -> tuple[str, int] | None:
+    """(order reference, attempt) of a fulfilment id, or None when it is not one."""
+    if not isinstance(fulfilment_id, str) or not fulfilment_id.upper().startswith("F-"):
+        return None
+    body, attempt = fulfilment_id[2:], 1
+    if len(body) > 11:
+        suffix = _ATTEMPT_SUFFIX.fullmatch(body[11:])
+        if suffix is None:
+            return None
+        body, attempt = body[:11], int(suffix.group(1))
+    reference = normalise_order_reference("TK" + body)
+    return None if reference is None else (reference, attempt)
 
 
 def order_reference_of(fulfilment_id: object) -> str | None:
-    """'F-7K3MQ-9X2HD' -> 'TK-7K3MQ-9X2HD'; None when it is not a fulfilment id."""
-    if not isinstance(fulfilment_id, str) or not fulfilment_id.upper().startswith("F-"):
-        return None
-    return normalise_order_reference("TK" + fulfilment_id[2:])
+    """'F-7K3MQ-9X2HD' (or a later attempt's 'F-7K3MQ-9X2HD-2') -> 'TK-7K3MQ-9X2HD'; None when it
+    is not a fulfilment id."""
+    split = _split_fulfilment_id(fulfilment_id)
+    return None if split is None else split[0]
+
+
+def fulfilment_attempt_of(fulfilment_id: object) -> int | None:
+    """'F-7K3MQ-9X2HD' -> 1, 'F-7K3MQ-9X2HD-2' -> 2; None when it is not a fulfilment id."""
+    split = _split_fulfilment_id(fulfilment_id)
+    return None if split is None else split[1]

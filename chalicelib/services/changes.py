@@ -101,7 +101,9 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> Order:
     confirmation email this caller then sends). A resend is deduplicated per fulfilment id."""
     recipient = deps.orders.delivery_of(order)  # opened here, for the message alone
     confirmed_at = order.confirmed_at or order.created_at
-    message = fulfilment_message(order.reference, recipient, deps.settings.product_code, confirmed_at)
+    message = fulfilment_message(
+        order.reference, recipient, deps.settings.product_code, confirmed_at, order.fulfilment_attempt
+    )
     try:
         deps.fulfilment_queue.send(message)
     except FulfilmentMessageRefused as refused:

@@ -8,13 +8,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from ..domain.attempts import on_attempt
 from ..domain.changes import Outcome, Source
 from ..domain.credentials import Grant, grant_for, read_token
 from ..domain.errors import InvalidInput, OrderNotFound, QueueUnavailable
 from ..domain.fulfilment import Page, parse_dispatch, parse_reason
-from ..domain.lifecycle import accept, acknowledge_cancellation, dispatch, outstanding, reject, report_returned
+from ..domain.lifecycle import (
+    accept,
+    acknowledge_cancellation,
+    dispatch,
+    outstanding,
+    reject,
+    report_returned,
+)
 from ..domain.orders import Order
-from ..domain.references import order_reference_of
+from ..domain.references import fulfilment_attempt_of, order_reference_of
 from .changes import Decision, apply_change, carry_out
 from .dependencies import Dependencies
 
@@ -67,10 +75,12 @@ def acknowledge(fulfilment_id: str, by: str, deps: Dependencies) -> Order:
 
 
 def _act(fulfilment_id: str, decide: Decision, deps: Dependencies) -> Order:
-    reference = order_reference_of(fulfilment_id)
-    if reference is None:
+    """The report applies to the attempt its id names: an earlier attempt's (superseded by a
+    replacement) is the same report again or a conflict (lifecycle.on_attempt)."""
+    reference, attempt = order_reference_of(fulfilment_id), fulfilment_attempt_of(fulfilment_id)
+    if reference is None or attempt is None:
         raise OrderNotFound(str(fulfilment_id)[:40])
-    return apply_change(reference, decide, deps)
+    return apply_change(reference, lambda order: on_attempt(order, attempt, decide), deps)
 
 
 def relay_unsent(deps: Dependencies) -> int:

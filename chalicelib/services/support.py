@@ -1,6 +1,7 @@
 """Support's work: the orders that need a person, and what an operator does to one.
 
-The list comes from sparse indexes alone (rejected fulfilments, and the stuck ones the health check
+The list comes from sparse indexes alone (rejected and returned fulfilments, reports of a kit that
+has not arrived, and the stuck ones the health check
 finds), so it names no one; an operator's action is a lifecycle transition applied like any other,
 logged as `operator:<name>` with the reason given.
 """
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..domain.changes import Source
-from ..domain.lifecycle import resend_email, resolve_by_cancelling
+from ..domain.lifecycle import approve_replacement, decline_replacement, resend_email, resolve_by_cancelling
 from ..domain.orders import MONEY_TAKEN, FulfilmentState, Order
 from ..domain.references import order_reference_of
 from .changes import apply_change
@@ -33,8 +34,7 @@ def support_cases(deps: Dependencies) -> list[SupportCase]:
     cases = []
     for reference, since in deps.orders.needing_support():
         order = deps.orders.get(reference)
-        what = "returned to sender" if order.fulfilment is FulfilmentState.RETURNED else "rejected"
-        why = f"paid order {what}" if order.payment in MONEY_TAKEN else what
+        why = _why_on_list(order)
         cases.append(SupportCase(reference, why, since))
     for fulfilment_id in fulfilment_health(deps, publish=False).stuck:
         stuck = order_reference_of(fulfilment_id)
@@ -43,6 +43,13 @@ def support_cases(deps: Dependencies) -> list[SupportCase]:
         released = deps.orders.get(stuck).released_at or deps.clock()
         cases.append(SupportCase(stuck, f"not dispatched after {deps.settings.stuck_after_days} days", released))
     return sorted(cases, key=lambda case: (case.since, case.reference))
+
+
+def _why_on_list(order: Order) -> str:
+    if order.replacement_open:
+        return "replacement requested: kit not arrived"
+    what = "returned to sender" if order.fulfilment is FulfilmentState.RETURNED else "rejected"
+    return f"paid order {what}" if order.payment in MONEY_TAKEN else what
 
 
 def resend(reference: str, kind: str, operator: str, why: str, deps: Dependencies) -> Order:
@@ -57,3 +64,20 @@ def resolve_cancel(reference: str, operator: str, why: str, deps: Dependencies) 
     OrderNotFound, NothingToResolve, PaymentServiceUnavailable (the refund stays owed)."""
     source = Source(f"operator:{operator}")
     return apply_change(reference, lambda order: resolve_by_cancelling(order, source, deps.clock(), why), deps)
+
+
+def approve(reference: str, operator: str, why: str, deps: Dependencies, admin_override: bool = False) -> Order:
+    """Send a replacement for a kit the holder reports has not arrived (the order's next
+    fulfilment). Raises OrderNotFound, FulfilmentConflict (no open report; a second replacement
+    without an admin's override)."""
+    source = Source(f"operator:{operator}")
+    return apply_change(
+        reference, lambda order: approve_replacement(order, source, deps.clock(), why, admin_override), deps
+    )
+
+
+def decline(reference: str, operator: str, why: str, deps: Dependencies) -> Order:
+    """Decline a report of a kit not arrived; the holder is emailed `why`. Raises OrderNotFound,
+    FulfilmentConflict (no open report)."""
+    source = Source(f"operator:{operator}")
+    return apply_change(reference, lambda order: decline_replacement(order, source, deps.clock(), why), deps)

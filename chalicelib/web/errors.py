@@ -26,6 +26,8 @@ from ..domain.errors import (
     CertificateNotAccepted,
     ConcurrentChange,
     FulfilmentConflict,
+    ReplacementRefused,
+    ReplacementTooEarly,
     InvalidInput,
     InvalidWebhook,
     OrderNotFound,
@@ -35,6 +37,7 @@ from ..domain.errors import (
 )
 from .csrf import CrossSiteRequest
 from .forms import BodyTooLarge, read_form
+from .order_status import gov_uk_date
 from .pages import redirect, render
 
 log = logging.getLogger("tracekit")
@@ -86,6 +89,11 @@ PAGE_PROBLEMS: dict[type[Exception], Problem | Redirect] = {
         title="Your order can no longer be cancelled",
         message="Your kit has already been sent, or the order has already ended. Check its status again.",
     ),
+    ReplacementRefused: Problem(
+        409,
+        title="Your kit cannot be reported as not arrived",
+        message="It has not been posted, or our team has already looked at a report about it. Check its status again.",
+    ),
     # The holder's pages look up only their journey's order: none yet means it was never placed.
     OrderNotFound: Redirect("/order/check-answers"),
 }
@@ -103,7 +111,14 @@ FIELD_ERRORS: dict[type[Exception], Callable[[Exception], dict[str, str]]] = {
     InvalidInput: _invalid_fields,
     CertificateNotAccepted: lambda _exc: {"reference": NOT_MATCHED},
     OrderNotMatched: lambda _exc: {"reference": NO_SUCH_ORDER},
+    ReplacementTooEarly: lambda exc: {"reference": _too_early(exc)},
 }
+
+
+def _too_early(exc: Exception) -> str:
+    allowed_from = exc.allowed_from if isinstance(exc, ReplacementTooEarly) else None
+    when = f"from {gov_uk_date(allowed_from)}" if allowed_from else "later"
+    return f"It is too soon to report that your kit has not arrived. You can report it {when}."
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from . import csrf
 from .errors import NOT_MATCHED, Form, HolderPages
 from .forms import read_form
 from .journey import COOKIE_NAME, Journey, JourneyCookies
-from .order_status import can_cancel, holder_view, masked_email, order_status
+from ..services.replacements import replacement_offer, report_missing_kit
+from .order_status import can_cancel, gov_uk_date, holder_view, masked_email, order_status
 from .pages import redirect, render, stylesheet
 
 holder = Blueprint(__name__)
@@ -96,6 +97,8 @@ DELIVERY_FORM = Form("delivery.html", DELIVERY_FIELDS, lambda: {"back": back("/o
 STATUS_FORM = Form("status.html", STATUS_FIELDS, lambda: {"order": None})
 CANCEL_FIELDS = ("order_reference", "reference", "postcode")
 CANCEL_FORM = Form("cancel.html", CANCEL_FIELDS)
+REPLACEMENT_FIELDS = ("order_reference", "reference", "postcode", "confirm_address")
+REPLACEMENT_FORM = Form("replacement.html", REPLACEMENT_FIELDS, lambda: _contact())
 
 
 @holder.route("/", methods=["GET"])
@@ -247,9 +250,40 @@ def cancel_answer():
     return _status_page(order)
 
 
+@holder.route("/status/replacement", methods=["POST"], content_types=FORM)
+@page(form=REPLACEMENT_FORM)
+def replacement_answer():
+    """The holder reports their kit has not arrived, having proved the certificate again and
+    confirmed the address (the order's reference rides in the form's body, never in the URL)."""
+    answers = form(REPLACEMENT_FIELDS)
+    order = report_missing_kit(
+        answers["order_reference"],
+        answers["reference"],
+        answers["postcode"],
+        answers["confirm_address"] == "yes",
+        deps(),
+        client_address(),
+    )
+    return _status_page(order)
+
+
 def _status_page(order) -> Response:
     view = holder_view(order)
     contact = _contact() if view.get("contact") else {}
     return form_page(
-        "status.html", form={}, errors={}, order=order, view=view, cancellable=can_cancel(order), **contact
+        "status.html",
+        form={},
+        errors={},
+        order=order,
+        view=view,
+        cancellable=can_cancel(order),
+        **{**contact, **_replacement_context(order)},
     )
+
+
+def _replacement_context(order) -> dict:
+    """What the status page offers for a posted kit that has not arrived (services.replacements)."""
+    offer = replacement_offer(order, deps())
+    if offer is None:
+        return {}
+    return {"replacement": offer, "replacement_from": gov_uk_date(offer.allowed_from), **_contact()}

@@ -1,5 +1,5 @@
 """Support: the orders that need a person, one order in full, resending an email, resolving a
-rejected or returned order."""
+rejected or returned order, and deciding on a replacement for a kit that has not arrived."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ def support() -> None:
 
 @support.command("list")
 def list_cases() -> None:
-    """Rejected orders (paid ones said so) and fulfilments stuck after STUCK_AFTER_DAYS, oldest
-    first: reference, why, since when. Nothing names the holder."""
+    """Rejected and returned orders (paid ones said so), reports of a kit that has not arrived
+    (replacement requests) and fulfilments stuck after STUCK_AFTER_DAYS, oldest first: reference,
+    why, since when. Nothing names the holder."""
     from chalicelib.domain.times import to_iso
     from chalicelib.services.support import support_cases
 
@@ -31,11 +32,22 @@ def list_cases() -> None:
 @click.argument("order_reference")
 @click.option("--with-address", is_flag=True, help="Also show the delivery details (personal data: only when needed).")
 def show_case(order_reference: str, with_address: bool) -> None:
-    """An order's states, money, fulfilment id, the kit maker's reason for a rejection, and its log."""
+    """An order's states, money, fulfilment id (and earlier ones), the kit maker's reason for a
+    rejection, a replacement request, and its log."""
+    from chalicelib.domain.times import to_iso
+
     deps = dependencies()
     found = found_order(order_reference, deps)
     print_order(found, log=False)
     echo(f"fulfilment id {found.fulfilment_id}")
+    for earlier in found.earlier_fulfilments:
+        dispatched = f", dispatched {to_iso(earlier.dispatch.dispatched_at)}" if earlier.dispatch else ""
+        why = f" ({earlier.reason})" if earlier.reason else ""
+        echo(f"earlier fulfilment {earlier.fulfilment_id}: {earlier.state.value}{dispatched}{why}")
+    if found.replacement_open and found.replacement_requested_at:
+        echo(f"replacement requested {to_iso(found.replacement_requested_at)}: the holder confirmed the address")
+    if found.replacement_decline_reason:
+        echo(f"replacement declined: {shown(found.replacement_decline_reason)}")
     if found.rejection_reason:
         echo(f"rejection reason: {shown(found.rejection_reason)}")
     if found.return_reason:
@@ -111,3 +123,51 @@ def _resolve_by_cancelling(order_reference: str, operator: str, reason: str) -> 
         echo(f"{order.reference}: already cancelled by support; nothing more done ({order.payment.value})")
         return
     echo(f"{order.reference}: cancelled, payment {order.payment.value} (see: ops support show {order.reference})")
+
+
+@support.command("approve-replacement")
+@click.argument("order_reference")
+@click.option("--operator", envvar="USER", required=True, help="Who is approving (defaults to $USER).")
+@click.option("--reason", required=True, help="Why, for the order's log.")
+@click.option("--admin", is_flag=True, help="An admin's override: a further replacement for an order that had one.")
+def approve_replacement_command(order_reference: str, operator: str, reason: str, admin: bool) -> None:
+    """Send a replacement kit (the order's next fulfilment, at no charge) for an open report that
+    the kit has not arrived; the holder is emailed. One per order unless --admin. The same command
+    again sends nothing more."""
+    from chalicelib.services.support import approve
+
+    deps = dependencies()
+    found = found_order(order_reference, deps)
+    order = _decided(lambda: approve(found.reference, operator, reason, deps, admin_override=admin), found)
+    if len(order.history) == len(found.history):
+        echo(f"{order.reference}: this replacement was already approved; nothing more sent")
+        return
+    echo(f"{order.reference}: replacement approved as {order.fulfilment_id} (see: ops support show {order.reference})")
+
+
+@support.command("decline-replacement")
+@click.argument("order_reference")
+@click.option("--operator", envvar="USER", required=True, help="Who is declining (defaults to $USER).")
+@click.option("--reason", required=True, help="Why: recorded in the log and emailed to the holder in these words.")
+def decline_replacement_command(order_reference: str, operator: str, reason: str) -> None:
+    """Decline an open report that the kit has not arrived; the holder is emailed the reason."""
+    from chalicelib.services.support import decline
+
+    deps = dependencies()
+    found = found_order(order_reference, deps)
+    order = _decided(lambda: decline(found.reference, operator, reason, deps), found)
+    if len(order.history) == len(found.history):
+        echo(f"{order.reference}: this replacement was already declined; nothing more sent")
+        return
+    echo(f"{order.reference}: replacement declined; the holder is told why")
+
+
+def _decided(decide, found):
+    from chalicelib.domain.errors import FulfilmentConflict, OrderNotFound
+
+    try:
+        return decide()
+    except OrderNotFound:
+        raise click.ClickException(f"no order {shown(found.reference)}") from None
+    except FulfilmentConflict as exc:
+        raise click.ClickException(f"not done: {exc}") from None

@@ -29,6 +29,9 @@ FULFILMENT_RANK = {
 LIVE = (OrderState.PLACED, OrderState.CONFIRMED)  # the states in which an order holds its certificate's claim
 # by subject, most specific first
 EMAIL_KINDS = {
+    "not sending a replacement": "replacement_declined",
+    "A replacement": "replacement_approved",
+    "has not arrived": "replacement_requested",
     "came back": "returned",
     "could not send": "rejected",
     "is on its way": "dispatch",
@@ -130,11 +133,14 @@ def _abandoned_before_payment(order: Order) -> bool:
 def _email_violations(ref: str, order: Order, emails: Counter, point: Point | None, fired: str | None) -> list[str]:
     found = []
     expected = {
-        "confirmation": order.released_at is not None,
-        "dispatch": order.dispatch is not None,
+        "confirmation": order.released_at is not None or bool(order.earlier_fulfilments),
+        "dispatch": order.dispatch is not None or any(e.dispatch for e in order.earlier_fulfilments),
         "cancellation": order.cancelled_by_holder or order.cancelled_by_support,
         "returned": order.returned_at is not None,
         "rejected": _rejected_by_the_kit_maker(order),
+        "replacement_requested": order.replacement_requested_at is not None,
+        "replacement_approved": order.replacements_approved > 0,
+        "replacement_declined": order.replacement_decline_reason is not None,
     }
     if not order.delivery.email and order.erased_at is None:  # no address given: no email at all
         expected = dict.fromkeys(expected, False)
@@ -189,7 +195,7 @@ def _went_backwards(seen: list[dict[str, Order]]) -> list[str]:
             new = after.get(ref)
             if new is None:
                 found.append(f"{ref}: the order disappeared")
-            elif new.version < old.version or FULFILMENT_RANK[new.fulfilment] < FULFILMENT_RANK[old.fulfilment]:
+            elif new.version < old.version or _progress(new) < _progress(old):
                 found.append(
                     f"{ref}: went back from {old.fulfilment.value} v{old.version}"
                     f" to {new.fulfilment.value} v{new.version}"
@@ -197,6 +203,11 @@ def _went_backwards(seen: list[dict[str, Order]]) -> list[str]:
             elif new.history[: len(old.history)] != old.history or new.refunded_pence < old.refunded_pence:
                 found.append(f"{ref}: its history or refunds were rewritten")
     return found
+
+
+def _progress(order: Order) -> tuple[int, int]:
+    """How far the order's fulfilment has come: a replacement's attempt starts again from not released."""
+    return order.fulfilment_attempt, FULFILMENT_RANK[order.fulfilment]
 
 
 def _claims_by_orders(orders: dict[str, Order]) -> Counter:

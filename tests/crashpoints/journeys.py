@@ -179,6 +179,48 @@ def support_cancels() -> Step:
     return Step("support cancels the rejected order", act)
 
 
+def holder_reports_kit_missing(certificate: str) -> Step:
+    def act(w: World):
+        reference = _order(w)
+        w.browser.csrf = None  # days on, the journey's cookie has lapsed: the holder opens the status page afresh
+        w.holder_page("POST", "/status", {"reference": reference, "postcode": POSTCODE})
+        body = {
+            "order_reference": reference,
+            "reference": certificate,
+            "postcode": POSTCODE,
+            "confirm_address": "yes",
+        }
+        response = w.holder_page("POST", "/status/replacement", body)
+        if response.status_code != 200:  # a busy page (503) says try again; the holder does
+            raise TryAgain(f"report answered {response.status_code}")
+
+    return Step("holder reports the kit has not arrived", act)
+
+
+def _order(w: World) -> str:
+    """The holder's order: kept from their journey's cookie, which lapses while a kit is in the post."""
+    if "order" not in w.notes:
+        w.notes["order"] = w.order_reference()
+    return w.notes["order"]
+
+
+def remember_order() -> Step:
+    return Step("the holder notes their order reference", _order)
+
+
+def support_decides(decision: str) -> Step:
+    def act(w: World):
+        from chalicelib.services.support import approve, decline
+
+        decide = approve if decision == "approve" else decline
+        try:
+            decide(_order(w), "alice", "lost in the post", w.deps)
+        except Exception as exc:  # noqa: BLE001 - the CLI says it failed; the operator runs it again
+            raise TryAgain(type(exc).__name__) from None
+
+    return Step(f"support: {decision} replacement", act)
+
+
 def job(name: str) -> Step:
     return Step(f"schedule runs {name}", lambda w: w.run_job(name))
 
@@ -248,6 +290,27 @@ def _erased_and_ended(w: World) -> None:
     order = w.deps.orders.get(w.order_reference())
     assert (order.state, order.fulfilment) == (OrderState.CANCELLED, FulfilmentState.CANCELLED), order
     assert order.payment in (PaymentState.REFUNDED, PaymentState.NOT_TAKEN), order.payment
+
+
+def _replacement_released(w: World) -> None:
+    """The order's second fulfilment released to the kit maker, the first one kept as earlier."""
+    order = w.deps.orders.get(_order(w))
+    assert (order.fulfilment_attempt, order.fulfilment, order.replacements_approved) == (
+        2,
+        FulfilmentState.RELEASED,
+        1,
+    ), order
+    assert [e.state for e in order.earlier_fulfilments] == [FulfilmentState.DISPATCHED]
+
+
+def _replacement_declined(w: World) -> None:
+    order = w.deps.orders.get(_order(w))
+    assert (order.fulfilment_attempt, order.fulfilment, order.replacement_open) == (
+        1,
+        FulfilmentState.DISPATCHED,
+        False,
+    ), order
+    assert order.replacement_decline_reason == "lost in the post"
 
 
 def _cancelled_by_holder(w: World) -> None:
@@ -361,6 +424,26 @@ JOURNEYS = (
         "kit maker rejects a paid order and support cancels and refunds",
         (*PAID, kit_maker("reject"), support_cancels(), stripe_sends_the_rest()),
         expect=_cancelled_by_support,
+    ),
+    Journey(
+        "holder reports a lost kit and support approves",
+        (
+            *map(setup, (*FREE, kit_maker("dispatch"), remember_order(), later(days=10))),
+            holder_reports_kit_missing(FREE_HOLDER),
+            support_decides("approve"),
+            later(minutes=5),
+            job("relay_unsent_fulfilments"),
+        ),
+        expect=_replacement_released,
+    ),
+    Journey(
+        "holder reports a lost kit and support declines",
+        (
+            *map(setup, (*FREE, kit_maker("dispatch"), remember_order(), later(days=10))),
+            holder_reports_kit_missing(FREE_HOLDER),
+            support_decides("decline"),
+        ),
+        expect=_replacement_declined,
     ),
     Journey(
         "retention purge",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -276,3 +277,79 @@ def test_the_pages_fixed_after_the_order_say_what_they_should(chromium, page: Pa
     expect(page.get_by_role("heading", name="Your order was not completed")).to_be_visible()
     expect(page.get_by_text("you can order again")).to_be_visible()
     snap(page, "09-expired-status")
+
+
+def _as_if_posted_days_ago(stack, order: str, days: int) -> None:
+    """The kit maker posts the kit (through its API, with a key made as the CLI makes one); then,
+    as the stack's clock cannot be moved, its dispatch time is set `days` back in the table."""
+    import boto3
+    import requests
+
+    from chalicelib import bootstrap
+    from chalicelib.domain.credentials import Scope
+    from chalicelib.domain.references import fulfilment_id_of
+    from chalicelib.domain.times import to_iso
+    from chalicelib.services.credentials import create_api_key
+    from chalicelib.timeutil import utc_now
+    from devstack.aws import load_resources, physical_name
+    from devstack.stack import REGION
+
+    credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    resources = load_resources()
+    keys_table = physical_name("local", "ApiKeysTable", resources["ApiKeysTable"])
+    with pytest.MonkeyPatch.context() as env:  # as the partner API's fuzz test makes its keys
+        env.setenv("AWS_ACCESS_KEY_ID", "local")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "local")
+        store = bootstrap.key_store(keys_table, REGION, stack["moto"])
+        token = create_api_key(Scope.MANUFACTURER, "chromium", store, utc_now())[1]
+    report = {
+        "kit_code": "SW-1",
+        "carrier": "Royal Mail",
+        "tracking_reference": "RM1",
+        "dispatched_at": to_iso(utc_now()),
+    }
+    posted = requests.post(
+        f"{stack['app']}/manufacturer/fulfilment-orders/{fulfilment_id_of(order)}/dispatch",
+        json=report,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert posted.status_code == 200, posted.text
+    table = boto3.resource("dynamodb", endpoint_url=stack["moto"], region_name=REGION, **credentials).Table(
+        physical_name("local", "OrdersTable", resources["OrdersTable"])
+    )
+    earlier = to_iso(utc_now() - timedelta(days=days))
+    table.update_item(
+        Key={"order_ref": order},
+        UpdateExpression="SET dispatched_at = :d, released_at = :d",
+        ExpressionAttributeValues={":d": earlier},
+    )
+
+
+def test_a_holder_reports_a_kit_that_has_not_arrived_from_the_status_page(page: Page, stack):
+    reference, postcode = synthetic_holders(free=False)[21]
+    answer_questions(page, stack["app"], reference, postcode)
+    page.get_by_role("button", name="Continue to payment").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+    order = REFERENCE.search(page.content()).group(0)
+    assert [m["order_reference"] for m in queued(stack)] == [order]  # released, and drained as the kit maker
+    _as_if_posted_days_ago(stack, order, days=11)
+    page.goto(stack["app"] + "/status")
+    page.get_by_label("Order reference").fill(order)
+    page.get_by_label("Delivery postcode").fill("N1 9AL")
+    page.get_by_role("button", name="Check status").click()
+    expect(page.get_by_role("heading", name="Report that your kit has not arrived")).to_be_visible()
+    expect(page.locator("#replacement-address")).to_contain_text("2 Sample Road")
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode on your certificate").fill(postcode)
+    page.get_by_role("button", name="Report kit not arrived").click()
+    expect(page.get_by_role("alert")).to_contain_text("Confirm that the address is correct")
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode on your certificate").fill(postcode)
+    page.get_by_label("This address is correct").check()
+    page.get_by_role("button", name="Report kit not arrived").click()
+    expect(page.get_by_text("You have told us that your kit has not arrived")).to_be_visible()
+    snap(page, "09-kit-reported-not-arrived")
+    mail = wait_for_mail(stack, "has not arrived")
+    assert "To: sam@example.com" in mail and order in mail and reference not in mail

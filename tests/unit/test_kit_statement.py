@@ -44,6 +44,7 @@ def test_the_statement_counts_kits_by_kind_at_the_unit_price():
         KitKind.FREE_REGISTER_FLAG: 2,
         KitKind.FREE_AREA: 1,
         KitKind.CANCELLED_AFTER_RELEASE: 1,
+        KitKind.REPLACEMENT: 0,
     }
     assert result.amounts_pence[KitKind.PAID] == 2685  # 3 x 895
     assert result.amounts_pence[KitKind.FREE_REGISTER_FLAG] == 1790  # 2 x 895
@@ -57,3 +58,20 @@ def test_the_statement_counts_kits_by_kind_at_the_unit_price():
         "F-002",
         "F-003",
     ]
+
+
+def test_a_replacement_counts_as_one_and_the_lost_kit_in_its_own_kind_and_period():
+    lost_at = datetime(2026, 10, 20, tzinfo=timezone.utc)
+    replaced = KitFacts(
+        "F-010-2",
+        "register_flag",
+        FulfilmentState.DISPATCHED,
+        RELEASED,
+        datetime(2026, 11, 6, tzinfo=timezone.utc),
+        None,
+        earlier_dispatches=(("F-010", lost_at),),
+    )
+    november = statement([replaced], NOVEMBER, 895)
+    assert november.counts[KitKind.REPLACEMENT] == 1 and november.counts[KitKind.FREE_REGISTER_FLAG] == 0
+    october = statement([replaced], Period(date(2026, 10, 1), date(2026, 11, 1)), 895)
+    assert [(line.fulfilment_id, line.kind) for line in october.lines] == [("F-010", KitKind.FREE_REGISTER_FLAG)]

@@ -20,7 +20,8 @@ from chalicelib.domain import lifecycle
 from chalicelib.domain.changes import Effect, Source
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
-from chalicelib.domain.errors import FulfilmentConflict, OrderNotFound
+from chalicelib.domain.attempts import on_attempt
+from chalicelib.domain.errors import FulfilmentConflict, OrderNotFound, ReplacementTooEarly
 from chalicelib.domain.lifecycle import (
     TRANSITIONS,
     accept_payment,
@@ -33,7 +34,12 @@ from chalicelib.domain.lifecycle import (
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Dispatch, FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.payments import MoneyView
-from chalicelib.domain.references import fulfilment_id_of, new_order_reference
+from chalicelib.domain.references import (
+    fulfilment_attempt_of,
+    fulfilment_id_of,
+    new_order_reference,
+    order_reference_of,
+)
 from chalicelib.services.manufacturer import dispatch_fulfilment
 from chalicelib.services.privacy import erase_order
 from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
@@ -282,6 +288,44 @@ def test_email_rejected_is_sent_by_the_caller_that_recorded_the_rejection():
     assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
 
 
+# -- A kit that has not arrived: the replacement's emails, carried out ------------------------------
+
+DAYS = 10
+
+
+def _reported(deps, reference):
+    later = NOW + timedelta(days=DAYS)
+    services.apply_change(reference, lambda o: lifecycle.request_replacement(o, Source("holder"), later, DAYS), deps)
+    return later
+
+
+def test_email_replacement_requested_is_sent_by_the_caller_that_recorded_the_report():
+    deps = world()
+    reference = dispatched(deps)
+    _reported(deps, reference)
+    assert "has not arrived" in deps.mailer.sent[-1][1]
+    assert deps.orders.notifications_due(NOW + timedelta(days=30)) == []
+
+
+def test_email_replacement_approved_is_sent_by_the_caller_that_approved_it():
+    deps = world()
+    reference = dispatched(deps)
+    later = _reported(deps, reference)
+    decide = lambda o: lifecycle.approve_replacement(o, Source("operator:ann"), later, "lost in post")  # noqa: E731
+    services.apply_change(reference, decide, deps)
+    assert "replacement" in deps.mailer.sent[-1][1] and "on its way" in deps.mailer.sent[-1][1]
+    assert deps.orders.get(reference).fulfilment_id == fulfilment_id_of(reference, 2)
+
+
+def test_email_replacement_declined_is_sent_with_supports_reason():
+    deps = world()
+    reference = dispatched(deps)
+    later = _reported(deps, reference)
+    decide = lambda o: lifecycle.decline_replacement(o, Source("operator:ann"), later, "signed for on 3 May")  # noqa: E731
+    services.apply_change(reference, decide, deps)
+    assert "signed for on 3 May" in deps.mailer.sent[-1][2]
+
+
 CONSUMED_IN = {
     Effect.RELEASE_CLAIM: test_release_claim_gives_the_certificate_its_kit_back,
     Effect.RECLAIM: test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed,
@@ -293,6 +337,9 @@ CONSUMED_IN = {
     Effect.EMAIL_CANCELLATION: test_email_cancellation_is_sent_by_the_caller_that_recorded_the_holders_cancellation,
     Effect.EMAIL_RETURNED: test_email_returned_is_sent_by_the_caller_that_recorded_the_return,
     Effect.EMAIL_REJECTED: test_email_rejected_is_sent_by_the_caller_that_recorded_the_rejection,
+    Effect.EMAIL_REPLACEMENT_REQUESTED: test_email_replacement_requested_is_sent_by_the_caller_that_recorded_the_report,
+    Effect.EMAIL_REPLACEMENT_APPROVED: test_email_replacement_approved_is_sent_by_the_caller_that_approved_it,
+    Effect.EMAIL_REPLACEMENT_DECLINED: test_email_replacement_declined_is_sent_with_supports_reason,
 }
 
 
@@ -461,3 +508,125 @@ def test_the_rejection_email_gives_the_campaigns_contact_and_never_the_kit_maker
     _, subject, body = deps.mailer.sent[-1]
     assert "could not send" in subject and "enquiries@tracekit.invalid" in body
     assert "no such street" not in body and "certificate" not in body.lower() and "firearm" not in body.lower()
+
+
+# -- A kit that has not arrived: each transition applied twice ---------------------------------------
+
+
+def _posted(email: str = "sam@example.com"):
+    order = _released(email)
+    details = Dispatch("K1", "Royal Mail", "T1", NOW)
+    return lifecycle.dispatch(order, details, Source("manufacturer:k"), NOW).order
+
+
+def test_a_report_before_the_days_is_refused_with_the_date_and_from_then_applied_twice_is_one_request():
+    posted = _posted()
+    with pytest.raises(ReplacementTooEarly) as early:
+        lifecycle.request_replacement(posted, Source("holder"), NOW + timedelta(days=9), 10)
+    assert early.value.allowed_from == NOW + timedelta(days=10)
+    once = lifecycle.request_replacement(posted, Source("holder"), NOW + timedelta(days=10), 10)
+    assert once.order.replacement_open and once.order.needs_support
+    assert once.order.support_since == NOW + timedelta(days=10)
+    assert once.order.personal_data_until(timedelta(days=30)) is None
+    assert once.effects == {Effect.EMAIL_REPLACEMENT_REQUESTED}
+    twice = lifecycle.request_replacement(once.order, Source("holder"), NOW + timedelta(days=11), 10)
+    assert (twice.changed, twice.order) == (False, once.order)
+
+
+def test_a_report_of_a_kit_not_yet_posted_is_refused():
+    with pytest.raises(FulfilmentConflict):
+        lifecycle.request_replacement(_released(), Source("holder"), NOW + timedelta(days=30), 10)
+
+
+def _requested():
+    return lifecycle.request_replacement(_posted(), Source("holder"), NOW + timedelta(days=10), 10).order
+
+
+def test_an_approval_applied_twice_starts_one_next_fulfilment_at_no_charge():
+    requested, at = _requested(), NOW + timedelta(days=11)
+    once = lifecycle.approve_replacement(requested, Source("operator:ann"), at, "lost in post")
+    order = once.order
+    assert once.effects == {Effect.RELEASE_TO_MANUFACTURER, Effect.EMAIL_REPLACEMENT_APPROVED}
+    assert (order.fulfilment, order.fulfilment_attempt, order.replacements_approved) == (
+        FulfilmentState.NOT_RELEASED,
+        2,
+        1,
+    )
+    assert order.fulfilment_id == fulfilment_id_of(order.reference) + "-2" and order.awaits_release
+    assert (order.dispatch, order.released_at, order.payment, order.amount) == (
+        None,
+        None,
+        requested.payment,
+        requested.amount,
+    )
+    [earlier] = order.earlier_fulfilments
+    assert (earlier.fulfilment_id, earlier.state, earlier.dispatch) == (
+        requested.fulfilment_id,
+        FulfilmentState.DISPATCHED,
+        requested.dispatch,
+    )
+    assert not order.needs_support and order.history[-1].actor == "operator:ann"
+    twice = lifecycle.approve_replacement(order, Source("operator:ann"), at, "lost in post")
+    assert (twice.changed, twice.order) == (False, order)
+    released = lifecycle.release(order, at)
+    assert released.effects == frozenset() and released.order.fulfilment is FulfilmentState.RELEASED
+
+
+def test_a_second_replacement_needs_an_admins_override():
+    first = lifecycle.approve_replacement(_requested(), Source("operator:ann"), NOW, "lost").order
+    first = lifecycle.release(first, NOW + timedelta(days=12)).order
+    again_posted = Dispatch("K2", "Royal Mail", "T2", NOW + timedelta(days=13))
+    first = lifecycle.dispatch(first, again_posted, Source("manufacturer:k"), NOW + timedelta(days=13)).order
+    asked = lifecycle.request_replacement(first, Source("holder"), NOW + timedelta(days=23), 10).order
+    with pytest.raises(FulfilmentConflict):
+        lifecycle.approve_replacement(asked, Source("operator:ann"), NOW + timedelta(days=24), "lost again")
+    admin = lifecycle.approve_replacement(asked, Source("operator:bo"), NOW, "lost again", admin_override=True)
+    assert admin.order.fulfilment_attempt == 3 and admin.order.replacements_approved == 2
+    assert "admin override" in admin.order.history[-1].change
+
+
+def test_a_decline_applied_twice_closes_the_request_once_and_the_usual_retention_applies():
+    requested = _requested()
+    once = lifecycle.decline_replacement(requested, Source("operator:ann"), NOW, "signed for")
+    assert once.effects == {Effect.EMAIL_REPLACEMENT_DECLINED} and not once.order.needs_support
+    assert once.order.replacement_decline_reason == "signed for"
+    assert once.order.personal_data_until(timedelta(days=30)) == NOW + timedelta(days=30)
+    twice = lifecycle.decline_replacement(once.order, Source("operator:ann"), NOW, "signed for")
+    assert (twice.changed, twice.order) == (False, once.order)
+    with pytest.raises(FulfilmentConflict):
+        lifecycle.request_replacement(once.order, Source("holder"), NOW + timedelta(days=40), 10)
+
+
+def test_a_kit_makers_report_on_a_superseded_fulfilment_is_unchanged_if_the_same_else_a_conflict():
+    requested = _requested()
+    order = lifecycle.approve_replacement(requested, Source("operator:ann"), NOW, "lost").order
+    decide = lambda o: lifecycle.dispatch(o, requested.dispatch, Source("manufacturer:k"), NOW)  # type: ignore[arg-type]  # noqa: E731
+    assert not on_attempt(order, 1, decide).changed
+    other = Dispatch("K9", "DPD", "T9", NOW)
+    with pytest.raises(FulfilmentConflict, match="superseded"):
+        on_attempt(order, 1, lambda o: lifecycle.dispatch(o, other, Source("manufacturer:k"), NOW))
+    with pytest.raises(OrderNotFound):
+        on_attempt(order, 3, decide)
+
+
+def test_fulfilment_ids_of_attempts_are_derived_from_the_reference():
+    assert fulfilment_id_of("TK-7K3MQ-9X2HD") == "F-7K3MQ-9X2HD" == fulfilment_id_of("TK-7K3MQ-9X2HD", 1)
+    assert fulfilment_id_of("TK-7K3MQ-9X2HD", 2) == "F-7K3MQ-9X2HD-2"
+    assert order_reference_of("F-7K3MQ-9X2HD-2") == "TK-7K3MQ-9X2HD" and fulfilment_attempt_of("F-7K3MQ-9X2HD-2") == 2
+    assert fulfilment_attempt_of("F-7K3MQ-9X2HD") == 1
+    for not_an_id in ("F-7K3MQ-9X2HD-1", "F-7K3MQ-9X2HD-02", "F-7K3MQ-9X2HD-", "F-7K3MQ-9X2HD-2-2"):
+        assert order_reference_of(not_an_id) is None and fulfilment_attempt_of(not_an_id) is None
+
+
+def test_an_order_with_earlier_fulfilments_reads_back_from_its_item_as_it_was():
+    order = lifecycle.approve_replacement(_requested(), Source("operator:ann"), NOW, "lost").order
+    from chalicelib.adapters.dynamodb_order_items import COLUMNS, order_from
+
+    record = type("Record", (), {"version": 1, "processed_events": None, "history": []})()
+    for name, value in item_values(order, timedelta(days=30)).items():
+        setattr(record, name, value)
+    for column in COLUMNS:
+        if not hasattr(record, column.name):
+            setattr(record, column.name, None)
+    back = order_from(record)
+    assert back.earlier_fulfilments == order.earlier_fulfilments and back.fulfilment_attempt == 2

@@ -1,0 +1,76 @@
+"""The holder's side of a kit that has not arrived: what the status page offers, and the report.
+
+Support's side (approving or declining) is services.support; both are lifecycle transitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..domain.changes import Source
+from ..domain.errors import InvalidInput, OrderNotFound
+from ..domain.lifecycle import request_replacement
+from ..domain.orders import FulfilmentState, Order
+from ..domain.references import normalise_order_reference
+from .changes import apply_change
+from .dependencies import Dependencies
+from .ordering import prove_holder
+
+CONFIRM_ADDRESS_MESSAGE = "Confirm that the address is correct"
+
+
+@dataclass(frozen=True)
+class ReplacementOffer:
+    """What the status page says of a posted kit: from when it may be reported missing and, once it
+    may, the address a replacement would go to (for the holder to confirm)."""
+
+    allowed_from: datetime
+    allowed: bool
+    address_lines: tuple[str, ...] = ()
+
+
+def replacement_offer(order: Order, deps: Dependencies) -> ReplacementOffer | None:
+    """None when there is nothing to offer: not posted, already reported, or ended otherwise."""
+    allowed_from = order.replacement_allowed_from(deps.settings.replacement_after_days)
+    if allowed_from is None or order.replacement_open or order.erased_at is not None:
+        return None
+    if order.fulfilment is not FulfilmentState.DISPATCHED or _decided(order):
+        return None
+    if deps.clock() < allowed_from:
+        return ReplacementOffer(allowed_from, allowed=False)
+    d = deps.orders.delivery_of(order)
+    lines = tuple(line for line in (d.full_name, d.address_line_1, d.address_line_2, d.town, d.postcode) if line)
+    return ReplacementOffer(allowed_from, allowed=True, address_lines=lines)
+
+
+def _decided(order: Order) -> bool:
+    """Support already decided on a report of this very kit."""
+    asked = order.replacement_requested_at
+    return asked is not None and order.dispatch is not None and asked > order.dispatch.dispatched_at
+
+
+def report_missing_kit(
+    order_reference: str,
+    raw_reference: str,
+    raw_postcode: str,
+    address_confirmed: bool,
+    deps: Dependencies,
+    client_address: str,
+) -> Order:
+    """The holder reports their kit has not arrived, having proved the certificate again (the
+    same check, refusal and lockout as ordering) and confirmed the address (lifecycle's
+    `request_replacement`). Raises CertificateNotAccepted, InvalidInput, FulfilmentConflict."""
+    if not address_confirmed:
+        raise InvalidInput({"confirm_address": CONFIRM_ADDRESS_MESSAGE})
+    reference = normalise_order_reference(order_reference)
+    try:
+        order: Order | None = deps.orders.get(reference) if reference else None
+    except OrderNotFound:
+        order = None
+    prove_holder(order, raw_reference, raw_postcode, deps, client_address)  # no order: refused the same
+    assert order is not None
+    days, now = deps.settings.replacement_after_days, deps.clock
+    return apply_change(
+        order.reference, lambda latest: request_replacement(latest, Source("holder"), now(), days), deps
+    )
