@@ -26,6 +26,7 @@ class Effect(str, Enum):
     EMAIL_CANCELLATION = "email_cancellation"
     EMAIL_RETURNED = "email_returned"
     EMAIL_REJECTED = "email_rejected"
+    EMAIL_SENDING_AGAIN = "email_sending_again"
     EMAIL_REPLACEMENT_REQUESTED = "email_replacement_requested"
     EMAIL_REPLACEMENT_APPROVED = "email_replacement_approved"
     EMAIL_REPLACEMENT_DECLINED = "email_replacement_declined"
@@ -39,7 +40,7 @@ class Effect(str, Enum):
 # The holder's emails, by kind (each a template in templates/email/), and the effects that make them due.
 CONFIRMATION_EMAIL, DISPATCH_EMAIL = "confirmation", "dispatch"
 CANCELLATION_EMAIL, RETURNED_EMAIL = "cancellation", "returned"
-REJECTED_EMAIL = "rejected"
+REJECTED_EMAIL, SENDING_AGAIN_EMAIL = "rejected", "sending_again"
 REPLACEMENT_REQUESTED_EMAIL = "replacement_requested"
 REPLACEMENT_APPROVED_EMAIL, REPLACEMENT_DECLINED_EMAIL = "replacement_approved", "replacement_declined"
 EMAIL_EFFECTS = {
@@ -48,6 +49,7 @@ EMAIL_EFFECTS = {
     Effect.EMAIL_CANCELLATION: CANCELLATION_EMAIL,
     Effect.EMAIL_RETURNED: RETURNED_EMAIL,
     Effect.EMAIL_REJECTED: REJECTED_EMAIL,
+    Effect.EMAIL_SENDING_AGAIN: SENDING_AGAIN_EMAIL,
     Effect.EMAIL_REPLACEMENT_REQUESTED: REPLACEMENT_REQUESTED_EMAIL,
     Effect.EMAIL_REPLACEMENT_APPROVED: REPLACEMENT_APPROVED_EMAIL,
     Effect.EMAIL_REPLACEMENT_DECLINED: REPLACEMENT_DECLINED_EMAIL,

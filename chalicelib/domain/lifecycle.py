@@ -11,6 +11,7 @@ TRANSITIONS at the end lists them all; docs/architecture.md's table is checked a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -541,7 +542,7 @@ def resolve_by_cancelling(order: Order, source: Source, now: datetime, why: str)
     order that is not waiting for support."""
     if order.cancelled_by_support:
         return unchanged(order)
-    if not order.needs_support:
+    if not order.needs_support or order.fulfilment not in (FulfilmentState.REJECTED, FulfilmentState.RETURNED):
         raise NothingToResolve(f"{order.reference} is not waiting for support: it is {_stage(order)}")
     effects = {Effect.RELEASE_CLAIM}
     if order.payment in REFUNDABLE:
@@ -553,6 +554,30 @@ def resolve_by_cancelling(order: Order, source: Source, now: datetime, why: str)
     change = f"{what} order cancelled by support{refunded}: {why}"
     ended = {"state": OrderState.CANCELLED, "fulfilment": FulfilmentState.CANCELLED, "cancelled_at": now}
     return record_change(order, source, now, change, effects, cancelled_by_support=True, **ended)
+
+
+_RESOLVED = ("returned", "rejected")
+
+
+def resolve_with_new_address(
+    order: Order, delivery: DeliveryDetails, source: Source, now: datetime, why: str
+) -> Outcome:
+    """Support corrects the address of an order the kit maker rejected or got back and sends it
+    again: the order's next fulfilment (its own id, F-…-n), to the corrected name and address (the
+    email and the consent stay the holder's), at no charge; the holder is told it is on its way,
+    never the kit maker's reason. The log names who and why, never the address. Idempotent: the
+    same resolution again (recognised from the log) does nothing more."""
+    what = "returned" if order.fulfilment is FulfilmentState.RETURNED else "rejected"
+    change = f"{what} order sent again to a corrected address by support: {why}"
+    waiting = order.fulfilment in (FulfilmentState.REJECTED, FulfilmentState.RETURNED)
+    if not waiting or order.erased_at is not None or not order.is_confirmed:
+        done = tuple(f"{kind} order sent again to a corrected address by support: {why}; " for kind in _RESOLVED)
+        if any(e.actor == source.actor and e.change.startswith(done) for e in order.history):
+            return unchanged(order)
+        raise NothingToResolve(f"{order.reference} is not waiting for support: it is {_stage(order)}")
+    corrected = replace(delivery, email=order.delivery.email, contact_consent=order.delivery.contact_consent)
+    effects = {Effect.EMAIL_SENDING_AGAIN} if order.delivery.email else set()
+    return _next_fulfilment(order, source, now, change, effects, reason=what, delivery=corrected)
 
 
 # -- Data protection --------------------------------------------------------------------------------
@@ -676,6 +701,13 @@ TRANSITIONS = (
         Effect.RELEASE_CLAIM,
         Effect.REFUND_IN_FULL,
         Effect.EMAIL_CANCELLATION,
+    ),
+    Transition.row(
+        "resolve_with_new_address",
+        "support corrects a rejected or returned order's address and sends it again",
+        "operator",
+        Effect.RELEASE_TO_MANUFACTURER,
+        Effect.EMAIL_SENDING_AGAIN,
     ),
     Transition.row(
         "erase_personal_data",

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..domain.changes import Source
-from ..domain.lifecycle import approve_replacement, decline_replacement, resend_email, resolve_by_cancelling
+from ..domain.delivery import DeliveryDetails
+from ..domain.lifecycle import (
+    approve_replacement,
+    decline_replacement,
+    resend_email,
+    resolve_by_cancelling,
+    resolve_with_new_address,
+)
 from ..domain.orders import MONEY_TAKEN, FulfilmentState, Order
 from ..domain.references import order_reference_of
 from .changes import apply_change
@@ -64,6 +71,17 @@ def resolve_cancel(reference: str, operator: str, why: str, deps: Dependencies) 
     OrderNotFound, NothingToResolve, PaymentServiceUnavailable (the refund stays owed)."""
     source = Source(f"operator:{operator}")
     return apply_change(reference, lambda order: resolve_by_cancelling(order, source, deps.clock(), why), deps)
+
+
+def resolve_new_address(
+    reference: str, delivery: DeliveryDetails, operator: str, why: str, deps: Dependencies
+) -> Order:
+    """Send a rejected or returned order again, to a corrected name and address (checked as the
+    order journey checks them), as the order's next fulfilment. The same command again sends
+    nothing more. Raises OrderNotFound, NothingToResolve."""
+    source = Source(f"operator:{operator}")
+    decide = lambda order: resolve_with_new_address(order, delivery, source, deps.clock(), why)  # noqa: E731
+    return apply_change(reference, decide, deps)
 
 
 def approve(reference: str, operator: str, why: str, deps: Dependencies, admin_override: bool = False) -> Order:

@@ -91,16 +91,56 @@ def resend_command(order_reference: str, kind: str, operator: str, reason: str) 
 @support.command("resolve")
 @click.argument("order_reference")
 @click.option("--cancel", "cancel", is_flag=True, help="Cancel the order; a paid one is refunded in full.")
+@click.option(
+    "--new-address",
+    "new_address",
+    is_flag=True,
+    help="Send it again to a corrected name and address, asked for on the terminal (never on the command line).",
+)
 @click.option("--operator", envvar="USER", required=True, help="Who is resolving (defaults to $USER).")
 @click.option("--reason", required=True, help="Why, for the order's log.")
-def resolve_command(order_reference: str, cancel: bool, operator: str, reason: str) -> None:
-    """Resolve an order the kit maker rejected or got back, recorded in the order's log. One way
-    to resolve it must be chosen: --cancel (cancelled, refunded in full if paid, the certificate
-    may order again, the holder emailed). The same command again refunds only what a failure left
-    owed, and sends nothing more."""
-    if not cancel:
-        raise click.UsageError("choose how to resolve it: --cancel")
-    _resolve_by_cancelling(order_reference, operator, reason)
+def resolve_command(order_reference: str, cancel: bool, new_address: bool, operator: str, reason: str) -> None:
+    """Resolve an order the kit maker rejected or got back, recorded in the order's log. Choose
+    one way: --cancel (cancelled, refunded in full if paid, the certificate may order again, the
+    holder emailed) or --new-address (the corrected name and address are asked for, checked as the
+    order journey checks them, and the order goes to the kit maker again as its next fulfilment,
+    F-…-n; the holder is emailed). The same command again sends and refunds nothing more."""
+    if cancel == new_address:
+        raise click.UsageError("choose one way to resolve it: --cancel or --new-address")
+    if cancel:
+        _resolve_by_cancelling(order_reference, operator, reason)
+    else:
+        _resolve_with_new_address(order_reference, operator, reason)
+
+
+def _resolve_with_new_address(order_reference: str, operator: str, reason: str) -> None:
+    from chalicelib.domain.delivery import parse_delivery_details
+    from chalicelib.domain.errors import InvalidInput, NothingToResolve, OrderNotFound
+    from chalicelib.services.support import resolve_new_address
+
+    deps = dependencies()
+    found = found_order(order_reference, deps)
+    asked = {
+        "full_name": click.prompt("Full name"),
+        "address_line_1": click.prompt("Address line 1"),
+        "address_line_2": click.prompt("Address line 2", default="", show_default=False),
+        "town": click.prompt("Town or city"),
+        "postcode": click.prompt("Postcode"),
+    }
+    try:
+        delivery = parse_delivery_details(asked)
+    except InvalidInput as exc:
+        raise click.ClickException("not resolved: " + "; ".join(exc.errors.values())) from None
+    try:
+        order = resolve_new_address(found.reference, delivery, operator, reason, deps)
+    except OrderNotFound:
+        raise click.ClickException(f"no order {shown(found.reference)}") from None
+    except NothingToResolve as exc:
+        raise click.ClickException(f"not resolved: {exc}") from None
+    if len(order.history) == len(found.history):
+        echo(f"{order.reference}: already sent again for this reason; nothing more done")
+        return
+    echo(f"{order.reference}: sent again to the corrected address as {order.fulfilment_id}")
 
 
 def _resolve_by_cancelling(order_reference: str, operator: str, reason: str) -> None:

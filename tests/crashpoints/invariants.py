@@ -34,6 +34,7 @@ EMAIL_KINDS = {
     "has not arrived": "replacement_requested",
     "came back": "returned",
     "could not send": "rejected",
+    "kit again": "sending_again",
     "is on its way": "dispatch",
     "is cancelled": "cancellation",
     "order": "confirmation",
@@ -141,6 +142,7 @@ def _email_violations(ref: str, order: Order, emails: Counter, point: Point | No
         "replacement_requested": order.replacement_requested_at is not None,
         "replacement_approved": order.replacements_approved > 0,
         "replacement_declined": order.replacement_decline_reason is not None,
+        "sending_again": any(e.reason in ("rejected", "returned") for e in order.earlier_fulfilments),
     }
     if not order.delivery.email and order.erased_at is None:  # no address given: no email at all
         expected = dict.fromkeys(expected, False)

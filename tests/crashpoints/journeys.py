@@ -167,6 +167,27 @@ def operator_resends(kind: str) -> Step:
     return Step(f"support resends the {kind} email", act)
 
 
+def support_corrects_the_address() -> Step:
+    def act(w: World):
+        from chalicelib.domain.delivery import parse_delivery_details
+        from chalicelib.services.support import resolve_new_address
+
+        corrected = parse_delivery_details(
+            {
+                "full_name": "Sam Example",
+                "address_line_1": "Flat 2, 1 Test Street",
+                "town": "London",
+                "postcode": POSTCODE,
+            }
+        )
+        try:
+            resolve_new_address(w.order_reference(), corrected, "alice", "flat number missing", w.deps)
+        except Exception as exc:  # noqa: BLE001 - the CLI says it failed; the operator runs it again
+            raise TryAgain(type(exc).__name__) from None
+
+    return Step("support sends the rejected order to a corrected address", act)
+
+
 def support_cancels() -> Step:
     def act(w: World):
         from chalicelib.services.support import resolve_cancel
@@ -324,6 +345,18 @@ def _cancelled_by_holder(w: World) -> None:
     assert order.payment in (PaymentState.REFUNDED, PaymentState.NOT_REQUIRED), order.payment
 
 
+def _sent_again(w: World) -> None:
+    """Rejected, then sent again by support as the order's next fulfilment to the corrected address."""
+    order = w.deps.orders.get(w.order_reference())
+    assert (order.fulfilment_attempt, order.fulfilment, order.payment) == (
+        2,
+        FulfilmentState.RELEASED,
+        PaymentState.PAID,
+    ), order
+    assert [e.state for e in order.earlier_fulfilments] == [FulfilmentState.REJECTED]
+    assert w.deps.orders.delivery_of(order).address_line_1 == "Flat 2, 1 Test Street"
+
+
 def _cancelled_by_support(w: World) -> None:
     """Rejected, then ended by support: whatever Stripe took given back, the certificate free to order."""
     order = w.deps.orders.get(w.order_reference())
@@ -424,6 +457,17 @@ JOURNEYS = (
         "kit maker rejects a paid order and support cancels and refunds",
         (*PAID, kit_maker("reject"), support_cancels(), stripe_sends_the_rest()),
         expect=_cancelled_by_support,
+    ),
+    Journey(
+        "kit maker rejects a paid order and support sends it to a corrected address",
+        (
+            *PAID,
+            kit_maker("reject"),
+            support_corrects_the_address(),
+            later(minutes=5),
+            job("relay_unsent_fulfilments"),
+        ),
+        expect=_sent_again,
     ),
     Journey(
         "holder reports a lost kit and support approves",

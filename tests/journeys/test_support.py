@@ -152,3 +152,70 @@ def test_a_rejected_order_the_index_still_lists_as_due_is_not_erased_by_the_purg
     kept = holders.orders.get(reference)
     assert kept.erased_at is None and kept.fulfilment is FulfilmentState.REJECTED
     assert holders.orders.delivery_of(kept).full_name != "[erased]"
+
+
+# -- Support resolves a rejected order by correcting its address and sending it again ---------------
+
+NEW_ADDRESS = "Ada Example\nFlat 2, 1 Test Street\n\nLondon\nSW1A 2AA\n"
+
+
+def test_a_paid_order_rejected_then_sent_again_to_a_corrected_address_is_its_next_fulfilment(
+    client, holders, stripe_emulator, token, settings, environment, monkeypatch
+):
+    from chalicelib.domain.references import fulfilment_id_of
+
+    _, order = paid_order(client, holders, stripe_emulator)
+    first = fulfilment_id_of(order.reference)
+    assert call(client, token, "POST", f"/fulfilment-orders/{first}/reject", {"reason": "no flat number"})[0] == 200
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("ops.cli.support"), "dependencies", lambda: holders)  # one clock
+    args = ["support", "resolve", order.reference, "--new-address", "--operator", "alice", "--reason", "flat number"]
+    done = CliRunner().invoke(cli, args, input=NEW_ADDRESS)
+    second = fulfilment_id_of(order.reference, 2)
+    assert done.exit_code == 0, done.output
+    assert f"sent again to the corrected address as {second}" in done.output
+    again = CliRunner().invoke(cli, args, input=NEW_ADDRESS)
+    assert again.exit_code == 0 and "nothing more done" in again.output
+
+    stored = holders.orders.get(order.reference)
+    assert (stored.fulfilment_id, stored.fulfilment, stored.payment) == (
+        second,
+        FulfilmentState.RELEASED,
+        PaymentState.PAID,
+    )
+    assert support_cases(holders) == []
+    [listed] = call(client, token, "GET", "/fulfilment-orders")[1]["fulfilment_orders"]
+    assert listed["fulfilment_id"] == second and listed["recipient"]["address_lines"] == ["Flat 2, 1 Test Street"]
+    assert "no flat number" not in str(listed) and "reject" not in str(listed).lower()
+    assert not any("Flat 2" in e.change for e in stored.history)  # the log names who and why, not where
+    told = [m for m in sent(settings) if "again" in m["subject"]]
+    assert len(told) == 1 and "no flat number" not in told[0]["body"] and "Flat 2" not in told[0]["body"]
+    assert_nothing_about_the_certificate(told[0])
+    # the old fulfilment stays rejected for the kit maker; the new one is dispatched like any other
+    assert call(client, token, "POST", f"/fulfilment-orders/{first}/reject", {"reason": "no flat number"})[0] == 200
+    assert call(client, token, "POST", f"/fulfilment-orders/{second}/dispatch", dispatch_now(holders))[0] == 200
+    assert holders.orders.get(order.reference).fulfilment is FulfilmentState.DISPATCHED
+    assert [r for r in stripe_emulator.api_requests() if r == ("POST", "/v1/refunds")] == []  # no charge, no refund
+
+
+def test_a_corrected_address_that_fails_the_journeys_checks_changes_nothing(
+    client, holders, token, environment, monkeypatch
+):
+    reference = free_order(holders)
+    assert call(client, token, "POST", f"/fulfilment-orders/{fid(reference)}/reject", {"reason": "x"})[0] == 200
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    args = ["support", "resolve", reference, "--new-address", "--operator", "alice", "--reason", "flat number"]
+    refused = CliRunner().invoke(cli, args, input="Ada Example\n1 Test Street\n\nLondon\nNOT A POSTCODE\n")
+    assert refused.exit_code == 1 and "not resolved" in refused.output and "postcode" in refused.output.lower()
+    both = CliRunner().invoke(cli, [*args[:3], "--cancel", *args[3:]])
+    assert both.exit_code != 0 and "choose one way" in both.output
+    stored = holders.orders.get(reference)
+    assert (stored.fulfilment, stored.fulfilment_attempt) == (FulfilmentState.REJECTED, 1)
+
+
+def dispatch_now(holders) -> dict:
+    from chalicelib.domain.times import to_iso
+
+    return {**DISPATCH, "dispatched_at": to_iso(holders.clock())}

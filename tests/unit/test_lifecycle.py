@@ -326,6 +326,21 @@ def test_email_replacement_declined_is_sent_with_supports_reason():
     assert "signed for on 3 May" in deps.mailer.sent[-1][2]
 
 
+def test_email_sending_again_is_sent_by_the_caller_that_resolved_with_a_new_address():
+    deps = world()
+    reference = placed(deps, "FA/1002")
+    services.apply_change(
+        reference, lambda o: lifecycle.reject(o, "no such street", Source("manufacturer:k"), NOW), deps
+    )
+    corrected = parse_delivery_details(delivery_form(address_line_1="2 New Street"))
+    decide = lambda o: lifecycle.resolve_with_new_address(o, corrected, Source("operator:ann"), NOW, "flat number")  # noqa: E731
+    services.apply_change(reference, decide, deps)
+    assert "sending your property-marking kit again" in deps.mailer.sent[-1][1]
+    assert "2 New Street" not in deps.mailer.sent[-1][2] and "no such street" not in deps.mailer.sent[-1][2]
+    assert deps.orders.get(reference).fulfilment is FulfilmentState.RELEASED  # sent again at once
+    assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
+
+
 CONSUMED_IN = {
     Effect.RELEASE_CLAIM: test_release_claim_gives_the_certificate_its_kit_back,
     Effect.RECLAIM: test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed,
@@ -337,6 +352,7 @@ CONSUMED_IN = {
     Effect.EMAIL_CANCELLATION: test_email_cancellation_is_sent_by_the_caller_that_recorded_the_holders_cancellation,
     Effect.EMAIL_RETURNED: test_email_returned_is_sent_by_the_caller_that_recorded_the_return,
     Effect.EMAIL_REJECTED: test_email_rejected_is_sent_by_the_caller_that_recorded_the_rejection,
+    Effect.EMAIL_SENDING_AGAIN: test_email_sending_again_is_sent_by_the_caller_that_resolved_with_a_new_address,
     Effect.EMAIL_REPLACEMENT_REQUESTED: test_email_replacement_requested_is_sent_by_the_caller_that_recorded_the_report,
     Effect.EMAIL_REPLACEMENT_APPROVED: test_email_replacement_approved_is_sent_by_the_caller_that_approved_it,
     Effect.EMAIL_REPLACEMENT_DECLINED: test_email_replacement_declined_is_sent_with_supports_reason,
@@ -630,3 +646,45 @@ def test_an_order_with_earlier_fulfilments_reads_back_from_its_item_as_it_was():
             setattr(record, column.name, None)
     back = order_from(record)
     assert back.earlier_fulfilments == order.earlier_fulfilments and back.fulfilment_attempt == 2
+
+
+# -- Support resolves a rejected or returned order with a corrected address --------------------------
+
+
+def test_resolving_with_a_new_address_applied_twice_sends_the_next_fulfilment_once():
+    support = Source("operator:ann")
+    rejected = lifecycle.reject(_released(), "no such street", Source("manufacturer:k"), NOW).order
+    corrected = parse_delivery_details(delivery_form(address_line_1="Flat 2, 1 High Street", email=""))
+    once = lifecycle.resolve_with_new_address(rejected, corrected, support, NOW + timedelta(days=1), "flat number")
+    order = once.order
+    assert once.effects == {Effect.RELEASE_TO_MANUFACTURER, Effect.EMAIL_SENDING_AGAIN}
+    assert (order.fulfilment, order.fulfilment_attempt, order.awaits_release) == (FulfilmentState.NOT_RELEASED, 2, True)
+    assert order.delivery.address_line_1 == "Flat 2, 1 High Street"
+    assert order.delivery.email == rejected.delivery.email  # the holder's email is theirs, not support's to change
+    assert order.rejection_reason is None and not order.needs_support
+    [earlier] = order.earlier_fulfilments
+    assert (earlier.fulfilment_id, earlier.state) == (rejected.fulfilment_id, FulfilmentState.REJECTED)
+    assert "Flat 2" not in order.history[-1].change and order.history[-1].actor == "operator:ann"
+    twice = lifecycle.resolve_with_new_address(order, corrected, support, NOW + timedelta(days=2), "flat number")
+    assert (twice.changed, twice.order) == (False, order)
+    released = lifecycle.release(order, NOW + timedelta(days=1)).order
+    again = lifecycle.resolve_with_new_address(released, corrected, support, NOW + timedelta(days=2), "flat number")
+    assert not again.changed
+
+
+def test_a_returned_order_sent_again_is_its_next_fulfilment_and_an_order_in_progress_is_refused():
+    from chalicelib.domain.errors import NothingToResolve
+
+    posted = lifecycle.dispatch(
+        _released(), Dispatch("K1", "Royal Mail", "T1", NOW), Source("manufacturer:k"), NOW
+    ).order
+    returned = lifecycle.report_returned(posted, "not known at address", Source("manufacturer:k"), NOW).order
+    corrected = parse_delivery_details(delivery_form(town="Leeds"))
+    sent = lifecycle.resolve_with_new_address(returned, corrected, Source("operator:ann"), NOW, "moved").order
+    assert sent.fulfilment_attempt == 2 and sent.earlier_fulfilments[0].dispatch == posted.dispatch
+    assert sent.personal_data_until(RETENTION) is None  # in progress again
+    with pytest.raises(NothingToResolve):
+        lifecycle.resolve_with_new_address(_released(), corrected, Source("operator:ann"), NOW, "moved")
+    with pytest.raises(NothingToResolve):  # an open report of a kit not arrived is not for resolve --cancel
+        requested = lifecycle.request_replacement(posted, Source("holder"), NOW + timedelta(days=10), 10).order
+        lifecycle.resolve_by_cancelling(requested, Source("operator:ann"), NOW, "why")
