@@ -97,7 +97,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
         ledger=_BuiltOnFirstUse(lambda: stripe()[1]),
         clock=clock,
         reports=report_for,
-        emails=JinjaEmails(settings.app_base_url),
+        emails=JinjaEmails(settings.app_base_url, contact_email=settings.campaign_contact_email),
         **_aws_adapters(settings, aws),
         **_dynamodb_adapters(settings, personal_fields(settings, aws)),
     )

@@ -16,9 +16,10 @@ EMAIL_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / 
 
 
 class JinjaEmails:
-    def __init__(self, base_url: str, templates: Path = EMAIL_TEMPLATES):
+    def __init__(self, base_url: str, templates: Path = EMAIL_TEMPLATES, contact_email: str | None = None):
         self._base_url = base_url
         self._templates = templates
+        self._contact_email = contact_email  # the campaign's contact, for "if you did not ask for this"
 
     @cached_property
     def _environment(self):
@@ -36,6 +37,7 @@ class JinjaEmails:
             price=order.amount.display(),
             dispatch=order.dispatch,
             base_url=self._base_url,
+            contact_email=self._contact_email,
         )
         subject, _, body = text.partition("\n")
         return subject.strip(), body.strip() + "\n"

@@ -25,6 +25,10 @@ class Effect(str, Enum):
     EMAIL_DISPATCH = "email_dispatch"
     EMAIL_CANCELLATION = "email_cancellation"
     EMAIL_RETURNED = "email_returned"
+    EMAIL_ADDRESS_CHANGED = "email_address_changed"
+    # services.changes: the address amendment goes on the queue, then `record_amendment_sent`
+    # records it (the relay sends any a crash left unsent: lifecycle.outstanding).
+    SEND_AMENDMENT = "send_amendment"
     # services.changes: the rest of the payment goes back to the holder through the operators'
     # refund path (services.payments.refund_order), whose reconciliation records it.
     REFUND_IN_FULL = "refund_in_full"
@@ -35,11 +39,13 @@ class Effect(str, Enum):
 # The holder's emails, by kind (each a template in templates/email/), and the effects that make them due.
 CONFIRMATION_EMAIL, DISPATCH_EMAIL = "confirmation", "dispatch"
 CANCELLATION_EMAIL, RETURNED_EMAIL = "cancellation", "returned"
+ADDRESS_CHANGED_EMAIL = "address_changed"
 EMAIL_EFFECTS = {
     Effect.EMAIL_CONFIRMATION: CONFIRMATION_EMAIL,
     Effect.EMAIL_DISPATCH: DISPATCH_EMAIL,
     Effect.EMAIL_CANCELLATION: CANCELLATION_EMAIL,
     Effect.EMAIL_RETURNED: RETURNED_EMAIL,
+    Effect.EMAIL_ADDRESS_CHANGED: ADDRESS_CHANGED_EMAIL,
 }
 
 
