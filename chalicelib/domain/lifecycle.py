@@ -422,6 +422,19 @@ def change_address(order: Order, delivery: DeliveryDetails, source: Source, now:
     return record_change(order, source, now, change, effects, **fields)
 
 
+def release_sent(order: Order, sent: DeliveryDetails, now: datetime) -> Outcome:
+    """`release`, for a fulfilment message made from an earlier read of the order. If its delivery
+    details differ from `sent` (the holder changed the address between that read and this write),
+    the message carried the old address: the kit maker is owed an amendment at once."""
+    released = release(order, now)
+    if not released.changed or order.delivery == sent:
+        return released
+    number = order.amendments_issued + 1
+    change = f"the address changed as the order was released: amendment {number} owed to the manufacturer"
+    owed = record_change(released.order, Source("system"), now, change, amendments_issued=number, amended_at=now)
+    return Outcome(owed.order, released.effects | {Effect.SEND_AMENDMENT})
+
+
 def record_amendment_sent(order: Order, number: int, now: datetime) -> Outcome:
     """The queue took amendment `number` (and so every one before it: each carries the whole
     current address). Idempotent: a later or repeated send record changes nothing more."""
@@ -553,6 +566,13 @@ TRANSITIONS = (
         "the holder changes the delivery address before acceptance, having proved the certificate again",
         "holder",
         Effect.EMAIL_ADDRESS_CHANGED,
+        Effect.SEND_AMENDMENT,
+    ),
+    Transition.row(
+        "release_sent",
+        "the fulfilment message went, made before a change of address",
+        "system",
+        Effect.EMAIL_CONFIRMATION,
         Effect.SEND_AMENDMENT,
     ),
     Transition.row("record_amendment_sent", "the queue took the address amendment", "system"),

@@ -15,7 +15,14 @@ from typing import Callable
 from ..domain.changes import Effect, GuardedChange, Outcome, emails_owed
 from ..domain.errors import ConcurrentChange, FulfilmentMessageRefused, PaymentServiceUnavailable
 from ..domain.fulfilment import address_amendment, fulfilment_message
-from ..domain.lifecycle import CLAIM_LEASE, outstanding, record_amendment_sent, release, withhold_release
+from ..domain.lifecycle import (
+    CLAIM_LEASE,
+    outstanding,
+    record_amendment_sent,
+    release,
+    release_sent,
+    withhold_release,
+)
 from ..domain.orders import Order
 from .dependencies import Dependencies
 from .notifications import send_claimed
@@ -111,7 +118,8 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> Order:
     try:
         save(order, outcome, deps)
     except ConcurrentChange:  # changed since it was read: decide again on the order as it is now
-        return apply_change(order.reference, lambda latest: release(latest, deps.clock()), deps)
+        sent = order.delivery  # as read: if the holder changed the address since, an amendment is owed
+        return apply_change(order.reference, lambda latest: release_sent(latest, sent, deps.clock()), deps)
     log.info("order released to manufacturer: %s", order.reference)
     return carry_out(outcome.order, outcome.effects, deps)
 

@@ -330,6 +330,18 @@ def test_a_change_of_address_after_release_owes_a_numbered_amendment_once():
     assert not sent.order.amendment_unsent and sent.order.amendment_to_tell
 
 
+def test_an_address_changed_while_the_order_was_being_released_owes_an_amendment_once():
+    deps = world()
+    paid = accept_payment(deps.orders.get(placed(deps)), PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
+    new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
+    moved = lifecycle.change_address(paid, new, Source("holder"), NOW).order
+    assert lifecycle.release_sent(paid, paid.delivery, NOW).order == lifecycle.release(paid, NOW).order
+    once = lifecycle.release_sent(moved, paid.delivery, NOW)  # the message carried the old address
+    assert once.order.fulfilment is FulfilmentState.RELEASED and once.order.amendments_issued == 1
+    assert Effect.SEND_AMENDMENT in once.effects and once.order.amendment_unsent
+    assert lifecycle.release_sent(once.order, paid.delivery, NOW).changed is False
+
+
 @pytest.mark.parametrize("state", [FulfilmentState.ACCEPTED, FulfilmentState.DISPATCHED, FulfilmentState.CANCELLED])
 def test_a_change_of_address_once_the_kit_maker_accepted_is_refused(state):
     deps = world()
