@@ -193,6 +193,17 @@ def test_a_wrong_certificate_is_refused_as_the_cancellation_refuses_it(client, h
     from chalicelib.web.errors import NOT_MATCHED
 
     assert all(r.body.decode().count(NOT_MATCHED.replace("'", "&#39;")) >= 1 for r in changes + cancels)
+    masked = {
+        r.body.decode()
+        .replace(mine, "R")
+        .replace("TK-00000-00000", "R")
+        .replace("SW1A 1AA", "P")
+        .replace("SW1A 2AA", "P")
+        .replace("FA/2001", "C")
+        .replace("FA/2000", "C")
+        for r in changes
+    }
+    assert len(masked) == 1  # someone else's certificate, a wrong postcode, no such order: one answer
     assert holders.orders.get(mine).amendments_issued == 0
 
 
