@@ -402,9 +402,13 @@ def _stage(order: Order) -> str:
 def change_address(order: Order, delivery: DeliveryDetails, source: Source, now: datetime) -> Outcome:
     """The holder (having proved the certificate again) gives a new name and address. `order`
     carries its delivery details in clear. The email and the contact consent stay as they were.
-    The same address again changes nothing. A released order owes the kit maker an amendment,
-    numbered 1, 2, ... (sent on the queue, listed by the API until acknowledged); the holder is
-    emailed. Refused (AddressNotChangeable) once the kit maker has accepted it, or it has ended."""
+    The same address again changes nothing. A confirmed order owes the kit maker an amendment,
+    numbered 1, 2, ... (sent on the queue once it is released, listed by the API until
+    acknowledged): a confirmed order not yet recorded released may already have had its message
+    sent with the old address (a send whose release was not recorded: the queue would drop the
+    relay's resend as a duplicate). An unpaid order has sent nothing: its message will carry the
+    new address. The holder is emailed. Refused (AddressNotChangeable) once the kit maker has
+    accepted it, or it has ended."""
     if not order.address_changeable:
         raise AddressNotChangeable(f"the address of order {order.reference} cannot be changed: it is {_stage(order)}")
     kept = order.delivery
@@ -414,25 +418,12 @@ def change_address(order: Order, delivery: DeliveryDetails, source: Source, now:
     effects = {Effect.EMAIL_ADDRESS_CHANGED} if kept.email else set()
     fields: dict[str, Any] = {"delivery": new}
     change = "delivery address changed by the holder"
-    if order.fulfilment is FulfilmentState.RELEASED:
+    if order.is_confirmed:
         number = order.amendments_issued + 1
         fields.update(amendments_issued=number, amended_at=now)
         effects.add(Effect.SEND_AMENDMENT)
         change += f": amendment {number} owed to the manufacturer"
     return record_change(order, source, now, change, effects, **fields)
-
-
-def release_sent(order: Order, sent: DeliveryDetails, now: datetime) -> Outcome:
-    """`release`, for a fulfilment message made from an earlier read of the order. If its delivery
-    details differ from `sent` (the holder changed the address between that read and this write),
-    the message carried the old address: the kit maker is owed an amendment at once."""
-    released = release(order, now)
-    if not released.changed or order.delivery == sent:
-        return released
-    number = order.amendments_issued + 1
-    change = f"the address changed as the order was released: amendment {number} owed to the manufacturer"
-    owed = record_change(released.order, Source("system"), now, change, amendments_issued=number, amended_at=now)
-    return Outcome(owed.order, released.effects | {Effect.SEND_AMENDMENT})
 
 
 def record_amendment_sent(order: Order, number: int, now: datetime) -> Outcome:
@@ -566,13 +557,6 @@ TRANSITIONS = (
         "the holder changes the delivery address before acceptance, having proved the certificate again",
         "holder",
         Effect.EMAIL_ADDRESS_CHANGED,
-        Effect.SEND_AMENDMENT,
-    ),
-    Transition.row(
-        "release_sent",
-        "the fulfilment message went, made before a change of address",
-        "system",
-        Effect.EMAIL_CONFIRMATION,
         Effect.SEND_AMENDMENT,
     ),
     Transition.row("record_amendment_sent", "the queue took the address amendment", "system"),

@@ -20,7 +20,6 @@ from ..domain.lifecycle import (
     outstanding,
     record_amendment_sent,
     release,
-    release_sent,
     withhold_release,
 )
 from ..domain.orders import Order
@@ -118,8 +117,7 @@ def release_to_manufacturer(order: Order, deps: Dependencies) -> Order:
     try:
         save(order, outcome, deps)
     except ConcurrentChange:  # changed since it was read: decide again on the order as it is now
-        sent = order.delivery  # as read: if the holder changed the address since, an amendment is owed
-        return apply_change(order.reference, lambda latest: release_sent(latest, sent, deps.clock()), deps)
+        return apply_change(order.reference, lambda latest: release(latest, deps.clock()), deps)
     log.info("order released to manufacturer: %s", order.reference)
     return carry_out(outcome.order, outcome.effects, deps)
 

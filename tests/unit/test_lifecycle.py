@@ -299,19 +299,28 @@ def test_send_amendment_puts_the_new_address_on_the_queue_and_records_it_sent():
     assert (order.amendments_issued, order.amendment_sent) == (1, 1) and not order.amendment_unsent
 
 
-@pytest.mark.parametrize("paid", [False, True])
-def test_a_change_of_address_before_release_owes_no_amendment_and_applied_twice_changes_nothing(paid):
+def test_a_change_of_address_before_payment_owes_no_amendment_and_applied_twice_changes_nothing():
     deps = world()
     order = deps.orders.get(placed(deps))
-    if paid:
-        order = accept_payment(order, PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
-        order = dataclasses.replace(order, fulfilment=FulfilmentState.NOT_RELEASED)
     new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
     once = lifecycle.change_address(order, new, Source("holder"), NOW)
     twice = lifecycle.change_address(once.order, new, Source("holder"), NOW)
     assert (twice.changed, twice.order, twice.effects) == (False, once.order, frozenset())
     assert once.effects == {Effect.EMAIL_ADDRESS_CHANGED} and once.order.amendments_issued == 0
     assert once.order.delivery.email == order.delivery.email and once.order.delivery.postcode == "LS1 4AP"
+
+
+def test_a_confirmed_order_not_yet_recorded_released_owes_an_amendment_sent_after_its_release():
+    deps = world()
+    paid = accept_payment(deps.orders.get(placed(deps)), PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
+    new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
+    once = lifecycle.change_address(paid, new, Source("holder"), NOW)
+    assert lifecycle.change_address(once.order, new, Source("holder"), NOW).changed is False
+    assert once.effects == {Effect.EMAIL_ADDRESS_CHANGED, Effect.SEND_AMENDMENT}
+    # its message may have gone with the old address: the amendment follows the release
+    assert not once.order.amendment_unsent and lifecycle.outstanding(once.order) == {Effect.RELEASE_TO_MANUFACTURER}
+    released = lifecycle.release(once.order, NOW).order
+    assert released.amendment_unsent and Effect.SEND_AMENDMENT in lifecycle.outstanding(released)
 
 
 def test_a_change_of_address_after_release_owes_a_numbered_amendment_once():
@@ -330,16 +339,18 @@ def test_a_change_of_address_after_release_owes_a_numbered_amendment_once():
     assert not sent.order.amendment_unsent and sent.order.amendment_to_tell
 
 
-def test_an_address_changed_while_the_order_was_being_released_owes_an_amendment_once():
+def test_a_message_sent_with_the_old_address_before_its_release_was_recorded_is_amended():
+    from chalicelib.domain.fulfilment import fulfilment_message_for
+
     deps = world()
-    paid = accept_payment(deps.orders.get(placed(deps)), PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
-    new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
-    moved = lifecycle.change_address(paid, new, Source("holder"), NOW).order
-    assert lifecycle.release_sent(paid, paid.delivery, NOW).order == lifecycle.release(paid, NOW).order
-    once = lifecycle.release_sent(moved, paid.delivery, NOW)  # the message carried the old address
-    assert once.order.fulfilment is FulfilmentState.RELEASED and once.order.amendments_issued == 1
-    assert Effect.SEND_AMENDMENT in once.effects and once.order.amendment_unsent
-    assert lifecycle.release_sent(once.order, paid.delivery, NOW).changed is False
+    reference = placed(deps)
+    paid = accept_payment(deps.orders.get(reference), PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
+    deps.orders.save(deps.orders.get(reference), paid)
+    deps.fulfilment_queue.send(fulfilment_message_for(paid, "PMK-1"))  # sent; the process died before recording
+    change_address(deps, reference, "FA/1001")
+    fulfilment, amendment = deps.fulfilment_queue.receive_all()  # the resend was a duplicate
+    assert fulfilment["recipient"]["postcode"] == "SW1A 2AA" and amendment["recipient"]["postcode"] == "LS1 4AP"
+    assert deps.orders.get(reference).amendment_sent == 1
 
 
 @pytest.mark.parametrize("state", [FulfilmentState.ACCEPTED, FulfilmentState.DISPATCHED, FulfilmentState.CANCELLED])
