@@ -346,6 +346,17 @@ JOURNEYS = (
         expect=_address_changed,
     ),
     Journey(
+        "holder changes the address of an order the queue refused",
+        (
+            *map(setup, FREE[:-1]),
+            with_queue_down(FREE[-1]),
+            holder_changes_the_address(FREE_HOLDER),
+            later(minutes=5),
+            job("relay_unsent_fulfilments"),
+        ),
+        expect=_address_changed,
+    ),
+    Journey(
         "retention purge",
         (*map(setup, (*FREE, kit_maker("dispatch"))), later(days=31), job("purge_personal_data")),
         expect=_erased,
