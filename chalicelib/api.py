@@ -173,6 +173,23 @@ def acknowledge_cancellation(fulfilment_id):
     return _json(200, _state(service.acknowledge(fulfilment_id, _caller(), _deps())))
 
 
+@api.route("/manufacturer/amendments", methods=["GET"], authorizer=api_key)
+@json_route(query=("cursor", "limit"))
+def list_amendments():
+    return _page(service.amendments(_query("cursor"), _query("limit"), _deps()), "amendments")
+
+
+@api.route(
+    "/manufacturer/amendments/{fulfilment_id}/acknowledge",
+    methods=["POST"],
+    authorizer=api_key,
+    content_types=["application/json"],
+)
+@json_route()
+def acknowledge_amendment(fulfilment_id):
+    return _json(200, _state(service.acknowledge_amendment_of(fulfilment_id, _body(), _caller(), _deps())))
+
+
 @api.route("/manufacturer/openapi.json", methods=["GET"], authorizer=api_key)
 @json_route()
 def manufacturer_openapi_document():

@@ -12,7 +12,7 @@ from typing import BinaryIO, Iterable, Iterator, Protocol
 
 from .domain.credentials import ApiKey
 from .domain.delivery import DeliveryDetails
-from .domain.fulfilment import FulfilmentMessage, Page
+from .domain.fulfilment import AddressAmendment, FulfilmentMessage, Page
 from .domain.money import Money
 from .domain.orders import Order
 from .domain.changes import Effect, GuardedChange
@@ -187,6 +187,10 @@ class FulfilmentQueue(Protocol):
         """At-least-once, deduplicated per fulfilment id. Raises QueueUnavailable, or
         FulfilmentMessageRefused (not sent) for a message that breaks its schema."""
 
+    def send_amendment(self, amendment: AddressAmendment) -> None:
+        """At-least-once, in the fulfilment's message group, deduplicated per amendment. Raises
+        QueueUnavailable, or FulfilmentMessageRefused (not sent) if it breaks its schema."""
+
     def dead_letter_depth(self) -> int:
         """How many messages the consumer gave up on."""
 
@@ -202,6 +206,10 @@ class Fulfilments(Protocol):
 
     def cancellations(self, cursor: str | None, limit: int) -> Page:
         """Fulfilments cancelled after release and not yet acknowledged."""
+
+    def amendments(self, cursor: str | None, limit: int) -> Page:
+        """Open fulfilments whose latest address amendment the kit maker has not acknowledged,
+        oldest amendment first (AddressAmendment, the current recipient). InvalidInput: bad cursor."""
 
     def released_before(self, cutoff: datetime) -> list[str]:
         """Fulfilment ids of open orders released before `cutoff`, oldest first (no recipient read)."""

@@ -20,11 +20,13 @@ import click
 from tqdm import tqdm
 
 from ops.manufacturer_files import (
+    ACKNOWLEDGE_COLUMNS,
     DISPATCH_FIELDS,
     RETURN_COLUMNS,
     FULFILMENT_ID,
     ORDER_COLUMNS,
     read_dispatch_rows,
+    write_amendments_csv,
     write_orders_csv,
 )
 from ops.manufacturer_http import (
@@ -264,3 +266,45 @@ def cancellations(connection: Connection, acknowledge: bool) -> None:
     click.echo(summary + (f", acknowledged: {len(items) - failed}" if acknowledge else ""))
     if failed:
         sys.exit(1)
+
+
+# -- Address amendments: the holder changed where a released order goes ----------------------------
+
+
+@manufacturer.command()
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, writable=True, path_type=Path),
+    help="Where the dated CSV goes.",
+)
+@click.pass_obj
+def amendments(connection: Connection, out_dir: Path) -> None:
+    """Write every unacknowledged address amendment to address-amendments-YYYY-MM-DD.csv: post
+    these orders to the recipient shown. Then acknowledge them with acknowledge-amendments."""
+    api = connection.open()
+    items = list(pages(api, "/manufacturer/amendments", "amendments"))
+    path = write_amendments_csv(out_dir, items, utc_today())
+    say(f"{path}: {len(items)} address amendments written")
+
+
+@manufacturer.command("acknowledge-amendments")
+@click.argument("csv_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def acknowledge_amendments(connection: Connection, csv_file: Path, quiet: bool) -> None:
+    """Acknowledge address amendments from a CSV with fulfilment_id and amendment columns (the
+    amendments command's file will do). Sending the same file again is safe. Exit status 0 if every
+    row was recorded, 1 if any was refused or failed, 2 if the file is unusable."""
+    rows = read_dispatch_rows(csv_file, ACKNOWLEDGE_COLUMNS)
+    _post_rows(connection, rows, acknowledge_row, "acknowledgements", quiet)
+
+
+def acknowledge_row(api: ManufacturerApi, line: int, row: dict[str, str]) -> tuple[bool, str]:
+    fulfilment_id = (row.get("fulfilment_id") or "").strip()
+    number = (row.get("amendment") or "").strip()
+    if not FULFILMENT_ID.fullmatch(fulfilment_id) or not number.isdigit():
+        return False, f"line {line}: {fulfilment_id or '(empty)'} refused (not sent): not a fulfilment id and amendment"
+    path = order_path(fulfilment_id, "acknowledge", "amendments")
+    accepted, outcome = post_action(api, path, {"amendment": int(number)})
+    return accepted, f"line {line}: {fulfilment_id} amendment {number} {'acknowledged' if accepted else outcome}"

@@ -70,6 +70,58 @@ def write_orders_csv(out_dir: Path, orders: list[dict], day: str) -> Path:
         number += 1
 
 
+# The kit maker's address amendments: the current recipient of each, by amendment number.
+AMENDMENT_COLUMNS = (
+    "fulfilment_id",
+    "order_reference",
+    "amendment",
+    "recipient_name",
+    "address_line_1",
+    "address_line_2",
+    "town",
+    "postcode",
+    "amended_at",
+)
+ACKNOWLEDGE_COLUMNS = ("fulfilment_id", "amendment")
+
+
+def amendment_row(item: dict) -> list[str]:
+    """One amendment as AMENDMENT_COLUMNS, every cell neutralised."""
+    recipient = item.get("recipient") or {}
+    lines = [*(recipient.get("address_lines") or []), "", ""]
+    values = (
+        item.get("fulfilment_id"),
+        item.get("order_reference"),
+        item.get("amendment"),
+        recipient.get("name"),
+        lines[0],
+        lines[1],
+        recipient.get("town"),
+        recipient.get("postcode"),
+        item.get("amended_at"),
+    )
+    return [neutralise("" if value is None else str(value)) for value in values]
+
+
+def write_amendments_csv(out_dir: Path, items: list[dict], day: str) -> Path:
+    """address-amendments-<day>.csv (or -2, -3...), never overwriting, mode 0600, whole or not at
+    all, as the orders' CSV: it holds names and addresses."""
+    stem = f"address-amendments-{day}"
+    number = 1
+    while True:
+        path = out_dir / (f"{stem}.csv" if number == 1 else f"{stem}-{number}.csv")
+        if not path.exists():
+            try:
+                with private_file(path, "w", overwrite=False, newline="", encoding="utf-8-sig") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(AMENDMENT_COLUMNS)
+                    writer.writerows(amendment_row(item) for item in items)
+                return path
+            except FileExistsError:
+                pass
+        number += 1
+
+
 def read_dispatch_rows(path: Path, columns: tuple[str, ...] = DISPATCH_COLUMNS) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) for every row, or Unusable for a file that cannot be used at all (a
     dispatch file by default; the returns file names its own columns)."""

@@ -22,8 +22,16 @@ from chalicelib.domain.errors import (
     PaymentServiceUnavailable,
     RegisterChanged,
 )
-from chalicelib.domain.fulfilment import Cancellation, FulfilmentMessage, OpenFulfilment, Page, fulfilment_message_for
-from chalicelib.adapters.message_schema import check_fulfilment_message
+from chalicelib.domain.fulfilment import (
+    AddressAmendment,
+    Cancellation,
+    FulfilmentMessage,
+    OpenFulfilment,
+    Page,
+    address_amendment,
+    fulfilment_message_for,
+)
+from chalicelib.adapters.message_schema import check_amendment_message, check_fulfilment_message
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order
 from chalicelib.domain.payments import MoneyView
@@ -377,6 +385,12 @@ class InMemoryFulfilmentQueue:
             self._seen.add(message.deduplication_id)
             self.messages.append(message.to_document())
 
+    def send_amendment(self, amendment: AddressAmendment):
+        check_amendment_message(amendment.to_document())  # the real queue's own check
+        if amendment.deduplication_id not in self._seen:
+            self._seen.add(amendment.deduplication_id)
+            self.messages.append(amendment.to_document())
+
     def receive_all(self) -> list[dict]:
         return list(self.messages)
 
@@ -392,7 +406,7 @@ class InMemoryFulfilments:
         self._product_code = product_code
 
     def relay_pending(self, limit=100):
-        pending = [o for o in self._orders.orders.values() if o.awaits_release]
+        pending = [o for o in self._orders.orders.values() if o.awaits_release or o.amendment_unsent]
         return [o.reference for o in sorted(pending, key=lambda o: o.confirmed_at)][:limit]
 
     def open_fulfilments(self, cursor, limit):
@@ -418,6 +432,18 @@ class InMemoryFulfilments:
         )
         start = int(cursor) if cursor else 0
         items = [Cancellation(o.fulfilment_id, o.reference, o.cancelled_at) for o in rows[start : start + limit]]
+        return Page(items, str(start + limit) if start + limit < len(rows) else None)
+
+    def amendments(self, cursor, limit):
+        rows = sorted(
+            (o for o in self._orders.orders.values() if o.amendment_to_tell),
+            key=lambda o: (o.amended_at, o.reference),
+        )
+        start = int(cursor) if cursor else 0
+        items = [
+            address_amendment(o.reference, o.delivery, o.amendments_issued, o.amended_at, self._product_code)
+            for o in rows[start : start + limit]
+        ]
         return Page(items, str(start + limit) if start + limit < len(rows) else None)
 
 

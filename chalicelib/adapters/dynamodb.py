@@ -110,6 +110,18 @@ class CancellationsIndex(GlobalSecondaryIndex):
     cancelled_at = UnicodeAttribute(range_key=True)
 
 
+class AmendmentsIndex(GlobalSecondaryIndex):
+    """Sparse, oldest amendment first: open fulfilments whose address the holder changed and the
+    kit maker has not acknowledged. Like the open list, it projects only what a parcel needs."""
+
+    class Meta:
+        index_name = "fulfilment-amendments"
+        projection = IncludeProjection([*RECIPIENT_FIELDS, "amendments_issued"])
+
+    amendment_pending = UnicodeAttribute(hash_key=True)
+    amended_at = UnicodeAttribute(range_key=True)
+
+
 FINANCE_FIELDS = [
     "order_state",
     "payment_state",
@@ -226,6 +238,7 @@ class OrderFields(Model):
     relay_pending_index = RelayPendingIndex()
     open_fulfilments_index = OpenFulfilmentsIndex()
     cancellations_index = CancellationsIndex()
+    amendments_index = AmendmentsIndex()
     contact_consent_index = ContactConsentIndex()
     erasure_due_index = ErasureDueIndex()
     mail_retry_index = MailRetryIndex()

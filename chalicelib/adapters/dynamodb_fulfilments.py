@@ -9,7 +9,14 @@ from datetime import datetime
 from types import SimpleNamespace
 
 from ..domain.errors import InvalidInput
-from ..domain.fulfilment import Cancellation, OpenFulfilment, Page, fulfilment_message
+from ..domain.fulfilment import (
+    AddressAmendment,
+    Cancellation,
+    OpenFulfilment,
+    Page,
+    address_amendment,
+    fulfilment_message,
+)
 from ..domain.references import fulfilment_id_of
 from ..domain.times import from_iso, to_iso
 from .dynamodb import RECIPIENT_FIELDS
@@ -54,6 +61,23 @@ class FulfilmentQueries:
             for r in results
         ]
         return Page(items, encode_cursor(results.last_evaluated_key))
+
+    def amendments(self, cursor: str | None, limit: int) -> Page:
+        results = self._orders.amendments_index.query(
+            YES, limit=limit, last_evaluated_key=decode_cursor(cursor, ("amendment_pending", "amended_at"))
+        )
+        items = [self._amendment(record) for record in results]
+        return Page(items, encode_cursor(results.last_evaluated_key))
+
+    def _amendment(self, record) -> AddressAmendment:
+        """From the index's projection: the current recipient and the amendment, nothing else."""
+        delivery = SimpleNamespace(**self._recipient(record))
+        number, amended_at = int(record.amendments_issued), from_iso(record.amended_at)
+        return address_amendment(record.order_ref, delivery, number, amended_at, self._product_code)
+
+    def _recipient(self, record) -> dict[str, str]:
+        ref = record.order_ref
+        return {name: self._fields.open(ref, name, getattr(record, name) or "") for name in RECIPIENT_FIELDS}
 
     def _open(self, record) -> OpenFulfilment:
         """From the index's projection: the recipient, the state and the times, nothing else."""

@@ -174,9 +174,11 @@ def stored_value(field: str, value: Any) -> dict[str, Any]:
 # The work lists the order is on (each a sparse index), by the domain's own properties.
 _LISTS: dict[str, Callable[[Order, timedelta], bool]] = {
     "awaiting_payment": lambda o, _: o.awaits_payment and o.hold_until is not None,  # the hold sweep's
-    "relay_pending": lambda o, _: o.awaits_release,  # the relay's (the outbox of the queue)
+    # the relay's (the outbox of the queue): a message not yet sent, or an address amendment
+    "relay_pending": lambda o, _: o.awaits_release or o.amendment_unsent,
     "fulfilment_open": lambda o, _: o.open_for_manufacturer,  # the kit maker's open orders
     "cancellation_pending": lambda o, _: o.cancellation_to_tell,  # the kit maker's cancellations
+    "amendment_pending": lambda o, _: o.amendment_to_tell,  # the kit maker's address amendments
     "erasure_due": lambda o, retention: o.personal_data_until(retention) is not None,
     "contact_consent_list": lambda o, _: o.delivery.contact_consent and bool(o.delivery.email),
     "support_needed": lambda o, _: o.needs_support,  # support's work list (Order.needs_support)

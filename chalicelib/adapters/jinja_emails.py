@@ -20,6 +20,7 @@ class JinjaEmails:
         self._base_url = base_url
         self._contact_email = contact_email  # the campaign's, for an email that asks the holder to wait for contact
         self._templates = templates
+        self._contact_email = contact_email  # the campaign's contact, for "if you did not ask for this"
 
     @cached_property
     def _environment(self):

@@ -7,8 +7,8 @@ import json
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..domain.errors import QueueUnavailable
-from ..domain.fulfilment import FulfilmentMessage
-from .message_schema import check_fulfilment_message
+from ..domain.fulfilment import AddressAmendment, FulfilmentMessage
+from .message_schema import check_amendment_message, check_fulfilment_message
 
 
 class SqsFulfilmentQueue:
@@ -36,12 +36,22 @@ class SqsFulfilmentQueue:
         message that breaks its schema is refused (FulfilmentMessageRefused) and never sent."""
         document = message.to_document()
         check_fulfilment_message(document)
+        self._send(document, message.order_reference, message.deduplication_id)
+
+    def send_amendment(self, amendment: AddressAmendment) -> None:
+        """In the fulfilment's own message group, so it arrives after the fulfilment message;
+        deduplicated per amendment. Checked against its schema first, like the fulfilment."""
+        document = amendment.to_document()
+        check_amendment_message(document)
+        self._send(document, amendment.message.order_reference, amendment.deduplication_id)
+
+    def _send(self, document: dict, group: str, deduplication_id: str) -> None:
         try:
             self._sqs.send_message(
                 QueueUrl=self._queue_url,
                 MessageBody=json.dumps(document, separators=(",", ":"), sort_keys=True),
-                MessageGroupId=message.order_reference,
-                MessageDeduplicationId=message.deduplication_id,
+                MessageGroupId=group,
+                MessageDeduplicationId=deduplication_id,
             )
         except (BotoCoreError, ClientError) as exc:
             raise QueueUnavailable(type(exc).__name__) from None

@@ -30,6 +30,10 @@ class Effect(str, Enum):
     EMAIL_REPLACEMENT_REQUESTED = "email_replacement_requested"
     EMAIL_REPLACEMENT_APPROVED = "email_replacement_approved"
     EMAIL_REPLACEMENT_DECLINED = "email_replacement_declined"
+    EMAIL_ADDRESS_CHANGED = "email_address_changed"
+    # services.changes: the address amendment goes on the queue, then `record_amendment_sent`
+    # records it (the relay sends any a crash left unsent: lifecycle.outstanding).
+    SEND_AMENDMENT = "send_amendment"
     # services.changes: the rest of the payment goes back to the holder through the operators'
     # refund path (services.payments.refund_order), whose reconciliation records it.
     REFUND_IN_FULL = "refund_in_full"
@@ -43,6 +47,7 @@ CANCELLATION_EMAIL, RETURNED_EMAIL = "cancellation", "returned"
 REJECTED_EMAIL, SENDING_AGAIN_EMAIL = "rejected", "sending_again"
 REPLACEMENT_REQUESTED_EMAIL = "replacement_requested"
 REPLACEMENT_APPROVED_EMAIL, REPLACEMENT_DECLINED_EMAIL = "replacement_approved", "replacement_declined"
+ADDRESS_CHANGED_EMAIL = "address_changed"
 EMAIL_EFFECTS = {
     Effect.EMAIL_CONFIRMATION: CONFIRMATION_EMAIL,
     Effect.EMAIL_DISPATCH: DISPATCH_EMAIL,
@@ -53,6 +58,7 @@ EMAIL_EFFECTS = {
     Effect.EMAIL_REPLACEMENT_REQUESTED: REPLACEMENT_REQUESTED_EMAIL,
     Effect.EMAIL_REPLACEMENT_APPROVED: REPLACEMENT_APPROVED_EMAIL,
     Effect.EMAIL_REPLACEMENT_DECLINED: REPLACEMENT_DECLINED_EMAIL,
+    Effect.EMAIL_ADDRESS_CHANGED: ADDRESS_CHANGED_EMAIL,
 }
 
 

@@ -88,3 +88,13 @@ def _postcode(raw: str, errors: dict[str, str]) -> str:
 def _in_page_order(errors: dict[str, str]) -> dict[str, str]:
     order = ["full_name", "address_line_1", "address_line_2", "town", "postcode", "email"]
     return {name: errors[name] for name in order if name in errors}
+
+
+# The fields of a change of address: the delivery page's, less the email and the consent (kept).
+ADDRESS_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode")
+
+
+def parse_new_address(form: dict[str, str]) -> DeliveryDetails:
+    """A new name and address, checked exactly as the delivery page checks them (no email: a
+    change of address keeps the order's own email and consent)."""
+    return parse_delivery_details({name: form.get(name, "") for name in ADDRESS_FIELDS})

@@ -80,6 +80,11 @@ class ReplacementTooEarly(ReplacementRefused):
         self.allowed_from = allowed_from
 
 
+class AddressNotChangeable(FulfilmentConflict):
+    """The holder asked to change the delivery address once the kit maker had accepted the order
+    (or it had ended): the holder's page gives the campaign's contact instead."""
+
+
 class OrderNotMatched(DomainError):
     """The order reference and postcode do not match an order. Deliberately says nothing about why."""
 

@@ -145,6 +145,42 @@ def fulfilment_message(
     )
 
 
+AMENDMENT_KIND = "address_amendment"
+
+
+@dataclass(frozen=True)
+class AddressAmendment:
+    """The holder's new address for a fulfilment the kit maker already has
+    (schemas/fulfilment-amendment.v1.json): the whole recipient block again, numbered per order."""
+
+    message: FulfilmentMessage  # the fulfilment as it now reads: its recipient is the new one
+    amendment: int
+    amended_at: datetime
+
+    @property
+    def deduplication_id(self) -> str:
+        """One message per amendment, however often it is sent; distinct from the fulfilment's."""
+        return f"{self.message.fulfilment_id}:amendment:{self.amendment}"
+
+    def to_document(self) -> dict[str, Any]:
+        fulfilment = self.message.to_document()
+        return {
+            "kind": AMENDMENT_KIND,
+            "schema_version": SCHEMA_VERSION,
+            "fulfilment_id": fulfilment["fulfilment_id"],
+            "order_reference": fulfilment["order_reference"],
+            "amendment": self.amendment,
+            "recipient": fulfilment["recipient"],
+            "amended_at": to_iso(self.amended_at),
+        }
+
+
+def address_amendment(
+    reference: str, recipient: Recipient, amendment: int, amended_at: datetime, product_code: str
+) -> AddressAmendment:
+    return AddressAmendment(fulfilment_message(reference, recipient, product_code, amended_at), amendment, amended_at)
+
+
 def parse_dispatch(fields: dict[str, Any], released_at: datetime | None, now: datetime) -> Dispatch:
     """The manufacturer's dispatch report, every field checked; all errors reported at once."""
     errors: dict[str, str] = {}

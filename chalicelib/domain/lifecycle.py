@@ -19,6 +19,7 @@ from .changes import Effect, GuardedChange, Outcome, Source, Transition, noted, 
 from .delivery import DeliveryDetails
 from .eligibility import Eligibility, EligibilityReason
 from .errors import (
+    AddressNotChangeable,
     FulfilmentConflict,
     NothingToResend,
     NothingToResolve,
@@ -266,6 +267,8 @@ def outstanding(order: Order) -> frozenset[Effect]:
     owed = {Effect.RELEASE_TO_MANUFACTURER} if order.awaits_release else set()
     if _refund_owed(order):
         owed.add(Effect.REFUND_IN_FULL)
+    if order.amendment_unsent:  # the holder's new address, owed to the kit maker on the queue
+        owed.add(Effect.SEND_AMENDMENT)
     return frozenset(owed)
 
 
@@ -508,6 +511,59 @@ def _next_fulfilment(
     return record_change(order, source, now, change, all_effects, **{**fresh, **changes})
 
 
+# -- After the order: the holder changes the delivery address --------------------------------------
+
+
+def change_address(order: Order, delivery: DeliveryDetails, source: Source, now: datetime) -> Outcome:
+    """The holder (having proved the certificate again) gives a new name and address. `order`
+    carries its delivery details in clear. The email and the contact consent stay as they were.
+    The same address again changes nothing. A confirmed order owes the kit maker an amendment,
+    numbered 1, 2, ... (sent on the queue once it is released, listed by the API until
+    acknowledged): a confirmed order not yet recorded released may already have had its message
+    sent with the old address (a send whose release was not recorded: the queue would drop the
+    relay's resend as a duplicate). An unpaid order has sent nothing: its message will carry the
+    new address. The holder is emailed. Refused (AddressNotChangeable) once the kit maker has
+    accepted it, or it has ended."""
+    if not order.address_changeable:
+        raise AddressNotChangeable(f"the address of order {order.reference} cannot be changed: it is {_stage(order)}")
+    kept = order.delivery
+    new = replace(delivery, email=kept.email, contact_consent=kept.contact_consent)
+    if new == kept:
+        return unchanged(order)
+    effects = {Effect.EMAIL_ADDRESS_CHANGED} if kept.email else set()
+    fields: dict[str, Any] = {"delivery": new}
+    change = "delivery address changed by the holder"
+    if order.is_confirmed:
+        number = order.amendments_issued + 1
+        fields.update(amendments_issued=number, amended_at=now)
+        effects.add(Effect.SEND_AMENDMENT)
+        change += f": amendment {number} owed to the manufacturer"
+    return record_change(order, source, now, change, effects, **fields)
+
+
+def record_amendment_sent(order: Order, number: int, now: datetime) -> Outcome:
+    """The queue took amendment `number` (and so every one before it: each carries the whole
+    current address). Idempotent: a later or repeated send record changes nothing more."""
+    if number <= order.amendment_sent:
+        return unchanged(order)
+    change = f"address amendment {number} sent to the manufacturer"
+    return record_change(order, Source("system"), now, change, amendment_sent=number)
+
+
+def acknowledge_amendment(order: Order, number: object, source: Source, now: datetime) -> Outcome:
+    """The kit maker has seen amendment `number` (and those before it). Idempotent; a number never
+    issued contradicts the record (FulfilmentConflict); a fulfilment never released is unknown."""
+    if order.released_at is None:
+        raise OrderNotFound(order.fulfilment_id)
+    if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= order.amendments_issued:
+        issued = order.amendments_issued
+        raise FulfilmentConflict(f"{order.fulfilment_id} has no amendment {number!r} ({issued} issued)")
+    if number <= order.amendment_acknowledged:
+        return unchanged(order)
+    change = f"address amendment {number} acknowledged by the manufacturer"
+    return record_change(order, source, now, change, amendment_acknowledged=number)
+
+
 # -- Support: an operator acts on an order, and the log says who and why ---------------------------
 
 RESENDABLE = {"confirmation": Effect.EMAIL_CONFIRMATION, "dispatch": Effect.EMAIL_DISPATCH}
@@ -687,6 +743,15 @@ TRANSITIONS = (
         "operator",
         Effect.EMAIL_REPLACEMENT_DECLINED,
     ),
+    Transition.row(
+        "change_address",
+        "the holder changes the delivery address before acceptance, having proved the certificate again",
+        "holder",
+        Effect.EMAIL_ADDRESS_CHANGED,
+        Effect.SEND_AMENDMENT,
+    ),
+    Transition.row("record_amendment_sent", "the queue took the address amendment", "system"),
+    Transition.row("acknowledge_amendment", "the kit maker has seen an address amendment", "manufacturer"),
     Transition.row(
         "resend_email",
         "support asks for an email again",

@@ -124,6 +124,12 @@ class Order:
     replacement_resolved_at: datetime | None = None
     replacement_decline_reason: str | None = None  # support's words, which the holder is told
     replacements_approved: int = 0
+    # The holder's changes of address after release: each is an amendment the kit maker is owed,
+    # numbered 1, 2, ...; the last sent on the queue, and the last the kit maker acknowledged.
+    amendments_issued: int = 0
+    amendment_sent: int = 0
+    amendment_acknowledged: int = 0
+    amended_at: datetime | None = None
     version: int = 0
     processed_events: frozenset[str] = field(default_factory=frozenset)
     history: tuple[HistoryEntry, ...] = ()
@@ -195,6 +201,24 @@ class Order:
             and self.released_at is not None
             and not self.cancellation_acknowledged
         )
+
+    @property
+    def address_changeable(self) -> bool:
+        """Until the kit maker accepts the order: while it awaits payment, or is confirmed and either
+        not yet released (the relay will send the new address) or released (an amendment is owed)."""
+        before_acceptance = (FulfilmentState.NOT_RELEASED, FulfilmentState.RELEASED)
+        return self.awaits_payment or (self.is_confirmed and self.fulfilment in before_acceptance)
+
+    @property
+    def amendment_unsent(self) -> bool:
+        """An amendment of the address the queue has not taken yet, for a fulfilment still open
+        (the relay's work list, beside the unreleased orders)."""
+        return self.open_for_manufacturer and self.amendments_issued > self.amendment_sent
+
+    @property
+    def amendment_to_tell(self) -> bool:
+        """An amendment of the address the kit maker has not acknowledged, while it is still open."""
+        return self.open_for_manufacturer and self.amendments_issued > self.amendment_acknowledged
 
     @property
     def needs_support(self) -> bool:

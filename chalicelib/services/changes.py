@@ -14,8 +14,14 @@ from typing import Callable
 
 from ..domain.changes import Effect, GuardedChange, Outcome, emails_owed
 from ..domain.errors import ConcurrentChange, FulfilmentMessageRefused, PaymentServiceUnavailable
-from ..domain.fulfilment import fulfilment_message
-from ..domain.lifecycle import CLAIM_LEASE, outstanding, release, withhold_release
+from ..domain.fulfilment import address_amendment, fulfilment_message
+from ..domain.lifecycle import (
+    CLAIM_LEASE,
+    outstanding,
+    record_amendment_sent,
+    release,
+    withhold_release,
+)
 from ..domain.orders import Order
 from .dependencies import Dependencies
 from .notifications import send_claimed
@@ -72,6 +78,8 @@ def carry_out(order: Order, effects: frozenset[Effect], deps: Dependencies) -> O
         order = refund_in_full(order, deps)
     if Effect.RELEASE_TO_MANUFACTURER in owed:
         order = release_to_manufacturer(order, deps)
+    if Effect.SEND_AMENDMENT in owed and order.amendment_unsent:
+        order = send_amendment(order, deps)
     return order
 
 
@@ -125,3 +133,23 @@ def _withhold(order: Order, problems: tuple[str, ...], deps: Dependencies) -> Or
     deps.metrics.report({"FulfilmentMessagesRefused": 1})
     log.error("fulfilment message of order %s refused, not sent: %s", order.reference, ", ".join(problems))
     return apply_change(order.reference, lambda latest: withhold_release(latest, problems, deps.clock()), deps)
+
+
+def send_amendment(order: Order, deps: Dependencies) -> Order:
+    """Send the order's latest address amendment (the whole current recipient), then record that
+    it went (`record_amendment_sent`). A resend is deduplicated per amendment; one the relay finds
+    unsent (`outstanding`) is sent on its next run. One that breaks its schema is not sent: it is
+    counted and logged (the kit maker's amendments list still shows the address) and stays owed."""
+    recipient = deps.orders.delivery_of(order)  # opened here, for the message alone
+    number = order.amendments_issued
+    amendment = address_amendment(
+        order.reference, recipient, number, order.amended_at or deps.clock(), deps.settings.product_code
+    )
+    try:
+        deps.fulfilment_queue.send_amendment(amendment)
+    except FulfilmentMessageRefused as refused:
+        deps.metrics.report({"FulfilmentMessagesRefused": 1})
+        log.error("amendment of order %s refused, not sent: %s", order.reference, ", ".join(refused.problems))
+        return order
+    log.info("address amendment %d of order %s sent to manufacturer", number, order.reference)
+    return apply_change(order.reference, lambda latest: record_amendment_sent(latest, number, deps.clock()), deps)

@@ -15,6 +15,7 @@ from ..domain.errors import InvalidInput, OrderNotFound, QueueUnavailable
 from ..domain.fulfilment import Page, parse_dispatch, parse_reason
 from ..domain.lifecycle import (
     accept,
+    acknowledge_amendment,
     acknowledge_cancellation,
     dispatch,
     outstanding,
@@ -72,6 +73,26 @@ def report_returned_fulfilment(fulfilment_id: str, body: dict[str, Any], by: str
 
 def acknowledge(fulfilment_id: str, by: str, deps: Dependencies) -> Order:
     return _act(fulfilment_id, lambda o: acknowledge_cancellation(o, Source(f"manufacturer:{by}"), deps.clock()), deps)
+
+
+def amendments(cursor: str | None, limit: int | None, deps: Dependencies) -> Page:
+    """Open fulfilments whose address the holder changed, not yet acknowledged (current recipient)."""
+    return deps.fulfilments.amendments(cursor, _page_size(limit))
+
+
+def acknowledge_amendment_of(fulfilment_id: str, body: dict[str, Any], by: str, deps: Dependencies) -> Order:
+    number = parse_amendment_number(body.get("amendment"))
+    source = Source(f"manufacturer:{by}")
+    return _act(fulfilment_id, lambda o: acknowledge_amendment(o, number, source, deps.clock()), deps)
+
+
+def parse_amendment_number(raw: object) -> int:
+    """A whole number from 1 (JSON's 2.0 is 2); anything else is refused as input."""
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise InvalidInput({"amendment": "amendment must be the whole number of the amendment, from 1"})
+    return raw
 
 
 def _act(fulfilment_id: str, decide: Decision, deps: Dependencies) -> Order:

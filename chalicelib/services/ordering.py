@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ..domain.delivery import DeliveryDetails
+from ..domain.delivery import DeliveryDetails, parse_new_address
 from ..domain.eligibility import Eligibility, EligibilityReason, decide_eligibility
 from ..domain.errors import (
     CertificateNotAccepted,
@@ -19,10 +19,11 @@ from ..domain.errors import (
     PaymentServiceUnavailable,
     QueueUnavailable,
 )
-from ..domain.changes import Effect, Source
+from ..domain.changes import Effect, Outcome, Source
 from ..domain.lifecycle import (
     abandon_checkout,
     cancel_by_holder,
+    change_address,
     open_checkout as checkout_opened,
     outstanding,
     place_order,
@@ -148,6 +149,41 @@ def cancel_order(
     assert order is not None
     now = deps.clock
     return apply_change(order.reference, lambda latest: cancel_by_holder(latest, Source("holder"), now()), deps)
+
+
+def change_delivery_address(
+    order_reference: str,
+    raw_reference: str,
+    raw_postcode: str,
+    new_address: dict[str, str],
+    deps: Dependencies,
+    client_address: str,
+) -> Order:
+    """The holder changes the delivery address from the status page: the new address checked as the
+    delivery page checks it (before any attempt is counted), then the certificate proved again, then
+    `change_address` (an amendment to the kit maker if it was released, an email to the holder).
+    The certificate's postcode is the form's `certificate_postcode` (its `postcode` is the new one)."""
+    delivery = parse_new_address(new_address)
+    reference = normalise_order_reference(order_reference)
+    try:
+        order: Order | None = deps.orders.get(reference) if reference else None
+    except OrderNotFound:
+        order = None
+    try:
+        prove_holder(order, raw_reference, raw_postcode, deps, client_address)  # no order: refused the same
+    except InvalidInput as exc:
+        raise InvalidInput({_CERTIFICATE_FIELD.get(k, k): v for k, v in exc.errors.items()}) from None
+    assert order is not None
+    now = deps.clock
+
+    def decide(latest: Order) -> Outcome:
+        opened = replace(latest, delivery=deps.orders.delivery_of(latest))  # compared and kept in clear
+        return change_address(opened, delivery, Source("holder"), now())
+
+    return apply_change(order.reference, decide, deps)
+
+
+_CERTIFICATE_FIELD = {"postcode": "certificate_postcode"}
 
 
 def sweep_expired_attempts(deps: Dependencies) -> int:

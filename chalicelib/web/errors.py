@@ -28,6 +28,7 @@ from ..domain.errors import (
     FulfilmentConflict,
     ReplacementRefused,
     ReplacementTooEarly,
+    AddressNotChangeable,
     InvalidInput,
     InvalidWebhook,
     OrderNotFound,
@@ -84,6 +85,7 @@ PAGE_PROBLEMS: dict[type[Exception], Problem | Redirect] = {
     PaymentServiceUnavailable: Problem(503, "payment_unavailable.html"),
     ConcurrentChange: BUSY,
     QueueUnavailable: BUSY,
+    AddressNotChangeable: Problem(409, "address_locked.html"),
     FulfilmentConflict: Problem(
         409,
         title="Your order can no longer be cancelled",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 
 from .. import bootstrap, services
-from ..domain.delivery import LABELS, parse_delivery_details
+from ..domain.delivery import ADDRESS_FIELDS, LABELS, parse_delivery_details
 from . import csrf
 from .errors import NOT_MATCHED, Form, HolderPages
 from .forms import read_form
@@ -99,6 +99,8 @@ CANCEL_FIELDS = ("order_reference", "reference", "postcode")
 CANCEL_FORM = Form("cancel.html", CANCEL_FIELDS)
 REPLACEMENT_FIELDS = ("order_reference", "reference", "postcode", "confirm_address")
 REPLACEMENT_FORM = Form("replacement.html", REPLACEMENT_FIELDS, lambda: _contact())
+ADDRESS_CHANGE_FIELDS = ("order_reference", "reference", "certificate_postcode", *ADDRESS_FIELDS)
+ADDRESS_CHANGE_FORM = Form("change_address.html", ADDRESS_CHANGE_FIELDS)
 
 
 @holder.route("/", methods=["GET"])
@@ -267,9 +269,29 @@ def replacement_answer():
     return _status_page(order)
 
 
+@holder.route("/status/address", methods=["POST"], content_types=FORM)
+@page
+def address_question():
+    """The change of address form, for the order named in the body (never the URL). It shows
+    nothing of the order: what it asks proves the holder first."""
+    answers = form(("order_reference",))
+    return form_page("change_address.html", form={"order_reference": answers["order_reference"]}, errors={})
+
+
+@holder.route("/status/address/change", methods=["POST"], content_types=FORM)
+@page(form=ADDRESS_CHANGE_FORM)
+def address_answer():
+    """The holder changes the delivery address, having proved the certificate again; refused with a
+    409 page giving the campaign's contact once the kit maker has accepted the order."""
+    answers = form(ADDRESS_CHANGE_FIELDS)
+    certificate = (answers["reference"], answers["certificate_postcode"])
+    reference = answers["order_reference"]
+    order = services.change_delivery_address(reference, *certificate, answers, deps(), client_address())
+    return _status_page(order)
+
+
 def _status_page(order) -> Response:
     view = holder_view(order)
-    contact = _contact() if view.get("contact") else {}
     return form_page(
         "status.html",
         form={},
@@ -277,7 +299,8 @@ def _status_page(order) -> Response:
         order=order,
         view=view,
         cancellable=can_cancel(order),
-        **{**contact, **_replacement_context(order)},
+        address_changeable=order.address_changeable,
+        **{**_contact(), **_replacement_context(order)},
     )
 
 
@@ -286,4 +309,4 @@ def _replacement_context(order) -> dict:
     offer = replacement_offer(order, deps())
     if offer is None:
         return {}
-    return {"replacement": offer, "replacement_from": gov_uk_date(offer.allowed_from), **_contact()}
+    return {"replacement": offer, "replacement_from": gov_uk_date(offer.allowed_from)}

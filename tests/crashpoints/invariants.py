@@ -37,6 +37,7 @@ EMAIL_KINDS = {
     "kit again": "sending_again",
     "is on its way": "dispatch",
     "is cancelled": "cancellation",
+    "was changed": "address_changed",
     "order": "confirmation",
 }
 
@@ -90,6 +91,7 @@ def violations(w: World, seen: list[dict[str, Order]], point: Point | None, fire
             and not order.payment_flag
         ):
             found.append(f"{ref}: Stripe holds {held}p, tracekit shows {order.payment.value} and no flag")
+        found += _amendment_violations(ref, order, s.messages)
         found += _email_violations(ref, order, s.emails, point, fired)
         found += _history_violations(ref, order)
     for key, kits in _claims_by_orders(s.orders).items():
@@ -131,6 +133,18 @@ def _abandoned_before_payment(order: Order) -> bool:
     return order.state is OrderState.CANCELLED and order.payment is PaymentState.NOT_TAKEN and not order.released_at
 
 
+def _amendment_violations(ref: str, order: Order, messages: Counter) -> list[str]:
+    """Every amendment issued to an open fulfilment is sent (recorded, and its latest on the queue)."""
+    if not order.open_for_manufacturer or not order.amendments_issued:
+        return []
+    latest = messages[f"{order.fulfilment_id}:amendment:{order.amendments_issued}"]
+    if order.amendment_sent != order.amendments_issued or latest != 1:
+        return [
+            f"{ref}: amendment {order.amendments_issued} issued, {order.amendment_sent} recorded sent, {latest} queued"
+        ]
+    return []
+
+
 def _email_violations(ref: str, order: Order, emails: Counter, point: Point | None, fired: str | None) -> list[str]:
     found = []
     expected = {
@@ -143,6 +157,7 @@ def _email_violations(ref: str, order: Order, emails: Counter, point: Point | No
         "replacement_approved": order.replacements_approved > 0,
         "replacement_declined": order.replacement_decline_reason is not None,
         "sending_again": any(e.reason in ("rejected", "returned") for e in order.earlier_fulfilments),
+        "address_changed": any(e.change.startswith("delivery address changed") for e in order.history),
     }
     if not order.delivery.email and order.erased_at is None:  # no address given: no email at all
         expected = dict.fromkeys(expected, False)
@@ -241,7 +256,11 @@ def _messages(w: World) -> Counter:
         if not batch:
             return counts
         for message in batch:
-            counts[json.loads(message["Body"])["fulfilment_id"]] += 1
+            body = json.loads(message["Body"])
+            if body.get("kind") == "address_amendment":  # counted by amendment: fulfilment id:amendment:n
+                counts[f"{body['fulfilment_id']}:amendment:{body['amendment']}"] += 1
+            else:
+                counts[body["fulfilment_id"]] += 1
             sqs.delete_message(QueueUrl=w.settings.fulfilment_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 

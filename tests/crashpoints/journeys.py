@@ -242,6 +242,24 @@ def support_decides(decision: str) -> Step:
     return Step(f"support: {decision} replacement", act)
 
 
+def holder_changes_the_address(certificate: str) -> Step:
+    def act(w: World):
+        new = {"full_name": "Sam New", "address_line_1": "2 New Road", "town": "Leeds", "postcode": "LS1 4AP"}
+        try:
+            services.change_delivery_address(w.order_reference(), certificate, POSTCODE, new, w.deps, "198.51.100.7")
+        except Exception as exc:  # noqa: BLE001 - the page says try again; the holder does
+            raise TryAgain(type(exc).__name__) from None
+
+    return Step("holder changes the address", act)
+
+
+def _address_changed(w: World) -> None:
+    """The new address is the order's, its amendment recorded sent (the invariants check the queue)."""
+    order = w.deps.orders.get(w.order_reference())
+    assert w.deps.orders.delivery_of(order).postcode == "LS1 4AP", order
+    assert (order.amendments_issued, order.amendment_sent) == (1, 1), order
+
+
 def job(name: str) -> Step:
     return Step(f"schedule runs {name}", lambda w: w.run_job(name))
 
@@ -488,6 +506,27 @@ JOURNEYS = (
             support_decides("decline"),
         ),
         expect=_replacement_declined,
+    ),
+    Journey(
+        "holder changes the address of a released order",
+        (
+            *map(setup, FREE),
+            holder_changes_the_address(FREE_HOLDER),
+            later(minutes=5),
+            job("relay_unsent_fulfilments"),
+        ),
+        expect=_address_changed,
+    ),
+    Journey(
+        "holder changes the address of an order the queue refused",
+        (
+            *map(setup, FREE[:-1]),
+            with_queue_down(FREE[-1]),
+            holder_changes_the_address(FREE_HOLDER),
+            later(minutes=5),
+            job("relay_unsent_fulfilments"),
+        ),
+        expect=_address_changed,
     ),
     Journey(
         "retention purge",

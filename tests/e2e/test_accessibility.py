@@ -135,6 +135,11 @@ def test_every_page_and_error_state_has_no_wcag_22_aa_violations(page: Page, sta
     page.get_by_role("button", name="Check status").click()
     expect(page.get_by_text(order)).to_be_visible()
     check(page, "status-found")
+    page.get_by_role("button", name="Change the delivery address").click()
+    check(page, "change-address-question")
+    page.get_by_role("button", name="Change the delivery address").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    check(page, "change-address-errors")
 
 
 def to_payment_page(page: Page, stack, holder: int, check_name: str | None = None) -> str:

@@ -353,3 +353,41 @@ def test_a_holder_reports_a_kit_that_has_not_arrived_from_the_status_page(page: 
     snap(page, "09-kit-reported-not-arrived")
     mail = wait_for_mail(stack, "has not arrived")
     assert "To: sam@example.com" in mail and order in mail and reference not in mail
+
+
+def test_a_holder_changes_the_delivery_address_and_the_kit_maker_gets_the_amendment(page: Page, stack):
+    reference, postcode = synthetic_holders(free=False)[22]
+    answer_questions(page, stack["app"], reference, postcode)
+    page.get_by_role("button", name="Continue to payment").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.get_by_role("heading", name="Order complete")).to_be_visible()
+    order = REFERENCE.search(page.content()).group(0)
+    assert [m["order_reference"] for m in queued(stack)] == [order]  # released, as the kit maker sees it
+    page.goto(stack["app"] + "/status")
+    page.get_by_label("Order reference").fill(order)
+    page.get_by_label("Delivery postcode").fill("N1 9AL")
+    page.get_by_role("button", name="Check status").click()
+    page.get_by_role("button", name="Change the delivery address").click()
+    expect(page.get_by_role("heading", name="Change the delivery address")).to_be_visible()
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode on your certificate").fill(postcode)
+    page.get_by_label("Full name").fill("Sam Fictitious")
+    page.get_by_label("Address line 1").fill("9 Other Street")
+    page.get_by_label("Town or city").fill("Leeds")
+    page.get_by_label("Postcode", exact=True).fill("not a postcode")
+    page.get_by_role("button", name="Change the delivery address").click()
+    expect(page.get_by_role("alert")).to_be_visible()  # the delivery page's own postcode check
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode on your certificate").fill(postcode)
+    page.get_by_label("Postcode", exact=True).fill("ls1 4ap")
+    page.get_by_role("button", name="Change the delivery address").click()
+    expect(page.get_by_role("heading", name="Your order is confirmed")).to_be_visible()
+    snap(page, "10-address-changed")
+    [amendment] = queued(stack)
+    assert (amendment["kind"], amendment["amendment"], amendment["recipient"]["postcode"]) == (
+        "address_amendment",
+        1,
+        "LS1 4AP",
+    )
+    mail = wait_for_mail(stack, f"{order} was changed")
+    assert "To: sam@example.com" in mail and "Leeds" not in mail and reference not in mail

@@ -66,6 +66,7 @@ def api(name: str):
 BEYOND_A_SCHEMA = {
     "GET /manufacturer/fulfilment-orders",
     "GET /manufacturer/cancellations",
+    "GET /manufacturer/amendments",
     "POST /manufacturer/fulfilment-orders/{fulfilment_id}/dispatch",
     "GET /finance/reconciliation",
 }

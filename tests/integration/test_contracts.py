@@ -617,6 +617,23 @@ class TestFulfilmentsContract:
         orders.save(latest, dataclasses.replace(latest, cancellation_acknowledged=True))
         assert fulfilments.cancellations(None, 10).items == []
 
+    def test_an_amended_address_is_on_the_relays_list_until_sent_and_listed_until_acknowledged(self, fulfilment_world):
+        orders, fulfilments = fulfilment_world
+        order = released_order(orders, "TK-AAAAA-00001", "k1", 1)
+        moved = dataclasses.replace(order.delivery, town="Leeds", postcode="LS1 4AP")
+        orders.save(order, dataclasses.replace(order, delivery=moved, amendments_issued=1, amended_at=NOW))
+        assert fulfilments.relay_pending() == ["TK-AAAAA-00001"]
+        [listed] = fulfilments.amendments(None, 10).items
+        document = listed.to_document()
+        assert (document["fulfilment_id"], document["amendment"]) == ("F-AAAAA-00001", 1)
+        assert (document["recipient"]["town"], document["recipient"]["postcode"]) == ("Leeds", "LS1 4AP")
+        latest = orders.get("TK-AAAAA-00001")
+        orders.save(latest, dataclasses.replace(latest, amendment_sent=1))
+        assert fulfilments.relay_pending() == [] and len(fulfilments.amendments(None, 10).items) == 1
+        latest = orders.get("TK-AAAAA-00001")
+        orders.save(latest, dataclasses.replace(latest, amendment_acknowledged=1))
+        assert fulfilments.amendments(None, 10).items == []
+
 
 @pytest.fixture(params=["fake", "dynamodb"])
 def api_keys(request):

@@ -402,3 +402,34 @@ def test_a_wrong_base_url_is_told_apart_from_a_refused_key(run, api_url, tmp_pat
 def test_plain_http_to_another_machine_is_refused_before_the_key_is_sent(run, tmp_path):
     result = run("poll", "--out-dir", str(tmp_path), url="http://tracekit.example")
     assert result.exit_code == 2 and "not https" in result.stderr
+
+
+def test_amendments_are_downloaded_to_a_safe_csv_and_acknowledged_from_it_once(run, deps, tmp_path):
+    [reference] = free_orders(deps, {})
+    new = {"full_name": "=Sam New", "address_line_1": "2 New Road", "town": "Leeds", "postcode": "LS1 4AP"}
+    services.change_delivery_address(reference, "FA/3000", "SW1A 2AA", new, deps, "198.51.100.7")
+    downloaded = run("amendments", "--out-dir", str(tmp_path))
+    assert downloaded.exit_code == 0, downloaded.output
+    path = tmp_path / f"address-amendments-{TODAY}.csv"
+    assert f"{path}: 1 address amendments written" in downloaded.stdout
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    [row] = read_csv(path)
+    assert (row["fulfilment_id"], row["amendment"], row["town"], row["postcode"]) == (
+        fid(reference),
+        "1",
+        "Leeds",
+        "LS1 4AP",
+    )
+    assert row["recipient_name"] == "'=Sam New"  # a spreadsheet formula neutralised
+    for _ in range(2):  # the same file again is safe
+        acknowledged = run("acknowledge-amendments", str(path))
+        assert acknowledged.exit_code == 0, acknowledged.output
+        assert f"line 2: {fid(reference)} amendment 1 acknowledged" in acknowledged.stdout
+    assert deps.orders.get(reference).amendment_acknowledged == 1
+    assert run("amendments", "--out-dir", str(tmp_path)).exit_code == 0  # nothing left to acknowledge
+    assert read_csv(tmp_path / f"address-amendments-{TODAY}-2.csv") == []
+    too_far = write_dispatches(
+        tmp_path / "ack.csv", [{"fulfilment_id": fid(reference), "amendment": "2"}], ("fulfilment_id", "amendment")
+    )
+    refused = run("acknowledge-amendments", str(too_far))
+    assert refused.exit_code == 1 and "refused (409)" in refused.stdout

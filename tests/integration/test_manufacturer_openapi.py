@@ -141,3 +141,19 @@ def test_what_the_app_answers_fits_the_document(call, deps, stripe_emulator):
 
 def test_the_app_serves_this_document(call):
     assert call("get", "/manufacturer/openapi.json") == (200, DOCUMENT)
+
+
+def test_the_amendments_routes_answer_as_documented(call, deps):
+    from chalicelib import services
+
+    [reference] = free_orders(deps, {})
+    new = {"full_name": "Sam New", "address_line_1": "2 New Road", "town": "Leeds", "postcode": "LS1 4AP"}
+    services.change_delivery_address(reference, "FA/3000", "SW1A 2AA", new, deps, "198.51.100.7")
+    amendments = f"{PREFIX}/amendments"
+    status, page = call("get", amendments)
+    assert status == 200 and page["amendments"][0]["amendment"] == 1
+    assert call("get", f"{amendments}?limit=0")[0] == 400
+    assert call("post", f"{amendments}/{fid(reference)}/acknowledge", {"amendment": "one"})[0] == 400
+    assert call("post", f"{amendments}/{fid(reference)}/acknowledge", {"amendment": 2})[0] == 409
+    assert call("post", f"{amendments}/F-ZZZZZ-ZZZZZ/acknowledge", {"amendment": 1})[0] == 404
+    assert call("post", f"{amendments}/{fid(reference)}/acknowledge", {"amendment": 1})[1]["state"] == "released"

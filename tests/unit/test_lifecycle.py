@@ -341,6 +341,110 @@ def test_email_sending_again_is_sent_by_the_caller_that_resolved_with_a_new_addr
     assert deps.orders.notifications_due(NOW + timedelta(days=1)) == []
 
 
+# -- The holder changes the delivery address (lifecycle.change_address) ------------------------------
+
+NEW_ADDRESS = {"full_name": "Sam New", "address_line_1": "2 New Road", "town": "Leeds", "postcode": "ls1 4ap"}
+
+
+def change_address(deps, reference, certificate="FA/1002", **fields):
+    return services.change_delivery_address(
+        reference, certificate, "SW1A 2AA", {**NEW_ADDRESS, **fields}, deps, "198.51.100.7"
+    )
+
+
+def test_email_address_changed_is_sent_by_the_caller_that_recorded_the_change():
+    deps = world()
+    reference = placed(deps, "FA/1002")
+    change_address(deps, reference)
+    assert len(deps.mailer.sent) == 2 and "was changed" in deps.mailer.sent[-1][1]
+    assert "Leeds" not in deps.mailer.sent[-1][2] and "certificate" not in deps.mailer.sent[-1][2].lower()
+
+
+def test_send_amendment_puts_the_new_address_on_the_queue_and_records_it_sent():
+    deps = world()
+    reference = placed(deps, "FA/1002")
+    order = change_address(deps, reference)
+    [amendment] = [m for m in deps.fulfilment_queue.receive_all() if m.get("kind") == "address_amendment"]
+    assert amendment["amendment"] == 1 and amendment["recipient"]["postcode"] == "LS1 4AP"
+    assert (order.amendments_issued, order.amendment_sent) == (1, 1) and not order.amendment_unsent
+
+
+def test_a_change_of_address_before_payment_owes_no_amendment_and_applied_twice_changes_nothing():
+    deps = world()
+    order = deps.orders.get(placed(deps))
+    new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
+    once = lifecycle.change_address(order, new, Source("holder"), NOW)
+    twice = lifecycle.change_address(once.order, new, Source("holder"), NOW)
+    assert (twice.changed, twice.order, twice.effects) == (False, once.order, frozenset())
+    assert once.effects == {Effect.EMAIL_ADDRESS_CHANGED} and once.order.amendments_issued == 0
+    assert once.order.delivery.email == order.delivery.email and once.order.delivery.postcode == "LS1 4AP"
+
+
+def test_a_confirmed_order_not_yet_recorded_released_owes_an_amendment_sent_after_its_release():
+    deps = world()
+    paid = accept_payment(deps.orders.get(placed(deps)), PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
+    new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
+    once = lifecycle.change_address(paid, new, Source("holder"), NOW)
+    assert lifecycle.change_address(once.order, new, Source("holder"), NOW).changed is False
+    assert once.effects == {Effect.EMAIL_ADDRESS_CHANGED, Effect.SEND_AMENDMENT}
+    # its message may have gone with the old address: the amendment follows the release
+    assert not once.order.amendment_unsent and lifecycle.outstanding(once.order) == {Effect.RELEASE_TO_MANUFACTURER}
+    released = lifecycle.release(once.order, NOW).order
+    assert released.amendment_unsent and Effect.SEND_AMENDMENT in lifecycle.outstanding(released)
+
+
+def test_a_change_of_address_after_release_owes_a_numbered_amendment_once():
+    deps = world()
+    order = deps.orders.get(placed(deps, "FA/1002", email=""))
+    new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
+    once = lifecycle.change_address(order, new, Source("holder"), NOW)
+    twice = lifecycle.change_address(once.order, new, Source("holder"), NOW)
+    assert (twice.changed, twice.effects) == (False, frozenset())
+    assert once.effects == {Effect.SEND_AMENDMENT} and once.order.amendments_issued == 1
+    assert lifecycle.outstanding(once.order) == {Effect.SEND_AMENDMENT}
+    again = lifecycle.change_address(once.order, dataclasses.replace(new, town="York"), Source("holder"), NOW)
+    assert again.order.amendments_issued == 2
+    sent = lifecycle.record_amendment_sent(again.order, 2, NOW)
+    assert lifecycle.record_amendment_sent(sent.order, 1, NOW).changed is False
+    assert not sent.order.amendment_unsent and sent.order.amendment_to_tell
+
+
+def test_a_message_sent_with_the_old_address_before_its_release_was_recorded_is_amended():
+    from chalicelib.domain.fulfilment import fulfilment_message_for
+
+    deps = world()
+    reference = placed(deps)
+    paid = accept_payment(deps.orders.get(reference), PRICE, "pi_1", Source("stripe", "evt_1"), NOW).order
+    deps.orders.save(deps.orders.get(reference), paid)
+    deps.fulfilment_queue.send(fulfilment_message_for(paid, "PMK-1"))  # sent; the process died before recording
+    change_address(deps, reference, "FA/1001")
+    fulfilment, amendment = deps.fulfilment_queue.receive_all()  # the resend was a duplicate
+    assert fulfilment["recipient"]["postcode"] == "SW1A 2AA" and amendment["recipient"]["postcode"] == "LS1 4AP"
+    assert deps.orders.get(reference).amendment_sent == 1
+
+
+@pytest.mark.parametrize("state", [FulfilmentState.ACCEPTED, FulfilmentState.DISPATCHED, FulfilmentState.CANCELLED])
+def test_a_change_of_address_once_the_kit_maker_accepted_is_refused(state):
+    deps = world()
+    order = dataclasses.replace(deps.orders.get(placed(deps, "FA/1002")), fulfilment=state)
+    new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
+    with pytest.raises(FulfilmentConflict):
+        lifecycle.change_address(order, new, Source("holder"), NOW)
+
+
+def test_an_amendment_acknowledged_twice_is_recorded_once_and_a_number_never_issued_is_a_conflict():
+    deps = world()
+    order = change_address(deps, placed(deps, "FA/1002"))
+    once = lifecycle.acknowledge_amendment(order, 1, Source("manufacturer:k"), NOW)
+    twice = lifecycle.acknowledge_amendment(once.order, 1, Source("manufacturer:k"), NOW)
+    assert twice.changed is False and not once.order.amendment_to_tell
+    with pytest.raises(FulfilmentConflict):
+        lifecycle.acknowledge_amendment(once.order, 2, Source("manufacturer:k"), NOW)
+    unreleased = deps.orders.get(placed(deps))
+    with pytest.raises(OrderNotFound):
+        lifecycle.acknowledge_amendment(unreleased, 1, Source("manufacturer:k"), NOW)
+
+
 CONSUMED_IN = {
     Effect.RELEASE_CLAIM: test_release_claim_gives_the_certificate_its_kit_back,
     Effect.RECLAIM: test_reclaim_takes_the_kit_back_for_a_payment_honoured_after_the_order_lapsed,
@@ -356,6 +460,8 @@ CONSUMED_IN = {
     Effect.EMAIL_REPLACEMENT_REQUESTED: test_email_replacement_requested_is_sent_by_the_caller_that_recorded_the_report,
     Effect.EMAIL_REPLACEMENT_APPROVED: test_email_replacement_approved_is_sent_by_the_caller_that_approved_it,
     Effect.EMAIL_REPLACEMENT_DECLINED: test_email_replacement_declined_is_sent_with_supports_reason,
+    Effect.EMAIL_ADDRESS_CHANGED: test_email_address_changed_is_sent_by_the_caller_that_recorded_the_change,
+    Effect.SEND_AMENDMENT: test_send_amendment_puts_the_new_address_on_the_queue_and_records_it_sent,
 }
 
 
