@@ -68,6 +68,7 @@ BEYOND_A_SCHEMA = {
     "GET /manufacturer/cancellations",
     "POST /manufacturer/fulfilment-orders/{fulfilment_id}/dispatch",
     "GET /finance/reconciliation",
+    "GET /finance/kit-maker-statement",
 }
 MANUFACTURER = api("manufacturer")
 FINANCE = api("finance")
