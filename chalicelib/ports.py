@@ -261,7 +261,7 @@ class Reports(Protocol):
 
 
 class StatementFiles(Protocol):
-    def __call__(self, fmt: str, stream: BinaryIO, statement: Statement) -> None:
+    def __call__(self, fmt: str, stream: BinaryIO, result: Statement) -> None:
         """The kit maker's statement as 'csv' or 'xlsx' into the stream; the caller owns the stream."""
 
 
