@@ -123,6 +123,8 @@ FINANCE_FIELDS = [
     "released_at",
     "dispatched_at",
     "cancelled_at",
+    # the reconciliation: who cancelled an order
+    "cancelled_by_holder",
 ]
 
 

@@ -102,3 +102,32 @@ def test_the_monthly_export_run_twice_leaves_one_object_per_format():
 def test_january_exports_last_december():
     assert finance.previous_month(date(2027, 1, 1)) == Period(date(2026, 12, 1), date(2027, 1, 1))
     assert finance.previous_month(date(2026, 3, 15)) == Period(date(2026, 2, 1), date(2026, 3, 1))
+
+
+def test_a_cancelled_order_reads_as_what_it_is_in_the_reconciliation():
+    """Before: a cancelled, refunded order's row said only `cancelled`; now it says who, when, and the money."""
+    from chalicelib.domain.orders import OrderState, PaymentState
+    from chalicelib.domain.reconciliation import OrderFacts, Reconciliation
+
+    def facts(**changes) -> OrderFacts:
+        base = dict(
+            reference="TK-1",
+            created_at=RELEASED,
+            state=OrderState.CANCELLED,
+            payment=PaymentState.REFUNDED,
+            fulfilment=FulfilmentState.CANCELLED,
+            amount_pence=895,
+            currency="gbp",
+            payment_intent_id=None,
+            refunded_pence=895,
+            dispute_status=None,
+        )
+        return OrderFacts(**(base | changes))
+
+    run = Reconciliation(NOVEMBER)
+    holder, _ = run.order_facts(facts(cancelled_by_holder=True))
+    kit_maker, found = run.order_facts(facts(released_at=RELEASED, payment=PaymentState.NOT_REQUIRED, amount_pence=0))
+    assert holder is not None and kit_maker is not None and found == []
+    assert holder["cancellation"] == "cancelled by the holder, before release, refunded in full"
+    assert holder["discrepancies"] == "" and kit_maker["discrepancies"] == ""
+    assert kit_maker["cancellation"] == "cancelled by tracekit, after release to the kit maker, free"
