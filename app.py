@@ -92,6 +92,8 @@ def export_daily_reconciliation(event):
     """Yesterday's reconciliation to the encrypted exports bucket, once (a rerun writes nothing)."""
     written = finance.export_previous_day(deps())
     app.log.info("daily reconciliation %s", "written" if written else "already there")
+    statements = finance.export_previous_month_statement(deps())  # on the 1st: last month's statement
+    app.log.info("kit maker's statements written: %d", len(statements))
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

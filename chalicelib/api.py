@@ -230,3 +230,47 @@ def finance_reconciliation():
     }
     # Chalice sends bytes only for binary media types (registered in app.py); CSV goes as text.
     return Response(body=body.decode("utf-8") if fmt == "csv" else body, status_code=200, headers=headers)
+
+
+@api.route("/finance/kit-maker-statement", methods=["GET"], authorizer=api_key)
+@json_route(query=("from", "to", "format"))
+def finance_kit_maker_statement():
+    """The kit maker's statement for ?from=&to= (exclusive) &format=json|csv|xlsx (csv by default)."""
+    period = finance.parse_period(_query("from"), _query("to"))
+    fmt = _query("format") or "csv"
+    if fmt == "json":
+        return _json(200, _statement_body(period, finance.kit_maker_statement(period, _deps())))
+    buffer = io.BytesIO()
+    finance.statement_to(buffer, fmt, period, _deps())
+    body = buffer.getvalue()
+    if len(body) > MAX_FILE_BYTES:
+        return _json(413, {"error": "this period's file is too large to send here; use the CLI or the monthly export"})
+    name = f"kit-maker-statement-{period.start.isoformat()}-to-{period.end.isoformat()}.{fmt}"
+    headers = {
+        "Content-Type": MEDIA_TYPES[fmt],
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store",
+    }
+    return Response(body=body.decode("utf-8") if fmt == "csv" else body, status_code=200, headers=headers)
+
+
+def _statement_body(period, result) -> dict:
+    return {
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
+        "kits": [
+            {
+                "fulfilment_id": k.fulfilment_id,
+                "kind": k.kind.value,
+                "at": to_iso(k.at),
+                "unit_price_pence": k.unit_price_pence,
+            }
+            for k in result.lines
+        ],
+        "totals": [
+            {"kind": kind.value, "kits": result.counts[kind], "amount_pence": result.amounts_pence[kind]}
+            for kind in result.counts
+        ],
+        "total_kits": sum(result.counts.values()),
+        "total_pence": result.total_pence,
+    }

@@ -85,7 +85,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
 
     from .adapters.jinja_emails import JinjaEmails
     from .adapters.metrics import EmfMetrics
-    from .reports import report_for  # openpyxl only when a workbook is written
+    from .reports import report_for, write_statement  # openpyxl only when a workbook is written
 
     stripe = functools.cache(lambda: _stripe_adapters(settings, clock))  # one SDK client for both, on first use
     aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
@@ -97,6 +97,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
         ledger=_BuiltOnFirstUse(lambda: stripe()[1]),
         clock=clock,
         reports=report_for,
+        statement_files=write_statement,
         emails=JinjaEmails(settings.app_base_url, contact_email=settings.campaign_contact_email),
         **_aws_adapters(settings, aws),
         **_dynamodb_adapters(settings, personal_fields(settings, aws)),

@@ -17,7 +17,7 @@ from .domain.money import Money
 from .domain.orders import Order
 from .domain.changes import Effect, GuardedChange
 from .domain.payments import MoneyView
-from .domain.kit_statement import KitFacts
+from .domain.kit_statement import KitFacts, Statement
 from .domain.reconciliation import Finding, LedgerEntry, OrderFacts, Payout, Period
 from .domain.register import RegisterEntry, RegisterState
 from .domain.throttle import Reservation
@@ -266,6 +266,11 @@ class Report(Protocol):
 class Reports(Protocol):
     def __call__(self, fmt: str, stream: BinaryIO) -> Report:
         """A writer for 'csv' or 'xlsx' over the stream; the caller owns (and closes) the stream."""
+
+
+class StatementFiles(Protocol):
+    def __call__(self, fmt: str, stream: BinaryIO, result: Statement) -> None:
+        """The kit maker's statement as 'csv' or 'xlsx' into the stream; the caller owns the stream."""
 
 
 class Exports(Protocol):

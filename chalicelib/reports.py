@@ -9,7 +9,10 @@ from collections import defaultdict
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, BinaryIO
 
+from .domain.kit_statement import Statement
 from .domain.reconciliation import ROW_COLUMNS, Discrepancy, Finding
+from .domain.reconciliation_rows import pounds
+from .domain.times import to_iso
 
 if TYPE_CHECKING:
     from .ports import Report
@@ -141,3 +144,58 @@ def report_for(fmt: str, stream: BinaryIO) -> Report:
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}")
     return writers[fmt](stream)
+
+
+# -- the kit maker's statement -------------------------------------------------------------------
+# Money as in the reconciliation: integer pence, with the same sum in pounds beside it (a number).
+STATEMENT_LINE_COLUMNS = ("fulfilment_id", "kind", "at", "unit_price_pence", "unit_price_pounds")
+STATEMENT_TOTAL_COLUMNS = ("kind", "kits", "amount_pence", "amount_pounds")
+
+
+def statement_totals(result: Statement) -> list[tuple[str, int, int]]:
+    """(kind, kits, amount in pence) for every kind, then the total: the statement's last section."""
+    lines = [(kind.value, result.counts[kind], result.amounts_pence[kind]) for kind in result.counts]
+    return [*lines, ("total", sum(result.counts.values()), result.total_pence)]
+
+
+def write_statement_csv(stream: BinaryIO, result: Statement) -> None:
+    """One line per kit, a blank line, then the kits and amounts by kind and the total."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
+    text.write("\ufeff")  # as the reconciliation: Excel reads UTF-8 only with the byte-order mark
+    out = csv.writer(text, lineterminator="\r\n")
+    out.writerow(STATEMENT_LINE_COLUMNS)
+    for line in result.lines:
+        price = line.unit_price_pence
+        out.writerow([neutralise(line.fulfilment_id), line.kind.value, to_iso(line.at), price, pounds(price)])
+    out.writerow([])
+    out.writerow(STATEMENT_TOTAL_COLUMNS)
+    out.writerows([[kind, kits, pence, pounds(pence)] for kind, kits, pence in statement_totals(result)])
+    text.flush()
+    text.detach()  # hand the stream back open: the caller owns it
+
+
+def write_statement_xlsx(stream: BinaryIO, result: Statement) -> None:
+    """Two sheets, Kits and Totals, with the CSV's columns; times are Excel dates, money numbers."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    kits = book.create_sheet("Kits")
+    kits.append(list(STATEMENT_LINE_COLUMNS))
+    for line in result.lines:
+        price = line.unit_price_pence
+        kits.append([neutralise(line.fulfilment_id), line.kind.value, excel_date(kits, line.at), price, pounds(price)])
+    totals = book.create_sheet("Totals")
+    totals.append(list(STATEMENT_TOTAL_COLUMNS))
+    for kind, count, pence in statement_totals(result):
+        totals.append([kind, count, pence, pounds(pence)])
+    book.save(stream)
+
+
+STATEMENT_WRITERS = {"csv": write_statement_csv, "xlsx": write_statement_xlsx}
+
+
+def write_statement(fmt: str, stream: BinaryIO, result: Statement) -> None:
+    """The statement as 'csv' or 'xlsx' over a binary stream; the caller owns (and closes) the stream."""
+    if fmt not in STATEMENT_WRITERS:
+        raise ValueError(f"unknown format {fmt!r}")
+    STATEMENT_WRITERS[fmt](stream, result)

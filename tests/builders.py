@@ -113,7 +113,7 @@ def fake_settings(**overrides) -> Settings:
 
 def fake_dependencies(**setting_overrides) -> Dependencies:
     from chalicelib.adapters.jinja_emails import JinjaEmails
-    from chalicelib.reports import report_for
+    from chalicelib.reports import report_for, write_statement
     from tests.fakes import (
         FakeLedger,
         InMemoryExports,
@@ -147,6 +147,7 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         exports=InMemoryExports(),
         clock=ManualClock(),
         reports=report_for,
+        statement_files=write_statement,
         emails=JinjaEmails(settings.app_base_url, contact_email=settings.campaign_contact_email),
         mailer=SentMail(),
     )

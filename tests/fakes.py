@@ -532,6 +532,8 @@ def _facts(order):
         order.payment_intent_id,
         order.refunded_pence,
         order.dispute_status,
+        order.released_at,
+        order.cancelled_by_holder,
     )
 
 

@@ -139,6 +139,8 @@ FINANCE_FIELDS = [
     # replacements: which attempt is current, and the superseded ones (ids, states, dispatch times)
     "fulfilment_attempt",
     "earlier_fulfilments",
+    # the reconciliation: who cancelled an order
+    "cancelled_by_holder",
 ]
 
 

@@ -67,4 +67,6 @@ def _facts(record) -> OrderFacts:
         payment_intent_id=record.payment_intent_id,
         refunded_pence=int(record.refunded_pence or 0),
         dispute_status=record.dispute_status,
+        released_at=_time(getattr(record, "released_at", None)),
+        cancelled_by_holder=bool(getattr(record, "cancelled_by_holder", False)),
     )

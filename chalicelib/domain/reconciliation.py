@@ -48,6 +48,8 @@ class OrderFacts:
     payment_intent_id: str | None
     refunded_pence: int
     dispute_status: str | None
+    released_at: datetime | None = None  # set: the kit maker had it, so a cancellation went to them
+    cancelled_by_holder: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ ROW_COLUMNS = (
     "payout_id",
     "payout_date",
     "discrepancies",
+    "cancellation",
 )
 
 
@@ -48,7 +49,24 @@ def row(kind: str, order: OrderFacts | None, entry: LedgerEntry | None, found: l
         **_money_cells(order, entry),
         **_entry_cells(order, entry),
         "discrepancies": "; ".join(f.kind.name.lower() for f in found),
+        "cancellation": cancellation(order),
     }
+
+
+def cancellation(order: OrderFacts | None) -> str:
+    """What a cancelled order is, so it reads as itself and not as money gone missing: who
+    cancelled, whether the kit maker had been sent it, and what was given back."""
+    if order is None or order.state.value != "cancelled":
+        return ""
+    who = "by the holder" if order.cancelled_by_holder else "by tracekit"
+    when = "after release to the kit maker" if order.released_at is not None else "before release"
+    if order.amount_pence == 0:
+        money = "free"
+    elif order.refunded_pence >= order.amount_pence:
+        money = "refunded in full"
+    else:
+        money = f"refunded {order.refunded_pence} of {order.amount_pence}"
+    return f"cancelled {who}, {when}, {money}"
 
 
 def _order_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict[str, object]:

@@ -22,6 +22,7 @@ from ..ports import (
     Payments,
     Register,
     Reports,
+    StatementFiles,
 )
 from ..settings import Settings
 
@@ -42,6 +43,7 @@ class Dependencies:
     exports: Exports
     clock: Callable[[], datetime]
     reports: Reports  # finance's file writers
+    statement_files: StatementFiles  # the kit maker's statement's writers
     emails: EmailRenderer  # the holder's emails' text (Jinja, imported only when one is written)
     mailer: Mailer | None = None  # None: no sender configured, no email
 

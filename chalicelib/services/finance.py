@@ -11,7 +11,6 @@ from typing import BinaryIO, Callable, Iterable, Iterator, TypeVar, cast
 
 from ..domain.errors import InvalidInput
 from ..domain.kit_statement import Statement, statement
-from ..domain.times import to_iso
 from ..domain.reconciliation import LedgerEntry, OrderFacts, Period, Reconciliation
 from ..ports import Report
 from .dependencies import Dependencies
@@ -19,6 +18,10 @@ from .dependencies import Dependencies
 log = logging.getLogger("tracekit")
 CHUNK = 100  # balance transactions joined to their orders per BatchGetItem
 FORMATS = ("csv", "xlsx")
+STATEMENT_MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 T = TypeVar("T")
 EARLIEST = date(2017, 1, 1)  # the campaign's first year: nothing, in tracekit or Stripe, is older
 
@@ -156,20 +159,42 @@ def kit_maker_statement(period: Period, deps: Dependencies) -> Statement:
     return statement(kits, period, deps.settings.kit_maker_unit_price_pence)
 
 
-def write_statement(stream: BinaryIO, result: Statement) -> None:
-    """The statement as CSV: one line per kit, then the counts and amounts by kind and the total."""
-    import csv
-    import io
+def statement_to(stream: BinaryIO, fmt: str, period: Period, deps: Dependencies) -> Statement:
+    """The kit maker's statement for the period, as a file in the format asked for (csv or xlsx)."""
+    if fmt not in FORMATS:
+        raise InvalidInput({"format": "format must be json, csv or xlsx"})
+    result = kit_maker_statement(period, deps)
+    deps.statement_files(fmt, stream, result)
+    return result
 
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
-    out = csv.writer(text)
-    out.writerow(["fulfilment_id", "kind", "at", "unit_price_pence"])
-    for line in result.lines:
-        out.writerow([line.fulfilment_id, line.kind.value, to_iso(line.at), line.unit_price_pence])
-    out.writerow([])
-    out.writerow(["kind", "kits", "amount_pence"])
-    for kind in result.counts:
-        out.writerow([kind.value, result.counts[kind], result.amounts_pence[kind]])
-    out.writerow(["total", sum(result.counts.values()), result.total_pence])
-    text.flush()
-    text.detach()
+
+def previous_month(day: date) -> Period:
+    """The calendar month before the one `day` is in."""
+    first = day.replace(day=1)
+    return Period((first - timedelta(days=1)).replace(day=1), first)
+
+
+def monthly_statement_key(month: Period, fmt: str) -> str:
+    return f"kit-maker-statement/{month.start:%Y}/kit-maker-statement-{month.start:%Y-%m}.{fmt}"
+
+
+def export_previous_month_statement(deps: Dependencies) -> list[str]:
+    """Scheduled with the daily export: last calendar month's statement, CSV and XLSX, to the
+    exports bucket. Written on the 1st; a later day's run writes whichever of the two is missing
+    (the 1st's run failed), and one that finds both there writes nothing: one object per month
+    and format. Returns the keys it wrote."""
+    month = previous_month(deps.clock().date())
+    missing = [fmt for fmt in FORMATS if not deps.exports.exists(monthly_statement_key(month, fmt))]
+    if not missing:
+        return []
+    result = kit_maker_statement(month, deps)
+    written = []
+    for fmt in missing:
+        key = monthly_statement_key(month, fmt)
+        with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
+            deps.statement_files(fmt, cast(BinaryIO, spool), result)
+            spool.seek(0)
+            if deps.exports.put_once(key, spool.read(), STATEMENT_MEDIA_TYPES[fmt]):
+                written.append(key)
+    log.info("kit maker's statement for %s: %d kits, %s", month.start.strftime("%Y-%m"), len(result.lines), written)
+    return written

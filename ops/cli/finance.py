@@ -53,21 +53,22 @@ def finance_export(start: str, end: str, fmt: str, out: Path, quiet: bool) -> No
 @finance.command("statement")
 @click.option("--from", "start", required=True, help="First day, UTC, inclusive (2026-11-01).")
 @click.option("--to", "end", required=True, help="Last day, UTC, exclusive (2026-12-01).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
-def finance_statement(start: str, end: str, out: Path) -> None:
+def finance_statement(start: str, end: str, fmt: str, out: Path) -> None:
     """The kit maker's statement: every kit dispatched (by kind) or cancelled after release in the
-    period, at the negotiated unit price (KIT_MAKER_UNIT_PRICE_PENCE), as CSV. No personal data."""
+    period, at the negotiated unit price (KIT_MAKER_UNIT_PRICE_PENCE), as CSV or XLSX. No personal data."""
     from chalicelib.domain.errors import InvalidInput
-    from chalicelib.services.finance import kit_maker_statement, parse_period, write_statement
+    from chalicelib.services.finance import parse_period, statement_to
 
     try:
         period = parse_period(start, end)
     except InvalidInput as exc:
         raise click.ClickException("; ".join(exc.errors.values())) from None
-    result = kit_maker_statement(period, dependencies())
+    deps = dependencies()
     try:
         with private_file(out, "wb") as stream:
-            write_statement(stream, result)
+            result = statement_to(stream, fmt, period, deps)
     except FileExistsError:
         raise click.ClickException(
             f"{out}.part exists: another statement is writing it (remove it and try again)"

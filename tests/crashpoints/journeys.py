@@ -318,6 +318,15 @@ def _one_export_for_yesterday(w: World) -> None:
     assert w.order_reference().encode() in w.export_body(key)
 
 
+def _one_statement_for_last_month(w: World) -> None:
+    """The kit maker's statement of the month before: one CSV and one XLSX, whatever crashed."""
+    from chalicelib.services.finance import monthly_statement_key, previous_month
+
+    for fmt in ("csv", "xlsx"):
+        key = monthly_statement_key(previous_month(w.clock().date()), fmt)
+        assert w.deps.exports.exists(key), key
+
+
 def _erased(w: World) -> None:
     order = w.deps.orders.get(w.order_reference())
     assert order.erased_at is not None and order.delivery.full_name == ERASED, order.delivery
@@ -447,6 +456,11 @@ JOURNEYS = (
         "daily reconciliation export",
         (*map(setup, PAID), later(hours=18, minutes=15), job("export_daily_reconciliation")),
         expect=_one_export_for_yesterday,
+    ),
+    Journey(
+        "monthly kit maker's statement export",
+        (*map(setup, (*FREE, kit_maker("dispatch"))), later(hours=18, minutes=15), job("export_daily_reconciliation")),
+        expect=_one_statement_for_last_month,
     ),
     Journey("erased before payment", (*ordering(PAID_HOLDER), operator_erases()), expect=_erased_and_ended),
     Journey(

@@ -69,6 +69,7 @@ BEYOND_A_SCHEMA = {
     "GET /manufacturer/amendments",
     "POST /manufacturer/fulfilment-orders/{fulfilment_id}/dispatch",
     "GET /finance/reconciliation",
+    "GET /finance/kit-maker-statement",
 }
 MANUFACTURER = api("manufacturer")
 FINANCE = api("finance")

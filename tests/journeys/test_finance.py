@@ -5,6 +5,7 @@ finance API with its own key, the CLI, and the daily export to S3."""
 from __future__ import annotations
 
 import csv
+import json
 import io
 import stat
 from datetime import datetime, timedelta, timezone
@@ -143,7 +144,10 @@ def test_the_daily_export_run_twice_leaves_one_encrypted_object(client, holders,
     s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
     versions = s3.list_object_versions(Bucket=settings.exports_bucket).get("Versions", [])
     key = f"reconciliation/{today:%Y/%m}/reconciliation-{today.isoformat()}.csv"
-    assert [v["Key"] for v in versions] == [key]
+    # the run also writes the statement of the month before the run's day, once
+    month = f"{(today + timedelta(days=1)).replace(day=1) - timedelta(days=1):%Y-%m}"
+    statements = [f"kit-maker-statement/{month[:4]}/kit-maker-statement-{month}.{fmt}" for fmt in ("csv", "xlsx")]
+    assert sorted(v["Key"] for v in versions) == sorted([*statements, key])
     head = s3.head_object(Bucket=settings.exports_bucket, Key=key)
     assert head["ServerSideEncryption"] == "AES256"
     body = s3.get_object(Bucket=settings.exports_bucket, Key=key)["Body"].read().decode("utf-8")
@@ -228,3 +232,42 @@ def test_the_kit_makers_statement_counts_kits_by_kind_at_the_unit_price(
     summary = {row[0]: (int(row[1]), int(row[2])) for row in rows[blank + 2 :]}
     assert summary["paid"] == (1, 895) and summary["free_area"] == (0, 0)
     assert summary["total"] == (3, 2685)  # 3 kits at 895p, worked by hand
+    out_xlsx = tmp_path / "statement.xlsx"
+    ran = CliRunner().invoke(cli, ["finance", "statement", *period, "--format", "xlsx", "--out", str(out_xlsx)])
+    assert ran.exit_code == 0, ran.output
+    assert stat.S_IMODE(out_xlsx.stat().st_mode) == 0o600
+    from openpyxl import load_workbook
+
+    totals = {row[0].value: row[1].value for row in load_workbook(out_xlsx)["Totals"].iter_rows(min_row=2)}
+    assert totals["total"] == 3 and totals["paid"] == 1
+    token = create_api_key(Scope.FINANCE, "Finance", holders.api_keys, holders.clock())[1]
+    query = f"/finance/kit-maker-statement?from={today}&to={today + timedelta(days=1)}"
+    answer = finance_get(client, token, query + "&format=json")
+    assert answer.status_code == 200
+    document = json.loads(answer.body)
+    assert (document["total_kits"], document["total_pence"]) == (3, 2685)
+    assert {k["fulfilment_id"]: k["kind"] for k in document["kits"]} == kits
+    as_csv = finance_get(client, token, query)
+    assert as_csv.status_code == 200 and as_csv.headers["Content-Type"].startswith("text/csv")
+    assert as_csv.body.decode("utf-8-sig").replace("\r\n", "\n") == out.read_text(encoding="utf-8-sig").replace(
+        "\r\n", "\n"
+    )
+    as_xlsx = client.http.get(
+        query + "&format=xlsx",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        },
+    )
+    assert as_xlsx.status_code == 200
+    sheet = load_workbook(io.BytesIO(as_xlsx.body))["Totals"]
+    assert {row[0].value: row[2].value for row in sheet.iter_rows(min_row=2)}["total"] == 2685
+    for bad in (
+        "?from=2026-12-01&to=2026-11-01",
+        "?from=x&to=y",
+        f"?from={today}&to={today + timedelta(days=1)}&format=pdf",
+    ):
+        refused = finance_get(client, token, "/finance/kit-maker-statement" + bad)
+        assert refused.status_code == 400, refused.body
+    manufacturer = create_api_key(Scope.MANUFACTURER, "Kit Maker", holders.api_keys, holders.clock())[1]
+    assert finance_get(client, manufacturer, query).status_code == 403
