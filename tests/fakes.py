@@ -35,7 +35,7 @@ from chalicelib.adapters.message_schema import check_amendment_message, check_fu
 from chalicelib.domain.money import Money
 from chalicelib.domain.orders import Order
 from chalicelib.domain.payments import MoneyView
-from chalicelib.domain.kit_statement import KitFacts, earlier_dispatches
+from chalicelib.domain.kit_statement import KitFacts, earlier_dispatches, earlier_returned
 from chalicelib.domain.reconciliation import OrderFacts
 from chalicelib.domain.register import RegisterEntry, RegisterState
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
@@ -517,6 +517,7 @@ class InMemoryFinanceOrders:
                 dispatched,
                 o.cancelled_at,
                 earlier_dispatches(o.earlier_fulfilments),
+                earlier_returned(o.earlier_fulfilments),
             )
 
 

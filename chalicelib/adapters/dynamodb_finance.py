@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Iterable, Iterator
 
-from ..domain.kit_statement import KitFacts, earlier_dispatches
+from ..domain.kit_statement import KitFacts, earlier_dispatches, earlier_returned
 from ..domain.reconciliation import OrderFacts, Period
 from ..domain.references import fulfilment_id_of
 from ..domain.times import from_iso
@@ -39,6 +39,7 @@ class FinanceOrders:
                     _time(record.dispatched_at),
                     _time(record.cancelled_at),
                     earlier_dispatches(field_from(record, "earlier_fulfilments") or ()),
+                    earlier_returned(field_from(record, "earlier_fulfilments") or ()),
                 )
             day += timedelta(days=1)
 

@@ -22,6 +22,7 @@ class KitKind(str, Enum):
     FREE_AREA = "free_area"
     CANCELLED_AFTER_RELEASE = "cancelled_after_release"
     REPLACEMENT = "replacement"  # a kit sent again for one the holder reported had not arrived
+    RETURNED = "returned"  # posted, and came back to the kit maker undelivered (by its dispatch time)
 
 
 _DISPATCHED_KIND = {
@@ -45,6 +46,8 @@ class KitFacts:
     # first: (fulfilment id, dispatched at). The first counts in the order's own kind, in its own
     # period; every later dispatched fulfilment of the order is a replacement.
     earlier_dispatches: tuple[tuple[str, datetime], ...] = ()
+    # Those of the earlier dispatched fulfilments that came back to the kit maker undelivered.
+    earlier_returned: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,10 @@ def _in(period: Period, moment: datetime | None) -> bool:
 
 
 def line_for(kit: KitFacts, period: Period, unit_price_pence: int) -> StatementLine | None:
-    """A dispatched kit counts by its dispatch time; a cancelled one only if it had been released."""
+    """A dispatched kit counts by its dispatch time (one that came back as returned); a cancelled
+    one only if it had been released."""
+    if kit.fulfilment is FulfilmentState.RETURNED and kit.dispatched_at is not None and _in(period, kit.dispatched_at):
+        return StatementLine(kit.fulfilment_id, KitKind.RETURNED, kit.dispatched_at, unit_price_pence)
     if kit.fulfilment is FulfilmentState.DISPATCHED and _in(period, kit.dispatched_at):
         kind = KitKind.REPLACEMENT if kit.earlier_dispatches else _DISPATCHED_KIND.get(kit.eligibility_reason)
         if kind is not None and kit.dispatched_at is not None:
@@ -82,10 +88,12 @@ def line_for(kit: KitFacts, period: Period, unit_price_pence: int) -> StatementL
 
 def earlier_lines_for(kit: KitFacts, period: Period, unit_price_pence: int) -> list[StatementLine]:
     """The order's superseded fulfilments that were dispatched in the period: the first in the
-    order's own kind, any later one a replacement."""
+    order's own kind, any later one a replacement, and one that came back as returned."""
     lines = []
     for n, (fulfilment_id, dispatched_at) in enumerate(kit.earlier_dispatches):
         kind = KitKind.REPLACEMENT if n else _DISPATCHED_KIND.get(kit.eligibility_reason)
+        if fulfilment_id in kit.earlier_returned:
+            kind = KitKind.RETURNED
         if kind is not None and _in(period, dispatched_at):
             lines.append(StatementLine(fulfilment_id, kind, dispatched_at, unit_price_pence))
     return lines
@@ -113,3 +121,8 @@ def statement(kits: Iterable[KitFacts], period: Period, unit_price_pence: int) -
 def earlier_dispatches(earlier: Iterable[EarlierFulfilment]) -> tuple[tuple[str, datetime], ...]:
     """KitFacts.earlier_dispatches from an order's earlier fulfilments."""
     return tuple((e.fulfilment_id, e.dispatch.dispatched_at) for e in earlier if e.dispatch is not None)
+
+
+def earlier_returned(earlier: Iterable[EarlierFulfilment]) -> frozenset[str]:
+    """KitFacts.earlier_returned from an order's earlier fulfilments."""
+    return frozenset(e.fulfilment_id for e in earlier if e.state is FulfilmentState.RETURNED)

@@ -219,3 +219,31 @@ def dispatch_now(holders) -> dict:
     from chalicelib.domain.times import to_iso
 
     return {**DISPATCH, "dispatched_at": to_iso(holders.clock())}
+
+
+def test_a_returned_parcel_sent_again_is_on_the_kit_makers_statement_as_returned_then_replacement(
+    client, holders, token
+):
+    from chalicelib.domain.delivery import parse_delivery_details
+    from chalicelib.domain.kit_statement import KitKind, statement
+    from chalicelib.domain.reconciliation import Period
+    from chalicelib.domain.references import fulfilment_id_of
+    from chalicelib.services.support import resolve_new_address
+    from tests.builders import delivery_form
+
+    reference = free_order(holders)
+    first, second = fulfilment_id_of(reference), fulfilment_id_of(reference, 2)
+    assert call(client, token, "POST", f"/fulfilment-orders/{first}/dispatch", dispatch_now(holders))[0] == 200
+    assert call(client, token, "POST", f"/fulfilment-orders/{first}/returned", {"reason": "moved away"})[0] == 200
+    corrected = parse_delivery_details(delivery_form(address_line_1="9 Other Road"))
+    resolve_new_address(reference, corrected, "alice", "holder moved", holders)
+    holders.clock.set(holders.clock() + timedelta(days=1))
+    assert call(client, token, "POST", f"/fulfilment-orders/{second}/dispatch", dispatch_now(holders))[0] == 200
+    today = holders.clock().date()
+    kits = list(holders.finance_orders.kits_created_in(Period(today - timedelta(days=1), today + timedelta(days=1))))
+    result = statement(kits, Period(today - timedelta(days=1), today + timedelta(days=1)), 895)
+    assert [(line.fulfilment_id, line.kind) for line in result.lines] == [
+        (first, KitKind.RETURNED),
+        (second, KitKind.REPLACEMENT),
+    ]
+    assert result.total_pence == 1790  # two kits made and posted, 2 x 895

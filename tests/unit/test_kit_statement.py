@@ -45,6 +45,7 @@ def test_the_statement_counts_kits_by_kind_at_the_unit_price():
         KitKind.FREE_AREA: 1,
         KitKind.CANCELLED_AFTER_RELEASE: 1,
         KitKind.REPLACEMENT: 0,
+        KitKind.RETURNED: 0,
     }
     assert result.amounts_pence[KitKind.PAID] == 2685  # 3 x 895
     assert result.amounts_pence[KitKind.FREE_REGISTER_FLAG] == 1790  # 2 x 895
@@ -75,3 +76,29 @@ def test_a_replacement_counts_as_one_and_the_lost_kit_in_its_own_kind_and_period
     assert november.counts[KitKind.REPLACEMENT] == 1 and november.counts[KitKind.FREE_REGISTER_FLAG] == 0
     october = statement([replaced], Period(date(2026, 10, 1), date(2026, 11, 1)), 895)
     assert [(line.fulfilment_id, line.kind) for line in october.lines] == [("F-010", KitKind.FREE_REGISTER_FLAG)]
+
+
+def test_a_returned_parcel_is_a_line_of_its_own_at_its_dispatch_and_the_kit_sent_again_a_replacement():
+    posted = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    returned = KitFacts("F-020", "standard_price", FulfilmentState.RETURNED, RELEASED, posted, None)
+    november = statement([returned], NOVEMBER, 895)
+    assert [(line.fulfilment_id, line.kind, line.at) for line in november.lines] == [
+        ("F-020", KitKind.RETURNED, posted)
+    ]
+    assert (november.counts[KitKind.RETURNED], november.counts[KitKind.PAID], november.total_pence) == (1, 0, 895)
+    sent_again = KitFacts(
+        "F-020-2",
+        "standard_price",
+        FulfilmentState.DISPATCHED,
+        RELEASED,
+        datetime(2026, 11, 20, tzinfo=timezone.utc),
+        None,
+        earlier_dispatches=(("F-020", posted),),
+        earlier_returned=frozenset({"F-020"}),
+    )
+    both = statement([sent_again], NOVEMBER, 895)
+    assert [(line.fulfilment_id, line.kind) for line in both.lines] == [
+        ("F-020", KitKind.RETURNED),
+        ("F-020-2", KitKind.REPLACEMENT),
+    ]
+    assert both.total_pence == 2 * 895  # two kits made and posted: 1790p
