@@ -98,3 +98,10 @@ def parse_new_address(form: dict[str, str]) -> DeliveryDetails:
     """A new name and address, checked exactly as the delivery page checks them (no email: a
     change of address keeps the order's own email and consent)."""
     return parse_delivery_details({name: form.get(name, "") for name in ADDRESS_FIELDS})
+
+
+def masked_line(line: str) -> str:
+    """A line of an address as the holder can recognise it and a passer-by cannot read it: each
+    word's first character, its digits and punctuation, every other letter starred ('2 Sample Road'
+    -> '2 S***** R***')."""
+    return " ".join(word[:1] + "".join("*" if c.isalpha() else c for c in word[1:]) for word in line.split(" "))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..domain.changes import Source
+from ..domain.delivery import masked_line
 from ..domain.errors import InvalidInput, OrderNotFound
 from ..domain.lifecycle import request_replacement
 from ..domain.orders import FulfilmentState, Order
@@ -39,8 +40,11 @@ def replacement_offer(order: Order, deps: Dependencies) -> ReplacementOffer | No
         return None
     if deps.clock() < allowed_from:
         return ReplacementOffer(allowed_from, allowed=False)
+    # The status page opens to an order reference and a postcode, both printed on the parcel, before
+    # the certificate is proved: the name and street are shown masked, enough to recognise.
     d = deps.orders.delivery_of(order)
-    lines = tuple(line for line in (d.full_name, d.address_line_1, d.address_line_2, d.town, d.postcode) if line)
+    masked = tuple(masked_line(line) for line in (d.full_name, d.address_line_1, d.address_line_2) if line)
+    lines = (*masked, d.town, d.postcode)
     return ReplacementOffer(allowed_from, allowed=True, address_lines=lines)
 
 

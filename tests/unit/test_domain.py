@@ -258,3 +258,11 @@ def test_consent_survives_the_journey_cookie_where_only_a_stored_true_counts():
     details = parse_delivery_details(delivery_form(contact_consent="yes"))
     assert DeliveryDetails.from_dict(json.loads(json.dumps(details.to_dict()))) == details
     assert DeliveryDetails.from_dict({**details.to_dict(), "contact_consent": "yes"}).contact_consent is False
+
+
+def test_an_address_line_is_masked_to_its_initials_and_digits():
+    from chalicelib.domain.delivery import masked_line
+
+    assert masked_line("2 Sample Road") == "2 S***** R***"
+    assert masked_line("Flat 12B, 3 High St") == "F*** 12*, 3 H*** S*"
+    assert masked_line("Ada  O'Neill") == "A**  O'*****"
