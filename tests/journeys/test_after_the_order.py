@@ -216,3 +216,34 @@ def test_after_acceptance_the_page_gives_the_contact_and_a_late_change_is_refuse
     late = change_address(browser, reference, "FA/2000")
     assert late.status_code == 409 and "can no longer be changed" in late.body.decode()
     assert holders.orders.get(reference).amendments_issued == 0
+
+
+def test_a_certificate_locked_by_failed_checks_is_refused_on_every_change_form_even_with_the_right_answer(
+    client, holders
+):
+    """The cancellation, the change of address and the report of a kit not arrived share the
+    certificate check's counters: wrong guesses at ordering lock them too, and the locked answer is
+    the same refusal as a wrong one."""
+    from chalicelib.domain.throttle import REFERENCE_LIMITS
+
+    mine = free_order(holders, 0)
+    guesser = Browser(client)
+    for _ in range(REFERENCE_LIMITS.per_window):
+        guesser.post("/order/certificate", {"reference": "FA/2000", "postcode": "SW1A 1AA"})
+    browser, _ = status_page(client, mine)
+    locked = [
+        change_address(browser, mine, "FA/2000"),
+        cancel(browser, mine, "FA/2000"),
+        browser.post(
+            "/status/replacement",
+            {"order_reference": mine, "reference": "FA/2000", "postcode": "SW1A 2AA", "confirm_address": "yes"},
+        ),
+    ]
+    assert [r.status_code for r in locked] == [400, 400, 400]
+    assert all("We could not match that certificate reference and postcode" in r.body.decode() for r in locked)
+    order = holders.orders.get(mine)
+    assert (order.fulfilment, order.amendments_issued, order.cancelled_by_holder) == (
+        FulfilmentState.RELEASED,
+        0,
+        False,
+    )
