@@ -505,6 +505,9 @@ def _next_fulfilment(
         "rejected_at": None,
         "returned_at": None,
         "return_reason": None,
+        # the new fulfilment's message carries the current address: no amendment of the old one is owed
+        "amendment_sent": order.amendments_issued,
+        "amendment_acknowledged": order.amendments_issued,
     }
     change += f"; {order.fulfilment_id} superseded by {fulfilment_id_of(order.reference, order.fulfilment_attempt + 1)}"
     all_effects = {Effect.RELEASE_TO_MANUFACTURER, *effects}

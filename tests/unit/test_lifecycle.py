@@ -794,3 +794,19 @@ def test_a_returned_order_sent_again_is_its_next_fulfilment_and_an_order_in_prog
     with pytest.raises(NothingToResolve):  # an open report of a kit not arrived is not for resolve --cancel
         requested = lifecycle.request_replacement(posted, Source("holder"), NOW + timedelta(days=10), 10).order
         lifecycle.resolve_by_cancelling(requested, Source("operator:ann"), NOW, "why")
+
+
+def test_an_amendment_the_kit_maker_never_acknowledged_is_not_owed_for_the_next_fulfilment():
+    """A change of address after release owes the kit maker an amendment of that fulfilment; once
+    support sends the order again as its next fulfilment, whose message carries the current address,
+    the old amendment is neither sent nor listed for the new one."""
+    released = _released()
+    new_address = parse_delivery_details(delivery_form(address_line_1="5 Other Road"))
+    changed = lifecycle.change_address(released, new_address, Source("holder"), NOW).order
+    assert changed.amendment_unsent and changed.amendment_to_tell
+    rejected = lifecycle.reject(changed, "no such road", Source("manufacturer:k"), NOW).order
+    again = lifecycle.resolve_with_new_address(rejected, new_address, Source("operator:ann"), NOW, "typo").order
+    sent_again = lifecycle.release(again, NOW).order
+    assert sent_again.fulfilment_id.endswith("-2") and sent_again.open_for_manufacturer
+    assert not sent_again.amendment_unsent and not sent_again.amendment_to_tell
+    assert lifecycle.outstanding(sent_again) == frozenset()
