@@ -53,7 +53,13 @@ def write_orders_csv(out_dir: Path, orders: list[dict], day: str) -> Path:
     """fulfilment-orders-<day>.csv, or -2, -3... if taken. Never overwrites an earlier file, even
     one a second poll is writing at the same moment; written mode 0600 and whole or not at all
     (ops.private_files): it holds names and addresses."""
-    stem = f"fulfilment-orders-{day}"
+    return _write_new_csv(out_dir, f"fulfilment-orders-{day}", ORDER_COLUMNS, (order_row(o) for o in orders))
+
+
+def _write_new_csv(out_dir: Path, stem: str, columns, rows) -> Path:
+    """<stem>.csv, or <stem>-2.csv, -3... if taken, never overwriting one (not even one another
+    poll is writing at the same moment), mode 0600, whole or not at all."""
+    rows = list(rows)
     number = 1
     while True:
         path = out_dir / (f"{stem}.csv" if number == 1 else f"{stem}-{number}.csv")
@@ -62,8 +68,8 @@ def write_orders_csv(out_dir: Path, orders: list[dict], day: str) -> Path:
                 # utf-8-sig: the BOM makes spreadsheets read accented names as UTF-8.
                 with private_file(path, "w", overwrite=False, newline="", encoding="utf-8-sig") as handle:
                     writer = csv.writer(handle)
-                    writer.writerow(ORDER_COLUMNS)
-                    writer.writerows(order_row(order) for order in orders)
+                    writer.writerow(columns)
+                    writer.writerows(rows)
                 return path
             except FileExistsError:
                 pass
@@ -106,20 +112,7 @@ def amendment_row(item: dict) -> list[str]:
 def write_amendments_csv(out_dir: Path, items: list[dict], day: str) -> Path:
     """address-amendments-<day>.csv (or -2, -3...), never overwriting, mode 0600, whole or not at
     all, as the orders' CSV: it holds names and addresses."""
-    stem = f"address-amendments-{day}"
-    number = 1
-    while True:
-        path = out_dir / (f"{stem}.csv" if number == 1 else f"{stem}-{number}.csv")
-        if not path.exists():
-            try:
-                with private_file(path, "w", overwrite=False, newline="", encoding="utf-8-sig") as handle:
-                    writer = csv.writer(handle)
-                    writer.writerow(AMENDMENT_COLUMNS)
-                    writer.writerows(amendment_row(item) for item in items)
-                return path
-            except FileExistsError:
-                pass
-        number += 1
+    return _write_new_csv(out_dir, f"address-amendments-{day}", AMENDMENT_COLUMNS, (amendment_row(i) for i in items))
 
 
 def read_dispatch_rows(path: Path, columns: tuple[str, ...] = DISPATCH_COLUMNS) -> list[tuple[int, dict[str, str]]]:

@@ -135,11 +135,12 @@ def prove_holder(
         raise CertificateNotAccepted()
 
 
-def cancel_order(
+def proved_order(
     order_reference: str, raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str
 ) -> Order:
-    """The holder cancels their order from the status page, once they have proved the certificate
-    again (`cancel_by_holder`: refunded in full if paid, the kit maker told, the kit back)."""
+    """The order a status page's form names, once its holder has proved the certificate again
+    (prove_holder); an order reference that names no order is refused exactly as a wrong
+    certificate is, after the same requests. Raises CertificateNotAccepted."""
     reference = normalise_order_reference(order_reference)
     try:
         order: Order | None = deps.orders.get(reference) if reference else None
@@ -147,6 +148,15 @@ def cancel_order(
         order = None
     prove_holder(order, raw_reference, raw_postcode, deps, client_address)  # no order: refused the same
     assert order is not None
+    return order
+
+
+def cancel_order(
+    order_reference: str, raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str
+) -> Order:
+    """The holder cancels their order from the status page, once they have proved the certificate
+    again (`cancel_by_holder`: refunded in full if paid, the kit maker told, the kit back)."""
+    order = proved_order(order_reference, raw_reference, raw_postcode, deps, client_address)
     now = deps.clock
     return apply_change(order.reference, lambda latest: cancel_by_holder(latest, Source("holder"), now()), deps)
 
@@ -164,16 +174,10 @@ def change_delivery_address(
     `change_address` (an amendment to the kit maker if it was released, an email to the holder).
     The certificate's postcode is the form's `certificate_postcode` (its `postcode` is the new one)."""
     delivery = parse_new_address(new_address)
-    reference = normalise_order_reference(order_reference)
     try:
-        order: Order | None = deps.orders.get(reference) if reference else None
-    except OrderNotFound:
-        order = None
-    try:
-        prove_holder(order, raw_reference, raw_postcode, deps, client_address)  # no order: refused the same
+        order = proved_order(order_reference, raw_reference, raw_postcode, deps, client_address)
     except InvalidInput as exc:
         raise InvalidInput({_CERTIFICATE_FIELD.get(k, k): v for k, v in exc.errors.items()}) from None
-    assert order is not None
     now = deps.clock
 
     def decide(latest: Order) -> Outcome:

@@ -10,13 +10,12 @@ from datetime import datetime
 
 from ..domain.changes import Source
 from ..domain.delivery import masked_line
-from ..domain.errors import InvalidInput, OrderNotFound
+from ..domain.errors import InvalidInput
 from ..domain.lifecycle import request_replacement
 from ..domain.orders import FulfilmentState, Order
-from ..domain.references import normalise_order_reference
 from .changes import apply_change
 from .dependencies import Dependencies
-from .ordering import prove_holder
+from .ordering import proved_order
 
 CONFIRM_ADDRESS_MESSAGE = "Confirm that the address is correct"
 
@@ -67,13 +66,7 @@ def report_missing_kit(
     `request_replacement`). Raises CertificateNotAccepted, InvalidInput, FulfilmentConflict."""
     if not address_confirmed:
         raise InvalidInput({"confirm_address": CONFIRM_ADDRESS_MESSAGE})
-    reference = normalise_order_reference(order_reference)
-    try:
-        order: Order | None = deps.orders.get(reference) if reference else None
-    except OrderNotFound:
-        order = None
-    prove_holder(order, raw_reference, raw_postcode, deps, client_address)  # no order: refused the same
-    assert order is not None
+    order = proved_order(order_reference, raw_reference, raw_postcode, deps, client_address)
     days, now = deps.settings.replacement_after_days, deps.clock
     return apply_change(
         order.reference, lambda latest: request_replacement(latest, Source("holder"), now(), days), deps
