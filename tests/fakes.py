@@ -535,6 +535,8 @@ def _facts(order):
         order.dispute_status,
         order.released_at,
         order.cancelled_by_holder,
+        order.fulfilment_attempt,
+        order.earlier_fulfilments,
     )
 
 

@@ -70,4 +70,6 @@ def _facts(record) -> OrderFacts:
         dispute_status=record.dispute_status,
         released_at=_time(getattr(record, "released_at", None)),
         cancelled_by_holder=bool(getattr(record, "cancelled_by_holder", False)),
+        fulfilment_attempt=field_from(record, "fulfilment_attempt") or 1,
+        earlier_fulfilments=tuple(field_from(record, "earlier_fulfilments") or ()),
     )

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Iterator
 
-from .orders import MONEY_TAKEN, FulfilmentState, OrderState, PaymentState
+from .orders import MONEY_TAKEN, EarlierFulfilment, FulfilmentState, OrderState, PaymentState
 from .reconciliation_rows import ROW_COLUMNS, row as _row
 
 
@@ -50,6 +50,10 @@ class OrderFacts:
     dispute_status: str | None
     released_at: datetime | None = None  # set: the kit maker had it, so a cancellation went to them
     cancelled_by_holder: bool = False
+    # Its fulfilments after the first (a replacement, or one sent again to a corrected address):
+    # the current one's number and those it superseded, so a second kit reads as what it is.
+    fulfilment_attempt: int = 1
+    earlier_fulfilments: tuple[EarlierFulfilment, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from .references import fulfilment_id_of
+
 if TYPE_CHECKING:  # the reconciliation imports this module; its types are only annotations here
     from .reconciliation import Finding, LedgerEntry, OrderFacts
 
@@ -34,6 +36,7 @@ ROW_COLUMNS = (
     "payout_date",
     "discrepancies",
     "cancellation",
+    "fulfilments",
 )
 
 
@@ -50,6 +53,7 @@ def row(kind: str, order: OrderFacts | None, entry: LedgerEntry | None, found: l
         **_entry_cells(order, entry),
         "discrepancies": "; ".join(f.kind.name.lower() for f in found),
         "cancellation": cancellation(order),
+        "fulfilments": fulfilments(order),
     }
 
 
@@ -67,6 +71,17 @@ def cancellation(order: OrderFacts | None) -> str:
     else:
         money = f"refunded {order.refunded_pence} of {order.amount_pence}"
     return f"cancelled {who}, {when}, {money}"
+
+
+def fulfilments(order: OrderFacts | None) -> str:
+    """An order sent more than once, kit by kit, so a second kit with no second payment reads as
+    what it is ('F-…: dispatched, replacement approved; F-…-2: dispatched, at no charge'); empty
+    for the common order of one fulfilment."""
+    if order is None or not order.earlier_fulfilments:
+        return ""
+    earlier = [f"{e.fulfilment_id}: {e.state.value}, {e.reason or 'superseded'}" for e in order.earlier_fulfilments]
+    current = f"{fulfilment_id_of(order.reference, order.fulfilment_attempt)}: {order.fulfilment.value}, at no charge"
+    return "; ".join([*earlier, current])
 
 
 def _order_cells(order: OrderFacts | None, entry: LedgerEntry | None) -> dict[str, object]:

@@ -110,6 +110,23 @@ def test_an_approved_replacement_is_a_fulfilment_like_any_other_and_counts_once_
         fulfilment_id_of(reference): KitKind.FREE_REGISTER_FLAG,
         second: KitKind.REPLACEMENT,
     }
+    # finance's reconciliation: the order's row says it had two kits, the second at no charge,
+    # and finds nothing wrong with a second kit that had no payment
+    import io
+
+    from chalicelib.services.finance import export_to
+    from tests.journeys.test_finance import sections
+
+    out = io.BytesIO()
+    export_to(out, "csv", Period(NOW.date(), NOW.date() + timedelta(days=1)), holders)
+    found = sections(out.getvalue().decode("utf-8"))
+    [header, *body] = next(rows for rows in found.values() if rows and "fulfilments" in rows[0])
+    rows = [dict(zip(header, r, strict=True)) for r in body if reference in r]
+    [order_row] = rows
+    assert order_row["fulfilments"] == (
+        f"{fulfilment_id_of(reference)}: dispatched, replacement approved; {second}: dispatched, at no charge"
+    )
+    assert order_row["discrepancies"] == ""
 
 
 def test_the_kit_makers_report_on_the_superseded_id_again_is_unchanged_and_a_different_one_409(client, holders, token):
