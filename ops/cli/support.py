@@ -71,17 +71,14 @@ def show_case(order_reference: str, with_address: bool) -> None:
 def resend_command(order_reference: str, kind: str, operator: str, reason: str) -> None:
     """Send the holder's confirmation or dispatch email again, recorded in the order's log.
     The same command again (same operator and reason) sends nothing more."""
-    from chalicelib.domain.errors import NothingToResend, OrderNotFound
+    from chalicelib.domain.errors import NothingToResend
     from chalicelib.services.support import resend
 
     deps = dependencies()
     found = found_order(order_reference, deps)
-    try:
-        order = resend(found.reference, kind, operator, reason, deps)
-    except OrderNotFound:
-        raise click.ClickException(f"no order {shown(found.reference)}") from None
-    except NothingToResend as exc:
-        raise click.ClickException(f"not resent: {exc}") from None
+    order = _decided(
+        lambda: resend(found.reference, kind, operator, reason, deps), found, NothingToResend, "not resent"
+    )
     if len(order.history) == len(found.history):
         echo(f"{order.reference}: this {kind} email was already resent for this reason; nothing more sent")
         return
@@ -115,7 +112,7 @@ def resolve_command(order_reference: str, cancel: bool, new_address: bool, opera
 
 def _resolve_with_new_address(order_reference: str, operator: str, reason: str) -> None:
     from chalicelib.domain.delivery import parse_delivery_details
-    from chalicelib.domain.errors import InvalidInput, NothingToResolve, OrderNotFound
+    from chalicelib.domain.errors import InvalidInput, NothingToResolve
     from chalicelib.services.support import resolve_new_address
 
     deps = dependencies()
@@ -131,12 +128,8 @@ def _resolve_with_new_address(order_reference: str, operator: str, reason: str) 
         delivery = parse_delivery_details(asked)
     except InvalidInput as exc:
         raise click.ClickException("not resolved: " + "; ".join(exc.errors.values())) from None
-    try:
-        order = resolve_new_address(found.reference, delivery, operator, reason, deps)
-    except OrderNotFound:
-        raise click.ClickException(f"no order {shown(found.reference)}") from None
-    except NothingToResolve as exc:
-        raise click.ClickException(f"not resolved: {exc}") from None
+    send_again = lambda: resolve_new_address(found.reference, delivery, operator, reason, deps)  # noqa: E731
+    order = _decided(send_again, found, NothingToResolve, "not resolved")
     if len(order.history) == len(found.history):
         echo(f"{order.reference}: already sent again for this reason; nothing more done")
         return
@@ -202,12 +195,15 @@ def decline_replacement_command(order_reference: str, operator: str, reason: str
     echo(f"{order.reference}: replacement declined; the holder is told why")
 
 
-def _decided(decide, found):
+def _decided(decide, found, refused: type[Exception] | None = None, not_done: str = "not done"):
+    """An operator's action on `found`, its refusals as one clear line each (exit 1): no such
+    order, or `refused` (by default the lifecycle's FulfilmentConflict) prefixed with `not_done`."""
     from chalicelib.domain.errors import FulfilmentConflict, OrderNotFound
 
+    refusal = refused or FulfilmentConflict
     try:
         return decide()
     except OrderNotFound:
         raise click.ClickException(f"no order {shown(found.reference)}") from None
-    except FulfilmentConflict as exc:
-        raise click.ClickException(f"not done: {exc}") from None
+    except refusal as exc:
+        raise click.ClickException(f"{not_done}: {exc}") from None
