@@ -107,3 +107,13 @@ def sweep_expired_attempts(event):
 def purge_personal_data(event):
     """Storage limitation: names and addresses go RETENTION_DAYS after the kit (or the order) ended."""
     app.log.info("retention purge: %d orders erased", privacy.purge_personal_data(deps()))
+
+
+@app.lambda_function(name="console")
+def console(event, context):
+    """The staff console: its own Chalice app (chalicelib.web.console) behind its own API, in this
+    function with its own role, so the holder's function gains none of the console's powers. The
+    console is imported here, on its first request, never by the holder's function."""
+    from chalicelib.web.console import console as console_app
+
+    return console_app(event, context)

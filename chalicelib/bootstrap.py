@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .services import Dependencies
-from .settings import OperatorSettings, Settings
+from .settings import OperatorSettings, Settings, required_secret
 from .timeutil import utc_now
 
 _lock = threading.Lock()
@@ -54,6 +54,12 @@ def configure_logging() -> None:
 def settings_from_environment(env=None) -> Settings:
     """Settings from the environment, with `ssm:` secret references read from Parameter Store."""
     return Settings.from_environ(_resolved(env))
+
+
+def operator_command_settings(env=None) -> Settings:
+    """The app's settings for an operator's command: its secrets are refused only where used, so
+    `order show` needs no Stripe key and `finance export` no REGISTER_KEY (settings.required_secret)."""
+    return Settings.from_environ(_resolved(env), secrets_when_used=True)
 
 
 def operator_settings_from_environment(env=None) -> OperatorSettings:
@@ -101,7 +107,30 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
         emails=JinjaEmails(settings.app_base_url, contact_email=settings.campaign_contact_email),
         **_aws_adapters(settings, aws),
         **_dynamodb_adapters(settings, personal_fields(settings, aws)),
+        **_staff_adapters(settings, aws),
     )
+
+
+def _staff_adapters(settings: Settings, aws) -> dict:
+    """The console's user pool and sessions, where the console runs (settings.staff set)."""
+    if settings.staff is None:
+        return {}
+    from .adapters.cognito_staff import CognitoStaff
+    from .adapters.dynamodb_audit import DynamoAuditLog, build_audit_model
+    from .adapters.dynamodb_staff_sessions import DynamoStaffSessions, build_session_model
+
+    staff, region, endpoint = settings.staff, settings.region, settings.aws_endpoint_url
+
+    def directory():
+        return CognitoStaff(
+            aws.client("cognito-idp", endpoint_url=endpoint), staff.user_pool_id, staff.user_pool_client_id
+        )
+
+    return {
+        "staff_directory": _BuiltOnFirstUse(functools.cache(directory)),
+        "staff_sessions": DynamoStaffSessions(build_session_model(staff.sessions_table, region, endpoint)),
+        "audit": DynamoAuditLog(build_audit_model(staff.audit_table, region, endpoint)),
+    }
 
 
 def personal_fields(settings: Settings, aws):
@@ -151,7 +180,7 @@ def _stripe_adapters(settings: Settings, clock):
     from .adapters.stripe_ledger import StripeLedger
     from .adapters.stripe_payments import StripePayments, stripe_client
 
-    client = stripe_client(settings.stripe_secret_key, settings.stripe_api_base)
+    client = stripe_client(required_secret(settings.stripe_secret_key, "STRIPE_SECRET_KEY"), settings.stripe_api_base)
     return StripePayments(client, settings.stripe_webhook_secret, clock), StripeLedger(client)
 
 

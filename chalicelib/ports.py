@@ -20,6 +20,8 @@ from .domain.payments import MoneyView
 from .domain.kit_statement import KitFacts, Statement
 from .domain.reconciliation import Finding, LedgerEntry, OrderFacts, Payout, Period
 from .domain.register import RegisterEntry, RegisterState
+from .domain.staff import Challenge, SignInStep, StaffSession
+from .domain.audit import AuditEntry
 from .domain.throttle import Reservation
 
 
@@ -278,3 +280,50 @@ class Exports(Protocol):
 
     def put_once(self, key: str, body: bytes, content_type: str) -> bool:
         """Write unless the key exists; False when it did."""
+
+
+class StaffDirectory(Protocol):
+    """The staff user pool (Amazon Cognito): who may sign in to the console, and their groups."""
+
+    def sign_in(self, username: str, password: str) -> SignInStep:
+        """A password checked; signed in, asked for more (a code, a new password), or refused."""
+
+    def answer(self, challenge: Challenge, answer: str) -> SignInStep:
+        """The code from the authenticator app, or the new password, for the challenge."""
+
+    def set_up_authenticator(self, challenge: Challenge) -> tuple[str, Challenge]:
+        """For MFA_SETUP: the new secret to add to an authenticator app, and the step that waits
+        for its first code (answered through `answer`)."""
+
+
+class StaffSessions(Protocol):
+    """The console's sessions, server-side, so that signing out (or a timeout) ends them at once."""
+
+    def start(self, session: StaffSession) -> None:
+        """Store a new session (its key never seen before)."""
+
+    def touch(self, key: str, now: datetime) -> StaffSession | None:
+        """The live session with this key, its idle clock restarted; None when there is none or it
+        has timed out (idle or absolute), in one conditional write."""
+
+    def end(self, key: str) -> None:
+        """Gone, whether or not it was there."""
+
+
+class AuditLog(Protocol):
+    """Staff actions, append-only."""
+
+    def append(self, entry: AuditEntry) -> None:
+        """Add the entry; never overwrites one already there (a conditional put)."""
+
+    def between(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        order_reference: str | None = None,
+    ) -> Iterator[AuditEntry]:
+        """Entries from start (inclusive) to end (exclusive), newest first, filtered; one order's
+        entries come from an index on the order reference, never a scan."""

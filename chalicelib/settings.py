@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from .domain.eligibility import CampaignRules
 from .domain.lifecycle import HOLD_GRACE
 from .domain.money import Money
 from .domain.references import ReferenceRules
+
+
+_Secret = TypeVar("_Secret", str, bytes)
 
 
 class SettingsError(RuntimeError):
@@ -55,6 +58,7 @@ class Settings:
     replacement_after_days: int = 10  # days after dispatch before a holder may report a kit missing
     email_from: str | None = None  # the verified SES sender; unset, no email is sent
     campaign_contact_email: str | None = None  # where a holder's pages send them with a question
+    staff: StaffConsole | None = None  # the staff console's resources; None in the holder's functions
 
     def __post_init__(self) -> None:
         # A holder back from Stripe at the last minute of the checkout hold still has their journey.
@@ -68,10 +72,17 @@ class Settings:
         return checkout_origin(self.stripe_api_base)
 
     @classmethod
-    def from_environ(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_environ(cls, env: Mapping[str, str] | None = None, secrets_when_used: bool = False) -> "Settings":
+        """`secrets_when_used` (the operator's commands): a secret left unset is read as empty and
+        refused only where it is used (`required_secret`), so a command that uses none needs none."""
         env = os.environ if env is None else env
         read = _Reader(env)
-        return cls(**_resources(read, env), **_secrets(read), **_behaviour(read))
+        return cls(
+            **_resources(read, env),
+            **_secrets(read, secrets_when_used),
+            **_behaviour(read),
+            staff=StaffConsole.read(read),
+        )
 
 
 def _resources(read: "_Reader", env: Mapping[str, str]) -> dict:
@@ -92,13 +103,27 @@ def _resources(read: "_Reader", env: Mapping[str, str]) -> dict:
     }
 
 
-def _secrets(read: "_Reader") -> dict:
+def _secrets(read: "_Reader", when_used: bool) -> dict:
+    def secret(name: str) -> bytes:
+        return b"" if when_used and read.optional(name) is None else read.secret(name)
+
+    def text(name: str) -> str:
+        return (read.optional(name) or "") if when_used else read.required(name)
+
     return {
-        "register_key": read.secret("REGISTER_KEY"),
-        "journey_key": read.secret("JOURNEY_KEY"),
-        "stripe_secret_key": read.required("STRIPE_SECRET_KEY"),
-        "stripe_webhook_secret": read.required("STRIPE_WEBHOOK_SECRET"),
+        "register_key": secret("REGISTER_KEY"),
+        "journey_key": secret("JOURNEY_KEY"),
+        "stripe_secret_key": text("STRIPE_SECRET_KEY"),
+        "stripe_webhook_secret": text("STRIPE_WEBHOOK_SECRET"),
     }
+
+
+def required_secret(value: _Secret, name: str) -> _Secret:
+    """A secret at its point of use: one an operator's command left unset (read as empty, see
+    `Settings.from_environ`) is refused here, naming the variable."""
+    if not value:
+        raise SettingsError(f"{name} must be set (this command uses it)")
+    return value
 
 
 def _behaviour(read: "_Reader") -> dict:
@@ -123,8 +148,39 @@ def _behaviour(read: "_Reader") -> dict:
 
 
 @dataclass(frozen=True)
+class StaffConsole:
+    """Where the console's sign-in and sessions are, and its own address (its forms' origin)."""
+
+    user_pool_id: str
+    user_pool_client_id: str
+    sessions_table: str
+    audit_table: str
+    base_url: str
+
+    @classmethod
+    def read(cls, read: "_Reader") -> "StaffConsole | None":
+        """Set only where the console runs (all five, or none: half a console is a mistake)."""
+        names = (
+            "STAFF_USER_POOL_ID",
+            "STAFF_USER_POOL_CLIENT_ID",
+            "STAFF_SESSIONS_TABLE",
+            "AUDIT_TABLE",
+            "CONSOLE_BASE_URL",
+        )
+        values = [read.optional(name) for name in names]
+        if not any(values):
+            return None
+        for name, value in zip(names, values, strict=True):
+            if value is None:
+                raise SettingsError(f"{name} must be set with the other STAFF_* variables")
+        pool, client, sessions, audit, url = (str(v) for v in values)
+        return cls(pool, client, sessions, audit, url.rstrip("/"))
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
-    """The subset an operator's command needs: no Stripe keys to import a register."""
+    """The subset the register's commands need: no Stripe keys. REGISTER_KEY is read only if set
+    and refused where used (`required_secret`): an import needs it, status and rollback do not."""
 
     region: str
     aws_endpoint_url: str | None
@@ -143,7 +199,7 @@ class OperatorSettings:
             aws_endpoint_url=read.optional("AWS_ENDPOINT_URL"),
             register_table=read.required("REGISTER_TABLE"),
             claims_table=read.required("CLAIMS_TABLE"),
-            register_key=read.secret("REGISTER_KEY"),
+            register_key=read.secret("REGISTER_KEY") if read.optional("REGISTER_KEY") else b"",
             reference_rules=ReferenceRules(read.text("CERTIFICATE_REFERENCE_PATTERN", ReferenceRules.pattern)),
             register_max_removal_percent=register_max_removal_percent(read),
         )

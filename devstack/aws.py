@@ -26,6 +26,10 @@ NOT_CREATED_LOCALLY = {
     "AWS::S3::BucketPolicy",
     "AWS::WAFv2::WebACL",
     "AWS::WAFv2::WebACLAssociation",
+    # the console's API and its permission to call the console function: the local stack serves
+    # the console's app with `devstack.local_api --console` instead
+    "AWS::Serverless::Api",
+    "AWS::Lambda::Permission",
 }
 # The cloud baseline's resources nothing local reads (docs/stack-findings.md): the key the tables
 # and queues are encrypted with at rest (moto encrypts nothing at rest, and every resource is
@@ -58,9 +62,12 @@ def gateway_responses_declared() -> dict:
 
 def environment_names() -> dict[str, str]:
     """Logical id -> the variable the app reads its name or URL from: the same `Ref`s the template
-    puts in every function's environment (its Globals), plus the kit maker's role for the CLI."""
+    puts in every function's environment (its Globals, and the console function's own), plus the
+    kit maker's role for the CLI."""
     template = load_template()
-    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    console = template["Resources"].get("Console", {}).get("Properties", {})
+    variables |= console.get("Environment", {}).get("Variables", {})
     names = {value["Ref"]: name for name, value in variables.items() if isinstance(value, dict) and "Ref" in value}
     return {lid: name for lid, name in names.items() if lid in template["Resources"]} | {
         "ManufacturerQueueRole": "MANUFACTURER_QUEUE_ROLE_ARN"
@@ -103,7 +110,8 @@ def _clients(endpoint_url: str, region: str) -> dict:
     making botocore's clients is most of what that costs."""
     session = boto3.session.Session(region_name=region)
     return {
-        svc: session.client(svc, endpoint_url=endpoint_url) for svc in ("dynamodb", "sqs", "s3", "iam", "ses", "kms")
+        svc: session.client(svc, endpoint_url=endpoint_url)
+        for svc in ("dynamodb", "sqs", "s3", "iam", "ses", "kms", "cognito-idp")
     }
 
 
@@ -127,6 +135,8 @@ def _references(node) -> list[str]:
     if isinstance(node, dict):
         if "Fn::GetAtt" in node:
             return [node["Fn::GetAtt"][0]]
+        if "Ref" in node and isinstance(node["Ref"], str):
+            return [node["Ref"]]
         return [ref for value in node.values() for ref in _references(value)]
     if isinstance(node, list):
         return [ref for value in node for ref in _references(value)]
@@ -262,7 +272,56 @@ def _create_alias(clients, name: str, props: dict, created: dict, region: str) -
     return {"env": alias}
 
 
+# The user pool's properties passed to moto as they are. MfaConfiguration is not among them: the
+# template requires the authenticator app (ON); locally it is OPTIONAL, and whether the demo staff
+# must use it is STAFF_MFA's choice (devstack.staff).
+USER_POOL_PROPERTIES = (
+    "Policies",
+    "UsernameAttributes",
+    "AutoVerifiedAttributes",
+    "AdminCreateUserConfig",
+    "AccountRecoverySetting",
+)
+USER_POOL_CLIENT_PROPERTIES = (
+    "ExplicitAuthFlows",
+    "GenerateSecret",
+    "PreventUserExistenceErrors",
+    "AccessTokenValidity",
+    "IdTokenValidity",
+    "RefreshTokenValidity",
+    "TokenValidityUnits",
+)
+
+
+def _create_user_pool(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    params = {key: props[key] for key in USER_POOL_PROPERTIES if key in props}
+    cognito = clients["cognito-idp"]
+    pool = cognito.create_user_pool(PoolName=name, MfaConfiguration="OPTIONAL", **params)["UserPool"]
+    if "SOFTWARE_TOKEN_MFA" in props.get("EnabledMfas", ()):  # the API's way of saying EnabledMfas
+        cognito.set_user_pool_mfa_config(
+            UserPoolId=pool["Id"], SoftwareTokenMfaConfiguration={"Enabled": True}, MfaConfiguration="OPTIONAL"
+        )
+    return {"env": pool["Id"], "arn": pool["Arn"]}
+
+
+def _create_user_pool_client(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    params = {key: props[key] for key in USER_POOL_CLIENT_PROPERTIES if key in props}
+    pool_id = _resolve(props["UserPoolId"], created)
+    client = clients["cognito-idp"].create_user_pool_client(UserPoolId=pool_id, ClientName=name, **params)
+    return {"env": client["UserPoolClient"]["ClientId"]}
+
+
+def _create_user_pool_group(clients, name: str, props: dict, created: dict, region: str) -> dict:
+    pool_id = _resolve(props["UserPoolId"], created)
+    params = {"Description": props["Description"]} if "Description" in props else {}
+    clients["cognito-idp"].create_group(UserPoolId=pool_id, GroupName=props["GroupName"], **params)
+    return {"env": props["GroupName"]}
+
+
 _CREATORS = {
+    "AWS::Cognito::UserPool": _create_user_pool,
+    "AWS::Cognito::UserPoolClient": _create_user_pool_client,
+    "AWS::Cognito::UserPoolGroup": _create_user_pool_group,
     "AWS::DynamoDB::Table": _create_table,
     "AWS::SQS::Queue": _create_queue,
     "AWS::S3::Bucket": _create_bucket,

@@ -103,7 +103,7 @@ def handler_class(answers: dict[str, tuple[int, dict[str, str], bytes]]):
     return GatewayResponsesHandler
 
 
-def serve(host: str, port: int, stage: str) -> None:
+def serve(host: str, port: int, stage: str, console: bool = False) -> None:
     import functools
 
     from chalice.cli.factory import CLIFactory
@@ -113,8 +113,11 @@ def serve(host: str, port: int, stage: str) -> None:
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")  # as chalice local does
     factory = CLIFactory(str(ROOT), environ=os.environ)
     config = factory.create_config_obj(chalice_stage_name=stage)
-    validate_routes(config.chalice_app.routes)
-    server = factory.create_local_server(config.chalice_app, config, host, port)
+    app_object = config.chalice_app
+    if console:  # the staff console's own Chalice app, which AWS serves behind its own API
+        from chalicelib.web.console import console as app_object
+    validate_routes(app_object.routes)
+    server = factory.create_local_server(app_object, config, host, port)
     server.server.RequestHandlerClass = functools.partial(
         handler_class(gateway_responses()), app_object=server.app_object, config=config
     )
@@ -126,6 +129,7 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--stage", default="local")
+    parser.add_argument("--console", action="store_true", help="serve the staff console instead of the holder's app")
     parser.add_argument(
         "--write-template", action="store_true", help="rewrite the gateway responses in infra/resources.json and exit"
     )
@@ -133,7 +137,7 @@ def main(argv=None) -> None:
     if arguments.write_template:
         write_template()
         return
-    serve(arguments.host, arguments.port, arguments.stage)
+    serve(arguments.host, arguments.port, arguments.stage, console=arguments.console)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ class MailBox:
         self._thread = threading.Thread(target=self._run, name="mailbox", daemon=True)
 
     def start(self) -> None:
+        """Empty the folder of an earlier run's messages (only the files this writes), then watch."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        for earlier in self.folder.glob("[0-9][0-9][0-9]-*.txt"):
+            earlier.unlink()
         self._thread.start()
 
     def stop(self) -> None:

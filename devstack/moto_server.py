@@ -69,8 +69,16 @@ class SerialMotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
+        class QuietHandler(MotoRequestHandler):
+            """No access line per request (about 300 at the stack's start-up would bury its own
+            output); a request moto failed (5xx) is still logged, as are werkzeug's errors."""
+
+            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+                if str(code).startswith("5"):
+                    super().log_request(code, size)
+
         self.dispatch = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(HOST, port, self.dispatch, threaded=True, request_handler=MotoRequestHandler)
+        self._server = make_server(HOST, port, self.dispatch, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
 
     @property

@@ -5,7 +5,10 @@
 - The local Stripe emulator stands in for Stripe, unless STRIPE_SECRET_KEY and
   STRIPE_WEBHOOK_SECRET are set to real test-mode values, in which case real Stripe is used.
 - The synthetic register is loaded with the operator CLI, the command real data goes through.
-- The app runs under `chalice local` (devstack.local_api adds API Gateway's gateway responses).
+- The app runs under `chalice local` (devstack.local_api adds API Gateway's gateway responses);
+  the staff console, a Chalice app of its own, beside it on its own port.
+- Demo staff (one per user pool group, FICTITIOUS) and one paid demo order are made at start-up,
+  so support has an order to find and refund and finance a charge and a refund to reconcile.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ import urllib.request
 from pathlib import Path
 
 from devstack.aws import create_resources
+from devstack.demo import place_demo_order
 from devstack.mailbox import MailBox
 from devstack.scheduler import LocalScheduler
+from devstack.staff import create_demo_staff
 from devstack.synthetic_register import DEMO_HOLDERS, LOCAL_FREE_KIT_AREAS
 
 ROOT = Path(__file__).resolve().parent.parent
+OPERATOR_ENV_FILE = ROOT / ".tracekit-local.env"  # git-ignored; ops reads it (ops/cli/common.py)
 REGION = "eu-west-2"
 HOST = "127.0.0.1"
 SCHEDULED_HANDLERS = (
@@ -41,6 +47,14 @@ SCHEDULED_HANDLERS = (
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--app-port", type=int, default=int(os.environ.get("APP_PORT", 8000)))
+    parser.add_argument("--console-port", type=int, default=int(os.environ.get("CONSOLE_PORT", 8001)))
+    parser.add_argument(
+        "--staff-mfa",
+        choices=("on", "off"),
+        default=os.environ.get("STAFF_MFA", "off"),
+        help="whether the demo staff sign in with an authenticator app code too (production requires it; "
+        "moto accepts any 6 digits)",
+    )
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5001)))
     parser.add_argument("--stripe-port", type=int, default=int(os.environ.get("STRIPE_PORT", 12111)))
     parser.add_argument(
@@ -57,6 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "to artefacts/synthetic_register.csv)",
     )
     parser.add_argument("--mail-folder", type=Path, default=ROOT / "artefacts" / "mail")
+    parser.add_argument(
+        "--operator-env-file",
+        type=Path,
+        default=OPERATOR_ENV_FILE,
+        help="where to write the stack's settings for the operator CLI (ops reads another one named by "
+        "TRACEKIT_ENV_FILE)",
+    )
     return parser.parse_args(argv)
 
 
@@ -90,9 +111,20 @@ def start_stripe(port: int, app_url: str):
 def app_environment(
     resources: dict[str, str], moto_url: str, app_url: str, stripe_env: dict[str, str]
 ) -> dict[str, str]:
-    """Fresh secrets every run: the local stack's data lives only as long as the process."""
+    """This process's environment with the stack's settings (`stack_settings`) on top."""
+    return {**os.environ, **stack_settings(resources, moto_url, app_url, stripe_env)}
+
+
+def stack_settings(
+    resources: dict[str, str],
+    moto_url: str,
+    app_url: str,
+    stripe_env: dict[str, str],
+    console_url: str = "",
+) -> dict[str, str]:
+    """What the stack configures the app with. Fresh secrets every run: the local stack's data
+    lives only as long as the process."""
     return {
-        **os.environ,
         **resources,
         **stripe_env,
         "AWS_ACCESS_KEY_ID": "local",
@@ -103,12 +135,33 @@ def app_environment(
         "REGISTER_KEY": secrets.token_urlsafe(32),
         "JOURNEY_KEY": secrets.token_urlsafe(32),
         "APP_BASE_URL": app_url,
+        **({"CONSOLE_BASE_URL": console_url} if console_url else {}),
         "FREE_KIT_AREAS": LOCAL_FREE_KIT_AREAS,
         "STAGE": "local",
         "COOKIE_SECURE": "false",
         "CAMPAIGN_CONTACT_EMAIL": "enquiries@tracekit.invalid",  # fictitious
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def write_operator_file(settings: dict[str, str], path: Path = OPERATOR_ENV_FILE) -> Path:
+    """The running stack's settings (`stack_settings`), secrets included, as KEY=value lines for the
+    operator CLI: mode 0600 from its creation, renamed into place whole. Removed when the stack stops."""
+    lines = [f"{name}={value}" for name, value in sorted(settings.items()) if name != "PYTHONUNBUFFERED"]
+    if any("\n" in line for line in lines):
+        raise ValueError("a setting holds a line break: it cannot be written as a KEY=value line")
+    part = path.with_name(path.name + ".part")
+    part.unlink(missing_ok=True)
+    descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write("# Written by `make run` for the stack it is running; removed when it stops.\n")
+        out.write("\n".join(lines) + "\n")
+    os.replace(part, path)
+    return path
+
+
+def remove_operator_file(path: Path = OPERATOR_ENV_FILE) -> None:
+    path.unlink(missing_ok=True)
 
 
 def write_synthetic_register(path: Path) -> Path:
@@ -128,13 +181,11 @@ def import_register(env: dict[str, str], csv_file: Path) -> None:
     )
 
 
-def start_app(env: dict[str, str], port: int) -> subprocess.Popen:
-    """`chalice local`, with API Gateway's gateway responses in front (devstack.local_api)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "devstack.local_api", "--host", HOST, "--port", str(port), "--stage", "local"],
-        env=env,
-        cwd=ROOT,
-    )
+def start_app(env: dict[str, str], port: int, console: bool = False) -> subprocess.Popen:
+    """`chalice local`, with API Gateway's gateway responses in front (devstack.local_api): the
+    holder's app, or (`console`) the staff console's."""
+    command = [sys.executable, "-m", "devstack.local_api", "--host", HOST, "--port", str(port), "--stage", "local"]
+    return subprocess.Popen(command + (["--console"] if console else []), env=env, cwd=ROOT)
 
 
 def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -152,21 +203,45 @@ def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 60)
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def print_banner(app_url: str, moto_url: str, emulator, mail_folder: Path) -> None:
+def operator_line(path: Path) -> str:
+    """The banner's line on how the operator CLI finds this stack's settings."""
+    named = path.name if path == OPERATOR_ENV_FILE else f"{path} (named by TRACEKIT_ENV_FILE)"
+    return f"  Operator CLI: `.venv/bin/python -m ops …` reads {named} (the environment wins)"
+
+
+def print_banner(
+    app_url: str,
+    moto_url: str,
+    emulator,
+    mail_folder: Path,
+    operator_file: Path,
+    console_url: str = "",
+    staff=(),
+    demo_order: str | None = None,
+) -> None:
     stripe = (
         f"local emulator at {emulator.base_url}" if emulator else "REAL Stripe (test mode keys from the environment)"
     )
     print("\n  tracekit local stack is running (Ctrl-C stops everything)\n")
     print(f"  App:     {app_url}/")
+    if console_url:
+        print(f"  Console: {console_url}/ (staff sign in with the users below)")
     print(f"  AWS:     moto at {moto_url}")
     print(f"  Stripe:  {stripe}")
     if emulator:
         print(f"           its dashboard (refunds, disputes, async payments): {emulator.base_url}/_emulator")
     print(f"  Mail:    what the app emails (moto's SES) is written to {mail_folder}/ as it is sent")
-    print(f"  Timers:  {', '.join(SCHEDULED_HANDLERS)} run in-process\n")
+    print(f"  Timers:  {', '.join(SCHEDULED_HANDLERS)} run in-process")
+    print(operator_line(operator_file) + "\n")
     print("  Demo certificates (FICTITIOUS):")
     for case, (reference, _type, _status, _expiry, postcode, _free) in DEMO_HOLDERS.items():
-        print(f"    {case:<27} reference {reference:<11} postcode {postcode}")
+        print(f"    {case:<29} reference {reference:<11} postcode {postcode}")
+    if staff:
+        print("\n  Demo staff (FICTITIOUS; passwords are new each run):")
+        for member in staff:
+            print(f"    {member.group:<15} {member.username:<38} password {member.password}")
+    if demo_order:
+        print(f"\n  Demo order (paid, for support to find and refund): {demo_order}")
     print("", flush=True)
 
 
@@ -185,39 +260,59 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     _stop_on_sigterm()
     app_url = f"http://{HOST}:{args.app_port}"
+    console_url = f"http://{HOST}:{args.console_port}"
     moto, moto_url = start_moto(args.moto_port)
-    emulator, app, scheduler, mailbox = None, None, None, None
+    emulator, app, console, scheduler, mailbox = None, None, None, None, None
     try:
         os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
         resources = create_resources("local", moto_url, REGION)
         emulator, stripe_env = start_stripe(args.stripe_port, app_url)
-        env = app_environment(resources, moto_url, app_url, stripe_env)
+        settings = stack_settings(resources, moto_url, app_url, stripe_env, console_url)
+        env = {**os.environ, **settings}
+        write_operator_file({**settings, "TRACEKIT_API_URL": app_url}, args.operator_env_file)  # and the client's
         import_register(env, args.register or write_synthetic_register(ROOT / "artefacts" / "synthetic_register.csv"))
         app = start_app(env, args.app_port)
+        console = start_app(env, args.console_port, console=True)
         wait_until_serving(app_url + "/", app)
+        wait_until_serving(console_url + "/sign-in", console)
+        staff = create_demo_staff(moto_url, REGION, settings["STAFF_USER_POOL_ID"], mfa=args.staff_mfa == "on")
+        demo_order = place_demo_order(env, emulator) if emulator else None
         scheduler = LocalScheduler(env, SCHEDULED_HANDLERS, interval=args.schedule_seconds)
         scheduler.start()
         mailbox = MailBox(args.mail_folder, REGION)
         mailbox.start()
-        print_banner(app_url, moto_url, emulator, mailbox.folder)
-        app.wait()
+        print_banner(
+            app_url, moto_url, emulator, mailbox.folder, args.operator_env_file, console_url, staff, demo_order
+        )
+        _wait_for_either(app, console)
     except KeyboardInterrupt:
         print("\nStopping the local stack…")
     finally:
+        remove_operator_file(args.operator_env_file)
         if mailbox is not None:
             mailbox.stop()
-        _stop(app, emulator, moto, scheduler)
+        _stop((app, console), emulator, moto, scheduler)
 
 
-def _stop(app, emulator, moto, scheduler) -> None:
+def _wait_for_either(*processes: subprocess.Popen) -> None:
+    """Until Ctrl-C, or one of the apps exits (the stack is then not whole: it stops)."""
+    while all(process.poll() is None for process in processes):
+        time.sleep(0.5)
+    raise SystemExit("an app of the local stack exited; stopping the rest")
+
+
+def _stop(apps, emulator, moto, scheduler) -> None:
     if scheduler is not None:
         scheduler.stop()
-    if app is not None and app.poll() is None:
-        app.terminate()
-        try:
-            app.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            app.kill()
+    for app in apps:
+        if app is not None and app.poll() is None:
+            app.terminate()
+    for app in apps:
+        if app is not None:
+            try:
+                app.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                app.kill()
     if emulator is not None:
         emulator.stop()
     moto.stop()

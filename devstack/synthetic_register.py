@@ -25,7 +25,10 @@ _DEMO = {
     "free (free-kit area E1 6)": ("SYN/100003", "both", "in force", 670, "E1 6AN", ""),
     "expired": ("SYN/100004", "firearm", "expired", -670, "NW3 2QG", ""),
     "revoked": ("SYN/100005", "shotgun", "revoked", 790, "SW9 8QH", ""),
+    "already ordered (demo order)": ("SYN/100006", "firearm", "in force", 720, "N7 0BB", ""),
 }
+# The holder of the demo order the local stack places and pays at start (devstack.demo).
+DEMO_ORDER_HOLDER = (_DEMO["already ordered (demo order)"][0], _DEMO["already ordered (demo order)"][4])
 
 
 def utc_today() -> date:

@@ -16,6 +16,8 @@ import requests
 
 REGION = "eu-west-2"
 os.environ["TRACEKIT_LOG_PROPAGATE"] = "1"  # before app.py is imported: let pytest capture tracekit's log
+# The operator CLI fills unset variables from an env file; a running `make run`'s must not leak in.
+os.environ["TRACEKIT_ENV_FILE"] = os.path.join(os.path.dirname(__file__), "no-local-settings.env")
 TEST_SECRETS = {
     "REGISTER_KEY": "test-register-key-0123456789abcdef0123456789",
     "JOURNEY_KEY": "test-journey-key-0123456789abcdef0123456789ab",
@@ -148,6 +150,7 @@ def app_environment(aws: dict, moto_url: str, stripe_emulator) -> dict:
         "AWS_REGION": REGION,
         "STRIPE_API_BASE": stripe_emulator.base_url,
         "APP_BASE_URL": "http://testserver",
+        "CONSOLE_BASE_URL": "http://console.testserver",
         "FREE_KIT_AREAS": FREE_KIT_AREAS,
         "STAGE": "test",
         "COOKIE_SECURE": "false",

@@ -23,12 +23,12 @@ def token_for(journey: Journey, key: bytes) -> str:
 
 
 def check(form_token: str, journey: Journey, key: bytes, headers, app_base_url: str) -> None:
-    _check_origin(headers, app_base_url)
+    check_origin(headers, app_base_url)
     if not journey.csrf or not hmac.compare_digest(form_token or "", token_for(journey, key)):
         raise CrossSiteRequest("missing or wrong form token")
 
 
-def _check_origin(headers, app_base_url: str) -> None:
+def check_origin(headers, app_base_url: str) -> None:
     """Refused with a fixed text naming the header that did not match, never its value: the
     caller writes the headers, and whatever is in them (personal data too) must not reach a log."""
     site = headers.get("sec-fetch-site")

@@ -57,8 +57,19 @@ def _control_run_payout(emulator: StripeEmulator, _: str, params: dict[str, Any]
     now = None if params.get("now") in (None, "") else parse_integer(params["now"], "now", minimum=0)
     payout = emulator.run_payout(now)
     if payout is None:
-        raise ApiError(400, "There is no available balance to pay out yet.", code="balance_insufficient")
+        raise ApiError(
+            400,
+            "There is no available balance to pay out yet: funds become available two days after each "
+            "charge. Make today's balance available first (POST /_emulator/balance/available).",
+            code="balance_insufficient",
+        )
     return payout, {"done": "paid_out"}
+
+
+def _control_make_available(emulator: StripeEmulator, _: str, __: dict[str, Any]) -> ControlResult:
+    """POST /_emulator/balance/available: pending funds become available now (skipping Stripe's delay)."""
+    moved = emulator.make_balance_available()
+    return {"object": "emulator.balance_availability", "made_available": moved}, {"done": "made_available"}
 
 
 def _control_fail_next(emulator: StripeEmulator, _: str, params: dict[str, Any]) -> ControlResult:
@@ -83,5 +94,6 @@ CONTROL_ROUTES: list[tuple[re.Pattern[str], ControlAction]] = [
     (re.compile(r"/_emulator/disputes/([^/]+)/close"), _control_close_dispute),
     # The empty group stands in for the object id the other controls take.
     (re.compile(r"/_emulator/payouts()"), _control_run_payout),
+    (re.compile(r"/_emulator/balance/available()"), _control_make_available),
     (re.compile(r"/_emulator/failures()"), _control_fail_next),
 ]

@@ -34,6 +34,7 @@ _DASHBOARD_NOTICES = {
     "closed": "The dispute was closed.",
     "redelivered": "The event was sent to the webhook URL again.",
     "paid_out": "The payout was created and paid.",
+    "made_available": "The pending balance is available now: a payout can be run.",
 }
 
 
@@ -172,12 +173,19 @@ def _render_balances(view: DashboardView) -> str:
         for currency, (available, pending) in sorted(view.balances.items())
     )
     balance = f"<ul>{lines}</ul>" if lines else "<p>Nothing is waiting to be paid out.</p>"
-    button = (
-        '<form method="post" action="/_emulator/payouts">'
-        '<input type="hidden" name="view" value="dashboard">'
-        '<button type="submit">Run a payout now</button></form>'
+    delay = (
+        "<p>As in Stripe, a charge's funds are pending for two days before they can be paid out. "
+        "To pay out today's charges now, make the balance available first.</p>"
     )
-    return f"<h2>Balance not yet paid out</h2>\n{balance}\n{button}"
+    buttons = "".join(
+        f'<form method="post" action="{action}"><input type="hidden" name="view" value="dashboard">'
+        f'<button type="submit">{label}</button></form>'
+        for action, label in (
+            ("/_emulator/balance/available", "Make today's balance available"),
+            ("/_emulator/payouts", "Run a payout now"),
+        )
+    )
+    return f"<h2>Balance not yet paid out</h2>\n{balance}\n{delay}\n{buttons}"
 
 
 def _render_payouts(view: DashboardView) -> str:

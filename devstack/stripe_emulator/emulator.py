@@ -210,6 +210,11 @@ class StripeEmulator:
         self._webhooks.deliver_now(event)
         return dispute
 
+    def make_balance_available(self) -> int:
+        """Make today's pending balance available now, so a payout can be run at once (Stripe holds
+        funds for about two days, AVAILABILITY_DELAY_SECONDS); how many transactions it moved."""
+        return self._money.make_balance_available()
+
     def run_payout(self, now: int | None = None) -> dict[str, Any] | None:
         """Pay out every balance transaction available at now (default: the clock) and not yet paid out.
 

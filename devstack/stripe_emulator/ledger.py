@@ -131,6 +131,14 @@ class BalanceLedger:
         ready = [txn for txn_id in self._awaiting_payout if (txn := self._by_id[txn_id])["available_on"] <= now]
         return [txn for txn in ready if txn["currency"] == ready[0]["currency"]] if ready else []
 
+    def make_available(self, now: int) -> int:
+        """Make every pending transaction not yet paid out available at now (as test mode's instant
+        availability would); how many were pending. Each is replaced by an updated copy."""
+        pending = [txn for txn in self.awaiting_payout() if txn["available_on"] > now]
+        for txn in pending:
+            self._by_id[txn["id"]] = {**txn, "available_on": now, "status": "available"}
+        return len(pending)
+
     def awaiting_payout(self) -> list[dict[str, Any]]:
         """Every transaction not yet paid out, oldest arrival first."""
         return [self._by_id[txn_id] for txn_id in self._awaiting_payout]

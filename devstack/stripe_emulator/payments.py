@@ -99,6 +99,12 @@ class MoneyMovements:
         self._state.ledger.add([txn])
         dispute["balance_transactions"].append(dict(txn))
 
+    def make_balance_available(self) -> int:
+        """Pending funds not yet paid out become available now; how many transactions were pending."""
+        state = self._state
+        with state.lock:
+            return state.ledger.make_available(state.now())
+
     def create_payout(self, now: int | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """Pay out what is available at now (default: the clock); a copy and its payout.paid event, or None."""
         state = self._state

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ops.cli.common import is_stripe_error, shown, stripe_error_line
+from ops.cli.common import configuration_errors, fill_environment_from_file, is_stripe_error, shown, stripe_error_line
 from ops.cli.finance import finance
 from ops.cli.fulfilment import fulfilment
 from ops.cli.keys import keys
@@ -27,7 +27,8 @@ class Commands(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with configuration_errors():  # a secret refused where it is used (settings.required_secret)
+                return super().invoke(ctx)
         except click.ClickException as exc:
             exc.message = shown(exc.message)
             raise
@@ -39,7 +40,16 @@ class Commands(click.Group):
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """tracekit: operator tasks for the property-marking kit campaign."""
+    """tracekit: operator tasks for the property-marking kit campaign.
+
+    \b
+    Configuration: the app's environment variables (docs/configuration.md).
+    A variable unset in the environment is taken from the env file, if it
+    exists: TRACEKIT_ENV_FILE, else .tracekit-local.env at the repository's
+    root (written by `make run` for its stack). A variable already set in
+    the environment always wins. Each command needs only the secrets it uses.
+    """
+    fill_environment_from_file()
 
 
 for command in (register, refund, order, keys, fulfilment, erase, contacts, manufacturer, finance, support):

@@ -4,7 +4,11 @@ text that came from outside (`echo`, `shown`); and the one line a Stripe error b
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -44,22 +48,66 @@ def stripe_error_line(exc: Exception) -> str:
 
 def operator_settings() -> OperatorSettings:
     from chalicelib import bootstrap
-    from chalicelib.secrets import SecretsUnavailable
-    from chalicelib.settings import SettingsError
 
-    try:
+    with configuration_errors():
         return bootstrap.operator_settings_from_environment()
-    except (SettingsError, SecretsUnavailable) as exc:
-        raise click.ClickException(f"configuration: {exc}") from None
 
 
-def dependencies():
-    """The app's own composition root, for commands that act on orders and payments."""
+def dependencies(uses_stripe: bool = False):
+    """The app's own composition root, for commands that act on orders and payments. Its secrets
+    are refused only where used (a command that uses no Stripe key or REGISTER_KEY needs none);
+    `uses_stripe` refuses a missing STRIPE_SECRET_KEY before the command changes anything."""
     from chalicelib import bootstrap
+    from chalicelib.settings import required_secret
+
+    with configuration_errors():
+        settings = bootstrap.operator_command_settings()
+        if uses_stripe:
+            required_secret(settings.stripe_secret_key, "STRIPE_SECRET_KEY")
+        return bootstrap.build(settings)
+
+
+@contextlib.contextmanager
+def configuration_errors() -> Iterator[None]:
+    """A missing or malformed setting (or an unreadable `ssm:` secret) as the command's one-line
+    error, naming the variable, never its value."""
     from chalicelib.secrets import SecretsUnavailable
     from chalicelib.settings import SettingsError
 
     try:
-        return bootstrap.build(bootstrap.settings_from_environment())
+        yield
     except (SettingsError, SecretsUnavailable) as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+
+
+LOCAL_ENV_FILE = Path(__file__).resolve().parents[2] / ".tracekit-local.env"
+_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
+
+
+def fill_environment_from_file(environ: MutableMapping[str, str] = os.environ) -> Path | None:
+    """Fill the variables the environment leaves unset from the env file: `TRACEKIT_ENV_FILE` if
+    set, else `.tracekit-local.env` at the repository's root (what `make run` writes), read only if
+    it exists. A variable already set, even to empty, wins. Lines are KEY=value, taken literally
+    (no quotes, no expansion); blank lines and `#` comments are skipped. Returns the file read."""
+    path = Path(environ.get("TRACEKIT_ENV_FILE") or LOCAL_ENV_FILE)
+    if not path.is_file():
+        if environ.get("TRACEKIT_ENV_FILE"):
+            raise click.ClickException(f"configuration: TRACEKIT_ENV_FILE names {path}, which is not a file")
+        return None
+    for name, value in read_environment_file(path).items():
+        environ.setdefault(name, value)
+    return path
+
+
+def read_environment_file(path: Path) -> dict[str, str]:
+    """KEY=value lines; a line that is neither is refused by its number (its text is never shown:
+    it may hold a secret)."""
+    values = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _LINE.fullmatch(line)
+        if match is None:
+            raise click.ClickException(f"configuration: {path} line {number} is not KEY=value")
+        values[match.group(1)] = match.group(2)
+    return values

@@ -34,7 +34,7 @@ def finance_export(start: str, end: str, fmt: str, out: Path, quiet: bool) -> No
         period = parse_period(start, end)
     except InvalidInput as exc:
         raise click.ClickException("; ".join(exc.errors.values())) from None
-    deps = dependencies()
+    deps = dependencies(uses_stripe=True)
     try:
         with (
             private_file(out, "wb") as stream,

@@ -25,7 +25,7 @@ def refund(order_reference: str, amount: int | None, reason: str, operator: str)
     if reference is None:
         raise click.ClickException(f"{order_reference!r} is not an order reference (like TK-7K3MQ-9X2HD)")
     try:
-        order = refund_order(reference, amount, reason, operator, dependencies())
+        order = refund_order(reference, amount, reason, operator, dependencies(uses_stripe=True))
     except (OrderNotFound, RefundRefused, PaymentServiceUnavailable) as exc:
         raise click.ClickException(_say(exc)) from None
     except Exception as exc:

@@ -31,7 +31,7 @@ def erase(order_reference: str, reason: str, operator: str) -> None:
     if reference is None:
         raise click.ClickException(f"{order_reference!r} is not an order reference (like TK-7K3MQ-9X2HD)")
     try:
-        order = erase_order(reference, reason, operator, dependencies())
+        order = erase_order(reference, reason, operator, dependencies(uses_stripe=True))
     except OrderNotFound:
         raise click.ClickException(f"no order {reference}") from None
     except (PaymentServiceUnavailable, RefundRefused):

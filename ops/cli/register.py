@@ -10,7 +10,8 @@ import click
 
 from chalicelib.domain.errors import ExportChanged, NothingToRollBack, RegisterChanged
 from chalicelib.domain.register import RegisterKeys, RegisterState
-from ops.cli.common import operator_settings
+from chalicelib.settings import required_secret
+from ops.cli.common import configuration_errors, operator_settings
 
 MAX_REPORTED = 50  # problems printed; the rest are counted
 
@@ -46,10 +47,12 @@ def import_register_command(csv_file: Path, dry_run: bool, yes: bool, allow_shri
     from chalicelib.services import RegisterImport
 
     settings = operator_settings()
+    with configuration_errors():
+        keys = RegisterKeys(required_secret(settings.register_key, "REGISTER_KEY"))
     with RegisterImport(
         _opener(csv_file, quiet),
         bootstrap.register_for(settings),
-        RegisterKeys(settings.register_key),
+        keys,
         settings.reference_rules,
     ) as job:
         check = job.check()

@@ -140,7 +140,7 @@ def _resolve_by_cancelling(order_reference: str, operator: str, reason: str) -> 
     from chalicelib.domain.errors import NothingToResolve, OrderNotFound, PaymentServiceUnavailable
     from chalicelib.services.support import resolve_cancel
 
-    deps = dependencies()
+    deps = dependencies(uses_stripe=True)
     found = found_order(order_reference, deps)
     try:
         order = resolve_cancel(found.reference, operator, reason, deps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ E2E = Path(__file__).resolve().parent
 # The first test to use the stack also waits for it to start (up to STARTUP_SECONDS), and Chromium
 # is slow on a busy machine: these tests get twice pytest.ini's limit.
 E2E_TIMEOUT = 600
-STARTUP_SECONDS = 90
+STARTUP_SECONDS = 150
 
 
 def pytest_collection_modifyitems(items):
@@ -34,8 +35,10 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    ports = {"app": free_port(), "moto": free_port(), "stripe": free_port()}
+    ports = {"app": free_port(), "console": free_port(), "moto": free_port(), "stripe": free_port()}
     mail = tmp_path_factory.mktemp("mail")
+    (mail / "001-an-earlier-run.txt").write_text("left by an earlier run")
+    operator_file = tmp_path_factory.mktemp("operator") / "stack.env"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
     process = subprocess.Popen(
         [
@@ -44,6 +47,8 @@ def stack(tmp_path_factory):
             "devstack.stack",
             "--app-port",
             str(ports["app"]),
+            "--console-port",
+            str(ports["console"]),
             "--moto-port",
             str(ports["moto"]),
             "--stripe-port",
@@ -52,6 +57,8 @@ def stack(tmp_path_factory):
             "1",
             "--mail-folder",
             str(mail),
+            "--operator-env-file",
+            str(operator_file),
         ],
         cwd=ROOT,
         env=env,
@@ -62,17 +69,29 @@ def stack(tmp_path_factory):
     )
     try:
         output = StackOutput(process.stdout)
-        banner = output.until("Demo certificates", then=6, timeout=STARTUP_SECONDS)
-        yield {
+        banner = output.until("Demo order", then=0, timeout=STARTUP_SECONDS)  # its last line
+        running = {
             "app": f"http://127.0.0.1:{ports['app']}",
+            "console": f"http://127.0.0.1:{ports['console']}",
+            "staff": demo_staff(banner),
+            "demo_order": re.search(r"Demo order .*: (\S+)", banner).group(1),
             "moto": f"http://127.0.0.1:{ports['moto']}",
             "stripe": f"http://127.0.0.1:{ports['stripe']}",
             "banner": banner,
             "mail": mail,
+            "operator_file": operator_file,
             "output": output.lines,
         }
+        running["demo_fulfilment"] = queued(running)  # taken off the queue: each test sees only its own
+        yield running
     finally:
         end_stack(process)
+
+
+def demo_staff(banner: str) -> dict[str, tuple[str, str]]:
+    """Each group's demo user as the banner prints it: group -> (username, password)."""
+    found = re.findall(r"^ +(\S+) +(\S+@staff\.tracekit\.invalid) +password (\S+)$", banner, re.MULTILINE)
+    return {group: (username, password) for group, username, password in found}
 
 
 class StackOutput:
@@ -191,7 +210,7 @@ def synthetic_holders(free: bool) -> list[tuple[str, str]]:
     from datetime import date
 
     from chalicelib.domain.register import REGISTER_COLUMNS
-    from devstack.synthetic_register import LOCAL_EXTRA_ROWS, synthetic_rows, utc_today
+    from devstack.synthetic_register import DEMO_ORDER_HOLDER, LOCAL_EXTRA_ROWS, synthetic_rows, utc_today
 
     today = utc_today()  # the stack wrote its register today, from the same rows
     rows = [dict(zip(REGISTER_COLUMNS, row, strict=True)) for row in synthetic_rows(LOCAL_EXTRA_ROWS, today=today)]
@@ -203,4 +222,5 @@ def synthetic_holders(free: bool) -> list[tuple[str, str]]:
         and date.fromisoformat(r["expiry_date"]) > today
         and (r["free_kit"] == "yes") == free
         and (free or r["postcode"].split()[0] not in outward)
+        and r["certificate_reference"] != DEMO_ORDER_HOLDER[0]  # the stack ordered for it at start-up
     ]

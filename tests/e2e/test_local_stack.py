@@ -4,12 +4,15 @@ one, each ending with the message on moto's SQS FIFO queue."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 
 import requests
 
-from tests.e2e.conftest import queued
+from tests.e2e.conftest import ROOT, queued
 
 REFERENCE = re.compile(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}")
 
@@ -89,3 +92,39 @@ def test_a_path_with_no_route_gets_the_404_page_api_gateway_is_configured_to_sen
         assert '<h1 class="govuk-heading-l">Page not found</h1>' in answer.text
         assert "Missing Authentication Token" not in answer.text
     assert requests.get(stack["app"] + "/status", timeout=10).status_code == 200  # routes still route
+
+
+def test_the_operator_cli_runs_against_the_stack_from_its_written_file_alone(stack, tmp_path):
+    """No variable but the file's name: the stack wrote everything the CLI needs, secrets included."""
+    operator_file = stack["operator_file"]
+    assert operator_file.stat().st_mode & 0o777 == 0o600
+    assert f"reads {operator_file} (named by TRACEKIT_ENV_FILE)" in stack["banner"]
+    bare = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "TRACEKIT_ENV_FILE": str(operator_file)}
+
+    def ops(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "ops", *args], cwd=ROOT, env={**bare, **extra}, capture_output=True, text=True
+        )
+
+    created = ops("keys", "create", "--scope", "manufacturer", "--label", "Kit Maker Ltd")
+    assert created.returncode == 0, created.stderr
+    polled = ops(
+        "manufacturer",
+        "poll",
+        "--no-accept",
+        "--out-dir",
+        str(tmp_path),
+        TRACEKIT_MANUFACTURER_KEY=created.stdout.strip(),
+    )
+    assert polled.returncode == 0 and "fulfilment orders written" in polled.stderr + polled.stdout, polled.stderr
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    period = ["--from", today, "--to", time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))]
+    exported = ops("finance", "export", *period, "--out", str(tmp_path / "reconciliation.csv"), "--quiet")
+    assert exported.returncode == 0 and "rows" in exported.stdout, exported.stderr
+    for secret in ("REGISTER_KEY", "JOURNEY_KEY", "STRIPE_WEBHOOK_SECRET"):
+        assert secret not in created.stdout + created.stderr + exported.stdout + exported.stderr
+
+
+def test_the_mail_folder_starts_empty_and_moto_logs_no_access_lines(stack):
+    assert not (stack["mail"] / "001-an-earlier-run.txt").exists()
+    assert not any('"POST / HTTP/1.1"' in line for line in stack["output"])  # moto's DynamoDB and SQS calls

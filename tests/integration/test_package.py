@@ -88,12 +88,21 @@ def test_unknown_paths_get_the_404_page_from_api_gateway_itself(template):
 def test_tables_queues_and_bucket_are_durable_encrypted_and_private(template):
     resources = template["Resources"]
     tables = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
-    assert set(tables) == {"RegisterTable", "OrdersTable", "ClaimsTable", "AttemptsTable", "ApiKeysTable"}
+    assert set(tables) == {
+        "RegisterTable",
+        "OrdersTable",
+        "ClaimsTable",
+        "AttemptsTable",
+        "ApiKeysTable",
+        "StaffSessionsTable",
+        "AuditTable",
+    }
     for props in tables.values():
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["SSESpecification"]["SSEEnabled"] is True
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert tables["AttemptsTable"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    for ttl in ("AttemptsTable", "StaffSessionsTable"):
+        assert tables[ttl]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     queue = resources["FulfilmentQueue"]["Properties"]
     assert queue["FifoQueue"] and queue["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["FulfilmentDeadLetterQueue", "Arn"]
@@ -107,7 +116,7 @@ def test_tables_queues_and_bucket_are_durable_encrypted_and_private(template):
 def test_every_function_has_its_own_policy_log_retention_and_the_wiring(template):
     resources = template["Resources"]
     functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
-    assert len(functions) == 8
+    assert len(functions) == 9
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["prod"]
     policies = {
         json.dumps(json.loads((ROOT / ".chalice" / f["iam_policy_file"]).read_text()), sort_keys=True)
@@ -240,7 +249,7 @@ def test_the_exports_bucket_is_retained_and_its_access_logged(template):
 
 def test_every_function_is_capped_traced_and_every_scheduled_one_keeps_its_failed_runs(template):
     functions = _of_type(template, "AWS::Serverless::Function")
-    assert len(functions) == 8 and SCHEDULED < set(functions)
+    assert len(functions) == 9 and SCHEDULED < set(functions)
     for logical_id, function in functions.items():
         props = function["Properties"]
         assert isinstance(props["ReservedConcurrentExecutions"], int), logical_id
@@ -331,3 +340,41 @@ def test_every_checkov_skip_says_why(template):
     assert skips
     for logical_id, skip in skips:
         assert skip["id"].startswith("CKV_") and len(skip["comment"]) > 40, (logical_id, skip)
+
+
+def test_the_console_is_its_own_function_behind_its_own_api_with_the_holders_function_given_nothing_of_it(template):
+    """The holder's function (APIHandler) neither sees the console's settings nor may touch its
+    tables; the console's API sends every route to the console's function and nothing else."""
+    resources = template["Resources"]
+    console = resources["Console"]["Properties"]
+    assert console["Handler"] == "app.console"
+    staff_variables = {"STAFF_USER_POOL_ID", "STAFF_USER_POOL_CLIENT_ID", "STAFF_SESSIONS_TABLE", "AUDIT_TABLE"}
+    assert staff_variables | {"CONSOLE_BASE_URL"} <= set(console["Environment"]["Variables"])
+    assert not staff_variables & set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function" or logical_id == "Console":
+            continue
+        [inline] = resources[resource["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]["Policies"]
+        granted = json.dumps(inline["PolicyDocument"])
+        assert "StaffSessionsTable" not in granted and "AuditTable" not in granted, logical_id
+    definition = resources["ConsoleApi"]["Properties"]["DefinitionBody"]
+    uris = {
+        json.dumps(method["x-amazon-apigateway-integration"]["uri"])
+        for path in definition["paths"].values()
+        for method in path.values()
+    }
+    assert len(uris) == 1 and "${Console.Arn}" in uris.pop()
+    [permission] = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["FunctionName"] == {"Ref": "Console"}
+    ]
+    assert "ConsoleApi" in json.dumps(permission["Properties"]["SourceArn"])
+    waf = [r["Properties"]["ResourceArn"] for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"]
+    assert any("${ConsoleApi}" in json.dumps(arn) for arn in waf)
+
+
+def test_the_console_api_definition_is_the_one_the_consoles_routes_make():
+    from devstack.console_api import console_definition, declared_definition
+
+    assert declared_definition() == console_definition(), "run: python -m devstack.console_api --write-template"

@@ -231,6 +231,30 @@ def test_dashboard_run_payout_button_pays_out_and_redirects_with_a_notice(client
     assert (nothing_left.status, "no available balance" in nothing_left.body) == (400, True)
 
 
+def test_todays_charge_is_paid_out_after_the_dashboard_makes_the_balance_available(client, emulator):
+    """On a fresh stack every charge is younger than Stripe's two days: the payout needs the
+    balance made available first, as test mode's instant availability would."""
+    payment_intent = pay_for_session(client, emulator)
+    headers = {"Origin": emulator.base_url}
+    too_early = post_form(emulator, "/_emulator/payouts", {"view": "dashboard"}, headers)
+    assert too_early.status == 400 and "Make today's balance available" in too_early.body
+    page = request_page(emulator, "GET", "/_emulator").body
+    assert 'action="/_emulator/balance/available"' in page and "pending for two days" in page
+
+    made = post_form(emulator, "/_emulator/balance/available", {"view": "dashboard"}, headers)
+    paid = post_form(emulator, "/_emulator/payouts", {"view": "dashboard"}, headers)
+
+    assert (made.status, made.location) == (303, "/_emulator?done=made_available")
+    assert "a payout can be run" in request_page(emulator, "GET", made.location).body
+    assert (paid.status, paid.location) == (303, "/_emulator?done=paid_out")
+    expand = {"expand": ["latest_charge.balance_transaction"]}
+    intent = client.v1.payment_intents.retrieve(payment_intent, params=expand)
+    charge_txn = intent.latest_charge.balance_transaction
+    assert charge_txn.status == "available" and charge_txn.available_on < charge_txn.created + TWO_DAYS
+    [payout] = client.v1.payouts.list().data
+    assert payout.amount == charge_txn.net and payout.status == "paid"
+
+
 def test_the_emulator_refuses_to_listen_beyond_loopback():
     with pytest.raises(ValueError):
         StripeEmulator(host="0.0.0.0")  # noqa: S104 - the point of the test

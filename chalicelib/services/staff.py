@@ -1,0 +1,289 @@
+"""The staff console's use cases: signing in through the user pool, the server-side session, and
+each staff action carried out through the same service functions the operator CLI calls, with one
+audit entry per action (who, when, what, on which order, and the reason typed).
+
+Every function takes the signed-in member and checks their group itself, so a page that forgot
+its check still could not act for the wrong group."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from ..domain.audit import new_entry
+from ..domain.delivery import DeliveryDetails
+from ..domain.errors import InvalidInput
+from ..domain.orders import Order
+from ..domain.reconciliation import Finding, Period
+from ..domain.staff import Challenge, Group, Refused, SignedIn, SignInStep, StaffMember, StaffSession
+from .dependencies import Dependencies
+from .finance import STATEMENT_MEDIA_TYPES, export_to, parse_period, reconcile
+from .ordering import find_order
+from .payments import refund_order
+from .support import SupportCase, support_cases
+
+log = logging.getLogger("tracekit")
+MAX_REASON = 500
+
+
+def session_key(token: str) -> str:
+    """What is stored for a cookie's token: its hash, so the table alone opens no session."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignInAnswer:
+    """After a sign-in step: the new session's cookie token (signed in, or half-way with the
+    challenge to show), or neither when refused."""
+
+    token: str | None = None
+    session: StaffSession | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.session is None
+
+
+def sign_in(username: str, password: str, deps: Dependencies) -> SignInAnswer:
+    username = username.strip()
+    if not username or not password:
+        raise InvalidInput(
+            {name: f"Enter your {label}" for name, label, value in _credentials(username, password) if not value}
+        )
+    return _after(deps.staff_directory_required().sign_in(username, password), username, deps)
+
+
+def _credentials(username: str, password: str) -> tuple[tuple[str, str, str], ...]:
+    return (("username", "email address", username), ("password", "password", password))
+
+
+def answer_challenge(token: str, answer: str, deps: Dependencies) -> SignInAnswer:
+    """The code (or new password) for the half-done sign-in this token holds."""
+    pending = current(token, deps)
+    if pending is None or pending.challenge is None:
+        return SignInAnswer()
+    if not answer.strip():
+        raise InvalidInput({"answer": "Enter the code" if "MFA" in pending.challenge.name else "Enter a new password"})
+    deps.staff_sessions_required().end(pending.key)  # a step's token is used once
+    step = deps.staff_directory_required().answer(pending.challenge, answer.strip())
+    return _after(step, pending.challenge.username, deps)
+
+
+def set_up_authenticator(token: str, deps: Dependencies) -> tuple[str, SignInAnswer] | None:
+    """For a first sign-in where multi-factor is required: the secret for the authenticator app."""
+    pending = current(token, deps)
+    if pending is None or pending.challenge is None or pending.challenge.name != "MFA_SETUP":
+        return None
+    secret, waiting = deps.staff_directory_required().set_up_authenticator(pending.challenge)
+    deps.staff_sessions_required().end(pending.key)
+    return secret, _started(deps, challenge=waiting)
+
+
+def _after(step: SignInStep, username: str, deps: Dependencies) -> SignInAnswer:
+    if isinstance(step, Refused):
+        audit(deps, username, "signin.refused", detail={"why": step.why})
+        return SignInAnswer()
+    if isinstance(step, Challenge):
+        return _started(deps, challenge=step)
+    assert isinstance(step, SignedIn)  # nosec B101 - the three steps are exhaustive
+    groups = ",".join(sorted(g.value for g in step.member.groups))
+    audit(deps, step.member.username, "signin", detail={"groups": groups})
+    return _started(deps, member=step.member)
+
+
+def _started(deps: Dependencies, member: StaffMember | None = None, challenge: Challenge | None = None) -> SignInAnswer:
+    token = secrets.token_urlsafe(32)
+    now = deps.clock()
+    session = StaffSession(session_key(token), now, now, secrets.token_hex(16), member=member, challenge=challenge)
+    deps.staff_sessions_required().start(session)
+    return SignInAnswer(token, session)
+
+
+def current(token: str | None, deps: Dependencies) -> StaffSession | None:
+    """The live session (signed in or half-way) for a cookie's token, its idle clock restarted."""
+    if not token:
+        return None
+    return deps.staff_sessions_required().touch(session_key(token), deps.clock())
+
+
+def sign_out(session: StaffSession, deps: Dependencies) -> None:
+    deps.staff_sessions_required().end(session.key)
+    if session.member is not None:
+        audit(deps, session.member.username, "signout")
+
+
+def audit(
+    deps: Dependencies,
+    actor: str,
+    action: str,
+    *,
+    order_reference: str | None = None,
+    reason: str | None = None,
+    detail: dict[str, str] | None = None,
+) -> None:
+    deps.audit_required().append(
+        new_entry(deps.clock(), actor, action, order_reference=order_reference, reason=reason, detail=detail)
+    )
+
+
+def reason_given(raw: str, field: str = "reason") -> str:
+    reason = " ".join(raw.split())
+    if not reason:
+        raise InvalidInput({field: "Enter the reason, for the audit log"})
+    if len(reason) > MAX_REASON:
+        raise InvalidInput({field: f"The reason must be {MAX_REASON} characters or fewer"})
+    return reason
+
+
+# --- support ---------------------------------------------------------------------------------------
+
+
+def view_order(member: StaffMember, reference: str, deps: Dependencies) -> Order:
+    """An order's states and log (no personal data), audited."""
+    member.require(Group.SUPPORT)
+    order = find_order(reference, deps)
+    audit(deps, member.username, "order.view", order_reference=order.reference)
+    return order
+
+
+def view_delivery(member: StaffMember, reference: str, why: str, deps: Dependencies) -> DeliveryDetails:
+    """The order's name, address and email, opened from their seal: audited with the reason."""
+    member.require(Group.SUPPORT)
+    reason = reason_given(why, "purpose")
+    order = find_order(reference, deps)
+    audit(deps, member.username, "order.personal_data.view", order_reference=order.reference, reason=reason)
+    return deps.orders.delivery_of(order)
+
+
+def pence_from_pounds(raw: str) -> int | None:
+    """'8.95' or '£8.95' -> 895; blank -> None (the whole remainder)."""
+    text = raw.strip().removeprefix("£").strip()
+    if not text:
+        return None
+    try:
+        pounds = Decimal(text)
+    except InvalidOperation:
+        raise InvalidInput({"amount": "Enter the amount in pounds and pence, like 8.95, or leave it blank"}) from None
+    pence = pounds * 100
+    if pence != pence.to_integral_value() or pence <= 0:
+        raise InvalidInput({"amount": "Enter an amount more than £0 in pounds and pence, like 4.50"})
+    return int(pence)
+
+
+def refund(member: StaffMember, reference: str, amount: str, why: str, deps: Dependencies) -> Order:
+    """A full or part refund through the CLI's own `refund_order`: the same checks and the same
+    idempotency (the same refund sent twice refunds once)."""
+    member.require(Group.SUPPORT)
+    reason = reason_given(why)
+    pence = pence_from_pounds(amount)
+    order = refund_order(reference, pence, reason, f"staff:{member.username}", deps)
+    audit(
+        deps,
+        member.username,
+        "order.refund",
+        order_reference=order.reference,
+        reason=reason,
+        detail={"amount_pence": "remainder" if pence is None else str(pence)},
+    )
+    return order
+
+
+# --- finance ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class OnScreen:
+    """The reconciliation as the console shows it: the summary's lines and the discrepancies by
+    kind (a Report that keeps no rows, only their count)."""
+
+    rows: int = 0
+    summary: list[tuple[str, int | str]] = field(default_factory=list)
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
+
+    def row(self, values: dict[str, object]) -> None:
+        self.rows += 1
+
+    def finish(self, findings: list[Finding], summary: list[tuple[str, int | str]]) -> None:
+        self.summary = summary
+        for finding in findings:
+            self.findings.setdefault(finding.kind.value, []).append(finding)
+
+
+def reconciliation_on_screen(member: StaffMember, start: str, end: str, deps: Dependencies) -> OnScreen:
+    member.require(Group.FINANCE)
+    period = parse_period(start, end)
+    screen = OnScreen()
+    reconcile(period, screen, deps)
+    audit(deps, member.username, "finance.reconciliation.view", detail=_period_detail(period))
+    return screen
+
+
+def reconciliation_file(
+    member: StaffMember, start: str | None, end: str | None, fmt: str, deps: Dependencies
+) -> tuple[bytes | str, str, str]:
+    """The CSV or XLSX file of a period (the API's and the CLI's writer), audited as a download."""
+    member.require(Group.FINANCE)
+    period = parse_period(start, end)
+    buffer = io.BytesIO()
+    export_to(buffer, fmt, period, deps)
+    audit(deps, member.username, "finance.reconciliation.download", detail={**_period_detail(period), "format": fmt})
+    name = f"reconciliation-{period.start.isoformat()}-to-{period.end.isoformat()}.{fmt}"
+    body = buffer.getvalue()
+    return (body.decode("utf-8") if fmt == "csv" else body), STATEMENT_MEDIA_TYPES[fmt], name
+
+
+def _period_detail(period: Period) -> dict[str, str]:
+    return {"from": period.start.isoformat(), "to": period.end.isoformat()}
+
+
+# --- support's other actions: each the CLI's own service function, audited -------------------------
+
+
+def _actions() -> dict[str, tuple[str, Callable[[str, str, str, Dependencies], Order]]]:
+    """action name -> (what the page calls it, the service function: reference, operator, why, deps)."""
+    from . import support
+    from .privacy import erase_order
+
+    return {
+        "resend-confirmation": (
+            "Resend the confirmation email",
+            lambda ref, who, why, deps: support.resend(ref, "confirmation", who, why, deps),
+        ),
+        "resend-dispatch": (
+            "Resend the dispatch email",
+            lambda ref, who, why, deps: support.resend(ref, "dispatch", who, why, deps),
+        ),
+        "approve-replacement": ("Approve the replacement", support.approve),
+        "decline-replacement": ("Decline the replacement (the reason is emailed to the holder)", support.decline),
+        "resolve-cancel": ("Resolve by cancelling (refunded in full if paid)", support.resolve_cancel),
+        "erase": ("Erase the name and address", lambda ref, who, why, deps: erase_order(ref, why, who, deps)),
+    }
+
+
+def support_actions() -> dict[str, str]:
+    return {name: label for name, (label, _act) in _actions().items()}
+
+
+def act(member: StaffMember, reference: str, action: str, why: str, deps: Dependencies) -> Order:
+    """One of support's actions on an order, by name, with the reason typed; audited."""
+    member.require(Group.SUPPORT)
+    chosen = _actions().get(action)
+    if chosen is None:
+        raise InvalidInput({"action": "Choose an action from the list"})
+    reason = reason_given(why)
+    order = chosen[1](find_order(reference, deps).reference, member.username, reason, deps)
+    audit(deps, member.username, f"order.{action}", order_reference=order.reference, reason=reason)
+    return order
+
+
+def work_list(member: StaffMember, deps: Dependencies) -> list[SupportCase]:
+    """The orders that need a person (support's CLI list), audited as viewed."""
+    member.require(Group.SUPPORT)
+    cases = support_cases(deps)
+    audit(deps, member.username, "support.work_list.view", detail={"cases": str(len(cases))})
+    return cases

@@ -1,0 +1,420 @@
+"""The staff console: its own Chalice app, deployed as its own function with its own role and its
+own API (app.py's `console` function; docs/architecture.md, "The staff console"). Server-rendered
+GOV.UK pages, no script.
+
+Each route only translates: read the session and the form, call one function of
+chalicelib.services.staff, render. `staff_page` decides who may open each page; the service
+checks the group again before it acts."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+
+from chalice import Chalice, Response
+from chalice.app import Request
+
+from .. import bootstrap
+from ..domain.errors import (
+    ConcurrentChange,
+    FulfilmentConflict,
+    InvalidInput,
+    NothingToResend,
+    NothingToResolve,
+    OrderNotFound,
+    PaymentServiceUnavailable,
+    QueueUnavailable,
+    RefundRefused,
+)
+from ..domain.staff import Group, NotPermitted, StaffSession
+from ..services import staff
+from ..services.finance import STATEMENT_MEDIA_TYPES
+from . import csrf
+from .errors import _entry, log_unexpected
+from .forms import BodyTooLarge, read_form
+from .pages import redirect, render, stylesheet
+
+log = logging.getLogger("tracekit")
+console = Chalice(app_name="tracekit-console", configure_logs=False)
+console.api.binary_types.append(STATEMENT_MEDIA_TYPES["xlsx"])
+
+FORM = ["application/x-www-form-urlencoded"]
+COOKIE = "tracekit_staff"
+SIGN_IN_COOKIE = "tracekit_staff_sign_in"  # the sign-in form's own token (double submit), before any session
+# Each group's pages, in the order the navigation lists them.
+NAVIGATION = (
+    (Group.SUPPORT, "/support/orders", "Find an order"),
+    (Group.SUPPORT, "/support/work-list", "Orders needing a person"),
+    (Group.FINANCE, "/finance/reconciliation", "Reconciliation"),
+)
+
+
+def _request() -> Request:
+    request = console.current_request
+    assert request is not None  # nosec B101 - set by Chalice for every route it calls
+    return request
+
+
+def _query() -> dict[str, str]:
+    return dict(_request().query_params or {})
+
+
+def deps():
+    return bootstrap.dependencies()
+
+
+def _console_url() -> str:
+    settings = deps().settings
+    return settings.staff.base_url if settings.staff else settings.app_base_url
+
+
+def _cookie_value(name: str) -> str | None:
+    for part in (_request().headers.get("cookie") or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
+
+
+def _cookie(name: str, value: str, max_age: int | None = None) -> str:
+    secure = "; Secure" if deps().settings.cookie_secure else ""
+    age = f"; Max-Age={max_age}" if max_age is not None else ""
+    return f"{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"
+
+
+def _page(template: str, status: int = 200, cookie: str | None = None, session: StaffSession | None = None, **context):
+    member = session.member if session else None
+    links = [(href, text) for group, href, text in NAVIGATION if member and group in member.groups]
+    return render(
+        f"console/{template}",
+        status=status,
+        cookie=cookie,
+        member=member,
+        links=links,
+        csrf_token=session.csrf if session else "",
+        **context,
+    )
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, title: str, message: str):
+        super().__init__(title)
+        self.status, self.title, self.message = status, title, message
+
+
+PROBLEMS: dict[type, tuple[int, str, str]] = {
+    NotPermitted: (403, "You cannot use this page", "Your account is not in the group this page belongs to."),
+    csrf.CrossSiteRequest: (403, "This form has expired", "Go back, reload the page and try again."),
+    BodyTooLarge: (413, "Too much information sent", "The form was too large. Go back and try again."),
+    OrderNotFound: (404, "No order with that reference", "Check the reference and try again."),
+    PaymentServiceUnavailable: (503, "Stripe could not be reached", "Nothing was changed. Try again in a minute."),
+    ConcurrentChange: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
+    QueueUnavailable: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
+    FulfilmentConflict: (409, "That cannot be done to this order now", "Its state has moved on. Open it again."),
+    NothingToResend: (409, "There is no such email to send again", "The order has not reached that email yet."),
+    NothingToResolve: (409, "There is nothing to resolve", "The order is not rejected or returned, or is resolved."),
+}
+
+
+def staff_page(
+    group: Group | None,
+    form_template: str | None = None,
+    fields: tuple[str, ...] = (),
+    context: Callable[..., dict] = lambda _session, **_kwargs: {},
+):
+    """The decorator of every signed-in page: the live session (or a redirect to sign in), the
+    group's check, the form token on a POST, and refusals answered as pages. A refused form
+    (InvalidInput, RefundRefused) is shown again with its messages."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            session = None
+            try:
+                session = staff.current(_cookie_value(COOKIE), deps())
+                if session is None or session.member is None:
+                    return redirect("/sign-in?ended=1" if _cookie_value(COOKIE) else "/sign-in")
+                if group is not None:
+                    session.member.require(group)
+                return view(session, *args, **kwargs)
+            except (InvalidInput, RefundRefused) as exc:
+                if form_template is None or session is None:
+                    return _problem(exc, view.__name__, session)
+                return _form_again(exc, session, form_template, fields, lambda: context(session, **kwargs))
+            except Exception as exc:  # noqa: BLE001 - every error is a page
+                return _problem(exc, view.__name__, session)
+
+        return wrapper
+
+    return decorate
+
+
+def _form_again(
+    exc: InvalidInput | RefundRefused,
+    session: StaffSession,
+    template: str,
+    fields: tuple[str, ...],
+    context: Callable[[], dict],
+) -> Response:
+    """The refused form shown again (400) with its messages by field, in its page's context."""
+    errors = exc.errors if isinstance(exc, InvalidInput) else {fields[0]: str(exc)}
+    try:
+        shown = context()
+    except Exception as failed:  # noqa: BLE001 - the page itself cannot be shown: say why instead
+        return _problem(failed, template, session)
+    return _page(template, 400, session=session, form=read_form(_request().raw_body, fields), errors=errors, **shown)
+
+
+PROBLEMS[InvalidInput] = (400, "Check what you sent", "Go back and check the form.")
+PROBLEMS[RefundRefused] = (409, "That refund cannot be made", "Nothing, or less than that, is left to refund.")
+
+
+def _problem(exc: Exception, where: str, session: StaffSession | None) -> Response:
+    answer = _entry(PROBLEMS, exc)
+    if isinstance(exc, NotPermitted) and session and session.member:
+        staff.audit(deps(), session.member.username, "refused", detail={"page": _request().path})
+    if answer is None:
+        log_unexpected(exc, where)
+        answer = (500, "Sorry, there is a problem with the service", "Try again later.")
+    status, title, message = answer
+    return _page("problem.html", status, session=session, title=title, message=message)
+
+
+def posted(session: StaffSession, fields: tuple[str, ...]) -> dict[str, str]:
+    """A signed-in form's fields, once its token (the session's own) and origin are checked."""
+    request = _request()
+    answers = read_form(request.raw_body, (*fields, csrf.FIELD))
+    csrf.check_origin(request.headers, _console_url())
+    if not hmac.compare_digest(answers.pop(csrf.FIELD), session.csrf):
+        raise csrf.CrossSiteRequest("missing or wrong form token")
+    return answers
+
+
+# --- signing in and out ----------------------------------------------------------------------------
+
+
+@console.route("/assets/tracekit.css", methods=["GET"])
+def console_stylesheet():
+    return stylesheet()
+
+
+@console.route("/sign-in", methods=["GET"])
+def sign_in_page():
+    token = secrets.token_hex(16)
+    ended = _query().get("ended") == "1"
+    return _sign_in_form(200, token, ended=ended)
+
+
+def _sign_in_form(status: int, token: str, **context) -> Response:
+    shown = {"form": {}, "errors": {}, **context}
+    return _page("sign_in.html", status, cookie=_cookie(SIGN_IN_COOKIE, token, 600), token=token, **shown)
+
+
+@console.route("/sign-in", methods=["POST"], content_types=FORM)
+def sign_in():
+    request = _request()
+    try:
+        answers = read_form(request.raw_body, ("username", "password", csrf.FIELD))
+        csrf.check_origin(request.headers, _console_url())
+        expected = _cookie_value(SIGN_IN_COOKIE) or ""
+        if not expected or not hmac.compare_digest(answers[csrf.FIELD], expected):
+            raise csrf.CrossSiteRequest("missing or wrong sign-in token")
+        outcome = staff.sign_in(answers["username"], answers["password"], deps())
+    except InvalidInput as exc:
+        return _sign_in_form(400, secrets.token_hex(16), form={"username": answers["username"]}, errors=exc.errors)
+    except Exception as exc:  # noqa: BLE001
+        return _problem(exc, "sign_in", None)
+    if outcome.refused:
+        errors = {"username": "The email address or password is not right"}
+        return _sign_in_form(400, secrets.token_hex(16), form={"username": answers["username"]}, errors=errors)
+    return _next_step(outcome)
+
+
+def _next_step(outcome: staff.SignInAnswer) -> Response:
+    assert outcome.session is not None and outcome.token is not None  # nosec B101 - not refused
+    cookie = _cookie(COOKIE, outcome.token)
+    if outcome.session.challenge is None:
+        return redirect("/", cookie=cookie)
+    return _challenge_page(outcome.session, cookie)
+
+
+def _challenge_page(session: StaffSession, cookie: str | None, status: int = 200, **context) -> Response:
+    assert session.challenge is not None  # nosec B101
+    name = session.challenge.name
+    if name == "MFA_SETUP":
+        return redirect("/sign-in/set-up-authenticator", cookie=cookie)
+    template = "sign_in_code.html" if name == "SOFTWARE_TOKEN_MFA" else "sign_in_new_password.html"
+    return _page(template, status, cookie=cookie, session=session, **{"errors": {}, **context})
+
+
+@console.route("/sign-in/set-up-authenticator", methods=["GET"])
+def set_up_authenticator():
+    try:
+        set_up = staff.set_up_authenticator(_cookie_value(COOKIE) or "", deps())
+    except Exception as exc:  # noqa: BLE001
+        return _problem(exc, "set_up_authenticator", None)
+    if set_up is None:
+        return redirect("/sign-in?ended=1")
+    secret, outcome = set_up
+    assert outcome.token is not None  # nosec B101
+    return _page(
+        "sign_in_set_up.html", cookie=_cookie(COOKIE, outcome.token), session=outcome.session, secret=secret, errors={}
+    )
+
+
+@console.route("/sign-in/answer", methods=["POST"], content_types=FORM)
+def answer_challenge():
+    token = _cookie_value(COOKIE) or ""
+    try:
+        pending = staff.current(token, deps())
+        if pending is None or pending.challenge is None:
+            return redirect("/sign-in?ended=1")
+        answers = posted(pending, ("answer",))
+        outcome = staff.answer_challenge(token, answers["answer"], deps())
+    except InvalidInput as exc:
+        return _challenge_page(pending, None, 400, errors=exc.errors) if pending else redirect("/sign-in")
+    except Exception as exc:  # noqa: BLE001
+        return _problem(exc, "answer_challenge", None)
+    if outcome.refused:
+        token = secrets.token_hex(16)
+        errors = {"username": "That code or password was not accepted. Sign in again."}
+        return _sign_in_form(400, token, form={}, errors=errors)
+    return _next_step(outcome)
+
+
+@console.route("/sign-out", methods=["POST"], content_types=FORM)
+@staff_page(None)
+def sign_out(session: StaffSession):
+    posted(session, ())
+    staff.sign_out(session, deps())
+    return redirect("/sign-in?signed_out=1", cookie=_cookie(COOKIE, "", 0))
+
+
+@console.route("/", methods=["GET"])
+@staff_page(None)
+def home(session: StaffSession):
+    return _page("home.html", session=session)
+
+
+# --- support ---------------------------------------------------------------------------------------
+
+
+@console.route("/support/orders", methods=["GET"])
+@staff_page(Group.SUPPORT)
+def find_order_page(session: StaffSession):
+    reference = _query().get("reference", "").strip()
+    if not reference:
+        return _page("support_find.html", session=session, form={}, errors={})
+    from ..domain.references import normalise_order_reference
+
+    normal = normalise_order_reference(reference)
+    if normal is None:
+        errors = {"reference": "Enter an order reference like TK-7K3MQ-9X2HD"}
+        return _page("support_find.html", 400, session=session, form={"reference": reference}, errors=errors)
+    return redirect(f"/support/orders/{normal}")
+
+
+@console.route("/support/orders/{reference}", methods=["GET"])
+@staff_page(Group.SUPPORT)
+def order_page(session: StaffSession, reference: str):
+    return _page("support_order.html", session=session, form={}, errors={}, **_order_context(session, reference))
+
+
+@console.route("/support/orders/{reference}/delivery", methods=["POST"], content_types=FORM)
+@staff_page(Group.SUPPORT, "support_order.html", ("purpose",), context=lambda *a, **k: _order_context(*a, **k))
+def order_delivery(session: StaffSession, reference: str):
+    answers = posted(session, ("purpose",))
+    delivery = staff.view_delivery(_member(session), reference, answers["purpose"], deps())
+    shown = _order_context(session, reference)
+    return _page("support_order.html", session=session, form={}, errors={}, delivery=delivery, **shown)
+
+
+@console.route("/support/orders/{reference}/refund", methods=["POST"], content_types=FORM)
+@staff_page(Group.SUPPORT, "support_order.html", ("amount", "reason"), context=lambda *a, **k: _order_context(*a, **k))
+def order_refund(session: StaffSession, reference: str):
+    answers = posted(session, ("amount", "reason"))
+    order = staff.refund(_member(session), reference, answers["amount"], answers["reason"], deps())
+    return redirect(f"/support/orders/{order.reference}?refunded=1")
+
+
+def _member(session: StaffSession):
+    assert session.member is not None  # nosec B101 - staff_page lets only signed-in sessions through
+    return session.member
+
+
+@console.route("/support/orders/{reference}/actions/{action}", methods=["GET"])
+@staff_page(Group.SUPPORT)
+def order_action_page(session: StaffSession, reference: str, action: str):
+    return _page(
+        "support_action.html", session=session, form={}, errors={}, **_action_context(session, reference, action)
+    )
+
+
+def _action_context(session: StaffSession, reference: str, action: str) -> dict:
+    label = staff.support_actions().get(action)
+    if label is None:
+        raise OrderNotFound(action)  # no such page
+    return {"order": staff.view_order(_member(session), reference, deps()), "action": action, "label": label}
+
+
+@console.route("/support/orders/{reference}/actions/{action}", methods=["POST"], content_types=FORM)
+@staff_page(Group.SUPPORT, "support_action.html", ("reason",), context=lambda *a, **k: _action_context(*a, **k))
+def order_action(session: StaffSession, reference: str, action: str):
+    answers = posted(session, ("reason",))
+    order = staff.act(_member(session), reference, action, answers["reason"], deps())
+    return redirect(f"/support/orders/{order.reference}?done={action}")
+
+
+@console.route("/support/work-list", methods=["GET"])
+@staff_page(Group.SUPPORT)
+def work_list(session: StaffSession):
+    return _page("support_work_list.html", session=session, cases=staff.work_list(_member(session), deps()))
+
+
+def _order_context(session: StaffSession, reference: str) -> dict:
+    done = _query().get("done", "")
+    return {
+        "order": staff.view_order(_member(session), reference, deps()),
+        "actions": staff.support_actions(),
+        "done": staff.support_actions().get(done),
+        "refunded": _query().get("refunded") == "1",
+    }
+
+
+# --- finance ---------------------------------------------------------------------------------------
+
+
+@console.route("/finance/reconciliation", methods=["GET"])
+@staff_page(Group.FINANCE)
+def reconciliation_page(session: StaffSession):
+    query = _query()
+    if not query.get("from") and not query.get("to"):
+        return _page("finance_reconciliation.html", session=session, form={}, errors={}, result=None)
+    form = {"from": query.get("from", ""), "to": query.get("to", "")}
+    try:
+        result = staff.reconciliation_on_screen(_member(session), form["from"], form["to"], deps())
+    except InvalidInput as exc:
+        return _page("finance_reconciliation.html", 400, session=session, form=form, errors=exc.errors, result=None)
+    return _page("finance_reconciliation.html", session=session, form=form, errors={}, result=result)
+
+
+@console.route("/finance/reconciliation/download", methods=["GET"])
+@staff_page(Group.FINANCE)
+def reconciliation_download(session: StaffSession):
+    query = _query()
+    fmt = query.get("format", "csv")
+    member = _member(session)
+    body, media_type, name = staff.reconciliation_file(member, query.get("from"), query.get("to"), fmt, deps())
+    return Response(
+        body=body,
+        status_code=200,
+        headers={
+            "Content-Type": media_type,
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
