@@ -45,6 +45,7 @@ FUNCTIONS = {
     "export_daily_reconciliation": "ExportDailyReconciliation",
     "sweep_expired_attempts": "SweepExpiredAttempts",
     "purge_personal_data": "PurgePersonalData",
+    "console": "Console",
 }
 TRANSACTION_ACTIONS = {
     "Get": "GetItem",
@@ -61,6 +62,11 @@ def policy(stage: str, function: str) -> dict:
 
 
 # --- what a recorded call needs, in IAM's terms ------------------------------------------------
+
+
+# The user pool's sign-in calls the console makes: public, unauthenticated operations (authorised
+# by the pool client and the user's own credentials or tokens), which no IAM policy can grant.
+COGNITO_PUBLIC = {"InitiateAuth", "RespondToAuthChallenge", "AssociateSoftwareToken", "VerifySoftwareToken"}
 
 
 def authorisations(service: str, operation: str, params: dict, region: str) -> list[tuple[str, str]]:
@@ -97,6 +103,8 @@ def authorisations(service: str, operation: str, params: dict, region: str) -> l
         return [
             ("ssm:GetParameters", f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{n.lstrip('/')}") for n in params["Names"]
         ]
+    if service == "cognito-idp" and operation in COGNITO_PUBLIC:
+        return []
     raise AssertionError(f"no IAM mapping for {service}:{operation}: add one, and the policy grant")
 
 
@@ -207,7 +215,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
     start = deps.clock()
 
     with aws_requests.as_function("api_handler"):
-        paid_order(client, deps, stripe_emulator, "FA/1001")
+        _, paid = paid_order(client, deps, stripe_emulator, "FA/1001")
         Browser(client).post("/order/certificate", {"reference": "FA/9999", "postcode": "SW1A 2AA"})  # refused
         free = Browser(client)
         free.post("/order/certificate", {"reference": "FA/2001", "postcode": "E1 6AN"})
@@ -235,6 +243,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
             == 200
         )
     assert ids, "the scenario released orders to the manufacturer"
+    console_work(client, deps, settings, paid.reference, aws_requests)
 
     checkout(client, "FA/1002")  # left unpaid: its hold will lapse
     deps.fulfilment_queue = BrokenQueue(deps.fulfilment_queue)  # the next release fails: the relay's work
@@ -269,6 +278,52 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         with aws_requests.as_function(function):
             resolve({name: f"ssm:{path}" for name, path in paths.items()}, lambda: ssm)
     return aws_requests.made
+
+
+def console_work(client, deps, settings, reference: str, aws_requests) -> None:
+    """Support and finance at work in the console: sign-in, the order and its delivery details,
+    a part refund, a resent email, approving a replacement the holder asked for 10 days after
+    dispatch, the work list, the reconciliation and its download, a refused page, sign-out. The
+    demo staff are made first, as an administrator would (not the console)."""
+    from chalice.test import Client
+
+    from chalicelib.web.console import console
+    from devstack.staff import create_demo_staff
+    from tests.journeys.console_browser import StaffBrowser
+    from tests.journeys.test_after_the_order import status_page
+    from tests.journeys.test_replacements import report
+
+    back_to = deps.clock()
+    deps.clock.set(back_to + timedelta(days=10))
+    with aws_requests.as_function("api_handler"):
+        holder, _ = status_page(client, reference)
+        assert report(holder, reference, "FA/1001").status_code == 200
+    bootstrap.use(bootstrap.build(settings, deps.clock))  # the console's own container: no data key cached
+
+    made = create_demo_staff(settings.aws_endpoint_url, settings.region, settings.staff.user_pool_id, mfa=False)
+    people = {person.group: person for person in made}
+    day = deps.clock().date()
+    with aws_requests.as_function("console"), Client(console, stage_name="test") as console_client:
+        support = StaffBrowser(console_client)
+        assert support.sign_in(people["support"].username, people["support"].password).status_code == 303
+        assert support.get(f"/support/orders/{reference}").status_code == 200
+        shown = support.post(f"/support/orders/{reference}/delivery", {"purpose": "holder phoned"})
+        assert shown.status_code == 200
+        refunded = support.post(f"/support/orders/{reference}/refund", {"amount": "1.00", "reason": "damaged"})
+        assert refunded.status_code == 303, refunded.body[:300]
+        resent = support.post(f"/support/orders/{reference}/actions/resend-dispatch", {"reason": "not received"})
+        assert resent.status_code == 303, resent.body[:300]
+        assert support.get("/support/work-list").status_code == 200
+        approved = support.post(f"/support/orders/{reference}/actions/approve-replacement", {"reason": "lost"})
+        assert approved.status_code == 303, approved.body[:300]
+        assert support.get("/finance/reconciliation").status_code == 403
+        assert support.post("/sign-out", {}).status_code == 303
+        finance = StaffBrowser(console_client)
+        assert finance.sign_in(people["finance"].username, people["finance"].password).status_code == 303
+        period = f"from={day}&to={day + timedelta(days=1)}"
+        assert finance.get(f"/finance/reconciliation?{period}").status_code == 200
+        assert finance.get(f"/finance/reconciliation/download?{period}&format=xlsx").status_code == 200
+    deps.clock.set(back_to)
 
 
 def test_each_functions_policy_covers_every_call_it_makes_and_no_more_than_named_resources(made, environment, settings):
@@ -325,8 +380,9 @@ def test_the_data_key_is_granted_only_through_dynamodb_and_sqs():
 
 
 # Who may open the personal fields: the API (the release, the kit maker's list, the emails, the
-# holder's status check) and the relay (releases and emails it sends later). Only the API seals.
-OPENS_PERSONAL_DATA = {"api_handler", "relay_unsent_fulfilments"}
+# holder's status check), the relay (releases and emails it sends later) and the console (support
+# showing a delivery address, resending an email). Only the API seals.
+OPENS_PERSONAL_DATA = {"api_handler", "relay_unsent_fulfilments", "console"}
 SEALS_PERSONAL_DATA = {"api_handler"}
 
 
@@ -348,13 +404,14 @@ def test_only_the_functions_that_must_read_personal_data_can_decrypt_it(made, en
         ("api_handler", "GenerateDataKey"),
         ("api_handler", "Decrypt"),
         ("relay_unsent_fulfilments", "Decrypt"),
+        ("console", "Decrypt"),
     }
     assert all(params["EncryptionContext"] == PURPOSE for _, _, params in kms_calls)
 
 
 def test_every_use_of_the_key_is_bound_to_its_purpose_and_the_key_policy_names_only_those_roles():
     """Each grant on the key requires the data key's encryption context; the key policy lets the
-    account administer the key but use it only through the two roles above (by name: a role of
+    account administer the key but use it only through the three roles above (by name: a role of
     the stack's), so no console user or other role can decrypt, whatever its IAM policy says."""
     for function in FUNCTIONS:
         for statement in policy("prod", function)["Statement"]:
@@ -381,6 +438,7 @@ def test_every_use_of_the_key_is_bound_to_its_purpose_and_the_key_policy_names_o
     assert users == {
         "ApiHandlerRole": {"kms:Decrypt", "kms:GenerateDataKey"},
         "RelayUnsentFulfilmentsRole": {"kms:Decrypt"},
+        "ConsoleRole": {"kms:Decrypt"},
     }
 
 
