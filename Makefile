@@ -36,7 +36,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/bandit -q -r app.py chalicelib ops devstack benchmarks --severity-level medium
-	$(VENV)/bin/python -m pytest --cov=chalicelib --cov=app --cov-report=term:skip-covered
+	$(VENV)/bin/python -m pytest -n auto --dist loadgroup --cov=chalicelib --cov=app --cov-report=term:skip-covered
 
 $(INFRA_STAMP): requirements-infra.txt
 	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)

@@ -4,17 +4,24 @@ re-created from infra/resources.json; the app gets a fresh composition root."""
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import logging
 import os
 import socket
 from collections import Counter
 
+import botocore.loaders
 import botocore.session
 import pytest
 import requests
 
 REGION = "eu-west-2"
+# Each fresh composition root (every test's, every crash point's world) makes new botocore
+# sessions, and each session's own loader parses the service models' JSON again: about a third of
+# a crash point's time. One loader per data path, shared, parses each model once per process; the
+# models are read-only. Production makes its clients once per container, so nothing it does changes.
+botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
 os.environ["TRACEKIT_LOG_PROPAGATE"] = "1"  # before app.py is imported: let pytest capture tracekit's log
 # The operator CLI fills unset variables from an env file; a running `make run`'s must not leak in.
 os.environ["TRACEKIT_ENV_FILE"] = os.path.join(os.path.dirname(__file__), "no-local-settings.env")

@@ -29,8 +29,13 @@ STARTUP_SECONDS = 150
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if E2E in item.path.parents and item.get_closest_marker("timeout") is None:
+        if E2E not in item.path.parents:
+            continue
+        if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
+        # One pytest-xdist worker runs them all (`make test` runs `--dist loadgroup`), so the
+        # session's one local stack and one Chromium serve every browser test, as in a serial run.
+        item.add_marker(pytest.mark.xdist_group("local-stack"))
 
 
 @pytest.fixture(scope="session")
