@@ -275,11 +275,24 @@ class StatementFiles(Protocol):
         """The kit maker's statement as 'csv' or 'xlsx' into the stream; the caller owns the stream."""
 
 
+@dataclass(frozen=True)
+class ExportedFile:
+    key: str
+    size: int  # bytes
+    modified: datetime
+
+
 class Exports(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def put_once(self, key: str, body: bytes, content_type: str) -> bool:
         """Write unless the key exists; False when it did."""
+
+    def listing(self, prefix: str = "") -> Iterator[ExportedFile]:
+        """The files under the prefix, in key order."""
+
+    def read(self, key: str) -> bytes | None:
+        """A file's bytes; None when there is no such key."""
 
 
 class StaffDirectory(Protocol):

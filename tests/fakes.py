@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from chalicelib import safejson
 from chalicelib.domain.changes import Effect, emails_owed
 from chalicelib.domain.errors import (
+    AuditEntryExists,
     MailUnavailable,
     CertificateAlreadyClaimed,
     ConcurrentChange,
@@ -38,6 +39,7 @@ from chalicelib.domain.payments import MoneyView
 from chalicelib.domain.kit_statement import KitFacts, earlier_dispatches, earlier_returned
 from chalicelib.domain.reconciliation import OrderFacts
 from chalicelib.domain.register import RegisterEntry, RegisterState
+from chalicelib.ports import ExportedFile
 from chalicelib.ports import CertificateLookup, CheckoutSession, PaymentEvent
 
 
@@ -543,6 +545,7 @@ def _facts(order):
 class InMemoryExports:
     def __init__(self):
         self.objects: dict[str, bytes] = {}
+        self.modified: dict[str, datetime] = {}
 
     def exists(self, key):
         return key in self.objects
@@ -551,7 +554,15 @@ class InMemoryExports:
         if key in self.objects:
             return False
         self.objects[key] = body
+        self.modified[key] = datetime.now(timezone.utc)
         return True
+
+    def listing(self, prefix=""):
+        for key in sorted(k for k in self.objects if k.startswith(prefix)):
+            yield ExportedFile(key, len(self.objects[key]), self.modified[key])
+
+    def read(self, key):
+        return self.objects.get(key)
 
 
 class SentMail:
@@ -566,3 +577,24 @@ class SentMail:
             self.fail -= 1
             raise MailUnavailable("down")
         self.sent.append((to, subject, body))
+
+
+class InMemoryAuditLog:
+    """The audit log's fake: entries kept in a list, only ever added."""
+
+    def __init__(self):
+        self.entries: list = []
+
+    def append(self, entry):
+        if any(e.entry_id == entry.entry_id and e.at == entry.at for e in self.entries):
+            raise AuditEntryExists(entry.entry_id)
+        self.entries.append(entry)
+
+    def between(self, start, end, *, actor=None, action=None, order_reference=None):
+        wanted = {"actor": actor, "action": action, "order_reference": order_reference}
+        found = [
+            e
+            for e in self.entries
+            if start <= e.at < end and all(v is None or getattr(e, k) == v for k, v in wanted.items())
+        ]
+        yield from sorted(found, key=lambda e: (e.at, e.entry_id), reverse=True)

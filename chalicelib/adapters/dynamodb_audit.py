@@ -10,12 +10,15 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 from pynamodb.attributes import UnicodeAttribute
+from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from ..domain.audit import AuditEntry
+from ..domain.errors import AuditEntryExists
 from ..domain.times import from_iso
 from .dynamodb import model_meta
+from .dynamodb_writes import is_condition_failure
 
 
 def _stamp(moment: datetime) -> str:
@@ -59,7 +62,7 @@ class DynamoAuditLog:
 
     def append(self, entry: AuditEntry) -> None:
         at = _stamp(entry.at)
-        self._model(
+        record = self._model(
             at[:10],
             f"{at}#{entry.entry_id}",
             at=at,
@@ -68,7 +71,13 @@ class DynamoAuditLog:
             order_reference=entry.order_reference,
             reason=entry.reason,
             detail=json.dumps(dict(entry.detail), sort_keys=True) if entry.detail else None,
-        ).save(condition=self._model.at_id.does_not_exist())
+        )
+        try:
+            record.save(condition=self._model.at_id.does_not_exist())
+        except PutError as exc:
+            if is_condition_failure(exc):
+                raise AuditEntryExists(entry.entry_id) from None
+            raise
 
     def between(
         self,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+
 from botocore.exceptions import ClientError
+
+from ..ports import ExportedFile
 
 
 class S3Exports:
@@ -38,3 +43,19 @@ class S3Exports:
                 return False
             raise
         return True
+
+    def listing(self, prefix: str = "") -> Iterator[ExportedFile]:
+        """Every object under the prefix, in key order, a page of 1,000 keys a request."""
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+            for item in page.get("Contents", ()):
+                modified: datetime = item["LastModified"]
+                yield ExportedFile(item["Key"], int(item["Size"]), modified)
+
+    def read(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is no such key."""
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise

@@ -30,6 +30,14 @@ class OrderNotFound(DomainError):
     """No order with that reference."""
 
 
+class AuditEntryExists(DomainError):
+    """An audit entry with that time and id is already there: the log is never overwritten."""
+
+
+class ExportNotFound(DomainError):
+    """No scheduled export under that key (or a key outside the export folders)."""
+
+
 class InvalidWebhook(DomainError):
     """A webhook whose signature or body cannot be trusted."""
 

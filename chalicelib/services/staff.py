@@ -17,12 +17,14 @@ from decimal import Decimal, InvalidOperation
 
 from ..domain.audit import new_entry
 from ..domain.delivery import DeliveryDetails
-from ..domain.errors import InvalidInput
+from ..domain.errors import ExportNotFound, InvalidInput
+from ..domain.kit_statement import Statement
 from ..domain.orders import Order
 from ..domain.reconciliation import Finding, Period
 from ..domain.staff import Challenge, Group, Refused, SignedIn, SignInStep, StaffMember, StaffSession
 from .dependencies import Dependencies
-from .finance import STATEMENT_MEDIA_TYPES, export_to, parse_period, reconcile
+from ..ports import ExportedFile
+from .finance import STATEMENT_MEDIA_TYPES, export_to, kit_maker_statement, parse_period, reconcile, statement_to
 from .ordering import find_order
 from .payments import refund_order
 from .support import SupportCase, support_cases
@@ -233,8 +235,64 @@ def reconciliation_file(
     export_to(buffer, fmt, period, deps)
     audit(deps, member.username, "finance.reconciliation.download", detail={**_period_detail(period), "format": fmt})
     name = f"reconciliation-{period.start.isoformat()}-to-{period.end.isoformat()}.{fmt}"
-    body = buffer.getvalue()
-    return (body.decode("utf-8") if fmt == "csv" else body), STATEMENT_MEDIA_TYPES[fmt], name
+    return _file_body(buffer.getvalue(), fmt), STATEMENT_MEDIA_TYPES[fmt], name
+
+
+def statement_on_screen(member: StaffMember, start: str, end: str, deps: Dependencies) -> Statement:
+    """What the kit maker is owed for a period (the API's and the CLI's statement), audited."""
+    member.require(Group.FINANCE)
+    period = parse_period(start, end)
+    result = kit_maker_statement(period, deps)
+    audit(deps, member.username, "finance.statement.view", detail=_period_detail(period))
+    return result
+
+
+def statement_file(
+    member: StaffMember, start: str | None, end: str | None, fmt: str, deps: Dependencies
+) -> tuple[bytes | str, str, str]:
+    """The statement's CSV or XLSX file (the API's writer), audited as a download."""
+    member.require(Group.FINANCE)
+    period = parse_period(start, end)
+    buffer = io.BytesIO()
+    statement_to(buffer, fmt, period, deps)
+    audit(deps, member.username, "finance.statement.download", detail={**_period_detail(period), "format": fmt})
+    name = f"kit-maker-statement-{period.start.isoformat()}-to-{period.end.isoformat()}.{fmt}"
+    return _file_body(buffer.getvalue(), fmt), STATEMENT_MEDIA_TYPES[fmt], name
+
+
+# What the scheduled exports write to the bucket (services.finance): the console lists and opens
+# these and nothing else in it.
+EXPORT_FOLDERS = {"reconciliation/": "Daily reconciliation", "kit-maker-statement/": "Kit maker's monthly statement"}
+
+
+def exports_listed(member: StaffMember, deps: Dependencies) -> list[tuple[str, list[ExportedFile]]]:
+    """The scheduled exports in the bucket, newest first under each heading."""
+    member.require(Group.FINANCE)
+    listed = [
+        (title, sorted(deps.exports.listing(prefix), key=lambda f: f.key, reverse=True))
+        for prefix, title in EXPORT_FOLDERS.items()
+    ]
+    audit(deps, member.username, "finance.exports.view", detail={"files": str(sum(len(f) for _, f in listed))})
+    return listed
+
+
+def export_file(member: StaffMember, key: str, deps: Dependencies) -> tuple[bytes | str, str, str]:
+    """One scheduled export's bytes, its media type and file name; audited as a download.
+    Raises ExportNotFound for a key outside the export folders or not in the bucket."""
+    member.require(Group.FINANCE)
+    name = key.rsplit("/", 1)[-1]
+    fmt = name.rsplit(".", 1)[-1] if "." in name else ""
+    inside = any(key.startswith(prefix) for prefix in EXPORT_FOLDERS) and ".." not in key
+    body = deps.exports.read(key) if inside and fmt in STATEMENT_MEDIA_TYPES else None
+    if body is None:
+        raise ExportNotFound(key)
+    audit(deps, member.username, "finance.exports.download", detail={"key": key})
+    return _file_body(body, fmt), STATEMENT_MEDIA_TYPES[fmt], name
+
+
+def _file_body(body: bytes, fmt: str) -> bytes | str:
+    """Text for CSV, bytes for XLSX (Chalice sends a binary media type's bytes as they are)."""
+    return body.decode("utf-8") if fmt == "csv" else body
 
 
 def _period_detail(period: Period) -> dict[str, str]:

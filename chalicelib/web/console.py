@@ -20,6 +20,7 @@ from chalice.app import Request
 from .. import bootstrap
 from ..domain.errors import (
     ConcurrentChange,
+    ExportNotFound,
     FulfilmentConflict,
     InvalidInput,
     NothingToResend,
@@ -49,6 +50,8 @@ NAVIGATION = (
     (Group.SUPPORT, "/support/orders", "Find an order"),
     (Group.SUPPORT, "/support/work-list", "Orders needing a person"),
     (Group.FINANCE, "/finance/reconciliation", "Reconciliation"),
+    (Group.FINANCE, "/finance/statement", "Kit maker's statement"),
+    (Group.FINANCE, "/finance/exports", "Daily exports"),
 )
 
 
@@ -110,6 +113,7 @@ PROBLEMS: dict[type, tuple[int, str, str]] = {
     csrf.CrossSiteRequest: (403, "This form has expired", "Go back, reload the page and try again."),
     BodyTooLarge: (413, "Too much information sent", "The form was too large. Go back and try again."),
     OrderNotFound: (404, "No order with that reference", "Check the reference and try again."),
+    ExportNotFound: (404, "No such export", "Go back to the list of exports and choose one."),
     PaymentServiceUnavailable: (503, "Stripe could not be reached", "Nothing was changed. Try again in a minute."),
     ConcurrentChange: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
     QueueUnavailable: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
@@ -390,15 +394,20 @@ def _order_context(session: StaffSession, reference: str) -> dict:
 @console.route("/finance/reconciliation", methods=["GET"])
 @staff_page(Group.FINANCE)
 def reconciliation_page(session: StaffSession):
+    return _period_page(session, "finance_reconciliation.html", staff.reconciliation_on_screen)
+
+
+def _period_page(session: StaffSession, template: str, shown: Callable) -> Response:
+    """A finance page with a period's form: blank until asked, the form again with its errors."""
     query = _query()
     if not query.get("from") and not query.get("to"):
-        return _page("finance_reconciliation.html", session=session, form={}, errors={}, result=None)
+        return _page(template, session=session, form={}, errors={}, result=None)
     form = {"from": query.get("from", ""), "to": query.get("to", "")}
     try:
-        result = staff.reconciliation_on_screen(_member(session), form["from"], form["to"], deps())
+        result = shown(_member(session), form["from"], form["to"], deps())
     except InvalidInput as exc:
-        return _page("finance_reconciliation.html", 400, session=session, form=form, errors=exc.errors, result=None)
-    return _page("finance_reconciliation.html", session=session, form=form, errors={}, result=result)
+        return _page(template, 400, session=session, form=form, errors=exc.errors, result=None)
+    return _page(template, session=session, form=form, errors={}, result=result)
 
 
 @console.route("/finance/reconciliation/download", methods=["GET"])
@@ -406,8 +415,36 @@ def reconciliation_page(session: StaffSession):
 def reconciliation_download(session: StaffSession):
     query = _query()
     fmt = query.get("format", "csv")
-    member = _member(session)
-    body, media_type, name = staff.reconciliation_file(member, query.get("from"), query.get("to"), fmt, deps())
+    return _download(*staff.reconciliation_file(_member(session), query.get("from"), query.get("to"), fmt, deps()))
+
+
+@console.route("/finance/statement", methods=["GET"])
+@staff_page(Group.FINANCE)
+def statement_page(session: StaffSession):
+    return _period_page(session, "finance_statement.html", staff.statement_on_screen)
+
+
+@console.route("/finance/statement/download", methods=["GET"])
+@staff_page(Group.FINANCE)
+def statement_download(session: StaffSession):
+    query = _query()
+    fmt = query.get("format", "csv")
+    return _download(*staff.statement_file(_member(session), query.get("from"), query.get("to"), fmt, deps()))
+
+
+@console.route("/finance/exports", methods=["GET"])
+@staff_page(Group.FINANCE)
+def exports_page(session: StaffSession):
+    return _page("finance_exports.html", session=session, folders=staff.exports_listed(_member(session), deps()))
+
+
+@console.route("/finance/exports/download", methods=["GET"])
+@staff_page(Group.FINANCE)
+def export_download(session: StaffSession):
+    return _download(*staff.export_file(_member(session), _query().get("key", ""), deps()))
+
+
+def _download(body: bytes | str, media_type: str, name: str) -> Response:
     return Response(
         body=body,
         status_code=200,

@@ -40,7 +40,14 @@ def _environment():
         autoescape=jinja2.select_autoescape(["html"]),
         # Jinja's default Undefined: GOV.UK Frontend's macros test optional parameters by reading them.
     )
+    env.filters["pounds"] = pounds
     return env
+
+
+def pounds(pence: int) -> str:
+    """Integer pence as money on a page: 895 -> '£8.95', -100 -> '-£1.00'."""
+    sign = "-" if pence < 0 else ""
+    return f"{sign}£{abs(pence) // 100:,}.{abs(pence) % 100:02d}"
 
 
 def render(template: str, status: int = 200, cookie: str | None = None, **context) -> Response:

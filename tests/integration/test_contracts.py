@@ -24,6 +24,7 @@ from chalicelib.domain.changes import Effect, Source
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
 from chalicelib.domain.errors import (
+    AuditEntryExists,
     CertificateAlreadyClaimed,
     ConcurrentChange,
     NothingToRollBack,
@@ -52,6 +53,8 @@ from tests.builders import NOW, days_from_now, delivery_form
 from tests.fakes import (
     InMemoryApiKeys,
     InMemoryAttempts,
+    InMemoryAuditLog,
+    InMemoryExports,
     InMemoryFulfilmentQueue,
     InMemoryFulfilments,
     InMemoryOrders,
@@ -661,3 +664,69 @@ class TestApiKeysContract:
         api_keys.add(second)
         api_keys.add(first)
         assert [k.key_id for k in api_keys.all()] == [first.key_id, second.key_id]
+
+
+@pytest.fixture(params=["fake", "s3"])
+def exports(request):
+    if request.param == "fake":
+        return InMemoryExports()
+    from chalicelib.adapters.s3_exports import S3Exports
+
+    settings = request.getfixturevalue("settings")
+    s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    return S3Exports(s3, settings.exports_bucket)
+
+
+class TestExportsContract:
+    def test_a_file_is_written_once_listed_under_its_folder_in_key_order_and_read_back(self, exports):
+        assert exports.put_once("reconciliation/2026/12/b.csv", b"second", "text/csv")
+        assert exports.put_once("reconciliation/2026/11/a.csv", b"first", "text/csv")
+        assert exports.put_once("kit-maker-statement/2026/s.xlsx", b"PK", "application/octet-stream")
+        assert not exports.put_once("reconciliation/2026/11/a.csv", b"changed", "text/csv")
+        listed = list(exports.listing("reconciliation/"))
+        assert [(f.key, f.size) for f in listed] == [
+            ("reconciliation/2026/11/a.csv", 5),
+            ("reconciliation/2026/12/b.csv", 6),
+        ]
+        assert all(f.modified.tzinfo is not None for f in listed)
+        assert exports.read("reconciliation/2026/11/a.csv") == b"first"
+        assert exports.read("reconciliation/none.csv") is None and list(exports.listing("elsewhere/")) == []
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def audit_log(request):
+    if request.param == "fake":
+        return InMemoryAuditLog()
+    from chalicelib.adapters.dynamodb_audit import DynamoAuditLog, build_audit_model
+
+    settings = request.getfixturevalue("settings")
+    return DynamoAuditLog(build_audit_model(settings.staff.audit_table, settings.region, settings.aws_endpoint_url))
+
+
+class TestAuditLogContract:
+    def test_entries_come_newest_first_filtered_across_days_and_by_order(self, audit_log):
+        from chalicelib.domain.audit import new_entry
+
+        made = [
+            new_entry(NOW - timedelta(days=1), "ann@example.org", "signin"),
+            new_entry(NOW, "ann@example.org", "order.refund", order_reference="TK-AAAAA-AAAAA", reason="damaged"),
+            new_entry(NOW + timedelta(minutes=1), "bob@example.org", "order.view", order_reference="TK-AAAAA-AAAAA"),
+            new_entry(NOW + timedelta(days=2), "bob@example.org", "signin", detail={"groups": "support"}),
+        ]
+        for entry in made:
+            audit_log.append(entry)
+        window = (NOW - timedelta(days=1), NOW + timedelta(days=2))
+        assert list(audit_log.between(*window)) == made[2::-1]
+        assert list(audit_log.between(*window, actor="ann@example.org", action="signin")) == [made[0]]
+        assert list(audit_log.between(*window, order_reference="TK-AAAAA-AAAAA")) == [made[2], made[1]]
+        assert list(audit_log.between(NOW + timedelta(days=2), NOW + timedelta(days=3))) == [made[3]]
+        assert list(audit_log.between(*window, action="erase")) == []
+
+    def test_an_entry_already_there_is_never_overwritten(self, audit_log):
+        from chalicelib.domain.audit import new_entry
+
+        entry = new_entry(NOW, "ann@example.org", "signin")
+        audit_log.append(entry)
+        with pytest.raises(AuditEntryExists):
+            audit_log.append(dataclasses.replace(entry, action="signout"))
+        assert [e.action for e in audit_log.between(NOW, NOW + timedelta(seconds=1))] == ["signin"]

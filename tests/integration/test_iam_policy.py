@@ -11,6 +11,7 @@ resources, must allow each one."""
 from __future__ import annotations
 
 import fnmatch
+import re
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -243,7 +244,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
             == 200
         )
     assert ids, "the scenario released orders to the manufacturer"
-    console_work(client, deps, settings, paid.reference, aws_requests)
+    people = console_work(client, deps, settings, paid.reference, aws_requests)
 
     checkout(client, "FA/1002")  # left unpaid: its hold will lapse
     deps.fulfilment_queue = BrokenQueue(deps.fulfilment_queue)  # the next release fails: the relay's work
@@ -268,6 +269,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         another_container()
         with aws_requests.as_function(name):
             scheduled(client, name)
+    console_exports(deps, settings, people, aws_requests)
 
     # Every function's first invocation reads its secrets from SSM (the tests set them plainly).
     ssm = boto3.client("ssm", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
@@ -323,7 +325,26 @@ def console_work(client, deps, settings, reference: str, aws_requests) -> None:
         period = f"from={day}&to={day + timedelta(days=1)}"
         assert finance.get(f"/finance/reconciliation?{period}").status_code == 200
         assert finance.get(f"/finance/reconciliation/download?{period}&format=xlsx").status_code == 200
+        assert finance.get(f"/finance/statement?{period}").status_code == 200
+        assert finance.get(f"/finance/statement/download?{period}&format=xlsx").status_code == 200
     deps.clock.set(back_to)
+    return people
+
+
+def console_exports(deps, settings, people, aws_requests) -> None:
+    """Finance lists the scheduled exports in the console and downloads one."""
+    from chalice.test import Client
+
+    from chalicelib.web.console import console
+    from tests.journeys.console_browser import StaffBrowser
+
+    bootstrap.use(bootstrap.build(settings, deps.clock))
+    with aws_requests.as_function("console"), Client(console, stage_name="test") as console_client:
+        finance = StaffBrowser(console_client)
+        assert finance.sign_in(people["finance"].username, people["finance"].password).status_code == 303
+        listed = finance.get("/finance/exports")
+        [key] = re.findall(r"/finance/exports/download\?key=([^\"]+)", listed.body.decode())[:1]
+        assert finance.get(f"/finance/exports/download?key={key}").status_code == 200
 
 
 def test_each_functions_policy_covers_every_call_it_makes_and_no_more_than_named_resources(made, environment, settings):

@@ -206,6 +206,10 @@ ROUTES = [
     ("GET", "/support/work-list", "support"),
     ("GET", "/finance/reconciliation", "finance"),
     ("GET", "/finance/reconciliation/download?from=2026-11-01&to=2026-11-02", "finance"),
+    ("GET", "/finance/statement", "finance"),
+    ("GET", "/finance/statement/download?from=2026-11-01&to=2026-11-02", "finance"),
+    ("GET", "/finance/exports", "finance"),
+    ("GET", "/finance/exports/download?key=reconciliation/none.csv", "finance"),
     ("POST", "/sign-out", None),
 ]
 
@@ -308,3 +312,45 @@ def test_support_works_through_the_list_and_erases_an_order_with_a_reason(
     assert resend.status_code == 409  # never dispatched: nothing to resend
     actions = [e.action for e in audit_entries(holders, order_reference=order.reference)]
     assert actions.count("order.erase") == 1
+
+
+def test_finance_reads_the_kit_makers_statement_and_downloads_the_scheduled_exports(
+    client, console_client, holders, stripe_emulator, staff, clock
+):
+    from chalicelib.domain.references import fulfilment_id_of
+    from chalicelib.domain.times import to_iso
+    from chalicelib.services.finance import export_previous_day, export_previous_month_statement
+    from chalicelib.services.manufacturer import dispatch_fulfilment
+
+    _, order = paid_order(client, holders, stripe_emulator)
+    posted = {"kit_code": "K1", "carrier": "Royal Mail", "tracking_reference": "T1", "dispatched_at": to_iso(clock())}
+    dispatch_fulfilment(fulfilment_id_of(order.reference), posted, "k", holders)
+    day = clock().date()
+    finance = signed_in(console_client, staff, "finance")
+    period = f"from={day.isoformat()}&to={(day + timedelta(days=1)).isoformat()}"
+
+    page = finance.get(f"/finance/statement?{period}").body.decode()
+    assert "Kits by kind (1 kit)" in page and "£8.95" in page
+    assert finance.get("/finance/statement?from=2026-13-01&to=x").status_code == 400
+    csv_file = finance.get(f"/finance/statement/download?{period}&format=csv")
+    assert csv_file.status_code == 200 and fulfilment_id_of(order.reference) in csv_file.body.decode()
+    assert finance.get(f"/finance/statement/download?{period}&format=xlsx").body[:2] == b"PK"
+
+    assert "None yet." in finance.get("/finance/exports").body.decode()
+    noon = clock().replace(hour=12, minute=0, second=0, microsecond=0)
+    clock.set(noon + timedelta(days=1))
+    assert export_previous_day(holders)  # the day of the order
+    clock.set(noon.replace(day=1) + timedelta(days=32))
+    clock.set(clock().replace(day=1))
+    assert export_previous_month_statement(holders)  # the month of the order, CSV and XLSX
+    finance = signed_in(console_client, staff, "finance")  # a month on: the earlier session has ended
+    listed = finance.get("/finance/exports").body.decode()
+    key = f"reconciliation/{day:%Y/%m}/reconciliation-{day.isoformat()}.csv"
+    assert f"reconciliation-{day.isoformat()}.csv" in listed
+    assert f"kit-maker-statement-{day:%Y-%m}.csv" in listed and f"kit-maker-statement-{day:%Y-%m}.xlsx" in listed
+    downloaded = finance.get(f"/finance/exports/download?key={key}")
+    assert downloaded.status_code == 200 and order.reference in downloaded.body.decode()
+    assert finance.get("/finance/exports/download?key=reconciliation/nothing-here.csv").status_code == 404
+    assert finance.get("/finance/exports/download?key=elsewhere/secret.csv").status_code == 404
+    downloads = [e for e in audit_entries(holders, actor=staff["finance"][0]) if e.action == "finance.exports.download"]
+    assert [e.details["key"] for e in downloads] == [key]
