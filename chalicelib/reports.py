@@ -26,7 +26,7 @@ DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
-def neutralise(value):
+def neutralise(value: object) -> object:
     """Text that Excel would run as a formula gets a leading apostrophe; numbers stay numbers."""
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value

@@ -34,6 +34,10 @@ class AuditEntryExists(DomainError):
     """An audit entry with that time and id is already there: the log is never overwritten."""
 
 
+class KeyNotFound(DomainError):
+    """No partner API key with that id."""
+
+
 class ExportNotFound(DomainError):
     """No scheduled export under that key (or a key outside the export folders)."""
 

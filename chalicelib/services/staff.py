@@ -7,23 +7,31 @@ its check still could not act for the wrong group."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
-from ..domain.audit import new_entry
+from ..domain.audit import AuditEntry, new_entry
+from ..domain.credentials import ApiKey, Scope
 from ..domain.delivery import DeliveryDetails
-from ..domain.errors import ExportNotFound, InvalidInput
+from ..domain.errors import ExportNotFound, InvalidInput, KeyNotFound
 from ..domain.kit_statement import Statement
 from ..domain.orders import Order
 from ..domain.reconciliation import Finding, Period
+from ..domain.references import normalise_order_reference
 from ..domain.staff import Challenge, Group, Refused, SignedIn, SignInStep, StaffMember, StaffSession
 from .dependencies import Dependencies
+from ..domain.times import to_iso
 from ..ports import ExportedFile
+from ..reports import neutralise
+from .credentials import create_api_key, revoke_api_key
 from .finance import STATEMENT_MEDIA_TYPES, export_to, kit_maker_statement, parse_period, reconcile, statement_to
 from .ordering import find_order
 from .payments import refund_order
@@ -345,3 +353,113 @@ def work_list(member: StaffMember, deps: Dependencies) -> list[SupportCase]:
     cases = support_cases(deps)
     audit(deps, member.username, "support.work_list.view", detail={"cases": str(len(cases))})
     return cases
+
+
+# --- admin -----------------------------------------------------------------------------------------
+
+
+def api_keys(member: StaffMember, deps: Dependencies) -> list[ApiKey]:
+    """The partners' keys, newest first: never a secret (only its hash is stored)."""
+    member.require(Group.ADMIN)
+    return sorted(deps.api_keys.all(), key=lambda key: key.created_at, reverse=True)
+
+
+def new_api_key(member: StaffMember, scope: str, label: str, deps: Dependencies) -> tuple[ApiKey, str]:
+    """The CLI's `create_api_key`: the token is returned here once and is never stored or logged."""
+    member.require(Group.ADMIN)
+    errors = {}
+    if scope not in {s.value for s in Scope}:
+        errors["scope"] = "Choose who the key is for"
+    if not label.strip():
+        errors["label"] = "Enter whose key this is, such as the company's name"
+    elif len(label.strip()) > 100:
+        errors["label"] = "The name must be 100 characters or fewer"
+    if errors:
+        raise InvalidInput(errors)
+    key, token = create_api_key(Scope(scope), label, deps.api_keys, deps.clock())
+    audit(deps, member.username, "admin.api_key.create", detail={"key_id": key.key_id, "scope": scope})
+    return key, token
+
+
+def api_key(member: StaffMember, key_id: str, deps: Dependencies) -> ApiKey:
+    member.require(Group.ADMIN)
+    key = deps.api_keys.find(key_id)
+    if key is None:
+        raise KeyNotFound(key_id)
+    return key
+
+
+def revoke_key(member: StaffMember, key_id: str, why: str, deps: Dependencies) -> ApiKey:
+    """The CLI's `revoke_api_key`, with the reason for the audit log. Raises KeyNotFound."""
+    member.require(Group.ADMIN)
+    reason = reason_given(why)
+    key = revoke_api_key(key_id, deps.api_keys, deps.clock())
+    if key is None:
+        raise KeyNotFound(key_id)
+    audit(deps, member.username, "admin.api_key.revoke", reason=reason, detail={"key_id": key.key_id})
+    return key
+
+
+AUDIT_FILTERS = ("from", "to", "actor", "action", "order")
+AUDIT_PAGE = 200  # entries on screen; the download has them all
+AUDIT_COLUMNS = ("at", "actor", "action", "order_reference", "reason", "detail")
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    start: datetime
+    end: datetime
+    actor: str | None
+    action: str | None
+    order_reference: str | None
+
+
+def audit_query(form: dict[str, str], today: date) -> AuditQuery:
+    """The audit page's filters: a period of days (to exclusive; both blank: today) and exact
+    matches on who, what and which order."""
+    start, end = form.get("from", "").strip(), form.get("to", "").strip()
+    if not start and not end:
+        start, end = today.isoformat(), (today + timedelta(days=1)).isoformat()
+    errors: dict[str, str] = {}
+    reference = (form.get("order") or "").strip()
+    normal = normalise_order_reference(reference) if reference else None
+    if reference and normal is None:
+        errors["order"] = "Enter an order reference like TK-7K3MQ-9X2HD, or leave it blank"
+    try:
+        period = parse_period(start, end)
+    except InvalidInput as exc:
+        raise InvalidInput({**exc.errors, **errors}) from None
+    if errors:
+        raise InvalidInput(errors)
+    return AuditQuery(
+        datetime.combine(period.start, time(), timezone.utc),
+        datetime.combine(period.end, time(), timezone.utc),
+        (form.get("actor") or "").strip() or None,
+        (form.get("action") or "").strip() or None,
+        normal,
+    )
+
+
+def audit_entries(member: StaffMember, form: dict[str, str], deps: Dependencies, limit: int | None) -> list[AuditEntry]:
+    """The audit log for the filters, newest first (the first `limit`), itself audited."""
+    member.require(Group.ADMIN)
+    query = audit_query(form, deps.clock().date())
+    found = deps.audit_required().between(
+        query.start, query.end, actor=query.actor, action=query.action, order_reference=query.order_reference
+    )
+    entries = list(itertools.islice(found, limit))
+    shown = {k: v for k, v in form.items() if k in AUDIT_FILTERS and v}
+    audit(deps, member.username, "admin.audit.view" if limit else "admin.audit.download", detail=shown)
+    return entries
+
+
+def audit_csv(entries: list[AuditEntry]) -> str:
+    """The entries as CSV, one row each (a cell that starts like a formula is quoted with ')."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(AUDIT_COLUMNS)
+    for e in entries:
+        detail = "; ".join(f"{k}={v}" for k, v in e.detail)
+        row = (to_iso(e.at), e.actor, e.action, e.order_reference or "", e.reason or "", detail)
+        writer.writerow([neutralise(cell) for cell in row])
+    return out.getvalue()

@@ -13,6 +13,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from chalice import Chalice, Response
 from chalice.app import Request
@@ -23,6 +24,7 @@ from ..domain.errors import (
     ExportNotFound,
     FulfilmentConflict,
     InvalidInput,
+    KeyNotFound,
     NothingToResend,
     NothingToResolve,
     OrderNotFound,
@@ -30,6 +32,7 @@ from ..domain.errors import (
     QueueUnavailable,
     RefundRefused,
 )
+from ..domain.credentials import Scope
 from ..domain.staff import Group, NotPermitted, StaffSession
 from ..services import staff
 from ..services.finance import STATEMENT_MEDIA_TYPES
@@ -52,6 +55,8 @@ NAVIGATION = (
     (Group.FINANCE, "/finance/reconciliation", "Reconciliation"),
     (Group.FINANCE, "/finance/statement", "Kit maker's statement"),
     (Group.FINANCE, "/finance/exports", "Daily exports"),
+    (Group.ADMIN, "/admin/keys", "Partner API keys"),
+    (Group.ADMIN, "/admin/audit", "Audit log"),
 )
 
 
@@ -114,6 +119,7 @@ PROBLEMS: dict[type, tuple[int, str, str]] = {
     BodyTooLarge: (413, "Too much information sent", "The form was too large. Go back and try again."),
     OrderNotFound: (404, "No order with that reference", "Check the reference and try again."),
     ExportNotFound: (404, "No such export", "Go back to the list of exports and choose one."),
+    KeyNotFound: (404, "No such key", "Go back to the list of keys and choose one."),
     PaymentServiceUnavailable: (503, "Stripe could not be reached", "Nothing was changed. Try again in a minute."),
     ConcurrentChange: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
     QueueUnavailable: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
@@ -455,3 +461,66 @@ def _download(body: bytes | str, media_type: str, name: str) -> Response:
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+# --- admin -----------------------------------------------------------------------------------------
+
+
+def _keys_context(session: StaffSession, **_kwargs) -> dict:
+    return {"keys": staff.api_keys(_member(session), deps()), "scopes": [s.value for s in Scope]}
+
+
+@console.route("/admin/keys", methods=["GET"])
+@staff_page(Group.ADMIN)
+def keys_page(session: StaffSession):
+    revoked = _query().get("revoked", "")
+    return _page("admin_keys.html", session=session, form={}, errors={}, revoked=revoked, **_keys_context(session))
+
+
+@console.route("/admin/keys", methods=["POST"], content_types=FORM)
+@staff_page(Group.ADMIN, "admin_keys.html", ("label", "scope"), context=_keys_context)
+def create_key(session: StaffSession):
+    answers = posted(session, ("scope", "label"))
+    key, token = staff.new_api_key(_member(session), answers["scope"], answers["label"], deps())
+    return _page("admin_key_created.html", session=session, key=key, token=token)
+
+
+def _key_context(session: StaffSession, key_id: str = "", **_kwargs) -> dict:
+    return {"key": staff.api_key(_member(session), key_id, deps())}
+
+
+@console.route("/admin/keys/{key_id}/revoke", methods=["GET"])
+@staff_page(Group.ADMIN)
+def revoke_key_page(session: StaffSession, key_id: str):
+    return _page("admin_key_revoke.html", session=session, form={}, errors={}, **_key_context(session, key_id))
+
+
+@console.route("/admin/keys/{key_id}/revoke", methods=["POST"], content_types=FORM)
+@staff_page(Group.ADMIN, "admin_key_revoke.html", ("reason",), context=_key_context)
+def revoke_key(session: StaffSession, key_id: str):
+    answers = posted(session, ("reason",))
+    key = staff.revoke_key(_member(session), key_id, answers["reason"], deps())
+    return redirect(f"/admin/keys?revoked={key.key_id}")
+
+
+@console.route("/admin/audit", methods=["GET"])
+@staff_page(Group.ADMIN)
+def audit_page(session: StaffSession):
+    form = {name: _query().get(name, "") for name in staff.AUDIT_FILTERS}
+    try:
+        entries = staff.audit_entries(_member(session), form, deps(), limit=staff.AUDIT_PAGE + 1)
+    except InvalidInput as exc:
+        return _page("admin_audit.html", 400, session=session, form=form, errors=exc.errors, entries=None)
+    more = len(entries) > staff.AUDIT_PAGE
+    shown = entries[: staff.AUDIT_PAGE]
+    query = urlencode({k: v for k, v in form.items() if v})
+    return _page("admin_audit.html", session=session, form=form, errors={}, entries=shown, more=more, query=query)
+
+
+@console.route("/admin/audit/download", methods=["GET"])
+@staff_page(Group.ADMIN)
+def audit_download(session: StaffSession):
+    form = {name: _query().get(name, "") for name in staff.AUDIT_FILTERS}
+    entries = staff.audit_entries(_member(session), form, deps(), limit=None)
+    day = deps().clock().date().isoformat()
+    return _download(staff.audit_csv(entries), "text/csv; charset=utf-8", f"audit-log-{day}.csv")

@@ -327,6 +327,15 @@ def console_work(client, deps, settings, reference: str, aws_requests) -> None:
         assert finance.get(f"/finance/reconciliation/download?{period}&format=xlsx").status_code == 200
         assert finance.get(f"/finance/statement?{period}").status_code == 200
         assert finance.get(f"/finance/statement/download?{period}&format=xlsx").status_code == 200
+        admin = StaffBrowser(console_client)
+        assert admin.sign_in(people["admin"].username, people["admin"].password).status_code == 303
+        assert admin.get("/admin/keys").status_code == 200
+        assert admin.post("/admin/keys", {"scope": "finance", "label": "Finance team"}).status_code == 200
+        key_id = re.findall(r"/admin/keys/([0-9a-f]{16})/revoke", admin.get("/admin/keys").body.decode())[0]
+        assert admin.get(f"/admin/keys/{key_id}/revoke").status_code == 200
+        assert admin.post(f"/admin/keys/{key_id}/revoke", {"reason": "rotated"}).status_code == 303
+        assert admin.get(f"/admin/audit?order={reference}").status_code == 200
+        assert admin.get("/admin/audit/download").status_code == 200
     deps.clock.set(back_to)
     return people
 

@@ -210,6 +210,12 @@ ROUTES = [
     ("GET", "/finance/statement/download?from=2026-11-01&to=2026-11-02", "finance"),
     ("GET", "/finance/exports", "finance"),
     ("GET", "/finance/exports/download?key=reconciliation/none.csv", "finance"),
+    ("GET", "/admin/keys", "admin"),
+    ("POST", "/admin/keys", "admin"),
+    ("GET", "/admin/keys/0000000000000000/revoke", "admin"),
+    ("POST", "/admin/keys/0000000000000000/revoke", "admin"),
+    ("GET", "/admin/audit", "admin"),
+    ("GET", "/admin/audit/download", "admin"),
     ("POST", "/sign-out", None),
 ]
 
@@ -224,7 +230,13 @@ def test_every_console_route_is_refused_without_a_session_and_to_every_other_gro
     public = {("GET", "/sign-in"), ("POST", "/sign-in"), ("GET", "/assets/tracekit.css")}
     public |= {("GET", "/sign-in/set-up-authenticator"), ("POST", "/sign-in/answer")}
     walked = {
-        (m, p.split("?")[0].replace("TK-AAAAA-AAAAA", "{reference}").replace("/erase", "/{action}"))
+        (
+            m,
+            p.split("?")[0]
+            .replace("TK-AAAAA-AAAAA", "{reference}")
+            .replace("/erase", "/{action}")
+            .replace("0000000000000000", "{key_id}"),
+        )
         for m, p, _ in ROUTES
     }
     assert declared - public == walked, "a console route is missing from ROUTES"
@@ -354,3 +366,58 @@ def test_finance_reads_the_kit_makers_statement_and_downloads_the_scheduled_expo
     assert finance.get("/finance/exports/download?key=elsewhere/secret.csv").status_code == 404
     downloads = [e for e in audit_entries(holders, actor=staff["finance"][0]) if e.action == "finance.exports.download"]
     assert [e.details["key"] for e in downloads] == [key]
+
+
+def test_an_admin_makes_a_key_that_works_once_shown_revokes_it_and_finds_both_in_the_audit_log(
+    client, console_client, holders, staff
+):
+    import csv
+    import io
+    import re
+
+    from tests.journeys.test_manufacturer import call
+
+    admin = signed_in(console_client, staff, "admin")
+    assert b"No keys yet." in admin.get("/admin/keys").body
+    refused = admin.post("/admin/keys", {"label": ""})
+    assert (
+        refused.status_code == 400
+        and b"Choose who the key is for" in refused.body
+        and b"Enter whose key" in refused.body
+    )
+    made = admin.post("/admin/keys", {"scope": "manufacturer", "label": "Kit Maker Ltd"})
+    assert made.status_code == 200
+    token = re.search(rb'value="(tk_manufacturer_[^"]+)"', made.body).group(1).decode()
+    assert call(client, token, "GET", "/fulfilment-orders")[0] == 200  # the partner's API takes it
+    listed = admin.get("/admin/keys").body.decode()
+    _tk, _scope, key_id, secret = token.split("_", 3)
+    assert key_id in listed and "Kit Maker Ltd" in listed and secret not in listed
+
+    no_reason = admin.post(f"/admin/keys/{key_id}/revoke", {"reason": " "})
+    assert no_reason.status_code == 400 and b"Enter the reason" in no_reason.body
+    assert holders.api_keys.find(key_id).active
+    revoked = admin.post(f"/admin/keys/{key_id}/revoke", {"reason": "contract ended"})
+    assert revoked.status_code == 303 and revoked.headers["Location"] == f"/admin/keys?revoked={key_id}"
+    assert call(client, token, "GET", "/fulfilment-orders")[0] in (401, 403)
+    assert b"revoked" in admin.get(revoked.headers["Location"]).body
+    assert admin.get("/admin/keys/ffffffffffffffff/revoke").status_code == 404
+
+    page = admin.get("/admin/audit?action=admin.api_key.revoke").body.decode()
+    assert "contract ended" in page and f"key_id={key_id}" in page and "admin.api_key.create" not in page
+    wrong = admin.get("/admin/audit?from=2026-02-30&order=nonsense")
+    assert (
+        wrong.status_code == 400 and b"from must be a date" in wrong.body and b"Enter an order reference" in wrong.body
+    )
+    file = admin.get(f"/admin/audit/download?actor={staff['admin'][0]}")
+    rows = list(csv.DictReader(io.StringIO(file.body.decode())))
+    assert file.headers["Content-Type"].startswith("text/csv")
+    # one row per action (the test clock stands still, so their order among equal times is the ids')
+    assert sorted(r["action"] for r in rows) == [
+        "admin.api_key.create",
+        "admin.api_key.revoke",
+        "admin.audit.view",
+        "signin",
+    ]
+    assert {r["actor"] for r in rows} == {staff["admin"][0]} and token not in file.body.decode()
+    created = [e for e in audit_entries(holders, action="admin.api_key.create")]
+    assert [(e.actor, e.details) for e in created] == [(staff["admin"][0], {"key_id": key_id, "scope": "manufacturer"})]
