@@ -7,8 +7,9 @@ import csv
 import io
 from collections import defaultdict
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Iterable
 
+from .domain.audit import AuditEntry
 from .domain.kit_statement import Statement
 from .domain.reconciliation import ROW_COLUMNS, Discrepancy, Finding
 from .domain.reconciliation_rows import pounds
@@ -199,3 +200,18 @@ def write_statement(fmt: str, stream: BinaryIO, result: Statement) -> None:
     if fmt not in STATEMENT_WRITERS:
         raise ValueError(f"unknown format {fmt!r}")
     STATEMENT_WRITERS[fmt](stream, result)
+
+
+AUDIT_COLUMNS = ("at", "actor", "action", "order_reference", "reason", "detail")
+
+
+def audit_log_csv(entries: Iterable[AuditEntry]) -> str:
+    """The staff audit log's entries as CSV, one row each, formulas neutralised (a reason is typed)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(AUDIT_COLUMNS)
+    for e in entries:
+        detail = "; ".join(f"{k}={v}" for k, v in e.detail)
+        row = (to_iso(e.at), e.actor, e.action, e.order_reference or "", e.reason or "", detail)
+        writer.writerow([neutralise(cell) for cell in row])
+    return out.getvalue()

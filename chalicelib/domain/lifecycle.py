@@ -517,7 +517,9 @@ def _next_fulfilment(
 # -- After the order: the holder changes the delivery address --------------------------------------
 
 
-def change_address(order: Order, delivery: DeliveryDetails, source: Source, now: datetime) -> Outcome:
+def change_address(
+    order: Order, delivery: DeliveryDetails, source: Source, now: datetime, why: str | None = None
+) -> Outcome:
     """The holder (having proved the certificate again) gives a new name and address. `order`
     carries its delivery details in clear. The email and the contact consent stay as they were.
     The same address again changes nothing. A confirmed order owes the kit maker an amendment,
@@ -526,7 +528,7 @@ def change_address(order: Order, delivery: DeliveryDetails, source: Source, now:
     sent with the old address (a send whose release was not recorded: the queue would drop the
     relay's resend as a duplicate). An unpaid order has sent nothing: its message will carry the
     new address. The holder is emailed. Refused (AddressNotChangeable) once the kit maker has
-    accepted it, or it has ended."""
+    accepted it, or it has ended. Support may change it for the holder (`why` then says why)."""
     if not order.address_changeable:
         raise AddressNotChangeable(f"the address of order {order.reference} cannot be changed: it is {_stage(order)}")
     kept = order.delivery
@@ -535,7 +537,7 @@ def change_address(order: Order, delivery: DeliveryDetails, source: Source, now:
         return unchanged(order)
     effects = {Effect.EMAIL_ADDRESS_CHANGED} if kept.email else set()
     fields: dict[str, Any] = {"delivery": new}
-    change = "delivery address changed by the holder"
+    change = "delivery address changed by the holder" if why is None else f"delivery address changed by support: {why}"
     if order.is_confirmed:
         number = order.amendments_issued + 1
         fields.update(amendments_issued=number, amended_at=now)
@@ -630,13 +632,29 @@ def resolve_with_new_address(
     change = f"{what} order sent again to a corrected address by support: {why}"
     waiting = order.fulfilment in (FulfilmentState.REJECTED, FulfilmentState.RETURNED)
     if not waiting or order.erased_at is not None or not order.is_confirmed:
-        done = tuple(f"{kind} order sent again to a corrected address by support: {why}; " for kind in _RESOLVED)
-        if any(e.actor == source.actor and e.change.startswith(done) for e in order.history):
+        if _resolved_by(order, source, why):
             return unchanged(order)
         raise NothingToResolve(f"{order.reference} is not waiting for support: it is {_stage(order)}")
     corrected = replace(delivery, email=order.delivery.email, contact_consent=order.delivery.contact_consent)
     effects = {Effect.EMAIL_SENDING_AGAIN} if order.delivery.email else set()
     return _next_fulfilment(order, source, now, change, effects, reason=what, delivery=corrected)
+
+
+def support_changes_address(
+    order: Order, delivery: DeliveryDetails, source: Source, now: datetime, why: str
+) -> Outcome:
+    """Support gives a new name and address for the holder (who phoned, or wrote): for an order
+    the kit maker rejected or got back, the kit is sent again there (`resolve_with_new_address`);
+    otherwise it is the holder's own change (`change_address`, refused once the kit maker has
+    accepted it). `order` carries its delivery details in clear."""
+    if order.fulfilment in (FulfilmentState.REJECTED, FulfilmentState.RETURNED) or _resolved_by(order, source, why):
+        return resolve_with_new_address(order, delivery, source, now, why)
+    return change_address(order, delivery, source, now, why)
+
+
+def _resolved_by(order: Order, source: Source, why: str) -> bool:
+    done = tuple(f"{kind} order sent again to a corrected address by support: {why}; " for kind in _RESOLVED)
+    return any(e.actor == source.actor and e.change.startswith(done) for e in order.history)
 
 
 # -- Data protection --------------------------------------------------------------------------------
@@ -749,9 +767,18 @@ TRANSITIONS = (
     Transition.row(
         "change_address",
         "the holder changes the delivery address before acceptance, having proved the certificate again",
-        "holder",
+        "holder, operator",
         Effect.EMAIL_ADDRESS_CHANGED,
         Effect.SEND_AMENDMENT,
+    ),
+    Transition.row(
+        "support_changes_address",
+        "support gives a holder's new address: a rejected or returned order is sent again, any other changed",
+        "operator",
+        Effect.EMAIL_ADDRESS_CHANGED,
+        Effect.SEND_AMENDMENT,
+        Effect.RELEASE_TO_MANUFACTURER,
+        Effect.EMAIL_SENDING_AGAIN,
     ),
     Transition.row("record_amendment_sent", "the queue took the address amendment", "system"),
     Transition.row("acknowledge_amendment", "the kit maker has seen an address amendment", "manufacturer"),

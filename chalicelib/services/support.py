@@ -8,10 +8,10 @@ logged as `operator:<name>` with the reason given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ..domain.changes import Source
+from ..domain.changes import Outcome, Source
 from ..domain.delivery import DeliveryDetails
 from ..domain.lifecycle import (
     approve_replacement,
@@ -19,6 +19,7 @@ from ..domain.lifecycle import (
     resend_email,
     resolve_by_cancelling,
     resolve_with_new_address,
+    support_changes_address,
 )
 from ..domain.orders import MONEY_TAKEN, FulfilmentState, Order
 from ..domain.references import order_reference_of
@@ -81,6 +82,19 @@ def resolve_new_address(
     nothing more. Raises OrderNotFound, NothingToResolve."""
     source = Source(f"operator:{operator}")
     decide = lambda order: resolve_with_new_address(order, delivery, source, deps.clock(), why)  # noqa: E731
+    return apply_change(reference, decide, deps)
+
+
+def change_address(reference: str, delivery: DeliveryDetails, operator: str, why: str, deps: Dependencies) -> Order:
+    """Support changes the delivery name and address for the holder (`support_changes_address`:
+    an order waiting for support is sent again there; otherwise the holder's own change, with an
+    amendment to the kit maker if released). Raises OrderNotFound, AddressNotChangeable."""
+    source = Source(f"operator:{operator}")
+
+    def decide(latest: Order) -> Outcome:
+        opened = replace(latest, delivery=deps.orders.delivery_of(latest))  # compared and kept in clear
+        return support_changes_address(opened, delivery, source, deps.clock(), why)
+
     return apply_change(reference, decide, deps)
 
 

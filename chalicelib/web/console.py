@@ -20,6 +20,7 @@ from chalice.app import Request
 
 from .. import bootstrap
 from ..domain.errors import (
+    AddressNotChangeable,
     ConcurrentChange,
     ExportNotFound,
     FulfilmentConflict,
@@ -34,6 +35,7 @@ from ..domain.errors import (
 )
 from ..domain.credentials import Scope
 from ..domain.staff import Group, NotPermitted, StaffSession
+from ..reports import audit_log_csv
 from ..services import staff
 from ..services.finance import STATEMENT_MEDIA_TYPES
 from . import csrf
@@ -123,6 +125,11 @@ PROBLEMS: dict[type, tuple[int, str, str]] = {
     PaymentServiceUnavailable: (503, "Stripe could not be reached", "Nothing was changed. Try again in a minute."),
     ConcurrentChange: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
     QueueUnavailable: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
+    AddressNotChangeable: (
+        409,
+        "The address cannot be changed now",
+        "The kit maker has accepted the order, or it has ended. Nothing was changed.",
+    ),
     FulfilmentConflict: (409, "That cannot be done to this order now", "Its state has moved on. Open it again."),
     NothingToResend: (409, "There is no such email to send again", "The order has not reached that email yet."),
     NothingToResolve: (409, "There is nothing to resolve", "The order is not rejected or returned, or is resolved."),
@@ -350,6 +357,28 @@ def order_refund(session: StaffSession, reference: str):
     return redirect(f"/support/orders/{order.reference}?refunded=1")
 
 
+ADDRESS_FIELDS = ("full_name", "address_line_1", "address_line_2", "town", "postcode", "reason")
+
+
+def _address_context(session: StaffSession, reference: str = "", **_kwargs) -> dict:
+    return {"order": staff.view_order(_member(session), reference, deps())}
+
+
+@console.route("/support/orders/{reference}/address", methods=["GET"])
+@staff_page(Group.SUPPORT)
+def change_address_page(session: StaffSession, reference: str):
+    return _page("support_address.html", session=session, form={}, errors={}, **_address_context(session, reference))
+
+
+@console.route("/support/orders/{reference}/address", methods=["POST"], content_types=FORM)
+@staff_page(Group.SUPPORT, "support_address.html", ADDRESS_FIELDS, context=_address_context)
+def change_address(session: StaffSession, reference: str):
+    answers = posted(session, ADDRESS_FIELDS)
+    why = answers.pop("reason")
+    order = staff.change_address(_member(session), reference, answers, why, deps())
+    return redirect(f"/support/orders/{order.reference}?done=change-address")
+
+
 def _member(session: StaffSession):
     assert session.member is not None  # nosec B101 - staff_page lets only signed-in sessions through
     return session.member
@@ -389,7 +418,7 @@ def _order_context(session: StaffSession, reference: str) -> dict:
     return {
         "order": staff.view_order(_member(session), reference, deps()),
         "actions": staff.support_actions(),
-        "done": staff.support_actions().get(done),
+        "done": {**staff.support_actions(), "change-address": "the delivery name and address changed"}.get(done),
         "refunded": _query().get("refunded") == "1",
     }
 
@@ -523,4 +552,4 @@ def audit_download(session: StaffSession):
     form = {name: _query().get(name, "") for name in staff.AUDIT_FILTERS}
     entries = staff.audit_entries(_member(session), form, deps(), limit=None)
     day = deps().clock().date().isoformat()
-    return _download(staff.audit_csv(entries), "text/csv; charset=utf-8", f"audit-log-{day}.csv")
+    return _download(audit_log_csv(entries), "text/csv; charset=utf-8", f"audit-log-{day}.csv")

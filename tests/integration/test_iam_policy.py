@@ -283,9 +283,11 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
 
 
 def console_work(client, deps, settings, reference: str, aws_requests) -> None:
-    """Support and finance at work in the console: sign-in, the order and its delivery details,
-    a part refund, a resent email, approving a replacement the holder asked for 10 days after
-    dispatch, the work list, the reconciliation and its download, a refused page, sign-out. The
+    """Support, finance and an admin at work in the console: sign-in, the order and its delivery
+    details, a part refund, a resent email, approving a replacement the holder asked for 10 days
+    after dispatch and then changing its address (an amendment to the kit maker), the work list,
+    the reconciliation, the statement and their downloads, a key made and revoked, the audit log
+    and its download, a refused page, sign-out. The
     demo staff are made first, as an administrator would (not the console)."""
     from chalice.test import Client
 
@@ -318,6 +320,10 @@ def console_work(client, deps, settings, reference: str, aws_requests) -> None:
         assert support.get("/support/work-list").status_code == 200
         approved = support.post(f"/support/orders/{reference}/actions/approve-replacement", {"reason": "lost"})
         assert approved.status_code == 303, approved.body[:300]
+        assert support.get(f"/support/orders/{reference}/address").status_code == 200
+        moved = {"full_name": "Sam New", "address_line_1": "2 New Road", "town": "Leeds", "postcode": "LS1 4AP"}
+        changed = support.post(f"/support/orders/{reference}/address", {**moved, "reason": "holder moved"})
+        assert changed.status_code == 303, changed.body[:300]
         assert support.get("/finance/reconciliation").status_code == 403
         assert support.post("/sign-out", {}).status_code == 303
         finance = StaffBrowser(console_client)
@@ -411,9 +417,10 @@ def test_the_data_key_is_granted_only_through_dynamodb_and_sqs():
 
 # Who may open the personal fields: the API (the release, the kit maker's list, the emails, the
 # holder's status check), the relay (releases and emails it sends later) and the console (support
-# showing a delivery address, resending an email). Only the API seals.
+# showing a delivery address, resending an email). The API and the console (support changing a
+# holder's address) seal.
 OPENS_PERSONAL_DATA = {"api_handler", "relay_unsent_fulfilments", "console"}
-SEALS_PERSONAL_DATA = {"api_handler"}
+SEALS_PERSONAL_DATA = {"api_handler", "console"}
 
 
 def test_only_the_functions_that_must_read_personal_data_can_decrypt_it(made, environment, settings):
@@ -435,6 +442,7 @@ def test_only_the_functions_that_must_read_personal_data_can_decrypt_it(made, en
         ("api_handler", "Decrypt"),
         ("relay_unsent_fulfilments", "Decrypt"),
         ("console", "Decrypt"),
+        ("console", "GenerateDataKey"),
     }
     assert all(params["EncryptionContext"] == PURPOSE for _, _, params in kms_calls)
 
@@ -468,7 +476,7 @@ def test_every_use_of_the_key_is_bound_to_its_purpose_and_the_key_policy_names_o
     assert users == {
         "ApiHandlerRole": {"kms:Decrypt", "kms:GenerateDataKey"},
         "RelayUnsentFulfilmentsRole": {"kms:Decrypt"},
-        "ConsoleRole": {"kms:Decrypt"},
+        "ConsoleRole": {"kms:Decrypt", "kms:GenerateDataKey"},
     }
 
 

@@ -203,6 +203,8 @@ ROUTES = [
     ("POST", "/support/orders/TK-AAAAA-AAAAA/refund", "support"),
     ("GET", "/support/orders/TK-AAAAA-AAAAA/actions/erase", "support"),
     ("POST", "/support/orders/TK-AAAAA-AAAAA/actions/erase", "support"),
+    ("GET", "/support/orders/TK-AAAAA-AAAAA/address", "support"),
+    ("POST", "/support/orders/TK-AAAAA-AAAAA/address", "support"),
     ("GET", "/support/work-list", "support"),
     ("GET", "/finance/reconciliation", "finance"),
     ("GET", "/finance/reconciliation/download?from=2026-11-01&to=2026-11-02", "finance"),
@@ -421,3 +423,65 @@ def test_an_admin_makes_a_key_that_works_once_shown_revokes_it_and_finds_both_in
     assert {r["actor"] for r in rows} == {staff["admin"][0]} and token not in file.body.decode()
     created = [e for e in audit_entries(holders, action="admin.api_key.create")]
     assert [(e.actor, e.details) for e in created] == [(staff["admin"][0], {"key_id": key_id, "scope": "manufacturer"})]
+
+
+NEW_ADDRESS = {"full_name": "Sam New", "address_line_1": "2 New Road", "town": "Leeds", "postcode": "ls1 4ap"}
+
+
+def test_support_changes_the_address_for_a_holder_who_asked_and_the_kit_maker_is_sent_an_amendment(
+    client, console_client, holders, stripe_emulator, staff, caplog
+):
+    _, order = paid_order(client, holders, stripe_emulator)
+    support = signed_in(console_client, staff, "support")
+    assert support.get(f"/support/orders/{order.reference}/address").status_code == 200
+    wrong = support.post(
+        f"/support/orders/{order.reference}/address", {**NEW_ADDRESS, "postcode": "LEEDS", "reason": ""}
+    )
+    assert wrong.status_code == 400 and b"Enter the reason" in wrong.body and b"postcode" in wrong.body.lower()
+    assert holders.orders.delivery_of(holders.orders.get(order.reference)).postcode == "SW1A 2AA"
+
+    with caplog.at_level(logging.DEBUG):
+        changed = support.post(f"/support/orders/{order.reference}/address", {**NEW_ADDRESS, "reason": "holder moved"})
+    assert changed.status_code == 303 and changed.headers["Location"].endswith("?done=change-address")
+    stored = holders.orders.get(order.reference)
+    delivery = holders.orders.delivery_of(stored)
+    assert (delivery.full_name, delivery.postcode, delivery.email) == ("Sam New", "LS1 4AP", "ada@example.com")
+    assert (stored.amendments_issued, stored.amendment_sent) == (1, 1)  # the amendment is on the kit maker's queue
+    assert any(e.change.startswith("delivery address changed by support: holder moved") for e in stored.history)
+    again = support.post(f"/support/orders/{order.reference}/address", {**NEW_ADDRESS, "reason": "holder moved"})
+    assert again.status_code == 303 and holders.orders.get(order.reference).amendments_issued == 1
+    entries = audit_entries(holders, action="order.address.change")
+    assert [(e.order_reference, e.reason) for e in entries] == [(order.reference, "holder moved")] * 2
+    assert all("Leeds" not in r.getMessage() and "New Road" not in r.getMessage() for r in caplog.records)
+    assert b"Done: the delivery name and address changed" in support.get(changed.headers["Location"]).body
+
+
+def test_support_sends_a_rejected_parcel_to_a_new_address_and_cannot_change_an_accepted_one(
+    client, console_client, holders, stripe_emulator, staff
+):
+    from chalicelib.domain.orders import FulfilmentState
+    from chalicelib.domain.references import fulfilment_id_of
+    from chalicelib.services.manufacturer import accept_fulfilment, reject_fulfilment
+    from tests.builders import delivery_form
+    from tests.journeys.browser import Browser
+    from tests.journeys.test_payment_events import the_order
+
+    _, rejected = paid_order(client, holders, stripe_emulator)
+    reject_fulfilment(fulfilment_id_of(rejected.reference), "address not found", "k", holders)
+    support = signed_in(console_client, staff, "support")
+    support.get(f"/support/orders/{rejected.reference}/address")
+    sent = support.post(f"/support/orders/{rejected.reference}/address", {**NEW_ADDRESS, "reason": "holder rang"})
+    assert sent.status_code == 303
+    order = holders.orders.get(rejected.reference)
+    assert (order.fulfilment_attempt, order.fulfilment) == (2, FulfilmentState.RELEASED)
+    assert holders.orders.delivery_of(order).town == "Leeds"
+
+    free = Browser(client)
+    free.post("/order/certificate", {"reference": "FA/2000", "postcode": "SW1A 2AA"})
+    free.post("/order/delivery", delivery_form())
+    free.post("/order/confirm", {"confirm": "yes"})
+    accepted = the_order(holders, free)
+    accept_fulfilment(fulfilment_id_of(accepted.reference), "k", holders)
+    locked = support.post(f"/support/orders/{accepted.reference}/address", {**NEW_ADDRESS, "reason": "holder rang"})
+    assert locked.status_code == 409 and b"The address cannot be changed now" in locked.body
+    assert holders.orders.delivery_of(holders.orders.get(accepted.reference)).town != "Leeds"

@@ -21,7 +21,7 @@ from chalicelib.domain.changes import Effect, Source
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
 from chalicelib.domain.attempts import on_attempt
-from chalicelib.domain.errors import FulfilmentConflict, OrderNotFound, ReplacementTooEarly
+from chalicelib.domain.errors import AddressNotChangeable, FulfilmentConflict, OrderNotFound, ReplacementTooEarly
 from chalicelib.domain.lifecycle import (
     TRANSITIONS,
     accept_payment,
@@ -810,3 +810,21 @@ def test_an_amendment_the_kit_maker_never_acknowledged_is_not_owed_for_the_next_
     assert sent_again.fulfilment_id.endswith("-2") and sent_again.open_for_manufacturer
     assert not sent_again.amendment_unsent and not sent_again.amendment_to_tell
     assert lifecycle.outstanding(sent_again) == frozenset()
+
+
+def test_support_changing_the_address_sends_a_rejected_order_again_and_changes_any_other_in_place():
+    deps = world()
+    new = parse_delivery_details(delivery_form(**NEW_ADDRESS))
+    support = Source("operator:ann")
+    waiting = deps.orders.get(placed(deps, "FA/1002"))
+    rejected = lifecycle.reject(waiting, "no such street", Source("manufacturer:k"), NOW).order
+    sent = lifecycle.support_changes_address(rejected, new, support, NOW, "holder rang").order
+    assert (sent.fulfilment_attempt, sent.delivery.postcode) == (2, "LS1 4AP")
+    assert lifecycle.support_changes_address(sent, new, support, NOW, "holder rang").changed is False
+
+    changed = lifecycle.support_changes_address(waiting, new, support, NOW, "holder rang")
+    assert changed.order.fulfilment_attempt == 1 and changed.order.amendments_issued == 1
+    assert changed.order.history[-1].change.startswith("delivery address changed by support: holder rang")
+    accepted = lifecycle.accept(waiting, Source("manufacturer:k"), NOW).order
+    with pytest.raises(AddressNotChangeable):
+        lifecycle.support_changes_address(accepted, new, support, NOW, "holder rang")
