@@ -26,6 +26,33 @@ def summary_value(page: Page, label: str) -> str:
     return page.get_by_role("row", name=re.compile(rf"^{re.escape(label)} ")).get_by_role("cell").inner_text()
 
 
+def test_support_changes_the_demo_orders_address_and_the_kit_maker_is_sent_an_amendment(page: Page, stack):
+    from tests.e2e.conftest import queued
+
+    # First in the file: the next test refunds the demo order in full, which ends it.
+    order = stack["demo_order"]
+    sign_in(page, stack, "support")
+    page.goto(f"{stack['console']}/support/orders/{order}")
+    page.get_by_role("link", name="Change the delivery name and address").click()
+    check(page, "console-change-address")
+    page.get_by_label("Postcode").fill("NOT A POSTCODE")
+    page.get_by_role("button", name="Change the name and address").click()
+    expect(page.get_by_role("alert")).to_contain_text("reason")
+    check(page, "console-change-address-errors")
+    page.get_by_label("Full name").fill("Alex Fictitious")  # the next test looks for the name
+    page.get_by_label("Address line 1").fill("2 Example Road")
+    page.get_by_label("Town or city").fill("Leeds")
+    page.get_by_label("Postcode").fill("LS1 4AP")
+    page.get_by_label("Reason").fill("holder phoned: moved house")
+    page.get_by_role("button", name="Change the name and address").click()
+    expect(page.get_by_text("Done: the delivery name and address changed.")).to_be_visible()
+    expect(
+        page.get_by_role("cell", name=re.compile("delivery address changed by support: holder phoned"))
+    ).to_be_visible()
+    sent = queued(stack)
+    assert [(m.get("kind"), m["recipient"]["postcode"]) for m in sent] == [("address_amendment", "LS1 4AP")]
+
+
 def test_support_refunds_the_demo_order_and_finance_sees_the_refund(page: Page, stack):
     """The issue's "done means": the printed support user finds the printed demo order, refunds
     it, and the finance user sees the refund in the reconciliation; nothing outside the browser."""
@@ -90,3 +117,59 @@ def test_each_group_sees_only_its_own_pages_and_is_refused_the_others(page: Page
     page.get_by_role("button", name="Sign out").click()
     page.goto(stack["console"] + "/finance/reconciliation")
     expect(page.get_by_role("heading", name="Sign in to the staff console")).to_be_visible()
+
+
+def test_finance_reads_the_statement_and_the_exports_list(page: Page, stack):
+    sign_in(page, stack, "finance")
+    page.get_by_role("main").get_by_role("link", name="Kit maker's statement").click()
+    page.get_by_label("From (inclusive)").fill("2026-13-01")
+    page.get_by_role("button", name="Show the statement").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    check(page, "console-statement-errors")
+    today = datetime.now(UTC).date()
+    page.get_by_label("From (inclusive)").fill((today - timedelta(days=1)).isoformat())
+    page.get_by_label("To (exclusive)").fill((today + timedelta(days=2)).isoformat())
+    page.get_by_role("button", name="Show the statement").click()
+    expect(page.get_by_role("row", name=re.compile("^Total owed "))).to_be_visible()
+    check(page, "console-statement")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    assert download.value.suggested_filename.startswith("kit-maker-statement-")
+    page.get_by_role("link", name="Daily exports").first.click()
+    expect(page.get_by_role("heading", name="Daily reconciliation")).to_be_visible()
+    check(page, "console-exports")
+
+
+def test_an_admin_makes_and_revokes_a_key_and_reads_the_audit_log(page: Page, stack):
+    sign_in(page, stack, "admin")
+    page.get_by_role("main").get_by_role("link", name="Partner API keys").click()
+    page.get_by_role("button", name="Make the key").click()
+    expect(page.get_by_role("alert")).to_contain_text("Choose who the key is for")
+    check(page, "console-keys-errors")
+    page.get_by_label("The kit maker (fulfilment orders)").check()
+    page.get_by_label("Whose key is it?").fill("Kit Maker Ltd (browser test)")
+    page.get_by_role("button", name="Make the key").click()
+    expect(page.get_by_role("heading", name="Key made")).to_be_visible()
+    token = page.get_by_label("Token").input_value()
+    assert token.startswith("tk_manufacturer_")
+    check(page, "console-key-made")
+    key_id = token.split("_")[2]
+    page.get_by_role("link", name="Back to the keys").click()
+    page.get_by_role("link", name=f"Revoke key {key_id}").click()
+    page.get_by_role("button", name="Revoke the key").click()
+    expect(page.get_by_role("alert")).to_contain_text("Enter the reason")
+    check(page, "console-key-revoke-errors")
+    page.get_by_label("Reason").fill("made by the browser test")
+    page.get_by_role("button", name="Revoke the key").click()
+    expect(page.get_by_text(f"Key {key_id} is revoked.")).to_be_visible()
+    check(page, "console-keys")
+
+    page.get_by_role("link", name="Audit log").first.click()
+    page.get_by_label("Action").fill("admin.api_key.revoke")
+    page.get_by_role("button", name="Show entries").click()
+    expect(page.get_by_role("cell", name="made by the browser test")).to_be_visible()
+    check(page, "console-audit")
+    page.get_by_label("Order reference").fill("not a reference")
+    page.get_by_role("button", name="Show entries").click()
+    expect(page.get_by_role("alert")).to_contain_text("Enter an order reference")
+    check(page, "console-audit-errors")
