@@ -20,7 +20,7 @@ from .domain.payments import MoneyView
 from .domain.kit_statement import KitFacts, Statement
 from .domain.reconciliation import Finding, LedgerEntry, OrderFacts, Payout, Period
 from .domain.register import RegisterEntry, RegisterState
-from .domain.staff import Challenge, SignInStep, StaffSession
+from .domain.staff import Challenge, Group, SignInStep, StaffAccount, StaffSession
 from .domain.audit import AuditEntry
 from .domain.throttle import Reservation
 
@@ -307,6 +307,19 @@ class StaffDirectory(Protocol):
     def set_up_authenticator(self, challenge: Challenge) -> tuple[str, Challenge]:
         """For MFA_SETUP: the new secret to add to an authenticator app, and the step that waits
         for its first code (answered through `answer`)."""
+
+    def accounts(self) -> list[StaffAccount]:
+        """Every user of the pool with their groups, ordered by email."""
+
+    def account(self, sub: str) -> StaffAccount | None: ...
+
+    def invite(self, email: str, groups: frozenset[Group]) -> StaffAccount:
+        """A new user, emailed a temporary password by Cognito (never seen here), in the groups.
+        Raises StaffAccountExists when the email already has an account."""
+
+    def set_groups(self, account: StaffAccount, groups: frozenset[Group]) -> None: ...
+
+    def set_enabled(self, account: StaffAccount, enabled: bool) -> None: ...
 
 
 class StaffSessions(Protocol):

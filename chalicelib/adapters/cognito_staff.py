@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from ..domain.staff import CHALLENGES, Challenge, Refused, SignedIn, SignInStep, member_from_id_token
+from ..domain.errors import StaffAccountExists
+from ..domain.staff import (
+    CHALLENGES,
+    Challenge,
+    Group,
+    Refused,
+    SignedIn,
+    SignInStep,
+    StaffAccount,
+    groups_of,
+    member_from_id_token,
+)
 
 # Cognito's errors that mean "not signed in", kept by code for the audit log; anything else
 # (throttling, an outage) is raised, so the page says the service is busy.
@@ -71,6 +82,59 @@ class CognitoStaff:
 
         return self._step(challenge.username, verify_then_respond)
 
+    # --- the admin's page: the pool's users and their groups (IAM-authorised admin calls) ---------
+
+    def accounts(self) -> list[StaffAccount]:
+        members: dict[str, set[str]] = {}
+        for group in Group:
+            pages = self._client.get_paginator("list_users_in_group")
+            for page in pages.paginate(UserPoolId=self._pool_id, GroupName=group.value):
+                for user in page.get("Users", ()):
+                    members.setdefault(user["Username"], set()).add(group.value)
+        found = []
+        for page in self._client.get_paginator("list_users").paginate(UserPoolId=self._pool_id):
+            found += [_account(user, members.get(user["Username"], set())) for user in page.get("Users", ())]
+        return sorted(found, key=lambda a: a.email)
+
+    def account(self, sub: str) -> StaffAccount | None:
+        if not sub or '"' in sub or "\\" in sub:
+            return None
+        users = self._client.list_users(UserPoolId=self._pool_id, Filter=f'sub = "{sub}"', Limit=1)["Users"]
+        if not users:
+            return None
+        groups = self._client.admin_list_groups_for_user(UserPoolId=self._pool_id, Username=users[0]["Username"])
+        return _account(users[0], {g["GroupName"] for g in groups.get("Groups", ())})
+
+    def invite(self, email: str, groups: frozenset[Group]) -> StaffAccount:
+        try:
+            made = self._client.admin_create_user(
+                UserPoolId=self._pool_id,
+                Username=email,
+                UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
+                DesiredDeliveryMediums=["EMAIL"],
+            )["User"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("UsernameExistsException", "AliasExistsException"):
+                raise StaffAccountExists(email) from None
+            raise
+        account = _account(made, set())
+        self.set_groups(account, groups)
+        return _account(made, {g.value for g in groups})
+
+    def set_groups(self, account: StaffAccount, groups: frozenset[Group]) -> None:
+        for group in sorted(groups - account.groups):
+            self._client.admin_add_user_to_group(
+                UserPoolId=self._pool_id, Username=account.username, GroupName=group.value
+            )
+        for group in sorted(account.groups - groups):
+            self._client.admin_remove_user_from_group(
+                UserPoolId=self._pool_id, Username=account.username, GroupName=group.value
+            )
+
+    def set_enabled(self, account: StaffAccount, enabled: bool) -> None:
+        call = self._client.admin_enable_user if enabled else self._client.admin_disable_user
+        call(UserPoolId=self._pool_id, Username=account.username)
+
     def _step(self, username: str, call) -> SignInStep:
         try:
             answer = call()
@@ -88,3 +152,15 @@ class CognitoStaff:
         # Cognito names the user by its own username in the challenge (the email signs in)
         who = (answer.get("ChallengeParameters") or {}).get("USER_ID_FOR_SRP") or username
         return Challenge(name, who, answer["Session"])
+
+
+def _account(user: dict, groups: set[str]) -> StaffAccount:
+    attributes = {a["Name"]: a["Value"] for a in user.get("Attributes", ())}
+    return StaffAccount(
+        sub=attributes.get("sub", user["Username"]),
+        username=user["Username"],
+        email=attributes.get("email", user["Username"]),
+        enabled=bool(user.get("Enabled", True)),
+        status=str(user.get("UserStatus", "")),
+        groups=groups_of(groups),
+    )

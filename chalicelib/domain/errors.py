@@ -34,6 +34,14 @@ class AuditEntryExists(DomainError):
     """An audit entry with that time and id is already there: the log is never overwritten."""
 
 
+class StaffAccountExists(DomainError):
+    """That email address already has a staff account."""
+
+
+class StaffAccountNotFound(DomainError):
+    """No staff account with that id."""
+
+
 class KeyNotFound(DomainError):
     """No partner API key with that id."""
 

@@ -78,6 +78,19 @@ class Refused:
     why: str
 
 
+@dataclass(frozen=True)
+class StaffAccount:
+    """A user of the pool as the admin's page lists it: named in URLs by `sub` (Cognito's id),
+    never by email."""
+
+    sub: str
+    username: str  # Cognito's username (an id when the pool signs in by email)
+    email: str
+    enabled: bool
+    status: str  # Cognito's: CONFIRMED, FORCE_CHANGE_PASSWORD, ...
+    groups: frozenset[Group]
+
+
 SignInStep = SignedIn | Challenge | Refused
 CHALLENGES = ("SOFTWARE_TOKEN_MFA", "NEW_PASSWORD_REQUIRED", "MFA_SETUP")
 

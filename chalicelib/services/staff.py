@@ -13,19 +13,29 @@ import itertools
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from ..domain.audit import AuditEntry, new_entry
 from ..domain.credentials import ApiKey, Scope
 from ..domain.delivery import DeliveryDetails
-from ..domain.errors import ExportNotFound, InvalidInput, KeyNotFound
+from ..domain.errors import ExportNotFound, InvalidInput, KeyNotFound, StaffAccountNotFound
 from ..domain.kit_statement import Statement
 from ..domain.orders import Order
 from ..domain.reconciliation import Finding, Period
 from ..domain.references import normalise_order_reference
-from ..domain.staff import Challenge, Group, Refused, SignedIn, SignInStep, StaffMember, StaffSession
+from ..domain.staff import (
+    Challenge,
+    Group,
+    Refused,
+    SignedIn,
+    SignInStep,
+    StaffAccount,
+    StaffMember,
+    StaffSession,
+)
 from .dependencies import Dependencies
 from ..ports import ExportedFile
 from .credentials import create_api_key, revoke_api_key
@@ -38,6 +48,7 @@ from .support import SupportCase, support_cases
 
 log = logging.getLogger("tracekit")
 MAX_REASON = 500
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def session_key(token: str) -> str:
@@ -469,3 +480,72 @@ def audit_entries(member: StaffMember, form: dict[str, str], deps: Dependencies,
     shown = {k: v for k, v in form.items() if k in AUDIT_FILTERS and v}
     audit(deps, member.username, "admin.audit.view" if limit else "admin.audit.download", detail=shown)
     return entries
+
+
+def staff_accounts(member: StaffMember, deps: Dependencies) -> list[StaffAccount]:
+    member.require(Group.ADMIN)
+    return deps.staff_directory_required().accounts()
+
+
+def staff_account(member: StaffMember, sub: str, deps: Dependencies) -> StaffAccount:
+    member.require(Group.ADMIN)
+    account = deps.staff_directory_required().account(sub)
+    if account is None:
+        raise StaffAccountNotFound(sub)
+    return account
+
+
+def _groups_chosen(raw: list[str]) -> frozenset[Group]:
+    known = {group.value: group for group in Group}
+    if any(name not in known for name in raw):
+        raise InvalidInput({"groups": "Choose groups from the list"})
+    return frozenset(known[name] for name in raw)
+
+
+def invite_staff(member: StaffMember, email: str, groups: list[str], deps: Dependencies) -> StaffAccount:
+    """A new account: Cognito emails the person a temporary password (the console never sees it);
+    they choose their own, and set up an authenticator app where MFA is on, at first sign-in."""
+    member.require(Group.ADMIN)
+    address = email.strip().lower()
+    errors = {}
+    if not EMAIL.fullmatch(address) or len(address) > 254:
+        errors["email"] = "Enter an email address like name@example.org"
+    try:
+        chosen = _groups_chosen(groups)
+    except InvalidInput as exc:
+        errors.update(exc.errors)
+        chosen = frozenset()
+    if not errors and not chosen:
+        errors["groups"] = "Choose at least one group"
+    if errors:
+        raise InvalidInput(errors)
+    made = deps.staff_directory_required().invite(address, chosen)
+    names = ",".join(sorted(g.value for g in chosen))
+    audit(deps, member.username, "admin.staff.invite", detail={"account": made.sub, "groups": names})
+    return made
+
+
+def change_groups(member: StaffMember, sub: str, groups: list[str], why: str, deps: Dependencies) -> StaffAccount:
+    """The account's groups set to those chosen, with the reason. An admin cannot take their own
+    admin group away (the pool would be left with nobody to give it back)."""
+    account = staff_account(member, sub, deps)
+    reason = reason_given(why, "groups_reason")
+    chosen = _groups_chosen(groups)
+    if account.email == member.username and Group.ADMIN not in chosen:
+        raise InvalidInput({"groups": "You cannot take yourself out of the admin group: ask another admin"})
+    deps.staff_directory_required().set_groups(account, chosen)
+    names = ",".join(sorted(g.value for g in chosen))
+    audit(deps, member.username, "admin.staff.groups", reason=reason, detail={"account": sub, "groups": names})
+    return replace(account, groups=chosen)
+
+
+def set_access(member: StaffMember, sub: str, enabled: bool, why: str, deps: Dependencies) -> StaffAccount:
+    """Turn an account off (it can no longer sign in) or on again, with the reason."""
+    account = staff_account(member, sub, deps)
+    reason = reason_given(why, "access_reason")
+    if account.email == member.username and not enabled:
+        raise InvalidInput({"access_reason": "You cannot turn off your own account: ask another admin"})
+    deps.staff_directory_required().set_enabled(account, enabled)
+    action = "admin.staff.enable" if enabled else "admin.staff.disable"
+    audit(deps, member.username, action, reason=reason, detail={"account": sub})
+    return replace(account, enabled=enabled)

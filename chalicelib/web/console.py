@@ -32,6 +32,8 @@ from ..domain.errors import (
     PaymentServiceUnavailable,
     QueueUnavailable,
     RefundRefused,
+    StaffAccountExists,
+    StaffAccountNotFound,
 )
 from ..domain.credentials import Scope
 from ..domain.staff import Group, NotPermitted, StaffSession
@@ -40,7 +42,7 @@ from ..services import staff
 from ..services.finance import STATEMENT_MEDIA_TYPES
 from . import csrf
 from .errors import _entry, log_unexpected
-from .forms import BodyTooLarge, read_form
+from .forms import BodyTooLarge, read_choices, read_form
 from .pages import redirect, render, stylesheet
 
 log = logging.getLogger("tracekit")
@@ -57,6 +59,7 @@ NAVIGATION = (
     (Group.FINANCE, "/finance/reconciliation", "Reconciliation"),
     (Group.FINANCE, "/finance/statement", "Kit maker's statement"),
     (Group.FINANCE, "/finance/exports", "Daily exports"),
+    (Group.ADMIN, "/admin/staff", "Staff accounts"),
     (Group.ADMIN, "/admin/keys", "Partner API keys"),
     (Group.ADMIN, "/admin/audit", "Audit log"),
 )
@@ -122,6 +125,7 @@ PROBLEMS: dict[type, tuple[int, str, str]] = {
     OrderNotFound: (404, "No order with that reference", "Check the reference and try again."),
     ExportNotFound: (404, "No such export", "Go back to the list of exports and choose one."),
     KeyNotFound: (404, "No such key", "Go back to the list of keys and choose one."),
+    StaffAccountNotFound: (404, "No such account", "Go back to the staff accounts and choose one."),
     PaymentServiceUnavailable: (503, "Stripe could not be reached", "Nothing was changed. Try again in a minute."),
     ConcurrentChange: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
     QueueUnavailable: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
@@ -553,3 +557,54 @@ def audit_download(session: StaffSession):
     entries = staff.audit_entries(_member(session), form, deps(), limit=None)
     day = deps().clock().date().isoformat()
     return _download(audit_log_csv(entries), "text/csv; charset=utf-8", f"audit-log-{day}.csv")
+
+
+def _staff_context(session: StaffSession, **_kwargs) -> dict:
+    return {"accounts": staff.staff_accounts(_member(session), deps()), "groups": [g.value for g in Group]}
+
+
+@console.route("/admin/staff", methods=["GET"])
+@staff_page(Group.ADMIN)
+def staff_page_list(session: StaffSession):
+    invited = _query().get("invited") == "1"
+    return _page("admin_staff.html", session=session, form={}, errors={}, invited=invited, **_staff_context(session))
+
+
+@console.route("/admin/staff", methods=["POST"], content_types=FORM)
+@staff_page(Group.ADMIN, "admin_staff.html", ("email",), context=_staff_context)
+def invite_staff(session: StaffSession):
+    answers = posted(session, ("email",))
+    try:
+        staff.invite_staff(_member(session), answers["email"], read_choices(_request().raw_body, "groups"), deps())
+    except StaffAccountExists:
+        raise InvalidInput({"email": "That email address already has an account"}) from None
+    return redirect("/admin/staff?invited=1")
+
+
+def _account_context(session: StaffSession, sub: str = "", **_kwargs) -> dict:
+    return {"account": staff.staff_account(_member(session), sub, deps()), "groups": [g.value for g in Group]}
+
+
+@console.route("/admin/staff/{sub}", methods=["GET"])
+@staff_page(Group.ADMIN)
+def staff_account_page(session: StaffSession, sub: str):
+    done = _query().get("done", "")
+    return _page("admin_account.html", session=session, form={}, errors={}, done=done, **_account_context(session, sub))
+
+
+@console.route("/admin/staff/{sub}/groups", methods=["POST"], content_types=FORM)
+@staff_page(Group.ADMIN, "admin_account.html", ("groups_reason",), context=_account_context)
+def staff_account_groups(session: StaffSession, sub: str):
+    answers = posted(session, ("groups_reason",))
+    chosen = read_choices(_request().raw_body, "groups")
+    staff.change_groups(_member(session), sub, chosen, answers["groups_reason"], deps())
+    return redirect(f"/admin/staff/{sub}?done=groups")
+
+
+@console.route("/admin/staff/{sub}/access", methods=["POST"], content_types=FORM)
+@staff_page(Group.ADMIN, "admin_account.html", ("access_reason",), context=_account_context)
+def staff_account_access(session: StaffSession, sub: str):
+    answers = posted(session, ("access_reason", "access"))
+    enabled = answers["access"] == "on"
+    staff.set_access(_member(session), sub, enabled, answers["access_reason"], deps())
+    return redirect(f"/admin/staff/{sub}?done={'enabled' if enabled else 'disabled'}")

@@ -24,3 +24,15 @@ def read_form(raw_body: str | bytes | None, fields: tuple[str, ...]) -> dict[str
     except ValueError:  # more fields than any of our forms has
         raise BodyTooLarge() from None
     return {name: (parsed.get(name) or [""])[0][:MAX_FIELD_CHARS] for name in fields}
+
+
+def read_choices(raw_body: str | bytes | None, name: str) -> list[str]:
+    """Every value of a repeated field (the ticked boxes of a checkbox group), limited as above."""
+    body = raw_body.encode("utf-8") if isinstance(raw_body, str) else raw_body or b""
+    if len(body) > MAX_FORM_BYTES:
+        raise BodyTooLarge()
+    try:
+        parsed = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=False, max_num_fields=50)
+    except ValueError:
+        raise BodyTooLarge() from None
+    return [value[:MAX_FIELD_CHARS] for value in parsed.get(name, [])]

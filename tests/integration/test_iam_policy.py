@@ -106,6 +106,8 @@ def authorisations(service: str, operation: str, params: dict, region: str) -> l
         ]
     if service == "cognito-idp" and operation in COGNITO_PUBLIC:
         return []
+    if service == "cognito-idp":  # the admin's calls, authorised on the user pool
+        return [(f"cognito-idp:{operation}", f"arn:aws:cognito-idp:{region}:{ACCOUNT}:userpool/{params['UserPoolId']}")]
     raise AssertionError(f"no IAM mapping for {service}:{operation}: add one, and the policy grant")
 
 
@@ -153,6 +155,8 @@ def physical(environment: dict[str, str]) -> dict[str, dict[str, str]]:
             arns = {}
         elif kind == "AWS::S3::Bucket":
             arns = {"Arn": f"arn:aws:s3:::{value}"}
+        elif kind == "AWS::Cognito::UserPool":
+            arns = {"Arn": f"arn:aws:cognito-idp:{region}:{ACCOUNT}:userpool/{value}"}
         elif kind == "AWS::KMS::Key":
             arns = {"Arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{value}"}
         else:
@@ -342,6 +346,15 @@ def console_work(client, deps, settings, reference: str, aws_requests) -> None:
         assert admin.post(f"/admin/keys/{key_id}/revoke", {"reason": "rotated"}).status_code == 303
         assert admin.get(f"/admin/audit?order={reference}").status_code == 200
         assert admin.get("/admin/audit/download").status_code == 200
+        listed = admin.get("/admin/staff").body.decode()
+        sub = re.findall(r'href="/admin/staff/([^"]+)">support@', listed)[0]
+        assert admin.get(f"/admin/staff/{sub}").status_code == 200
+        moved = admin.post(f"/admin/staff/{sub}/groups", {"groups": "finance", "groups_reason": "moved"})
+        assert moved.status_code == 303
+        assert admin.post(f"/admin/staff/{sub}/access", {"access": "off", "access_reason": "left"}).status_code == 303
+        assert admin.post(f"/admin/staff/{sub}/access", {"access": "on", "access_reason": "back"}).status_code == 303
+        invited = admin.post("/admin/staff", {"email": "new@staff.tracekit.invalid", "groups": "support"})
+        assert invited.status_code == 303, invited.body[:300]
     deps.clock.set(back_to)
     return people
 

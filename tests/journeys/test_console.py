@@ -218,6 +218,11 @@ ROUTES = [
     ("POST", "/admin/keys/0000000000000000/revoke", "admin"),
     ("GET", "/admin/audit", "admin"),
     ("GET", "/admin/audit/download", "admin"),
+    ("GET", "/admin/staff", "admin"),
+    ("POST", "/admin/staff", "admin"),
+    ("GET", "/admin/staff/no-such-account", "admin"),
+    ("POST", "/admin/staff/no-such-account/groups", "admin"),
+    ("POST", "/admin/staff/no-such-account/access", "admin"),
     ("POST", "/sign-out", None),
 ]
 
@@ -237,7 +242,8 @@ def test_every_console_route_is_refused_without_a_session_and_to_every_other_gro
             p.split("?")[0]
             .replace("TK-AAAAA-AAAAA", "{reference}")
             .replace("/erase", "/{action}")
-            .replace("0000000000000000", "{key_id}"),
+            .replace("0000000000000000", "{key_id}")
+            .replace("no-such-account", "{sub}"),
         )
         for m, p, _ in ROUTES
     }
@@ -485,3 +491,55 @@ def test_support_sends_a_rejected_parcel_to_a_new_address_and_cannot_change_an_a
     locked = support.post(f"/support/orders/{accepted.reference}/address", {**NEW_ADDRESS, "reason": "holder rang"})
     assert locked.status_code == 409 and b"The address cannot be changed now" in locked.body
     assert holders.orders.delivery_of(holders.orders.get(accepted.reference)).town != "Leeds"
+
+
+def test_an_admin_adds_someone_moves_a_person_between_groups_and_turns_an_account_off_and_on(
+    console_client, deps, staff
+):
+    import re
+
+    admin = signed_in(console_client, staff, "admin")
+    listed = admin.get("/admin/staff").body.decode()
+    assert all(email in listed for email, _ in staff.values())
+    wrong = admin.post("/admin/staff", {"email": "not-an-email"})
+    assert wrong.status_code == 400 and "Enter an email address" in wrong.body.decode()
+    no_group = admin.post("/admin/staff", {"email": "new.person@example.org"})
+    assert no_group.status_code == 400 and b"Choose at least one group" in no_group.body
+    body = "email=new.person%40example.org&groups=support&groups=finance&csrf_token=" + admin.csrf
+    invited = console_client.http.post("/admin/staff", headers=admin._headers(FORM_HEADERS), body=body)
+    assert invited.status_code == 303 and invited.headers["Location"] == "/admin/staff?invited=1"
+    listed = admin.get("/admin/staff").body.decode()
+    assert re.search(
+        r"new\.person@example\.org</a></td>\s*<td[^>]*>finance, support</td>\s*<td[^>]*>on · not signed in yet", listed
+    )
+    again = console_client.http.post("/admin/staff", headers=admin._headers(FORM_HEADERS), body=body)
+    assert again.status_code == 400 and b"already has an account" in again.body
+
+    support_email, support_password = staff["support"]
+    sub = re.search(rf'href="/admin/staff/([^"]+)">{re.escape(support_email)}<', listed).group(1)
+    assert "@" not in sub  # accounts are named in URLs by Cognito's id, never by email
+    admin.get(f"/admin/staff/{sub}")
+    no_reason = admin.post(f"/admin/staff/{sub}/groups", {"groups": "finance", "groups_reason": ""})
+    assert no_reason.status_code == 400 and b"Enter the reason" in no_reason.body
+    moved = admin.post(f"/admin/staff/{sub}/groups", {"groups": "finance", "groups_reason": "moved to finance"})
+    assert moved.status_code == 303
+    person = signed_in(console_client, staff, "support")  # their next sign-in carries the new group
+    assert person.get("/finance/reconciliation").status_code == 200
+    assert person.get("/support/work-list").status_code == 403
+
+    admin.get(f"/admin/staff/{sub}")
+    assert admin.post(f"/admin/staff/{sub}/access", {"access": "off", "access_reason": "left"}).status_code == 303
+    assert StaffBrowser(console_client).sign_in(support_email, support_password).status_code == 400
+    admin.get(f"/admin/staff/{sub}")
+    assert admin.post(f"/admin/staff/{sub}/access", {"access": "on", "access_reason": "back"}).status_code == 303
+    assert StaffBrowser(console_client).sign_in(support_email, support_password).status_code == 303
+
+    own = re.search(rf'href="/admin/staff/([^"]+)">{re.escape(staff["admin"][0])}<', listed).group(1)
+    admin.get(f"/admin/staff/{own}")
+    kept = admin.post(f"/admin/staff/{own}/groups", {"groups": "support", "groups_reason": "oops"})
+    assert kept.status_code == 400 and b"cannot take yourself out of the admin group" in kept.body
+    actions = [e.action for e in audit_entries(deps, actor=staff["admin"][0]) if e.action.startswith("admin.staff")]
+    assert sorted(actions) == ["admin.staff.disable", "admin.staff.enable", "admin.staff.groups", "admin.staff.invite"]
+
+
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
