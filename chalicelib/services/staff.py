@@ -8,12 +8,13 @@ its check still could not act for the wrong group."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import itertools
 import logging
+import re
 import secrets
 from collections.abc import Callable
-import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -21,7 +22,8 @@ from decimal import Decimal, InvalidOperation
 from ..domain.audit import AuditEntry, new_entry
 from ..domain.credentials import ApiKey, Scope
 from ..domain.delivery import DeliveryDetails
-from ..domain.errors import ExportNotFound, InvalidInput, KeyNotFound, StaffAccountNotFound
+from ..domain.errors import ExportNotFound, InvalidInput, KeyNotFound, RegisterChanged, StaffAccountNotFound
+from ..domain.register import RegisterState
 from ..domain.kit_statement import Statement
 from ..domain.orders import Order
 from ..domain.reconciliation import Finding, Period
@@ -43,6 +45,7 @@ from .finance import STATEMENT_MEDIA_TYPES, export_to, kit_maker_statement, pars
 from . import support
 from ..domain.delivery import parse_new_address
 from .ordering import find_order
+from .register import ExportCheck, ImportOutcome, ImportPlan, RegisterImport, roll_back_register
 from .payments import refund_order
 from .support import SupportCase, support_cases
 
@@ -549,3 +552,95 @@ def set_access(member: StaffMember, sub: str, enabled: bool, why: str, deps: Dep
     action = "admin.staff.enable" if enabled else "admin.staff.disable"
     audit(deps, member.username, action, reason=reason, detail={"account": sub})
     return replace(account, enabled=enabled)
+
+
+# --- the register's administrator ------------------------------------------------------------------
+
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # under Lambda's 6 MB request once API Gateway base64-encodes it
+
+
+@dataclass(frozen=True)
+class RegisterUpload:
+    """A file checked against the live register (nothing changed): its problems by line, what it
+    would do, and the fingerprint the switch must be given with the same file again."""
+
+    check: ExportCheck
+    plan: ImportPlan | None
+    fingerprint: str
+
+    @property
+    def may_switch(self) -> bool:
+        return (
+            self.check.passed
+            and self.plan is not None
+            and self.plan.refusal is None
+            and not self.plan.change.is_nothing
+        )
+
+
+def register_state(member: StaffMember, deps: Dependencies) -> RegisterState:
+    member.require(Group.REGISTER_ADMIN)
+    return deps.register.state()
+
+
+def _upload_bytes(data: bytes | None) -> bytes:
+    if not data:
+        raise InvalidInput({"export": "Choose the licensing system's CSV export"})
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InvalidInput({"export": f"The file must be smaller than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"})
+    return data
+
+
+def check_register_file(member: StaffMember, data: bytes | None, deps: Dependencies) -> RegisterUpload:
+    """The dry run: the CLI's own `RegisterImport` check and plan on the uploaded bytes; audited
+    with the counts (never a row)."""
+    member.require(Group.REGISTER_ADMIN)
+    content = _upload_bytes(data)
+    with RegisterImport(lambda: io.BytesIO(content), deps.register, deps.keys, deps.settings.reference_rules) as job:
+        check = job.check()
+        plan = job.plan(deps.settings.register_max_removal_percent) if check.passed else None
+    upload = RegisterUpload(check, plan, check.fingerprint.hex())
+    audit(deps, member.username, "register.import.dry_run", detail=_upload_detail(upload))
+    return upload
+
+
+def switch_register(
+    member: StaffMember, data: bytes | None, fingerprint: str, live: str, deps: Dependencies
+) -> ImportOutcome:
+    """The switch, given the same file again: refused unless it is byte for byte the file the dry
+    run showed, and the register is still as it showed it (no other import or rollback since)."""
+    member.require(Group.REGISTER_ADMIN)
+    content = _upload_bytes(data)
+    with RegisterImport(lambda: io.BytesIO(content), deps.register, deps.keys, deps.settings.reference_rules) as job:
+        check = job.check()
+        if not hmac.compare_digest(check.fingerprint.hex(), fingerprint):
+            raise InvalidInput({"export": "That is not the file the check showed: check it again"})
+        plan = job.plan(deps.settings.register_max_removal_percent)
+        if str(plan.state.live) != live:
+            raise RegisterChanged()
+        if not RegisterUpload(check, plan, fingerprint).may_switch:
+            raise InvalidInput({"export": "This file cannot be switched to: check it again to see why"})
+        outcome = job.carry_out(plan, deps.clock())
+    detail = {**_upload_detail(RegisterUpload(check, plan, fingerprint)), "generation": str(outcome.state.live)}
+    audit(deps, member.username, "register.import.switch", detail=detail)
+    return outcome
+
+
+def roll_back(member: StaffMember, live: str, why: str, deps: Dependencies) -> RegisterState:
+    """The previous generation live again (the CLI's `roll_back_register`), if the register is
+    still the one the page showed; with the reason."""
+    member.require(Group.REGISTER_ADMIN)
+    reason = reason_given(why)
+    if str(deps.register.state().live) != live:
+        raise RegisterChanged()
+    after = roll_back_register(deps.register, deps.clock())
+    audit(deps, member.username, "register.rollback", reason=reason, detail={"generation": str(after.live)})
+    return after
+
+
+def _upload_detail(upload: RegisterUpload) -> dict[str, str]:
+    detail = {"rows": str(upload.check.rows), "problems": str(upload.check.problem_count), "sha256": upload.fingerprint}
+    if upload.plan is not None:
+        change = upload.plan.change
+        detail |= {"added": str(change.added), "removed": str(change.removed), "changed": str(change.changed)}
+    return detail

@@ -32,6 +32,7 @@ from ..domain.errors import (
     PaymentServiceUnavailable,
     QueueUnavailable,
     RefundRefused,
+    RegisterChanged,
     StaffAccountExists,
     StaffAccountNotFound,
 )
@@ -42,12 +43,13 @@ from ..services import staff
 from ..services.finance import STATEMENT_MEDIA_TYPES
 from . import csrf
 from .errors import _entry, log_unexpected
-from .forms import BodyTooLarge, read_choices, read_form
+from .forms import BodyTooLarge, read_choices, read_form, read_upload
 from .pages import redirect, render, stylesheet
 
 log = logging.getLogger("tracekit")
 console = Chalice(app_name="tracekit-console", configure_logs=False)
 console.api.binary_types.append(STATEMENT_MEDIA_TYPES["xlsx"])
+console.api.binary_types.append("multipart/form-data")  # the register's upload arrives as bytes
 
 FORM = ["application/x-www-form-urlencoded"]
 COOKIE = "tracekit_staff"
@@ -59,6 +61,7 @@ NAVIGATION = (
     (Group.FINANCE, "/finance/reconciliation", "Reconciliation"),
     (Group.FINANCE, "/finance/statement", "Kit maker's statement"),
     (Group.FINANCE, "/finance/exports", "Daily exports"),
+    (Group.REGISTER_ADMIN, "/register", "The register"),
     (Group.ADMIN, "/admin/staff", "Staff accounts"),
     (Group.ADMIN, "/admin/keys", "Partner API keys"),
     (Group.ADMIN, "/admin/audit", "Audit log"),
@@ -125,6 +128,11 @@ PROBLEMS: dict[type, tuple[int, str, str]] = {
     OrderNotFound: (404, "No order with that reference", "Check the reference and try again."),
     ExportNotFound: (404, "No such export", "Go back to the list of exports and choose one."),
     KeyNotFound: (404, "No such key", "Go back to the list of keys and choose one."),
+    RegisterChanged: (
+        409,
+        "The register changed meanwhile",
+        "Another import or a rollback happened since the page was shown. Nothing was changed: look again.",
+    ),
     StaffAccountNotFound: (404, "No such account", "Go back to the staff accounts and choose one."),
     PaymentServiceUnavailable: (503, "Stripe could not be reached", "Nothing was changed. Try again in a minute."),
     ConcurrentChange: (503, "Sorry, the service is busy", "Nothing was lost. Wait a moment and try again."),
@@ -186,7 +194,9 @@ def _form_again(
         shown = context()
     except Exception as failed:  # noqa: BLE001 - the page itself cannot be shown: say why instead
         return _problem(failed, template, session)
-    return _page(template, 400, session=session, form=read_form(_request().raw_body, fields), errors=errors, **shown)
+    multipart = _request().headers.get("content-type", "").lower().startswith("multipart/")
+    form = {} if multipart else read_form(_request().raw_body, fields)  # a file is never shown back
+    return _page(template, 400, session=session, form=form, errors=errors, **shown)
 
 
 PROBLEMS[InvalidInput] = (400, "Check what you sent", "Go back and check the form.")
@@ -608,3 +618,59 @@ def staff_account_access(session: StaffSession, sub: str):
     enabled = answers["access"] == "on"
     staff.set_access(_member(session), sub, enabled, answers["access_reason"], deps())
     return redirect(f"/admin/staff/{sub}?done={'enabled' if enabled else 'disabled'}")
+
+
+# --- the register's administrator ------------------------------------------------------------------
+
+UPLOAD = ["multipart/form-data"]
+
+
+def _register_context(session: StaffSession, **_kwargs) -> dict:
+    return {"state": staff.register_state(_member(session), deps()), "upload": None}
+
+
+@console.route("/register", methods=["GET"])
+@staff_page(Group.REGISTER_ADMIN)
+def register_page(session: StaffSession):
+    done = _query().get("done", "")
+    return _page("register.html", session=session, form={}, errors={}, done=done, **_register_context(session))
+
+
+def _uploaded(session: StaffSession, fields: tuple[str, ...]) -> tuple[dict[str, str], bytes | None]:
+    """A multipart form's fields and file, once its token and origin are checked."""
+    request = _request()
+    answers, data = read_upload(
+        request.raw_body, request.headers.get("content-type", ""), (*fields, csrf.FIELD), "export", MAX_UPLOAD
+    )
+    csrf.check_origin(request.headers, _console_url())
+    if not hmac.compare_digest(answers.pop(csrf.FIELD), session.csrf):
+        raise csrf.CrossSiteRequest("missing or wrong form token")
+    return answers, data
+
+
+MAX_UPLOAD = staff.MAX_UPLOAD_BYTES
+
+
+@console.route("/register/check", methods=["POST"], content_types=UPLOAD)
+@staff_page(Group.REGISTER_ADMIN, "register.html", ("export",), context=_register_context)
+def register_check(session: StaffSession):
+    _answers, data = _uploaded(session, ())
+    upload = staff.check_register_file(_member(session), data, deps())
+    state = staff.register_state(_member(session), deps())
+    return _page("register.html", session=session, form={}, errors={}, done="", state=state, upload=upload)
+
+
+@console.route("/register/switch", methods=["POST"], content_types=UPLOAD)
+@staff_page(Group.REGISTER_ADMIN, "register.html", ("export",), context=_register_context)
+def register_switch(session: StaffSession):
+    answers, data = _uploaded(session, ("fingerprint", "live"))
+    staff.switch_register(_member(session), data, answers["fingerprint"], answers["live"], deps())
+    return redirect("/register?done=switched")
+
+
+@console.route("/register/rollback", methods=["POST"], content_types=FORM)
+@staff_page(Group.REGISTER_ADMIN, "register.html", ("reason",), context=_register_context)
+def register_rollback(session: StaffSession):
+    answers = posted(session, ("reason", "live"))
+    staff.roll_back(_member(session), answers["live"], answers["reason"], deps())
+    return redirect("/register?done=rolled-back")

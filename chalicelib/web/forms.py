@@ -36,3 +36,32 @@ def read_choices(raw_body: str | bytes | None, name: str) -> list[str]:
     except ValueError:
         raise BodyTooLarge() from None
     return [value[:MAX_FIELD_CHARS] for value in parsed.get(name, [])]
+
+
+def read_upload(
+    raw_body: str | bytes | None, content_type: str, fields: tuple[str, ...], file_field: str, max_file_bytes: int
+) -> tuple[dict[str, str], bytes | None]:
+    """A multipart/form-data post (a form with a file): its named text fields, as read_form gives
+    them, and the chosen file's bytes (None when none was chosen). A body over the file limit, or
+    one that is not multipart, is refused as too large or unreadable, never parsed further."""
+    from email import policy
+    from email.parser import BytesParser
+
+    body = raw_body.encode("utf-8") if isinstance(raw_body, str) else raw_body or b""
+    if len(body) > max_file_bytes + MAX_FORM_BYTES:
+        raise BodyTooLarge()
+    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
+        raise BodyTooLarge()
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", errors="replace")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    answers = {name: "" for name in fields}
+    upload = None
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        decoded = part.get_payload(decode=True)
+        payload = decoded if isinstance(decoded, bytes) else b""
+        if name == file_field and part.get_filename():
+            upload = payload or None
+        elif name in answers and not answers[name]:
+            answers[name] = payload.decode("utf-8", errors="replace")[:MAX_FIELD_CHARS]
+    return answers, upload

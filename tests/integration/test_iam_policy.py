@@ -355,8 +355,27 @@ def console_work(client, deps, settings, reference: str, aws_requests) -> None:
         assert admin.post(f"/admin/staff/{sub}/access", {"access": "on", "access_reason": "back"}).status_code == 303
         invited = admin.post("/admin/staff", {"email": "new@staff.tracekit.invalid", "groups": "support"})
         assert invited.status_code == 303, invited.body[:300]
+        register_work(console_client, people)
     deps.clock.set(back_to)
     return people
+
+
+def register_work(console_client, people) -> None:
+    """The register's administrator checks an export, switches to it and rolls it back."""
+    from tests.integration.test_register_import_cli import csv_text
+    from tests.journeys.console_browser import StaffBrowser
+
+    rows = [register_row(f"FA/{n}", "SW1A 2AA") for n in (1001, 1002, 2001, 2002, 3001)]
+    export = csv_text(rows).encode()
+    admin = StaffBrowser(console_client)
+    assert admin.sign_in(people["register-admin"].username, people["register-admin"].password).status_code == 303
+    assert admin.get("/register").status_code == 200
+    checked = admin.upload("/register/check", {}, export).body.decode()
+    fingerprint = re.findall(r'name="fingerprint" value="([0-9a-f]{64})"', checked)[0]
+    live = re.findall(r'name="live" value="(\d+)"', checked)[0]
+    assert admin.upload("/register/switch", {"fingerprint": fingerprint, "live": live}, export).status_code == 303
+    live = re.findall(r'name="live" value="(\d+)"', admin.get("/register").body.decode())[0]
+    assert admin.post("/register/rollback", {"reason": "wrong file", "live": live}).status_code == 303
 
 
 def console_exports(deps, settings, people, aws_requests) -> None:

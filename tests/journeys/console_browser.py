@@ -26,6 +26,24 @@ class StaffBrowser:
             self.client.http.post(path, headers=self._headers({**FORM, **(headers or {})}), body=body)
         )
 
+    def upload(self, path: str, fields: dict[str, str], file_bytes: bytes | None, name: str = "export.csv"):
+        """A multipart/form-data post, as a browser sends a form with a file (none chosen: an empty part)."""
+        boundary = "----tracekit-test-boundary-7MA4YWxkTrZu0gW"
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+            for key, value in {**fields, "csrf_token": self.csrf or ""}.items()
+        ]
+        filename = name if file_bytes is not None else ""
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="export"; filename="{filename}"\r\n'
+            "Content-Type: text/csv\r\n\r\n".encode()
+            + (file_bytes or b"")
+            + b"\r\n"
+        )
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        headers = self._headers({"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        return self._remember(self.client.http.post(path, headers=headers, body=body))
+
     def sign_in(self, username: str, password: str):
         self.get("/sign-in")
         return self.post("/sign-in", {"username": username, "password": password})

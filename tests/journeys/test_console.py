@@ -5,6 +5,7 @@ kept to its own pages, and support's and finance's jobs, each audited."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -218,6 +219,10 @@ ROUTES = [
     ("POST", "/admin/keys/0000000000000000/revoke", "admin"),
     ("GET", "/admin/audit", "admin"),
     ("GET", "/admin/audit/download", "admin"),
+    ("GET", "/register", "register-admin"),
+    ("POST", "/register/check", "register-admin"),
+    ("POST", "/register/switch", "register-admin"),
+    ("POST", "/register/rollback", "register-admin"),
     ("GET", "/admin/staff", "admin"),
     ("POST", "/admin/staff", "admin"),
     ("GET", "/admin/staff/no-such-account", "admin"),
@@ -228,6 +233,7 @@ ROUTES = [
 
 
 WALK_FORM = {"reason": "walk", "purpose": "walk", "amount": ""}
+UPLOADS = {"/register/check", "/register/switch"}  # forms with a file: multipart/form-data
 
 
 def test_every_console_route_is_refused_without_a_session_and_to_every_other_group(console_client, deps, staff):
@@ -251,11 +257,19 @@ def test_every_console_route_is_refused_without_a_session_and_to_every_other_gro
 
     nobody = StaffBrowser(console_client)
     browsers = {group: signed_in(console_client, staff, group) for group in staff}
+
+    def send(browser, method, path, **token):
+        if method == "GET":
+            return browser.get(path)
+        if path in UPLOADS:
+            return browser.upload(path, WALK_FORM, b"")
+        return browser.post(path, {} if token else WALK_FORM, **token)
+
     for method, path, owner in ROUTES:
-        anonymous = nobody.get(path) if method == "GET" else nobody.post(path, {}, token="")
+        anonymous = send(nobody, method, path, token="")
         assert anonymous.status_code == 303 and anonymous.headers["Location"] == "/sign-in", (method, path)
         for group, browser in browsers.items():
-            answer = browser.get(path) if method == "GET" else browser.post(path, WALK_FORM)
+            answer = send(browser, method, path)
             if owner is None or owner == group:
                 assert answer.status_code != 403, (method, path, group)
             else:
@@ -543,3 +557,68 @@ def test_an_admin_adds_someone_moves_a_person_between_groups_and_turns_an_accoun
 
 
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def register_file(*rows) -> bytes:
+    from tests.integration.test_register_import_cli import csv_text
+
+    return csv_text(list(rows)).encode()
+
+
+def test_the_register_admin_checks_an_export_switches_to_it_and_rolls_it_back(console_client, deps, staff):
+    from chalicelib import services
+    from chalicelib.domain.errors import CertificateNotAccepted
+    from tests.builders import load_register, register_row
+
+    load_register(deps, register_row("FA/1001", "SW1A 2AA"), register_row("FA/1002", "SW1A 2AA"))
+    admin = signed_in(console_client, staff, "register-admin")
+    page = admin.get("/register").body.decode()
+    assert "2 entries" in page and "Roll back" not in page  # the builders' register: one generation
+
+    broken = register_file(register_row("FA/1001", "SW1A 2AA"), register_row("FA/1003", "NOT A POSTCODE"))
+    checked = admin.upload("/register/check", {}, broken).body.decode()
+    assert "The file is refused: 1 problem" in checked and re.search(r">3</td><td[^>]*>[^<]*postcode", checked)
+    assert "Switch the register" not in checked
+
+    nothing = admin.upload("/register/check", {}, None)
+    assert nothing.status_code == 400 and b"Choose the licensing system&#39;s CSV export" in nothing.body
+
+    good = register_file(
+        register_row("FA/1001", "SW1A 2AA"),
+        register_row("FA/1002", "SW1A 2AA", status="revoked"),
+        register_row("FA/1003", "E1 6AN", free_kit="yes"),
+    )
+    dry_run = admin.upload("/register/check", {}, good).body.decode()
+    assert re.search(r"Added</th><td[^>]*>1</td><td[^>]*>4<", dry_run) and re.search(
+        r"Changed</th><td[^>]*>1</td><td[^>]*>3<", dry_run
+    )
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]{64})"', dry_run).group(1)
+    live = re.search(r'name="live" value="(\d+)"', dry_run).group(1)
+    with pytest.raises(CertificateNotAccepted):
+        services.check_certificate("FA/1003", "E1 6AN", deps)  # the check changed nothing
+
+    other = register_file(register_row("FA/1001", "SW1A 2AA"))
+    refused = admin.upload("/register/switch", {"fingerprint": fingerprint, "live": live}, other)
+    assert refused.status_code == 400 and b"not the file the check showed" in refused.body
+    switched = admin.upload("/register/switch", {"fingerprint": fingerprint, "live": live}, good)
+    assert switched.status_code == 303 and switched.headers["Location"] == "/register?done=switched"
+    assert services.check_certificate("FA/1003", "E1 6AN", deps).price.pence == 0  # its free kit flag
+    stale = admin.upload("/register/switch", {"fingerprint": fingerprint, "live": live}, good)
+    assert stale.status_code == 409 and b"The register changed meanwhile" in stale.body
+
+    page = admin.get("/register").body.decode()
+    new_live = re.search(r'name="live" value="(\d+)"', page).group(1)
+    assert admin.post("/register/rollback", {"reason": "", "live": new_live}).status_code == 400
+    rolled = admin.post("/register/rollback", {"reason": "wrong export", "live": new_live})
+    assert rolled.status_code == 303 and rolled.headers["Location"] == "/register?done=rolled-back"
+    with pytest.raises(CertificateNotAccepted):
+        services.check_certificate("FA/1003", "E1 6AN", deps)
+    actions = [
+        e.action for e in audit_entries(deps, actor=staff["register-admin"][0]) if e.action.startswith("register")
+    ]
+    assert sorted(actions) == [
+        "register.import.dry_run",
+        "register.import.dry_run",
+        "register.import.switch",
+        "register.rollback",
+    ]
