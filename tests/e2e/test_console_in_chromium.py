@@ -173,3 +173,68 @@ def test_an_admin_makes_and_revokes_a_key_and_reads_the_audit_log(page: Page, st
     page.get_by_role("button", name="Show entries").click()
     expect(page.get_by_role("alert")).to_contain_text("Enter an order reference")
     check(page, "console-audit-errors")
+
+
+def test_the_register_admin_checks_an_export_switches_to_it_and_rolls_back(page: Page, stack, tmp_path):
+    """The stack's own register plus one holder: checked, switched to, then rolled back, so the
+    register the other tests use is the one live at the end."""
+    import io
+
+    from devstack.synthetic_register import LOCAL_EXTRA_ROWS, write_register
+
+    text = io.StringIO()
+    write_register(text, LOCAL_EXTRA_ROWS)  # what the stack loaded at start-up, for today
+    good = tmp_path / "register.csv"
+    good.write_text(text.getvalue() + "FA/99001,firearm,in force,2030-01-31,SW1A 2AA,no\n", encoding="utf-8")
+    broken = tmp_path / "broken.csv"
+    broken.write_text(text.getvalue() + "FA/99002,firearm,in force,2030-01-31,NOT A POSTCODE,no\n", encoding="utf-8")
+    lines = text.getvalue().count("\n") + 1  # the line the added row is on
+
+    sign_in(page, stack, "register-admin")
+    page.get_by_role("main").get_by_role("link", name="The register").click()
+    expect(page.get_by_role("heading", name="The register")).to_be_visible()
+    check(page, "console-register")
+    page.get_by_role("button", name="Check the file").click()
+    expect(page.get_by_role("alert")).to_contain_text("Choose the licensing system's CSV export")
+    check(page, "console-register-errors")
+    page.get_by_label("The licensing system's CSV export").set_input_files(broken)
+    page.get_by_role("button", name="Check the file").click()
+    expect(page.get_by_text("The file is refused: 1 problem")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(rf"^{lines} .*postcode", re.IGNORECASE))).to_be_visible()
+    check(page, "console-register-rejected")
+
+    page.get_by_label("The licensing system's CSV export").set_input_files(good)
+    page.get_by_role("button", name="Check the file").click()
+    expect(page.get_by_role("row", name=re.compile(rf"^Added 1 {lines}$"))).to_be_visible()
+    check(page, "console-register-dry-run")
+    page.get_by_label("The same CSV export").set_input_files(good)
+    page.get_by_role("button", name="Switch the register to this file").click()
+    expect(page.get_by_text("The register was switched to the file.")).to_be_visible()
+
+    page.get_by_label("Reason").fill("browser test: back to the stack's register")
+    page.get_by_role("button", name=re.compile("^Roll back to generation")).click()
+    expect(page.get_by_text("The previous register is live again.")).to_be_visible()
+    check(page, "console-register-rolled-back")
+
+
+def test_an_admin_adds_a_member_of_staff_and_opens_an_account(page: Page, stack):
+    sign_in(page, stack, "admin")
+    page.get_by_role("main").get_by_role("link", name="Staff accounts").click()
+    expect(page.get_by_role("link", name=stack["staff"]["support"][0])).to_be_visible()
+    check(page, "console-staff")
+    page.get_by_label("Their work email address").fill("new.starter@staff.tracekit.invalid")
+    page.get_by_role("button", name="Add them").click()
+    expect(page.get_by_role("alert")).to_contain_text("Choose at least one group")
+    check(page, "console-staff-errors")
+    page.get_by_label("Their work email address").fill("new.starter@staff.tracekit.invalid")
+    page.get_by_label("support: orders, refunds, the work list").check()
+    page.get_by_role("button", name="Add them").click()
+    expect(page.get_by_text("The account was made.")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("^new.starter@staff.tracekit.invalid support on"))).to_be_visible()
+
+    page.get_by_role("link", name=stack["staff"]["support"][0]).click()
+    expect(page.get_by_label("support", exact=True)).to_be_checked()
+    check(page, "console-staff-account")
+    page.get_by_role("button", name="Save the groups").click()
+    expect(page.get_by_role("alert")).to_contain_text("Enter the reason")
+    check(page, "console-staff-account-errors")
