@@ -26,9 +26,10 @@ def pytest_terminal_summary(terminalreporter):
     converged = sum(v for _, _, v in TOTALS.values())
     mode = terminalreporter.config.getoption("--crash-sweep")
     terminalreporter.write_sep("-", "crash-point sweep")
+    SCOPE = ("each call site once, in turn in each", "each call (a loop's first, second and last) in each")
     terminalreporter.write_line(
         f"{mode}: {len(TOTALS)} journeys, {calls} external calls, {run} crash points run "
-        f"({'each call in each' if mode == 'full' else 'each call site once, in turn in each'} of {len(MODES)} "
+        f"({SCOPE[mode == 'full']} of {len(MODES)} "
         f"modes: {', '.join(MODES)}), "
         f"{converged} converged"
     )
