@@ -271,13 +271,7 @@ def reconciliation_file(
     member: StaffMember, start: str | None, end: str | None, fmt: str, deps: Dependencies
 ) -> tuple[bytes | str, str, str]:
     """The CSV or XLSX file of a period (the API's and the CLI's writer), audited as a download."""
-    member.require(Group.FINANCE)
-    period = parse_period(start, end)
-    buffer = io.BytesIO()
-    export_to(buffer, fmt, period, deps)
-    audit(deps, member.username, "finance.reconciliation.download", detail={**_period_detail(period), "format": fmt})
-    name = f"reconciliation-{period.start.isoformat()}-to-{period.end.isoformat()}.{fmt}"
-    return _file_body(buffer.getvalue(), fmt), STATEMENT_MEDIA_TYPES[fmt], name
+    return _period_file(member, start, end, fmt, deps, export_to, "reconciliation")
 
 
 def statement_on_screen(member: StaffMember, start: str, end: str, deps: Dependencies) -> Statement:
@@ -293,12 +287,27 @@ def statement_file(
     member: StaffMember, start: str | None, end: str | None, fmt: str, deps: Dependencies
 ) -> tuple[bytes | str, str, str]:
     """The statement's CSV or XLSX file (the API's writer), audited as a download."""
+    return _period_file(member, start, end, fmt, deps, statement_to, "statement")
+
+
+def _period_file(
+    member: StaffMember,
+    start: str | None,
+    end: str | None,
+    fmt: str,
+    deps: Dependencies,
+    write: Callable[[io.BytesIO, str, Period, Dependencies], object],
+    what: str,
+) -> tuple[bytes | str, str, str]:
+    """A finance file for a period, written by `write(stream, fmt, period, deps)`: its body, media
+    type and name, the download audited as finance.<what>.download."""
     member.require(Group.FINANCE)
     period = parse_period(start, end)
     buffer = io.BytesIO()
-    statement_to(buffer, fmt, period, deps)
-    audit(deps, member.username, "finance.statement.download", detail={**_period_detail(period), "format": fmt})
-    name = f"kit-maker-statement-{period.start.isoformat()}-to-{period.end.isoformat()}.{fmt}"
+    write(buffer, fmt, period, deps)
+    audit(deps, member.username, f"finance.{what}.download", detail={**_period_detail(period), "format": fmt})
+    stem = {"reconciliation": "reconciliation", "statement": "kit-maker-statement"}[what]
+    name = f"{stem}-{period.start.isoformat()}-to-{period.end.isoformat()}.{fmt}"
     return _file_body(buffer.getvalue(), fmt), STATEMENT_MEDIA_TYPES[fmt], name
 
 
