@@ -40,6 +40,7 @@ from chalicelib.domain.eligibility import Eligibility, EligibilityReason  # noqa
 from chalicelib.domain.money import Money  # noqa: E402
 from chalicelib.domain.lifecycle import accept_payment, place_order, release  # noqa: E402
 from chalicelib.domain.references import new_order_reference  # noqa: E402
+from chalicelib.domain.register import RegisterKeys  # noqa: E402
 from devstack.aws import create_resources  # noqa: E402
 from devstack.stripe_emulator import StripeEmulator  # noqa: E402
 
@@ -55,6 +56,7 @@ def load(orders: int, tables: Tables, emulator: StripeEmulator, key_id: str) -> 
     model = build_models(tables).orders
     kms = boto3.session.Session(region_name=tables.region).client("kms", endpoint_url=tables.host)
     fields = PersonalFields(kms, key_id)
+    recipient_key = RegisterKeys(b"benchmark register key, 32 bytes or more").recipient_key
     start = datetime(START.year, START.month, START.day, tzinfo=timezone.utc)
     times = [start + timedelta(seconds=number * 86400 // PER_DAY) for number in range(orders)]
     references = [new_order_reference() for _ in range(orders)]
@@ -65,7 +67,7 @@ def load(orders: int, tables: Tables, emulator: StripeEmulator, key_id: str) -> 
         for number, (reference, at, intent) in enumerate(zip(references, times, intents, strict=True)):
             order = place_order(reference, f"cert-{number}", eligibility, DELIVERY, at).order
             paid = release(accept_payment(order, Money(895), intent, Source("stripe", "seed"), at).order, at).order
-            batch.save(order_record(model, paid, fields))
+            batch.save(order_record(model, paid, fields, recipient_key=recipient_key))
 
 
 def export(env: dict[str, str], out: Path, orders: int) -> tuple[float, int]:

@@ -152,10 +152,19 @@ def _dynamodb_adapters(settings: Settings, fields) -> dict:
     return {
         "register": DynamoRegister(models),
         "attempts": DynamoAttempts(models.attempts, models.connection),
-        "orders": DynamoOrders(models, fields, timedelta(days=settings.retention_days)),
+        "orders": DynamoOrders(models, fields, timedelta(days=settings.retention_days), recipient_key(settings)),
         "fulfilments": FulfilmentQueries(models, settings.product_code, fields),
         "finance_orders": FinanceOrders(models),
     }
+
+
+def recipient_key(settings: Settings) -> Callable[[str], str]:
+    """Keys a recipient's lookup text with the register secret, asked for at first use: an operator
+    command that writes no name and address needs no REGISTER_KEY."""
+    from .domain.register import RegisterKeys
+
+    keys = functools.cache(lambda: RegisterKeys(required_secret(settings.register_key, "REGISTER_KEY")))
+    return lambda text: keys().recipient_key(text)
 
 
 def _aws_adapters(settings: Settings, aws) -> dict:

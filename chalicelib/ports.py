@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import BinaryIO, Iterable, Iterator, Protocol
 
 from .domain.credentials import ApiKey
+from .domain.dashboard import CampaignFacts
 from .domain.delivery import DeliveryDetails
 from .domain.fulfilment import AddressAmendment, FulfilmentMessage, Page
 from .domain.money import Money
@@ -129,6 +130,11 @@ class Orders(Protocol):
 
     def erasure_due(self, now: datetime) -> list[str]:
         """Orders whose recipient's personal data is due to be erased."""
+
+    def find_by_recipient(self, surname: str, postcode: str) -> list[str]:
+        """References of the orders whose recipient has this surname (the name's last word) and
+        this delivery postcode, ignoring case, spaces and punctuation (delivery.recipient_lookup_text),
+        sorted; an erased order is never found."""
 
     def needing_support(self) -> list[tuple[str, datetime]]:
         """(reference, since when) of orders that need a person (Order.needs_support), oldest first."""
@@ -250,6 +256,9 @@ class FinanceOrders(Protocol):
         """Oldest first, by a query on the creation-day index, never a scan."""
 
     def facts(self, references: Iterable[str]) -> dict[str, OrderFacts]: ...
+
+    def campaign_created_in(self, period: Period) -> Iterator[CampaignFacts]:
+        """Orders created in the period as the campaign dashboard reads them, oldest first."""
 
     def kits_created_in(self, period: Period) -> Iterator[KitFacts]:
         """Each order's fulfilment as the kit maker's statement needs it, by the same index."""

@@ -55,6 +55,7 @@ class Settings:
     kit_maker_unit_price_pence: int
     retention_days: int
     register_max_removal_percent: int
+    letters_sent: int = 30_000  # the campaign's letters to holders: the dashboard's uptake is against it
     replacement_after_days: int = 10  # days after dispatch before a holder may report a kit missing
     email_from: str | None = None  # the verified SES sender; unset, no email is sent
     campaign_contact_email: str | None = None  # where a holder's pages send them with a question
@@ -139,6 +140,7 @@ def _behaviour(read: "_Reader") -> dict:
         "cookie_secure": read.flag("COOKIE_SECURE", True),
         "stuck_after_days": read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
         "replacement_after_days": read.integer("REPLACEMENT_AFTER_DAYS", 10, minimum=1, maximum=90),
+        "letters_sent": read.integer("LETTERS_SENT", 30_000, minimum=1, maximum=10_000_000),
         "kit_maker_unit_price_pence": read.integer("KIT_MAKER_UNIT_PRICE_PENCE", 895, minimum=0, maximum=100_000),
         "retention_days": read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
         "register_max_removal_percent": register_max_removal_percent(read),

@@ -31,29 +31,32 @@ def demo_password() -> str:
 
 def create_demo_staff(endpoint_url: str | None, region: str, pool_id: str, mfa: bool) -> list[DemoStaff]:
     cognito = boto3.session.Session(region_name=region).client("cognito-idp", endpoint_url=endpoint_url)
-    made = []
-    for group in GROUPS:
-        email = f"{group}@{DOMAIN}"
-        password = demo_password()
-        cognito.admin_create_user(
+    return [add_staff_member(cognito, pool_id, f"{group}@{DOMAIN}", group, mfa) for group in GROUPS]
+
+
+def add_staff_member(cognito, pool_id: str, email: str, group: str, mfa: bool) -> DemoStaff:
+    """One person in one group, with a password of their own already set (no first-sign-in
+    change) and, with `mfa`, the authenticator app set up as the person would: add the key, then
+    prove it with a code."""
+    password = demo_password()
+    cognito.admin_create_user(
+        UserPoolId=pool_id,
+        Username=email,
+        UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
+        MessageAction="SUPPRESS",
+    )
+    cognito.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=password, Permanent=True)
+    cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=group)
+    if mfa:
+        access = _access_token(cognito, pool_id, email, password)
+        cognito.associate_software_token(AccessToken=access)
+        cognito.verify_software_token(AccessToken=access, UserCode="000000")  # moto accepts any code
+        cognito.admin_set_user_mfa_preference(
             UserPoolId=pool_id,
             Username=email,
-            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}],
-            MessageAction="SUPPRESS",
+            SoftwareTokenMfaSettings={"Enabled": True, "PreferredMfa": True},
         )
-        cognito.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=password, Permanent=True)
-        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=group)
-        if mfa:  # as the person would: add the key to an authenticator app, then prove it with a code
-            access = _access_token(cognito, pool_id, email, password)
-            cognito.associate_software_token(AccessToken=access)
-            cognito.verify_software_token(AccessToken=access, UserCode="000000")  # moto accepts any code
-            cognito.admin_set_user_mfa_preference(
-                UserPoolId=pool_id,
-                Username=email,
-                SoftwareTokenMfaSettings={"Enabled": True, "PreferredMfa": True},
-            )
-        made.append(DemoStaff(group, email, password))
-    return made
+    return DemoStaff(group, email, password)
 
 
 def _access_token(cognito, pool_id: str, email: str, password: str) -> str:

@@ -12,6 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 from chalicelib import safejson
 from chalicelib.domain.changes import Effect, emails_owed
+from chalicelib.domain.dashboard import CampaignFacts
+from chalicelib.domain.delivery import recipient_lookup_text
+from chalicelib.domain.eligibility import EligibilityReason
 from chalicelib.domain.errors import (
     AuditEntryExists,
     MailUnavailable,
@@ -185,6 +188,17 @@ class InMemoryOrders:
         outbox = self.mail_retry.setdefault(reference, {"kinds": set(), "attempts": 0})
         outbox["kinds"] |= kinds
         outbox["after"] = due
+
+    def find_by_recipient(self, surname, postcode):
+        wanted = recipient_lookup_text(surname, postcode)
+        found = [
+            o.reference
+            for o in self.orders.values()
+            if wanted
+            and o.erased_at is None
+            and recipient_lookup_text(o.delivery.full_name, o.delivery.postcode) == wanted
+        ]
+        return sorted(found)
 
     def erasure_due(self, now, retention=timedelta(days=30)):
         due = [o for o in self.orders.values() if (o.personal_data_until(retention) or now) < now]
@@ -506,6 +520,21 @@ class InMemoryFinanceOrders:
 
     def facts(self, references):
         return {r: _facts(self._orders.orders[r]) for r in set(references) if r in self._orders.orders}
+
+    def campaign_created_in(self, period):
+        rows = [o for o in self._orders.orders.values() if period.start <= o.created_at.date() < period.end]
+        for o in sorted(rows, key=lambda o: (o.created_at, o.reference)):
+            dispatches = [at for _, at in earlier_dispatches(o.earlier_fulfilments)]
+            dispatches += [o.dispatch.dispatched_at] if o.dispatch else []
+            yield CampaignFacts(
+                o.created_at,
+                o.eligibility_reason != EligibilityReason.STANDARD_PRICE.value,
+                o.state,
+                o.payment,
+                o.refunded_pence,
+                len(o.earlier_fulfilments),
+                dispatches[0] if dispatches else None,
+            )
 
     def kits_created_in(self, period):
         rows = [o for o in self._orders.orders.values() if period.start <= o.created_at.date() < period.end]

@@ -192,6 +192,18 @@ class SupportNeededIndex(GlobalSecondaryIndex):
     support_since = UnicodeAttribute(range_key=True)
 
 
+class RecipientIndex(GlobalSecondaryIndex):
+    """Sparse: orders by their recipient's keyed postcode and surname (RegisterKeys.recipient_key),
+    present while the name and address are held; support's search by postcode and surname. Keys
+    alone: what it finds is opened, if at all, by an audited read of the order."""
+
+    class Meta:
+        index_name = "recipient-lookup"
+        projection = KeysOnlyProjection()
+
+    recipient_key = UnicodeAttribute(hash_key=True)
+
+
 class MailRetryIndex(GlobalSecondaryIndex):
     """Sparse: orders with an email that failed to send, by when to try again, with the kinds due
     and the failures so far projected (the retry reads nothing else from the index)."""
@@ -235,6 +247,9 @@ class OrderFields(Model):
     mail_retry_after = UnicodeAttribute(null=True)
     mail_retry_kinds = UnicodeSetAttribute(null=True)
     mail_attempts = NumberAttribute(null=True)
+    # support's search by postcode and surname: written beside the name and address, removed with them
+    recipient_key = UnicodeAttribute(null=True)
+    recipient_index = RecipientIndex()
     created_day_index = CreatedDayIndex()
     awaiting_payment_index = AwaitingPaymentIndex()
     relay_pending_index = RelayPendingIndex()

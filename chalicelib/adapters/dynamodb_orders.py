@@ -13,13 +13,14 @@ that must (the release, the emails, the holder's status check).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from ..domain.changes import Effect, GuardedChange, emails_owed
-from ..domain.delivery import DeliveryDetails
+from ..domain.delivery import DeliveryDetails, recipient_lookup_text
+from ..domain.lifecycle import ERASED
 from ..domain.errors import CertificateAlreadyClaimed, ConcurrentChange, OrderAlreadyExists, OrderNotFound
 from ..domain.orders import Order
 from ..domain.times import from_iso, to_iso
@@ -39,13 +40,23 @@ from .dynamodb_writes import failed_conditions, is_condition_failure
 from .kms_fields import PersonalFields
 
 DEFAULT_RETENTION = timedelta(days=30)
+# The fields support's search by recipient is built from (domain.delivery.recipient_lookup_text).
+LOOKUP_FIELDS = ("full_name", "postcode")
+RecipientKey = Callable[[str], str]  # the lookup text keyed (RegisterKeys.recipient_key)
 
 
 class DynamoOrders(MailOutbox):
-    def __init__(self, models: Models, fields: PersonalFields, retention: timedelta = DEFAULT_RETENTION):
+    def __init__(
+        self,
+        models: Models,
+        fields: PersonalFields,
+        retention: timedelta = DEFAULT_RETENTION,
+        recipient_key: RecipientKey | None = None,
+    ):
         super().__init__(models)
         self._fields = fields
         self._retention = retention
+        self._recipient_key = recipient_key
 
     def create_claiming_certificate(self, order: Order, kits_per_certificate: int) -> None:
         """One TransactWriteItems: the order's put and the claim's conditional increment."""
@@ -53,7 +64,7 @@ class DynamoOrders(MailOutbox):
         try:
             with TransactWrite(connection=self._models.connection) as transaction:
                 transaction.save(
-                    order_record(orders, order, self._fields, self._retention),
+                    order_record(orders, order, self._fields, self._retention, self._recipient_key),
                     condition=orders.order_ref.does_not_exist(),
                 )
                 transaction.update(
@@ -109,7 +120,7 @@ class DynamoOrders(MailOutbox):
         store carries out go in the same write: the claim moves, and emails owed join the outbox
         (held until `mail_held_until` for the caller who will send them, else due at once)."""
         orders, claims = self._models.orders, self._models.claims
-        actions = _change_actions(orders, before, after, self._retention, self._fields)
+        actions = _change_actions(orders, before, after, self._retention, self._write(after))
         emails = emails_owed(effects)
         if emails:
             actions += outbox_actions(orders, emails, mail_held_until or after.history[-1].at)
@@ -125,6 +136,25 @@ class DynamoOrders(MailOutbox):
             if is_condition_failure(exc):
                 raise ConcurrentChange(after.reference) from None
             raise
+
+    def _write(self, after: Order) -> Callable[[dict], dict]:
+        """How a change's attributes are written for this order: sealed, with the recipient's key."""
+        fields, reference = self._fields, after.reference
+
+        def stored(name: str) -> str | None:  # a field the change leaves as it was: sealed, so opened
+            value = getattr(after.delivery, name)
+            return None if value in (None, "", ERASED) else fields.open(reference, name, value)
+
+        return lambda changed: written(changed, reference, fields, self._recipient_key, stored)
+
+    def find_by_recipient(self, surname: str, postcode: str) -> list[str]:
+        """References of the orders whose recipient has this surname and delivery postcode (the
+        sparse recipient index, keys alone; none once the name and address are erased)."""
+        text = recipient_lookup_text(surname, postcode)
+        if text is None:
+            return []
+        index = self._models.orders.recipient_index
+        return sorted(r.order_ref for r in index.query(_keyed(self._recipient_key, text)))
 
     def erasure_due(self, now: datetime) -> list[str]:
         """Orders whose recipient's personal data is due to go (sparse index, never a scan)."""
@@ -192,12 +222,12 @@ def _claim_change(claims: type[ClaimFields], effects: frozenset[Effect]) -> dict
 
 
 def _change_actions(
-    model: type[OrderFields], before: Order, after: Order, retention: timedelta, fields: PersonalFields
+    model: type[OrderFields], before: Order, after: Order, retention: timedelta, write: Callable[[dict], dict]
 ) -> list:
     """SET or REMOVE for each attribute whose value differs (a personal field sealed afresh only
     when it changed: erasure removes it, sealing nothing); the new log lines and events."""
     old, new = item_values(before, retention), item_values(after, retention)
-    changed = sealed({name: value for name, value in new.items() if value != old[name]}, after.reference, fields.seal)
+    changed = write({name: value for name, value in new.items() if value != old[name]})
     actions = [_set_or_remove(getattr(model, name), value) for name, value in changed.items()]
     added_history = after.history[len(before.history) :]
     if added_history:
@@ -213,11 +243,38 @@ def _set_or_remove(attribute, value):
     return attribute.remove() if value is None else attribute.set(value)
 
 
+def written(
+    changed: dict, reference: str, fields: PersonalFields, key: RecipientKey | None, stored: Callable[[str], str | None]
+) -> dict:
+    """The attributes a write sets (None: removes): `changed` with its personal fields sealed and,
+    when it writes the name or the postcode, the recipient's lookup key beside them (removed with
+    them: an erased order is never found). `stored` opens a lookup field the write leaves as it was."""
+    if any(name in changed for name in LOOKUP_FIELDS):
+        clear = {}
+        for name in LOOKUP_FIELDS:
+            value = changed[name] if name in changed else stored(name)
+            clear[name] = "" if value in (None, ERASED) else value
+        text = recipient_lookup_text(clear["full_name"], clear["postcode"])
+        changed = {**changed, "recipient_key": None if text is None else _keyed(key, text)}
+    return sealed(changed, reference, fields.seal)
+
+
+def _keyed(key: RecipientKey | None, text: str) -> str:
+    if key is None:
+        raise RuntimeError("this order store was built without the recipient key; it cannot write a name")
+    return key(text)
+
+
 def order_record(
-    model: type[OrderFields], order: Order, fields: PersonalFields, retention: timedelta = DEFAULT_RETENTION
+    model: type[OrderFields],
+    order: Order,
+    fields: PersonalFields,
+    retention: timedelta = DEFAULT_RETENTION,
+    recipient_key: RecipientKey | None = None,
 ) -> OrderFields:
-    """The item for a new order, its personal fields sealed (also used to load benchmark data)."""
-    values = sealed(item_values(order, retention), order.reference, fields.seal)
+    """The item for a new order, its personal fields sealed and its recipient keyed (also used to
+    load benchmark data)."""
+    values = written(item_values(order, retention), order.reference, fields, recipient_key, lambda _name: None)
     stored = {name: value for name, value in values.items() if value is not None}
     return model(
         version=order.version,

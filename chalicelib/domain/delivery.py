@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -105,3 +106,35 @@ def masked_line(line: str) -> str:
     word's first character, its digits and punctuation, every other letter starred ('2 Sample Road'
     -> '2 S***** R***')."""
     return " ".join(word[:1] + "".join("*" if c.isalpha() else c for c in word[1:]) for word in line.split(" "))
+
+
+def surname_of(full_name: str) -> str:
+    """The name's last word as support would type it: letters and digits only, case folded
+    ("Ann O'Neill-Smith" -> "oneillsmith"). A name of several words is found by its last."""
+    words = ["".join(c for c in word if c.isalnum()) for word in unicodedata.normalize("NFKC", full_name).split()]
+    words = [word for word in words if word]
+    return words[-1].casefold() if words else ""
+
+
+def recipient_lookup_text(full_name: str, postcode: str) -> str | None:
+    """What finds an order by its recipient, before it is keyed (RegisterKeys.recipient_key): the
+    delivery postcode in capitals without spaces and the surname (surname_of). None when either is missing.
+    Support's search builds it from what they type, a save from the order's own fields."""
+    code = "".join(c for c in postcode if c.isalnum()).upper()
+    surname = surname_of(full_name)
+    return f"{code}\x00{surname}" if code and surname else None
+
+
+def parse_recipient_search(form: dict[str, str]) -> tuple[str, str]:
+    """Support's search by recipient: (surname, postcode in its standard form), or InvalidInput
+    naming each field that is missing or wrong."""
+    errors: dict[str, str] = {}
+    surname = _clean(form.get("surname", ""))
+    if not surname_of(surname):
+        errors["surname"] = "Enter the surname on the delivery address"
+    elif len(surname) > LIMITS["full_name"]:
+        errors["surname"] = f"Surname must be {LIMITS['full_name']} characters or fewer"
+    postcode = _postcode(form.get("postcode", ""), errors)
+    if errors:
+        raise InvalidInput(errors)
+    return surname, postcode

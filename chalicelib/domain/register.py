@@ -64,6 +64,11 @@ class RegisterKeys:
     def postcode_mac(self, normalised_reference: str, postcode: Postcode) -> str:
         return self._mac(b"pc\x00" + normalised_reference.encode() + b"\x00" + str(postcode).encode())
 
+    def recipient_key(self, lookup_text: str) -> str:
+        """An order's recipient, keyed (delivery.recipient_lookup_text): support finds orders by
+        postcode and surname through it, and it names nobody without the key."""
+        return self._mac(b"rcpt\x00" + lookup_text.encode())
+
     def _mac(self, message: bytes) -> str:
         mac = self._keyed.copy()
         mac.update(message)

@@ -43,7 +43,7 @@ from ..ports import ExportedFile
 from .credentials import create_api_key, revoke_api_key
 from .finance import STATEMENT_MEDIA_TYPES, export_to, kit_maker_statement, parse_period, reconcile, statement_to
 from . import support
-from ..domain.delivery import parse_new_address
+from ..domain.delivery import parse_new_address, parse_recipient_search
 from .ordering import find_order
 from .register import ExportCheck, ImportOutcome, ImportPlan, RegisterImport, roll_back_register
 from .payments import refund_order
@@ -172,6 +172,19 @@ def view_order(member: StaffMember, reference: str, deps: Dependencies) -> Order
     order = find_order(reference, deps)
     audit(deps, member.username, "order.view", order_reference=order.reference)
     return order
+
+
+def find_by_recipient(member: StaffMember, form: dict[str, str], why: str, deps: Dependencies) -> list[Order]:
+    """Orders by the surname and postcode on their delivery address (support.find_by_recipient),
+    audited with the reason and what was found: the audit log names the orders, never the surname
+    or the postcode searched for."""
+    member.require(Group.SUPPORT)
+    reason = reason_given(why)
+    surname, postcode = parse_recipient_search(form)
+    found = support.find_by_recipient(surname, postcode, deps)
+    detail = {"found": str(len(found)), "orders": " ".join(order.reference for order in found)}
+    audit(deps, member.username, "order.find_by_recipient", reason=reason, detail=detail)
+    return found
 
 
 def view_delivery(member: StaffMember, reference: str, why: str, deps: Dependencies) -> DeliveryDetails:

@@ -53,6 +53,13 @@ def support_cases(deps: Dependencies) -> list[SupportCase]:
     return sorted(cases, key=lambda case: (case.since, case.reference))
 
 
+def find_by_recipient(surname: str, postcode: str, deps: Dependencies) -> list[Order]:
+    """The orders whose recipient has this surname and delivery postcode (Orders.find_by_recipient:
+    a keyed index, nothing opened), oldest first; erased orders are never among them."""
+    found = [deps.orders.get(reference) for reference in deps.orders.find_by_recipient(surname, postcode)]
+    return sorted(found, key=lambda order: (order.created_at, order.reference))
+
+
 def _why_on_list(order: Order) -> str:
     if order.replacement_open:
         return "replacement requested: kit not arrived"

@@ -348,6 +348,19 @@ def find_order_page(session: StaffSession):
     return redirect(f"/support/orders/{normal}")
 
 
+RECIPIENT_FIELDS = ("surname", "postcode", "reason")
+
+
+@console.route("/support/orders/by-recipient", methods=["POST"], content_types=FORM)
+@staff_page(Group.SUPPORT, "support_find.html", RECIPIENT_FIELDS)
+def find_by_recipient(session: StaffSession):
+    """A POST, so the surname and postcode are never in a URL (nor in a log's request line)."""
+    answers = posted(session, RECIPIENT_FIELDS)
+    why = answers.pop("reason")
+    found = staff.find_by_recipient(_member(session), answers, why, deps())
+    return _page("support_find.html", session=session, form={}, errors={}, found=found, searched=True)
+
+
 @console.route("/support/orders/{reference}", methods=["GET"])
 @staff_page(Group.SUPPORT)
 def order_page(session: StaffSession, reference: str):

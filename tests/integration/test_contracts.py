@@ -18,10 +18,10 @@ from chalicelib.adapters.dynamodb_attempts import DynamoAttempts
 from chalicelib.adapters.dynamodb_register import DynamoRegister
 from chalicelib.adapters.dynamodb_fulfilments import FulfilmentQueries
 from chalicelib.adapters.dynamodb_orders import DynamoOrders
-from chalicelib.bootstrap import key_store, personal_fields, tables_for
+from chalicelib.bootstrap import key_store, personal_fields, recipient_key, tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
 from chalicelib.domain.changes import Effect, Source
-from chalicelib.domain.delivery import parse_delivery_details
+from chalicelib.domain.delivery import parse_delivery_details, parse_new_address
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
 from chalicelib.domain.errors import (
     AuditEntryExists,
@@ -36,6 +36,7 @@ from chalicelib.domain.fulfilment import fulfilment_message_for
 from chalicelib.domain.money import Money, free
 from chalicelib.domain.lifecycle import (
     accept_payment,
+    change_address,
     erase_personal_data,
     expire_checkout,
     open_checkout,
@@ -72,7 +73,7 @@ def stores(request):
         return InMemoryRegister(claims), InMemoryOrders(claims)
     settings = request.getfixturevalue("settings")
     models = build_models(tables_for(settings))
-    return DynamoRegister(models), DynamoOrders(models, sealer(settings))
+    return DynamoRegister(models), DynamoOrders(models, sealer(settings), recipient_key=recipient_key(settings))
 
 
 def sealer(settings):
@@ -278,6 +279,35 @@ class TestOrdersContract:
         stored = orders.get(consenting.reference)
         orders.save(stored, erase_personal_data(stored, Source("operator:test"), NOW, "request").order)
         assert list(orders.contact_consents()) == []
+
+    def test_an_order_is_found_by_its_recipients_surname_and_postcode_until_moved_or_erased(self, stores):
+        _, orders = stores
+        ann, namesake, neighbour = (
+            dataclasses.replace(an_order(f"TK-AAAAA-0000{n}", f"k{n}"), delivery=parse_delivery_details(form))
+            for n, form in (
+                (1, delivery_form(full_name="Ann O'Neill", postcode="n1 9al")),
+                (2, delivery_form(full_name="Bea Oneill", postcode="N1 9AL")),
+                (3, delivery_form(full_name="Cy Other", postcode="N1 9AL")),
+            )
+        )
+        for order in (ann, namesake, neighbour):
+            orders.create_claiming_certificate(order, 1)
+        both = sorted([ann.reference, namesake.reference])
+        assert orders.find_by_recipient("O'NEILL", "n19al") == both  # case, spaces and punctuation aside
+        assert orders.find_by_recipient("  oneill ", "N1  9AL") == both
+        assert orders.find_by_recipient("Other", "N1 9AL") == [neighbour.reference]
+        assert orders.find_by_recipient("Oneill", "SW1A 2AA") == []
+        assert orders.find_by_recipient("", "N1 9AL") == []
+
+        stored = orders.get(ann.reference)
+        moved = parse_new_address(delivery_form(full_name="Ann Newname", postcode="E1 6AN"))
+        orders.save(stored, change_address(opened(orders, stored), moved, Source("holder"), NOW).order)
+        assert orders.find_by_recipient("Oneill", "N1 9AL") == [namesake.reference]
+        assert orders.find_by_recipient("Newname", "E1 6AN") == [ann.reference]
+
+        stored = orders.get(ann.reference)
+        orders.save(stored, erase_personal_data(stored, Source("operator:test"), NOW, "request").order)
+        assert orders.find_by_recipient("Newname", "E1 6AN") == []
 
     def test_the_release_puts_the_confirmation_in_the_outbox_held_by_its_caller_then_one_claimer(self, stores):
         _, orders = stores
@@ -564,7 +594,9 @@ def fulfilment_world(request):
     settings = request.getfixturevalue("settings")
     models = build_models(tables_for(settings))
     fields = sealer(settings)
-    return DynamoOrders(models, fields), FulfilmentQueries(models, "PMK-1", fields)
+    return DynamoOrders(models, fields, recipient_key=recipient_key(settings)), FulfilmentQueries(
+        models, "PMK-1", fields
+    )
 
 
 def released_order(orders, reference: str, key: str, minutes: int):

@@ -288,11 +288,11 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
 
 def console_work(client, deps, settings, reference: str, aws_requests) -> None:
     """Support, finance and an admin at work in the console: sign-in, the order and its delivery
-    details, a part refund, a resent email, approving a replacement the holder asked for 10 days
-    after dispatch and then changing its address (an amendment to the kit maker), the work list,
-    the reconciliation, the statement and their downloads, a key made and revoked, the audit log
-    and its download, a refused page, sign-out. The
-    demo staff are made first, as an administrator would (not the console)."""
+    details and a search by surname and postcode, a part refund, a resent email, approving a
+    replacement the holder asked for 10 days after dispatch and then changing its address (an
+    amendment to the kit maker), the work list, the reconciliation, the statement and their
+    downloads, a key made and revoked, the audit log and its download, a refused page, sign-out.
+    The demo staff are made first, as an administrator would (not the console)."""
     from chalice.test import Client
 
     from chalicelib.web.console import console
@@ -315,6 +315,8 @@ def console_work(client, deps, settings, reference: str, aws_requests) -> None:
         support = StaffBrowser(console_client)
         assert support.sign_in(people["support"].username, people["support"].password).status_code == 303
         assert support.get(f"/support/orders/{reference}").status_code == 200
+        search = {"surname": "Example", "postcode": "SW1A 2AA", "reason": "holder has no reference"}
+        assert reference.encode() in support.post("/support/orders/by-recipient", search).body
         shown = support.post(f"/support/orders/{reference}/delivery", {"purpose": "holder phoned"})
         assert shown.status_code == 200
         refunded = support.post(f"/support/orders/{reference}/refund", {"amount": "1.00", "reason": "damaged"})

@@ -17,7 +17,7 @@ from chalicelib.adapters import kms_fields
 from chalicelib.adapters.dynamodb import build_models
 from chalicelib.adapters.dynamodb_orders import DynamoOrders
 from chalicelib.adapters.kms_fields import PersonalFields, SealedValueUnreadable
-from chalicelib.bootstrap import personal_fields, tables_for
+from chalicelib.bootstrap import personal_fields, recipient_key, tables_for
 from chalicelib.domain.credentials import Scope
 from chalicelib.domain.delivery import parse_delivery_details
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
@@ -90,7 +90,8 @@ def test_the_raw_tables_hold_no_name_address_postcode_or_email_after_real_journe
 
 @pytest.fixture
 def store(settings):
-    return DynamoOrders(build_models(tables_for(settings)), personal_fields(settings, boto3.session.Session()))
+    fields = personal_fields(settings, boto3.session.Session())
+    return DynamoOrders(build_models(tables_for(settings)), fields, recipient_key=recipient_key(settings))
 
 
 def an_order(reference: str):

@@ -81,6 +81,40 @@ def test_support_finds_an_order_and_refunds_part_of_it_and_the_refund_and_its_re
     assert any(e.action == "order.view" and e.order_reference == order.reference for e in audit_entries(holders))
 
 
+def test_support_finds_an_order_by_the_delivery_surname_and_postcode_and_the_search_is_audited_without_them(
+    client, console_client, holders, stripe_emulator, staff
+):
+    _, order = paid_order(client, holders, stripe_emulator)  # delivered to Ada Example, SW1A 2AA
+    support = signed_in(console_client, staff, "support")
+    search = {"surname": "EXAMPLE", "postcode": "sw1a2aa", "reason": "holder phoned without the reference"}
+    assert support.get("/support/orders").status_code == 200
+    found = support.post("/support/orders/by-recipient", search)
+    assert found.status_code == 200 and b"1 order found" in found.body
+    assert f'href="/support/orders/{order.reference}"'.encode() in found.body
+    assert b"Ada" not in found.body  # the list names orders, not people
+    missed = support.post("/support/orders/by-recipient", {**search, "surname": "Exampel"})
+    assert missed.status_code == 200 and b"0 orders found" in missed.body
+    for wrong, message in (
+        ({"reason": " "}, b"Enter the reason"),
+        ({"postcode": "SW1"}, b"Enter a"),
+        ({"surname": "-"}, b"Enter the surname"),
+    ):
+        refused = support.post("/support/orders/by-recipient", {**search, **wrong})
+        assert refused.status_code == 400 and message in refused.body, (wrong, refused.body[:300])
+
+    searches = audit_entries(holders, action="order.find_by_recipient")
+    assert sorted((e.actor, e.reason, e.details["found"], e.details["orders"]) for e in searches) == [
+        (staff["support"][0], "holder phoned without the reference", "0", ""),
+        (staff["support"][0], "holder phoned without the reference", "1", order.reference),
+    ]
+    logged = " ".join(f"{e.reason} {e.detail}" for e in audit_entries(holders)).lower()
+    assert "example" not in logged.replace("@staff.tracekit.invalid", "") and "sw1a" not in logged
+    finance = signed_in(console_client, staff, "finance")
+    finance.get("/")
+    refused = finance.post("/support/orders/by-recipient", search)
+    assert refused.status_code == 403 and b"not in the group" in refused.body
+
+
 def test_a_refund_form_with_a_wrong_amount_is_shown_again_with_the_reason_and_nothing_is_refunded(
     client, console_client, holders, stripe_emulator, staff
 ):
@@ -199,6 +233,7 @@ def test_the_session_cookie_is_httponly_samesite_strict_and_a_form_needs_the_ses
 ROUTES = [
     ("GET", "/", None),
     ("GET", "/support/orders", "support"),
+    ("POST", "/support/orders/by-recipient", "support"),
     ("GET", "/support/orders/TK-AAAAA-AAAAA", "support"),
     ("POST", "/support/orders/TK-AAAAA-AAAAA/delivery", "support"),
     ("POST", "/support/orders/TK-AAAAA-AAAAA/refund", "support"),
@@ -316,6 +351,10 @@ def test_no_console_journey_puts_personal_data_in_a_url_or_a_log_line(
         support = signed_in(console_client, staff, "support")
         answers = [support.get(f"/support/orders?reference={order.reference}")]
         answers.append(support.post(f"/support/orders/{order.reference}/delivery", {"purpose": "check"}))
+        search = {"surname": "Example", "postcode": "SW1A 2AA", "reason": "no reference"}
+        support.get("/support/orders")
+        answers.append(support.post("/support/orders/by-recipient", search))
+        assert answers[-1].status_code == 200
         answers.append(support.post(f"/support/orders/{order.reference}/refund", {"amount": "1", "reason": "r"}))
         answers.append(support.post("/sign-out", {}))
     locations = [a.headers.get("Location", "") for a in answers]

@@ -7,7 +7,13 @@ from datetime import date
 
 import pytest
 
-from chalicelib.domain.delivery import DeliveryDetails, parse_delivery_details
+from chalicelib.domain.delivery import (
+    DeliveryDetails,
+    parse_delivery_details,
+    parse_recipient_search,
+    recipient_lookup_text,
+    surname_of,
+)
 from chalicelib.domain.eligibility import CampaignRules, EligibilityReason, decide_eligibility
 from chalicelib.domain.errors import CertificateNotAccepted, InvalidInput
 from chalicelib.domain.fulfilment import fulfilment_message_for
@@ -266,3 +272,38 @@ def test_an_address_line_is_masked_to_its_initials_and_digits():
     assert masked_line("2 Sample Road") == "2 S***** R***"
     assert masked_line("Flat 12B, 3 High St") == "F*** 12*, 3 H*** S*"
     assert masked_line("Ada  O'Neill") == "A**  O'*****"
+
+
+@pytest.mark.parametrize(
+    "name, surname",
+    [
+        ("Ada Example", "example"),
+        ("  Ann   O'Neill-Smith ", "oneillsmith"),
+        ("MARÍA JOSÉ GARCÍA", "garcía"),
+        ("ﬁnn Ｗｉｄｅ", "wide"),  # compatibility forms fold to the letters people type
+        ("Cher", "cher"),
+        (" - ", ""),
+    ],
+)
+def test_a_surname_is_the_names_last_word_in_letters_and_digits_case_folded(name, surname):
+    assert surname_of(name) == surname
+
+
+def test_the_recipient_lookup_ignores_case_spaces_and_punctuation_and_needs_both_parts():
+    assert recipient_lookup_text("Ada Example", "SW1A 2AA") == recipient_lookup_text("example", "sw1a2aa")
+    assert recipient_lookup_text("Ada Example", "SW1A 2AA") != recipient_lookup_text("Ada Example", "SW1A 2AB")
+    assert recipient_lookup_text("", "SW1A 2AA") is None
+    assert recipient_lookup_text("Ada", " ") is None
+    keyed = KEYS.recipient_key(recipient_lookup_text("Ada Example", "SW1A 2AA"))
+    assert keyed != RegisterKeys(b"x" * 32).recipient_key(recipient_lookup_text("Ada Example", "SW1A 2AA"))
+    assert "example" not in keyed.lower() and len(keyed) == 64
+
+
+def test_a_search_by_recipient_names_each_missing_or_wrong_field():
+    assert parse_recipient_search({"surname": " O'Neill ", "postcode": "n19al"}) == ("O'Neill", "N1 9AL")
+    with pytest.raises(InvalidInput) as refused:
+        parse_recipient_search({"surname": "'", "postcode": "N1"})
+    assert set(refused.value.errors) == {"surname", "postcode"}
+    with pytest.raises(InvalidInput) as long:
+        parse_recipient_search({"surname": "x" * 101, "postcode": "N1 9AL"})
+    assert "100 characters" in long.value.errors["surname"]
