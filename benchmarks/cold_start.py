@@ -10,7 +10,10 @@ boto3 and Chalice in the same run, and the manufacturer and finance routes' firs
    child) in --runs fresh interpreters, interleaved so both see the same machine load.
 2. A child that counts botocore clients and boto3 sessions created while app.py is imported, and
    which of stripe, jinja2 and openpyxl are then loaded. Any of these makes the exit status 1.
-3. GET /manufacturer/fulfilment-orders and GET /finance/reconciliation, each in --request-runs
+3. The console's import (its function imports it on its first request), and then the dashboard's
+   charts (leather) on top, in --runs fresh interpreters; importing the console must not load
+   leather (only the dashboard's page imports it).
+4. GET /manufacturer/fulfilment-orders and GET /finance/reconciliation, each in --request-runs
    fresh children with the app's whole environment (moto and the Stripe emulator started here, on
    loopback): the import, the first request (which builds the boto3 session and PynamoDB models,
    and for finance the Stripe client) and a second request, through chalice.test.Client. Every answer must be 200.
@@ -53,6 +56,24 @@ import app
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "loaded": [m for m in %r if m in sys.modules]}))
 """ % (WATCHED,)
+
+# The console's function imports its app on its first request; the dashboard's page alone imports
+# the charts (leather). Timed apart: what the console's cold start pays, and what the charts add.
+CONSOLE_IMPORT = """
+import json, sys, time
+started = time.perf_counter()
+import chalicelib.web.console
+console = time.perf_counter() - started
+started = time.perf_counter()
+import chalicelib.web.charts
+charts = time.perf_counter() - started
+print(json.dumps({"console": console, "charts": charts, "leather_at_console_import": False}))
+"""
+CONSOLE_AUDIT = """
+import json, sys
+import chalicelib.web.console
+print(json.dumps({"leather": "leather" in sys.modules}))
+"""
 
 # Instruments before importing (so botocore is loaded here by the child itself, not by app.py).
 IMPORT_AUDIT = """
@@ -119,6 +140,17 @@ def measure_imports(runs: int) -> dict[str, Any]:
     return {"app": summary(app), "bare_boto3_chalice": summary(bare), "modules_loaded_by_app": sorted(loaded)}
 
 
+def measure_console_imports(runs: int) -> dict[str, Any]:
+    """The console's import, then the charts' on top of it, in fresh interpreters (after a warm-up)."""
+    child(CONSOLE_IMPORT)
+    results = [child(CONSOLE_IMPORT) for _ in range(runs)]
+    return {
+        "console": summary([r["console"] for r in results]),
+        "charts_on_top": summary([r["charts"] for r in results]),
+        "leather_loaded_by_console_import": child(CONSOLE_AUDIT)["leather"],
+    }
+
+
 def audit_import() -> dict[str, Any]:
     result = child(IMPORT_AUDIT)
     return {
@@ -155,7 +187,8 @@ def start_stack() -> tuple[list[Any], dict[str, str], dict[str, str]]:
         "STRIPE_WEBHOOK_SECRET": "whsec_bench",
         "STRIPE_API_BASE": emulator.base_url,
     }
-    env = app_environment(resources, moto_url, "http://127.0.0.1", stripe_env)
+    # the console's URL with the user pool's other settings (create_resources makes the pool)
+    env = app_environment(resources, moto_url, "http://127.0.0.1", stripe_env, "http://127.0.0.1:9")
     store = bootstrap.key_store(resources["API_KEYS_TABLE"], REGION, moto_url)
     now = datetime.now(timezone.utc)
     tokens = {scope.value: create_api_key(scope, "cold-start benchmark", store, now)[1] for scope in Scope}
@@ -190,8 +223,10 @@ def measure_first_requests(runs: int) -> dict[str, Any]:
             server.stop()
 
 
-def violations(audit: dict[str, Any]) -> list[str]:
+def violations(audit: dict[str, Any], console: dict[str, Any]) -> list[str]:
     found = [f"importing app loaded {module}" for module in audit["heavy_modules_loaded"]]
+    if console["leather_loaded_by_console_import"]:
+        found.append("importing the console loaded leather (only the dashboard's page should)")
     if audit["botocore_clients"]:
         found.append(f"importing app created {audit['botocore_clients']} botocore client(s)")
     if audit["boto3_sessions"]:
@@ -199,7 +234,9 @@ def violations(audit: dict[str, Any]) -> list[str]:
     return found
 
 
-def report(imports: dict[str, Any], audit: dict[str, Any], requests: dict[str, Any], runs: int) -> None:
+def report(
+    imports: dict[str, Any], audit: dict[str, Any], requests: dict[str, Any], runs: int, console: dict[str, Any]
+) -> None:
     print("\nCold start of tracekit (this machine, not Lambda: compare numbers within one run)\n")
     print(f"  Import in a fresh interpreter ({runs} runs)        median ms   min ms")
     for label, key in (("import app", "app"), ("import boto3, chalice (bare)", "bare_boto3_chalice")):
@@ -207,6 +244,10 @@ def report(imports: dict[str, Any], audit: dict[str, Any], requests: dict[str, A
     print(
         f"    modules among {', '.join(WATCHED)} loaded by `import app`: {imports['modules_loaded_by_app'] or 'none'}"
     )
+    print(f"\n  The console's function ({runs} runs)                median ms   min ms")
+    for label, key in (("import chalicelib.web.console", "console"), ("then the charts (leather)", "charts_on_top")):
+        print(f"    {label:<46} {console[key]['median_ms']:>9} {console[key]['min_ms']:>8}")
+    print(f"    leather loaded by importing the console: {console['leather_loaded_by_console_import']}")
     print("\n  At import of app.py")
     print(f"    stripe / jinja2 / openpyxl loaded: {audit['heavy_modules_loaded'] or 'none'}")
     print(f"    botocore clients created: {audit['botocore_clients']}; boto3 sessions: {audit['boto3_sessions']}")
@@ -232,10 +273,12 @@ def main() -> None:
     args = parser.parse_args()
     imports = measure_imports(args.runs)
     audit = audit_import()
+    console = measure_console_imports(args.runs)
     requests = measure_first_requests(args.request_runs)
-    report(imports, audit, requests, args.runs)
-    problems = violations(audit)
-    print(json.dumps({"imports": imports, "import_audit": audit, "first_requests": requests, "violations": problems}))
+    report(imports, audit, requests, args.runs, console)
+    problems = violations(audit, console)
+    measured = {"imports": imports, "import_audit": audit, "console_imports": console, "first_requests": requests}
+    print(json.dumps({**measured, "violations": problems}))
     if problems:
         raise SystemExit("; ".join(problems))
 

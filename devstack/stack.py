@@ -109,10 +109,10 @@ def start_stripe(port: int, app_url: str):
 
 
 def app_environment(
-    resources: dict[str, str], moto_url: str, app_url: str, stripe_env: dict[str, str]
+    resources: dict[str, str], moto_url: str, app_url: str, stripe_env: dict[str, str], console_url: str = ""
 ) -> dict[str, str]:
     """This process's environment with the stack's settings (`stack_settings`) on top."""
-    return {**os.environ, **stack_settings(resources, moto_url, app_url, stripe_env)}
+    return {**os.environ, **stack_settings(resources, moto_url, app_url, stripe_env, console_url)}
 
 
 def stack_settings(

@@ -31,6 +31,7 @@ from ..domain.references import normalise_order_reference
 from ..domain.staff import (
     Challenge,
     Group,
+    NotPermitted,
     Refused,
     SignedIn,
     SignInStep,
@@ -41,6 +42,8 @@ from ..domain.staff import (
 from .dependencies import Dependencies
 from ..ports import ExportedFile
 from .credentials import create_api_key, revoke_api_key
+from .dashboard import campaign_dashboard
+from ..domain.dashboard import CampaignFigures
 from .finance import STATEMENT_MEDIA_TYPES, export_to, kit_maker_statement, parse_period, reconcile, statement_to
 from . import support
 from ..domain.delivery import parse_new_address, parse_recipient_search
@@ -285,6 +288,23 @@ def reconciliation_file(
 ) -> tuple[bytes | str, str, str]:
     """The CSV or XLSX file of a period (the API's and the CLI's writer), audited as a download."""
     return _period_file(member, start, end, fmt, deps, export_to, "reconciliation")
+
+
+DASHBOARD_DAYS = 28  # the dashboard's period when none is asked for: the last four weeks, today included
+
+
+def dashboard(member: StaffMember, start: str, end: str, deps: Dependencies) -> CampaignFigures:
+    """The campaign's figures for a period (blank: the last DASHBOARD_DAYS days), for every group:
+    they name nobody. Audited."""
+    if member.groups == frozenset():
+        raise NotPermitted("the dashboard is for members of a group")
+    if not start.strip() and not end.strip():
+        last = deps.clock().date() + timedelta(days=1)
+        start, end = (last - timedelta(days=DASHBOARD_DAYS)).isoformat(), last.isoformat()
+    period = parse_period(start, end)
+    figures = campaign_dashboard(period, deps)
+    audit(deps, member.username, "dashboard.view", detail=_period_detail(period))
+    return figures
 
 
 def statement_on_screen(member: StaffMember, start: str, end: str, deps: Dependencies) -> Statement:

@@ -55,7 +55,8 @@ FORM = ["application/x-www-form-urlencoded"]
 COOKIE = "tracekit_staff"
 SIGN_IN_COOKIE = "tracekit_staff_sign_in"  # the sign-in form's own token (double submit), before any session
 # Each group's pages, in the order the navigation lists them.
-NAVIGATION = (
+NAVIGATION: tuple[tuple[Group | None, str, str], ...] = (  # None: every group
+    (None, "/dashboard", "Campaign dashboard"),
     (Group.SUPPORT, "/support/orders", "Find an order"),
     (Group.SUPPORT, "/support/work-list", "Orders needing a person"),
     (Group.FINANCE, "/finance/reconciliation", "Reconciliation"),
@@ -66,6 +67,10 @@ NAVIGATION = (
     (Group.ADMIN, "/admin/keys", "Partner API keys"),
     (Group.ADMIN, "/admin/audit", "Audit log"),
 )
+
+
+def _in(member, group: Group | None) -> bool:
+    return bool(member.groups) if group is None else group in member.groups
 
 
 def _request() -> Request:
@@ -103,7 +108,7 @@ def _cookie(name: str, value: str, max_age: int | None = None) -> str:
 
 def _page(template: str, status: int = 200, cookie: str | None = None, session: StaffSession | None = None, **context):
     member = session.member if session else None
-    links = [(href, text) for group, href, text in NAVIGATION if member and group in member.groups]
+    links = [(href, text) for group, href, text in NAVIGATION if member and _in(member, group)]
     return render(
         f"console/{template}",
         status=status,
@@ -448,6 +453,29 @@ def _order_context(session: StaffSession, reference: str) -> dict:
         "done": {**staff.support_actions(), "change-address": "the delivery name and address changed"}.get(done),
         "refunded": _query().get("refunded") == "1",
     }
+
+
+# --- the dashboard ---------------------------------------------------------------------------------
+
+
+@console.route("/dashboard", methods=["GET"])
+@staff_page(None)
+def dashboard_page(session: StaffSession):
+    """The campaign's figures for a period (blank: the last 28 days), its charts drawn here."""
+    from . import charts  # leather is imported by this page alone (benchmarks/cold_start.py)
+
+    query = _query()
+    form = {"from": query.get("from", ""), "to": query.get("to", "")}
+    try:
+        figures = staff.dashboard(_member(session), form["from"], form["to"], deps())
+    except InvalidInput as exc:
+        return _page("dashboard.html", 400, session=session, form=form, errors=exc.errors, figures=None)
+    days = [(day.day, day.paid, day.free) for day in figures.days]
+    drawn = {
+        "orders": charts.orders_per_day(days),
+        "dispatch": charts.bars(list(figures.dispatch_bands), "Time from order to first dispatch: the numbers follow"),
+    }
+    return _page("dashboard.html", session=session, form=form, errors={}, figures=figures, charts=drawn)
 
 
 # --- finance ---------------------------------------------------------------------------------------

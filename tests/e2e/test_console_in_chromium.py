@@ -169,6 +169,21 @@ def test_each_group_sees_only_its_own_pages_and_is_refused_the_others(page: Page
     expect(page.get_by_role("heading", name="Sign in to the staff console")).to_be_visible()
 
 
+def test_the_campaign_dashboard_draws_its_charts_beside_their_numbers(page: Page, stack):
+    sign_in(page, stack, "finance")
+    page.get_by_role("main").get_by_role("link", name="Campaign dashboard").click()
+    expect(page.get_by_role("heading", name="Campaign dashboard")).to_be_visible()
+    expect(page.get_by_role("img", name=re.compile("^Orders per day"))).to_be_visible()
+    expect(page.get_by_role("img", name=re.compile("^Time from order to first dispatch"))).to_be_visible()
+    today = datetime.now(UTC).date().isoformat()
+    expect(page.get_by_role("row", name=re.compile(rf"^{today} "))).to_be_visible()  # the demo order's day
+    check(page, "console-dashboard")
+    page.get_by_label("From (inclusive)").fill("yesterday")
+    page.get_by_role("button", name="Show the period").click()
+    expect(page.get_by_role("alert")).to_contain_text("from must be a date")
+    check(page, "console-dashboard-errors")
+
+
 def test_finance_reads_the_statement_and_the_exports_list(page: Page, stack):
     sign_in(page, stack, "finance")
     page.get_by_role("main").get_by_role("link", name="Kit maker's statement").click()

@@ -17,6 +17,7 @@ from chalicelib.adapters.dynamodb import build_models
 from chalicelib.adapters.dynamodb_attempts import DynamoAttempts
 from chalicelib.adapters.dynamodb_register import DynamoRegister
 from chalicelib.adapters.dynamodb_fulfilments import FulfilmentQueries
+from chalicelib.adapters.dynamodb_finance import FinanceOrders
 from chalicelib.adapters.dynamodb_orders import DynamoOrders
 from chalicelib.bootstrap import key_store, personal_fields, recipient_key, tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
@@ -37,6 +38,8 @@ from chalicelib.domain.money import Money, free
 from chalicelib.domain.lifecycle import (
     accept_payment,
     change_address,
+    dispatch,
+    reconcile_money,
     erase_personal_data,
     expire_checkout,
     open_checkout,
@@ -45,7 +48,9 @@ from chalicelib.domain.lifecycle import (
     reject,
     release,
 )
-from chalicelib.domain.orders import FulfilmentState, HistoryEntry, OrderState, PaymentState
+from chalicelib.domain.orders import Dispatch, FulfilmentState, HistoryEntry, OrderState, PaymentState
+from chalicelib.domain.payments import MoneyView
+from chalicelib.domain.reconciliation import Period
 from chalicelib.domain.credentials import Scope, issue_key, read_token
 from chalicelib.domain.register import CertificateStatus, RegisterEntry, RegisterState
 from chalicelib.domain.throttle import Check, Place, Reservation
@@ -58,6 +63,7 @@ from tests.fakes import (
     InMemoryExports,
     InMemoryFulfilmentQueue,
     InMemoryFulfilments,
+    InMemoryFinanceOrders,
     InMemoryOrders,
     InMemoryRegister,
 )
@@ -532,6 +538,51 @@ class TestOrdersContract:
         stored = orders.get(late.reference)
         orders.save(stored, erase_personal_data(stored, Source("system"), NOW.replace(hour=16), "test").order)
         assert orders.needing_support() == [(early.reference, NOW.replace(hour=13))]
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def orders_and_finance(request):
+    """(orders, finance's read of them) over one store."""
+    if request.param == "fake":
+        orders = InMemoryOrders({})
+        return orders, InMemoryFinanceOrders(orders)
+    settings = request.getfixturevalue("settings")
+    models = build_models(tables_for(settings))
+    return DynamoOrders(models, sealer(settings), recipient_key=recipient_key(settings)), FinanceOrders(models)
+
+
+class TestCampaignFactsContract:
+    def test_each_order_of_the_period_is_read_with_its_kind_states_refund_and_first_dispatch(self, orders_and_finance):
+        orders, finance = orders_and_finance
+        paid, sent, unpaid = (
+            an_order("TK-AAAAA-00001", "k1"),
+            an_order("TK-AAAAA-00002", "k2", free()),
+            an_order("TK-AAAAA-00003", "k3"),
+        )
+        for order in (paid, sent, unpaid):
+            orders.create_claiming_certificate(order, 1)
+        paid_once(orders, paid.reference)
+        stored = orders.get(paid.reference)
+        view = MoneyView(paid.reference, "pi_1", STANDARD_PRICE, 300, None)
+        orders.save(stored, reconcile_money(stored, view, Source("stripe", "evt_2"), NOW).order)
+        record_release(orders, sent.reference)
+        stored = orders.get(sent.reference)
+        when = NOW + timedelta(hours=30)
+        orders.save(
+            stored, dispatch(stored, Dispatch("K1", "Royal Mail", "RM1", when), Source("manufacturer"), when).order
+        )
+
+        day = Period(NOW.date(), NOW.date() + timedelta(days=1))
+        read = sorted(
+            (f.free, f.state, f.payment, f.refunded_pence, f.replacements, f.first_dispatched_at, f.created_at)
+            for f in finance.campaign_created_in(day)
+        )
+        assert read == [
+            (False, OrderState.CONFIRMED, PaymentState.PARTIALLY_REFUNDED, 300, 0, None, NOW),
+            (False, OrderState.PLACED, PaymentState.AWAITING, 0, 0, None, NOW),
+            (True, OrderState.CONFIRMED, PaymentState.NOT_REQUIRED, 0, 0, when, NOW),
+        ]
+        assert list(finance.campaign_created_in(Period(day.end, day.end + timedelta(days=1)))) == []
 
 
 @pytest.fixture(params=["fake", "sqs"])

@@ -291,7 +291,7 @@ def console_work(client, deps, settings, reference: str, aws_requests) -> None:
     details and a search by surname and postcode, a part refund, a resent email, approving a
     replacement the holder asked for 10 days after dispatch and then changing its address (an
     amendment to the kit maker), the work list, the reconciliation, the statement and their
-    downloads, a key made and revoked, the audit log and its download, a refused page, sign-out.
+    downloads, the dashboard, a key made and revoked, the audit log and its download, a refused page, sign-out.
     The demo staff are made first, as an administrator would (not the console)."""
     from chalice.test import Client
 
@@ -339,6 +339,7 @@ def console_work(client, deps, settings, reference: str, aws_requests) -> None:
         assert finance.get(f"/finance/reconciliation/download?{period}&format=xlsx").status_code == 200
         assert finance.get(f"/finance/statement?{period}").status_code == 200
         assert finance.get(f"/finance/statement/download?{period}&format=xlsx").status_code == 200
+        assert finance.get(f"/dashboard?{period}").status_code == 200
         admin = StaffBrowser(console_client)
         assert admin.sign_in(people["admin"].username, people["admin"].password).status_code == 303
         assert admin.get("/admin/keys").status_code == 200

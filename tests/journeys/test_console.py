@@ -115,6 +115,40 @@ def test_support_finds_an_order_by_the_delivery_surname_and_postcode_and_the_sea
     assert refused.status_code == 403 and b"not in the group" in refused.body
 
 
+def test_the_dashboard_counts_paid_and_free_orders_against_the_letters_with_charts_and_their_numbers(
+    client, console_client, holders, stripe_emulator, staff
+):
+    from dataclasses import replace
+
+    from tests.journeys.test_manufacturer import free_order
+
+    holders.settings = replace(holders.settings, letters_sent=40)
+    _, paid = paid_order(client, holders, stripe_emulator)
+    free_order(holders)
+    support = signed_in(console_client, staff, "support")
+    support.get(f"/support/orders/{paid.reference}")
+    assert (
+        support.post(f"/support/orders/{paid.reference}/refund", {"amount": "2.50", "reason": "x"}).status_code == 303
+    )
+
+    finance = signed_in(console_client, staff, "finance")
+    page = finance.get("/dashboard")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.body.decode()))
+    assert page.status_code == 200
+    assert "Orders 2 (1 paid, 1 free)" in text and "Uptake 5.0% of the 40 letters sent" in text
+    assert "Refunds 1 order, £2.50 in all" in text and "Nothing dispatched yet" in text
+    today = holders.clock().date().isoformat()
+    assert f"{today} 1 1" in text  # the day's row of the table beside the chart: paid, free
+    body = page.body.decode()
+    assert body.count('<svg role="img"') == 2 and "<script" not in body and "<style" not in body
+    [viewed] = audit_entries(holders, action="dashboard.view")
+    assert viewed.actor == staff["finance"][0] and viewed.details["from"] < today < viewed.details["to"]
+
+    wrong = finance.get("/dashboard?from=soon&to=")
+    assert wrong.status_code == 400 and b"from must be a date" in wrong.body
+    assert signed_in(console_client, staff, "register-admin").get("/dashboard").status_code == 200
+
+
 def test_a_refund_form_with_a_wrong_amount_is_shown_again_with_the_reason_and_nothing_is_refunded(
     client, console_client, holders, stripe_emulator, staff
 ):
@@ -232,6 +266,7 @@ def test_the_session_cookie_is_httponly_samesite_strict_and_a_form_needs_the_ses
 # Every console route, with the group it belongs to (None: any signed-in member of staff).
 ROUTES = [
     ("GET", "/", None),
+    ("GET", "/dashboard", None),
     ("GET", "/support/orders", "support"),
     ("POST", "/support/orders/by-recipient", "support"),
     ("GET", "/support/orders/TK-AAAAA-AAAAA", "support"),
