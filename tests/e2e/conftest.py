@@ -149,6 +149,23 @@ def end_stack(process: subprocess.Popen, grace: float = 30) -> None:
     process.stdout.close()
 
 
+def manufacturer_token(stack, label: str = "Kit Maker Ltd") -> str:
+    """A kit maker's API key, made in the stack's own key table as `ops keys create` makes one."""
+    from chalicelib import bootstrap
+    from chalicelib.domain.credentials import Scope
+    from chalicelib.services.credentials import create_api_key
+    from chalicelib.timeutil import utc_now
+    from devstack.aws import load_resources, physical_name
+    from devstack.stack import REGION
+
+    table = physical_name("local", "ApiKeysTable", load_resources()["ApiKeysTable"])
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "local")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "local")
+        store = bootstrap.key_store(table, REGION, stack["moto"])
+        return create_api_key(Scope.MANUFACTURER, label, store, utc_now())[1]
+
+
 def queued(stack) -> list[dict]:
     """Drain the fulfilment queue as the manufacturer would."""
     sqs = boto3.client(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import manufacturer_token, queued, synthetic_holders
 from tests.e2e.test_accessibility import check
 
 
@@ -76,7 +77,7 @@ def test_a_member_of_staff_with_an_authenticator_app_is_asked_for_its_code_befor
     aws = boto3.session.Session(aws_access_key_id="moto", aws_secret_access_key="moto", region_name="eu-west-2")
     cognito = aws.client("cognito-idp", endpoint_url=stack["moto"])  # moto takes any credentials
     pool = settings["STAFF_USER_POOL_ID"].strip().strip("'\"")
-    person = add_staff_member(cognito, pool, "mfa.support@staff.tracekit.invalid", "support", mfa=True)
+    person = add_staff_member(cognito, pool, "mfa.person@staff.tracekit.invalid", "support", mfa=True)
 
     code = page.get_by_label("Enter the 6-digit code from your authenticator app")
 
@@ -303,3 +304,89 @@ def test_an_admin_adds_a_member_of_staff_and_opens_an_account(page: Page, stack)
     page.get_by_role("button", name="Save the groups").click()
     expect(page.get_by_role("alert")).to_contain_text("Enter the reason")
     check(page, "console-staff-account-errors")
+
+
+def test_support_works_the_list_resolves_a_rejected_parcel_approves_a_replacement_and_erases(page: Page, stack):
+    """Two holders' orders as they happen on the stack: one the kit maker rejects, one whose kit the
+    holder reports has not arrived 11 days after posting. Support takes both from the work list."""
+    import requests
+
+    from chalicelib.domain.references import fulfilment_id_of
+    from tests.e2e.test_in_chromium import REFERENCE, _as_if_posted_days_ago, answer_questions, status_of
+
+    reference, postcode = synthetic_holders(free=False)[40]
+    answer_questions(page, stack["app"], reference, postcode)
+    page.get_by_role("button", name="Continue to payment").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
+    rejected = REFERENCE.search(page.content()).group(0)
+    queued(stack)
+    token = manufacturer_token(stack)
+    refused = requests.post(
+        f"{stack['app']}/manufacturer/fulfilment-orders/{fulfilment_id_of(rejected)}/reject",
+        json={"reason": "address incomplete"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert refused.status_code == 200, refused.text
+
+    reference, postcode = synthetic_holders(free=False)[41]
+    answer_questions(page, stack["app"], reference, postcode)
+    page.get_by_role("button", name="Continue to payment").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
+    lost = REFERENCE.search(page.content()).group(0)
+    queued(stack)
+    _as_if_posted_days_ago(stack, lost, days=11)
+    status_of(page, stack, lost)
+    page.get_by_label("Certificate reference").fill(reference)
+    page.get_by_label("Postcode on your certificate").fill(postcode)
+    page.get_by_label("This address is correct").check()
+    page.get_by_role("button", name="Report kit not arrived").click()
+    expect(page.get_by_text("You have told us that your kit has not arrived")).to_be_visible()
+
+    sign_in(page, stack, "support")
+    page.get_by_role("main").get_by_role("link", name="Orders needing a person").click()
+    expect(page.get_by_role("row", name=re.compile(rf"^{rejected} paid order rejected"))).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(rf"^{lost} replacement requested"))).to_be_visible()
+    check(page, "console-work-list")
+
+    page.get_by_role("link", name=rejected).click()
+    resolve = "Resolve by cancelling (refunded in full if paid)"
+    page.get_by_role("link", name=resolve).click()
+    page.get_by_role("button", name=resolve).click()
+    expect(page.get_by_role("alert")).to_contain_text("Enter the reason")
+    check(page, "console-action-errors")
+    act(page, resolve, "holder asked to cancel rather than correct the address", opened=True)
+    act(page, "Erase the name and address", "holder asked for erasure")
+    expect(page.get_by_role("cell", name=re.compile("personal data erased"))).to_be_visible()
+
+    page.goto(f"{stack['console']}/support/work-list")
+    page.get_by_role("link", name=lost).click()
+    act(page, "Approve the replacement", "not arrived after 11 days")
+    assert [m["order_reference"] for m in wait_for_queued(stack)] == [lost]  # the replacement, to the kit maker
+    act(page, "Resend the confirmation email", "holder lost the email")
+    page.goto(f"{stack['console']}/support/work-list")
+    expect(page.get_by_role("link", name=rejected)).to_have_count(0)
+    expect(page.get_by_role("link", name=lost)).to_have_count(0)
+
+
+def act(page: Page, action: str, reason: str, opened: bool = False) -> None:
+    """One of support's actions from the order's page: its own page, a reason, done."""
+    if not opened:
+        page.get_by_role("link", name=action).click()
+        check(page, "console-action-" + action.split()[0].lower())
+    page.get_by_label("Reason").fill(reason)
+    page.get_by_role("button", name=action).click()
+    expect(page.get_by_text(f"Done: {action}")).to_be_visible()
+
+
+def wait_for_queued(stack, timeout: float = 10) -> list[dict]:
+    """The relay sends within a second or so on the stack (--schedule-seconds 1)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = queued(stack)
+        if found:
+            return found
+        time.sleep(0.5)
+    return []

@@ -7,10 +7,9 @@ import re
 import time
 from datetime import timedelta
 
-import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ARTEFACTS, queued, synthetic_holders
+from tests.e2e.conftest import ARTEFACTS, manufacturer_token, queued, synthetic_holders
 
 REFERENCE = re.compile(r"TK-[0-9A-Z]{5}-[0-9A-Z]{5}")
 
@@ -185,20 +184,7 @@ def kit_maker_dispatches(stack, order: str, dispatched_at: str) -> None:
     import json
     import urllib.request
 
-    from chalicelib import bootstrap
-    from chalicelib.domain.credentials import Scope
-    from chalicelib.services.credentials import create_api_key
-    from chalicelib.timeutil import utc_now
-    from devstack.aws import load_resources, physical_name
-    from devstack.stack import REGION
-
-    table = physical_name("local", "ApiKeysTable", load_resources()["ApiKeysTable"])
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", "local")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "local")
-        token = create_api_key(
-            Scope.MANUFACTURER, "Kit Maker Ltd", bootstrap.key_store(table, REGION, stack["moto"]), utc_now()
-        )[1]
+    token = manufacturer_token(stack)
     fulfilment = "F-" + order.removeprefix("TK-")
     body = {
         "kit_code": "SW-123456",
@@ -285,23 +271,15 @@ def _as_if_posted_days_ago(stack, order: str, days: int) -> None:
     import boto3
     import requests
 
-    from chalicelib import bootstrap
-    from chalicelib.domain.credentials import Scope
     from chalicelib.domain.references import fulfilment_id_of
     from chalicelib.domain.times import to_iso
-    from chalicelib.services.credentials import create_api_key
     from chalicelib.timeutil import utc_now
     from devstack.aws import load_resources, physical_name
     from devstack.stack import REGION
 
     credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
     resources = load_resources()
-    keys_table = physical_name("local", "ApiKeysTable", resources["ApiKeysTable"])
-    with pytest.MonkeyPatch.context() as env:  # as the partner API's fuzz test makes its keys
-        env.setenv("AWS_ACCESS_KEY_ID", "local")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "local")
-        store = bootstrap.key_store(keys_table, REGION, stack["moto"])
-        token = create_api_key(Scope.MANUFACTURER, "chromium", store, utc_now())[1]
+    token = manufacturer_token(stack, "chromium")
     report = {
         "kit_code": "SW-1",
         "carrier": "Royal Mail",
