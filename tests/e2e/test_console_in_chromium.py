@@ -43,7 +43,7 @@ def test_support_changes_the_demo_orders_address_and_the_kit_maker_is_sent_an_am
     page.get_by_label("Full name").fill("Alex Fictitious")  # the next test looks for the name
     page.get_by_label("Address line 1").fill("2 Example Road")
     page.get_by_label("Town or city").fill("Leeds")
-    page.get_by_label("Postcode").fill("LS1 4AP")
+    page.get_by_label("Postcode").fill("LS2 9JT")
     page.get_by_label("Reason").fill("holder phoned: moved house")
     page.get_by_role("button", name="Change the name and address").click()
     expect(page.get_by_text("Done: the delivery name and address changed.")).to_be_visible()
@@ -51,12 +51,12 @@ def test_support_changes_the_demo_orders_address_and_the_kit_maker_is_sent_an_am
         page.get_by_role("cell", name=re.compile("delivery address changed by support: holder phoned"))
     ).to_be_visible()
     sent = queued(stack)
-    assert [(m.get("kind"), m["recipient"]["postcode"]) for m in sent] == [("address_amendment", "LS1 4AP")]
+    assert [(m.get("kind"), m["recipient"]["postcode"]) for m in sent] == [("address_amendment", "LS2 9JT")]
 
     # a holder without the reference: found by the surname and postcode the parcel now goes to
     page.get_by_role("link", name="Find an order").first.click()
     page.get_by_label("Surname").fill("fictitious")
-    page.get_by_label("Delivery postcode").fill("ls14ap")
+    page.get_by_label("Delivery postcode").fill("ls29jt")
     page.get_by_role("button", name="Find by surname and postcode").click()
     expect(page.get_by_role("alert")).to_contain_text("Enter the reason")
     check(page, "console-find-by-recipient-errors")
