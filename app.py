@@ -9,14 +9,16 @@ from chalice import Chalice, Cron, Rate, Response
 from chalicelib import bootstrap, services
 from chalicelib.api import api
 from chalicelib.reports import XlsxReport
-from chalicelib.services import finance, manufacturer, notifications, privacy
+from chalicelib.services import contacts, finance, manufacturer, notifications, privacy
 from chalicelib.web import logs
 from chalicelib.web.errors import webhook_errors
 from chalicelib.web.forms import MAX_FORM_BYTES, BodyTooLarge
+from chalicelib.web.contact_pages import contact_pages
 from chalicelib.web.holder import holder
 
 app = Chalice(app_name="tracekit", configure_logs=False)  # logging is JSON, set up by the composition root
 app.register_blueprint(holder)  # the holder's pages (chalicelib/web/holder.py)
+app.register_blueprint(contact_pages)  # the contact register's pages (chalicelib/web/contact_pages.py)
 app.register_blueprint(api)  # the partner API (chalicelib/api.py)
 app.api.binary_types.append(XlsxReport.media_type)
 
@@ -78,6 +80,8 @@ def relay_unsent_fulfilments(event):
     app.log.info("relay sent %d fulfilment messages", sent)
     retried = notifications.send_all_due(deps())
     app.log.info("relay sent %d emails from the outbox", retried)
+    told = contacts.send_contact_notices(deps())
+    app.log.info("relay told %d replaced contact addresses", told)
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

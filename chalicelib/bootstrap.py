@@ -95,6 +95,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
 
     stripe = functools.cache(lambda: _stripe_adapters(settings, clock))  # one SDK client for both, on first use
     aws = boto3.session.Session(region_name=settings.region)  # one session for this container's clients
+    fields = personal_fields(settings, aws)
     return Dependencies(
         settings=settings,
         payments=_BuiltOnFirstUse(lambda: stripe()[0]),
@@ -106,7 +107,8 @@ def build(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Depend
         statement_files=write_statement,
         emails=JinjaEmails(settings.app_base_url, contact_email=settings.campaign_contact_email),
         **_aws_adapters(settings, aws),
-        **_dynamodb_adapters(settings, personal_fields(settings, aws)),
+        **_dynamodb_adapters(settings, fields),
+        contacts=contact_register(settings, fields),
         **_staff_adapters(settings, aws),
     )
 
@@ -156,6 +158,13 @@ def _dynamodb_adapters(settings: Settings, fields) -> dict:
         "fulfilments": FulfilmentQueries(models, settings.product_code, fields),
         "finance_orders": FinanceOrders(models),
     }
+
+
+def contact_register(settings: Settings, fields):
+    from .adapters.dynamodb_contacts import DynamoContacts, build_contact_model
+
+    model = build_contact_model(settings.contacts_table, settings.region, settings.aws_endpoint_url)
+    return DynamoContacts(model, fields)
 
 
 def recipient_key(settings: Settings) -> Callable[[str], str]:
@@ -220,6 +229,14 @@ def register_for(settings: OperatorSettings):
         settings.register_table, "unused-orders", settings.claims_table, settings.region, settings.aws_endpoint_url
     )
     return DynamoRegister(build_models(tables))
+
+
+def contacts_for(settings: OperatorSettings):
+    """The contact register without its sealer, for the register's commands (which only remove)."""
+    from .adapters.dynamodb_contacts import DynamoContacts, build_contact_model
+
+    model = build_contact_model(settings.contacts_table, settings.region, settings.aws_endpoint_url)
+    return DynamoContacts(model, None)
 
 
 def tables_for(settings: Settings):

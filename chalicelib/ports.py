@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Iterable, Iterator, Protocol
 
+from .domain.contacts import Confirmation, Contact, ContactLink
 from .domain.credentials import ApiKey
 from .domain.dashboard import CampaignFacts
 from .domain.delivery import DeliveryDetails
@@ -139,9 +140,6 @@ class Orders(Protocol):
     def needing_support(self) -> list[tuple[str, datetime]]:
         """(reference, since when) of orders that need a person (Order.needs_support), oldest first."""
 
-    def contact_consents(self) -> Iterable[tuple[str, datetime]]:
-        """(email, when consented) of every holder who ticked to be contacted and is not erased."""
-
     def claim_due_notifications(
         self, reference: str, now: datetime, until: datetime
     ) -> tuple[Order, frozenset[str], int] | None:
@@ -156,6 +154,55 @@ class Orders(Protocol):
 
     def end_retry(self, reference: str, kind: str) -> None:
         """This kind leaves the outbox (sent, or given up); idempotent."""
+
+
+class Contacts(Protocol):
+    """The Firearms Enquiry Team's contact register (chalicelib.domain.contacts): links by the hash
+    of their token, one confirmed address per certificate. Addresses are given in clear and kept
+    sealed; `email_of` opens one."""
+
+    def add_link(self, link: ContactLink) -> None:
+        """Store a new link (a confirm link's address is sealed by the store)."""
+
+    def link(self, token_hash: str) -> ContactLink | None:
+        """The link stored under this hash, used or not, expired or not; None if there is none."""
+
+    def contact(self, certificate_key: str) -> Contact | None:
+        """The certificate's confirmed contact, or None."""
+
+    def confirm(self, link: ContactLink, confirmation: Confirmation, now: datetime) -> None:
+        """All or nothing: the link is used and the certificate's contact becomes
+        `confirmation.contact`, the replaced address held for its notice. Raises
+        ContactLinkNotUsable (used) if the link was used meanwhile, ConcurrentChange if the
+        certificate's contact changed since it was read."""
+
+    def withdraw(self, link: ContactLink, now: datetime) -> int:
+        """All or nothing: the link is used and every contact at its address goes; how many.
+        Raises ContactLinkNotUsable (used) if the link was used meanwhile."""
+
+    def registered_at(self, email_key: str) -> bool:
+        """Whether any certificate's contact is at this address."""
+
+    def email_of(self, certificate_key: str, stored: str) -> str:
+        """A contact's (or a confirm link's) address, opened."""
+
+    def notices_due(self) -> list[str]:
+        """Certificates whose contact still has a replaced address to tell."""
+
+    def replaced_address(self, certificate_key: str) -> str | None:
+        """The replaced address still to be told, in clear, or None."""
+
+    def end_notice(self, certificate_key: str) -> None:
+        """The replaced address was told: it goes. Idempotent."""
+
+    def confirmed(self) -> Iterable[tuple[str, Contact]]:
+        """(address in clear, contact) of every confirmed contact."""
+
+    def certificate_keys(self) -> Iterable[str]:
+        """The certificate of every contact."""
+
+    def remove(self, certificate_keys: Iterable[str]) -> int:
+        """These certificates' contacts go; idempotent."""
 
 
 class Payments(Protocol):
@@ -188,6 +235,10 @@ class Mailer(Protocol):
 class EmailRenderer(Protocol):
     def render(self, kind: str, order: Order) -> tuple[str, str]:
         """(subject, body) in plain text of the holder's email of this kind (a domain email kind)."""
+
+    def render_contact(self, kind: str, **links: str) -> tuple[str, str]:
+        """(subject, body) of a contact register email (templates/email/contact_<kind>.txt), with
+        its links; it names no order and no certificate."""
 
 
 class FulfilmentQueue(Protocol):

@@ -35,6 +35,7 @@ class Settings:
     claims_table: str
     attempts_table: str
     api_keys_table: str
+    contacts_table: str
     fulfilment_queue_url: str
     dead_letter_queue_url: str | None
     exports_bucket: str
@@ -57,6 +58,8 @@ class Settings:
     register_max_removal_percent: int
     letters_sent: int = 30_000  # the campaign's letters to holders: the dashboard's uptake is against it
     replacement_after_days: int = 10  # days after dispatch before a holder may report a kit missing
+    contact_link_hours: int = 24  # a contact register confirmation (or withdrawal) link's life
+    contact_withdraw_link_days: int = 365  # the life of the withdrawal link in a contact email
     email_from: str | None = None  # the verified SES sender; unset, no email is sent
     campaign_contact_email: str | None = None  # where a holder's pages send them with a question
     staff: StaffConsole | None = None  # the staff console's resources; None in the holder's functions
@@ -97,6 +100,7 @@ def _resources(read: "_Reader", env: Mapping[str, str]) -> dict:
         "claims_table": read.required("CLAIMS_TABLE"),
         "attempts_table": read.required("ATTEMPTS_TABLE"),
         "api_keys_table": read.required("API_KEYS_TABLE"),
+        "contacts_table": read.required("CONTACTS_TABLE"),
         "fulfilment_queue_url": read.required("FULFILMENT_QUEUE_URL"),
         "dead_letter_queue_url": read.optional("FULFILMENT_DEAD_LETTER_QUEUE_URL"),
         "exports_bucket": read.required("EXPORTS_BUCKET"),
@@ -141,6 +145,8 @@ def _behaviour(read: "_Reader") -> dict:
         "stuck_after_days": read.integer("STUCK_AFTER_DAYS", 5, minimum=1, maximum=60),
         "replacement_after_days": read.integer("REPLACEMENT_AFTER_DAYS", 10, minimum=1, maximum=90),
         "letters_sent": read.integer("LETTERS_SENT", 30_000, minimum=1, maximum=10_000_000),
+        "contact_link_hours": read.integer("CONTACT_LINK_HOURS", 24, minimum=1, maximum=168),
+        "contact_withdraw_link_days": read.integer("CONTACT_WITHDRAW_LINK_DAYS", 365, minimum=30, maximum=3650),
         "kit_maker_unit_price_pence": read.integer("KIT_MAKER_UNIT_PRICE_PENCE", 895, minimum=0, maximum=100_000),
         "retention_days": read.integer("RETENTION_DAYS", 30, minimum=1, maximum=365),
         "register_max_removal_percent": register_max_removal_percent(read),
@@ -188,6 +194,7 @@ class OperatorSettings:
     aws_endpoint_url: str | None
     register_table: str
     claims_table: str
+    contacts_table: str  # an import removes the contacts of certificates that left the register
     register_key: bytes
     reference_rules: ReferenceRules
     register_max_removal_percent: int = 5
@@ -201,6 +208,7 @@ class OperatorSettings:
             aws_endpoint_url=read.optional("AWS_ENDPOINT_URL"),
             register_table=read.required("REGISTER_TABLE"),
             claims_table=read.required("CLAIMS_TABLE"),
+            contacts_table=read.required("CONTACTS_TABLE"),
             register_key=read.secret("REGISTER_KEY") if read.optional("REGISTER_KEY") else b"",
             reference_rules=ReferenceRules(read.text("CERTIFICATE_REFERENCE_PATTERN", ReferenceRules.pattern)),
             register_max_removal_percent=register_max_removal_percent(read),

@@ -97,6 +97,7 @@ def fake_settings(**overrides) -> Settings:
         "CLAIMS_TABLE": "claims",
         "API_KEYS_TABLE": "keys",
         "ATTEMPTS_TABLE": "attempts",
+        "CONTACTS_TABLE": "contacts",
         "EXPORTS_BUCKET": "exports",
         "PERSONAL_DATA_KEY_ID": "unit-personal-data-key",
         "FULFILMENT_QUEUE_URL": "https://sqs.example/q.fifo",
@@ -121,6 +122,7 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         FakePayments,
         InMemoryApiKeys,
         InMemoryAttempts,
+        InMemoryContacts,
         InMemoryFulfilmentQueue,
         InMemoryFulfilments,
         InMemoryOrders,
@@ -149,5 +151,6 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         reports=report_for,
         statement_files=write_statement,
         emails=JinjaEmails(settings.app_base_url, contact_email=settings.campaign_contact_email),
+        contacts=InMemoryContacts(),
         mailer=SentMail(),
     )

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from chalicelib import safejson
 from chalicelib.domain.changes import Effect, emails_owed
+from chalicelib.domain.contacts import Contact, ContactLink
 from chalicelib.domain.dashboard import CampaignFacts
 from chalicelib.domain.delivery import recipient_lookup_text
 from chalicelib.domain.eligibility import EligibilityReason
@@ -20,6 +21,7 @@ from chalicelib.domain.errors import (
     MailUnavailable,
     CertificateAlreadyClaimed,
     ConcurrentChange,
+    ContactLinkNotUsable,
     InvalidWebhook,
     OrderAlreadyExists,
     OrderNotFound,
@@ -229,10 +231,6 @@ class InMemoryOrders:
         retry["kinds"].discard(kind)
         if not retry["kinds"]:
             del self.mail_retry[reference]
-
-    def contact_consents(self):
-        consenting = [o for o in self.orders.values() if o.delivery.contact_consent and o.delivery.email]
-        return [(o.delivery.email, o.created_at) for o in consenting]
 
     def needing_support(self):
         rows = sorted((o.support_since, o.reference) for o in self.orders.values() if o.support_since is not None)
@@ -627,3 +625,90 @@ class InMemoryAuditLog:
             if start <= e.at < end and all(v is None or getattr(e, k) == v for k, v in wanted.items())
         ]
         yield from sorted(found, key=lambda e: (e.at, e.entry_id), reverse=True)
+
+
+class InMemoryContacts:
+    """The contact register as DynamoContacts keeps it: links by hash, contacts by certificate;
+    `confirm` and `withdraw` are all or nothing under one lock, as one transaction is. Addresses
+    are "sealed" by a visible wrapping, so a test can tell a stored value from an opened one."""
+
+    def __init__(self):
+        self.links: dict[str, ContactLink] = {}
+        self.contacts: dict[str, Contact] = {}
+        self.notices: dict[str, str] = {}  # certificate key -> replaced address (sealed)
+        self._lock = threading.Lock()
+
+    def add_link(self, link):
+        with self._lock:
+            assert link.token_hash not in self.links
+            email = _fake_seal(link.email) if link.email is not None else None
+            self.links[link.token_hash] = dataclasses.replace(link, email=email)
+
+    def link(self, token_hash):
+        return self.links.get(token_hash)
+
+    def contact(self, certificate_key):
+        return self.contacts.get(certificate_key)
+
+    def confirm(self, link, confirmation, now):
+        with self._lock:
+            contact, replaced = confirmation.contact, confirmation.replaced
+            stored = self.links.get(link.token_hash)
+            if stored is None or stored.used_at is not None:
+                raise ContactLinkNotUsable("used", link.purpose)
+            current = self.contacts.get(contact.certificate_key)
+            expected = replaced.email_key if replaced else contact.email_key
+            if current is not None and current.email_key != expected:
+                raise ConcurrentChange(contact.certificate_key)
+            self.contacts[contact.certificate_key] = contact
+            self.notices.pop(contact.certificate_key, None)
+            if replaced is not None:
+                self.notices[contact.certificate_key] = replaced.email
+            self.links[link.token_hash] = dataclasses.replace(stored, used_at=now)
+
+    def withdraw(self, link, now):
+        with self._lock:
+            stored = self.links.get(link.token_hash)
+            if stored is None or stored.used_at is not None:
+                raise ContactLinkNotUsable("used", link.purpose)
+            gone = [key for key, c in self.contacts.items() if c.email_key == link.email_key]
+            for key in gone:
+                del self.contacts[key]
+                self.notices.pop(key, None)
+            self.links[link.token_hash] = dataclasses.replace(stored, used_at=now)
+            return len(gone)
+
+    def registered_at(self, email_key):
+        return any(c.email_key == email_key for c in self.contacts.values())
+
+    def email_of(self, certificate_key, stored):
+        assert stored.startswith("sealed:"), "an address is opened from its stored form"
+        return stored.removeprefix("sealed:")
+
+    def notices_due(self):
+        return sorted(key for key in self.notices if key in self.contacts)
+
+    def replaced_address(self, certificate_key):
+        stored = self.notices.get(certificate_key) if certificate_key in self.contacts else None
+        return self.email_of(certificate_key, stored) if stored else None
+
+    def end_notice(self, certificate_key):
+        self.notices.pop(certificate_key, None)
+
+    def confirmed(self):
+        return [(self.email_of(key, c.email), c) for key, c in list(self.contacts.items())]
+
+    def certificate_keys(self):
+        return list(self.contacts)
+
+    def remove(self, certificate_keys):
+        removed = 0
+        for key in list(certificate_keys):
+            self.contacts.pop(key, None)
+            self.notices.pop(key, None)
+            removed += 1
+        return removed
+
+
+def _fake_seal(email: str) -> str:
+    return "sealed:" + email

@@ -216,18 +216,6 @@ class MailRetryIndex(GlobalSecondaryIndex):
     mail_retry_after = UnicodeAttribute(range_key=True)
 
 
-class ContactConsentIndex(GlobalSecondaryIndex):
-    """Sparse: orders whose holder ticked to let the Firearms Enquiry Team email them, with the
-    email alone projected (the team's list holds nothing else)."""
-
-    class Meta:
-        index_name = "contact-consent"
-        projection = IncludeProjection(["email"])
-
-    contact_consent_list = UnicodeAttribute(hash_key=True)
-    created_at = UnicodeAttribute(range_key=True)
-
-
 class HistoryRecord(MapAttribute):
     at = UnicodeAttribute()
     actor = UnicodeAttribute()
@@ -256,7 +244,6 @@ class OrderFields(Model):
     open_fulfilments_index = OpenFulfilmentsIndex()
     cancellations_index = CancellationsIndex()
     amendments_index = AmendmentsIndex()
-    contact_consent_index = ContactConsentIndex()
     erasure_due_index = ErasureDueIndex()
     mail_retry_index = MailRetryIndex()
     support_needed_index = SupportNeededIndex()

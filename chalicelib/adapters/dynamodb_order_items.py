@@ -180,7 +180,6 @@ _LISTS: dict[str, Callable[[Order, timedelta], bool]] = {
     "cancellation_pending": lambda o, _: o.cancellation_to_tell,  # the kit maker's cancellations
     "amendment_pending": lambda o, _: o.amendment_to_tell,  # the kit maker's address amendments
     "erasure_due": lambda o, retention: o.personal_data_until(retention) is not None,
-    "contact_consent_list": lambda o, _: o.delivery.contact_consent and bool(o.delivery.email),
     "support_needed": lambda o, _: o.needs_support,  # support's work list (Order.needs_support)
 }
 # The lists' sort keys that are not fields of the order.

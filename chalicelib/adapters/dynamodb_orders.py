@@ -13,7 +13,7 @@ that must (the release, the emails, the holder's status check).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Callable, Iterator
+from typing import Callable
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -165,11 +165,6 @@ class DynamoOrders(MailOutbox):
         """Support's work list, oldest first, from the sparse index's keys alone (nothing opened)."""
         results = self._models.orders.support_needed_index.query(YES)
         return [(r.order_ref, from_iso(r.support_since)) for r in results]
-
-    def contact_consents(self) -> Iterator[tuple[str, datetime]]:
-        """(email, when consented) of every holder who ticked to be contacted and is not erased."""
-        for record in self._models.orders.contact_consent_index.query(YES):
-            yield self._fields.open(record.order_ref, "email", record.email), from_iso(record.created_at)
 
     def awaiting_past_hold(self, now: datetime) -> list[str]:
         """References of unpaid orders still holding a claim after their hold ran out (sparse index)."""

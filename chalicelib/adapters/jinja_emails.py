@@ -18,7 +18,6 @@ EMAIL_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / 
 class JinjaEmails:
     def __init__(self, base_url: str, templates: Path = EMAIL_TEMPLATES, contact_email: str | None = None):
         self._base_url = base_url
-        self._contact_email = contact_email  # the campaign's, for an email that asks the holder to wait for contact
         self._templates = templates
         self._contact_email = contact_email  # the campaign's contact, for "if you did not ask for this"
 
@@ -40,5 +39,15 @@ class JinjaEmails:
             base_url=self._base_url,
             contact_email=self._contact_email,
         )
-        subject, _, body = text.partition("\n")
-        return subject.strip(), body.strip() + "\n"
+        return _subject_and_body(text)
+
+    def render_contact(self, kind: str, **links: str) -> tuple[str, str]:
+        text = self._environment.get_template(f"contact_{kind}.txt").render(
+            base_url=self._base_url, contact_email=self._contact_email, **links
+        )
+        return _subject_and_body(text)
+
+
+def _subject_and_body(text: str) -> tuple[str, str]:
+    subject, _, body = text.partition("\n")
+    return subject.strip(), body.strip() + "\n"

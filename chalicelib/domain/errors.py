@@ -133,3 +133,13 @@ class NothingToRollBack(DomainError):
 class ExportChanged(DomainError):
     """The register file read for writing is not the one that was checked (it changed on disk in
     between): nothing switched (import again)."""
+
+
+class ContactLinkNotUsable(DomainError):
+    """A contact register link that cannot be used: `state` is unknown, used or expired, `purpose`
+    confirm or withdraw. The page says which, and what to do next."""
+
+    def __init__(self, state: str, purpose: str):
+        super().__init__(f"contact link {state}")
+        self.state = state
+        self.purpose = purpose

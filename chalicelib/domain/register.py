@@ -69,6 +69,11 @@ class RegisterKeys:
         postcode and surname through it, and it names nobody without the key."""
         return self._mac(b"rcpt\x00" + lookup_text.encode())
 
+    def email_key(self, normalised_email: str) -> str:
+        """A contact's address, keyed (domain.contacts.normalised_email): how the contact register
+        finds an address's registrations without holding the address in clear."""
+        return self._mac(b"mail\x00" + normalised_email.encode())
+
     def _mac(self, message: bytes) -> str:
         mac = self._keyed.copy()
         mac.update(message)

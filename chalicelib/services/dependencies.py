@@ -11,6 +11,7 @@ from ..ports import (
     ApiKeys,
     AuditLog,
     Attempts,
+    Contacts,
     EmailRenderer,
     Exports,
     FinanceOrders,
@@ -48,6 +49,7 @@ class Dependencies:
     reports: Reports  # finance's file writers
     statement_files: StatementFiles  # the kit maker's statement's writers
     emails: EmailRenderer  # the holder's emails' text (Jinja, imported only when one is written)
+    contacts: Contacts  # the Firearms Enquiry Team's contact register
     mailer: Mailer | None = None  # None: no sender configured, no email
     staff_directory: StaffDirectory | None = None  # the staff console's user pool (its functions only)
     staff_sessions: StaffSessions | None = None

@@ -135,6 +135,19 @@ def prove_holder(
         raise CertificateNotAccepted()
 
 
+def prove_certificate(raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str) -> str:
+    """A certificate proved for something other than an order (the contact register): in the live
+    register with that postcode and current, whatever its kits. The same counters, lockout and
+    identical refusal as the order check. Returns its key; raises CertificateNotAccepted."""
+    attempt = _attempt(raw_reference, raw_postcode, deps, client_address)
+    entry = attempt.lookup.entry
+    postcode_matches = hmac.compare_digest(entry.postcode_mac if entry else "0" * 64, attempt.postcode_mac)
+    if not (attempt.evaluated and entry is not None and postcode_matches and entry.is_current(deps.clock().date())):
+        _refused(attempt, deps)
+        raise CertificateNotAccepted()
+    return attempt.reference_key
+
+
 def proved_order(
     order_reference: str, raw_reference: str, raw_postcode: str, deps: Dependencies, client_address: str
 ) -> Order:
@@ -195,6 +208,15 @@ def sweep_expired_attempts(deps: Dependencies) -> int:
     return deps.attempts.sweep(deps.clock())
 
 
+def certificate_form_errors(raw_reference: str, raw_postcode: str, deps: Dependencies) -> dict[str, str]:
+    """The certificate fields' messages, if they cannot be read (nothing counted, nothing looked up)."""
+    try:
+        _parse_certificate_form(raw_reference, raw_postcode, deps)
+    except InvalidInput as exc:
+        return exc.errors
+    return {}
+
+
 def _parse_certificate_form(raw_reference: str, raw_postcode: str, deps: Dependencies) -> tuple[str, Postcode]:
     errors: dict[str, str] = {}
     reference = postcode = None
@@ -212,20 +234,32 @@ def _parse_certificate_form(raw_reference: str, raw_postcode: str, deps: Depende
 
 
 def confirm_order(
-    checked: CheckedCertificate, delivery: DeliveryDetails, reference: str, deps: Dependencies
+    checked: CheckedCertificate,
+    delivery: DeliveryDetails,
+    reference: str,
+    deps: Dependencies,
+    client_address: str = UNKNOWN_ADDRESS,
 ) -> PlacedOrder:
     """Place the order under the journey's reference, claiming the certificate in the same
     transaction. A second click (or a return visit) finds the order already there and continues
-    it: the same open checkout session, a fresh one if it lapsed, or its confirmation."""
+    it: the same open checkout session, a fresh one if it lapsed, or its confirmation.
+
+    The delivery page's contact tick box is not kept on the order: placing it asks the contact
+    register for a confirmation link to the order's email (services.contacts), once."""
     eligibility = Eligibility(checked.price, EligibilityReason(checked.reason))
     hold = timedelta(minutes=deps.settings.checkout_hold_minutes)
-    placed = place_order(reference, checked.certificate_key, eligibility, delivery, deps.clock(), hold)
+    kept = replace(delivery, contact_consent=False)
+    placed = place_order(reference, checked.certificate_key, eligibility, kept, deps.clock(), hold)
     order = placed.order
     try:
         deps.orders.create_claiming_certificate(order, deps.settings.campaign.kits_per_certificate)
     except OrderAlreadyExists:
         return _continue(deps.orders.get(reference), checked, delivery, deps)
     log.info("order placed: %s (%s)", order.reference, "free" if order.is_free else "paid")
+    if delivery.contact_consent and delivery.email:
+        from .contacts import offer_registration  # contacts proves certificates with this module's check
+
+        offer_registration(checked.certificate_key, delivery.email, deps, client_address)
     if order.awaits_payment:
         return PlacedOrder(order.reference, open_checkout(order, deps))
     _carry_out_or_leave_for_relay(order, placed.effects, deps)

@@ -4,7 +4,7 @@ and erased on request; the financial record (reference, money, states, log) stay
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 from ..domain.changes import Source
 from ..domain.lifecycle import erase_personal_data, erase_when_due
@@ -37,16 +37,3 @@ def purge_personal_data(deps: Dependencies) -> int:
         erased += order.erased_at is not None
     log.info("retention purge erased %d orders", erased)
     return erased
-
-
-def contact_list(deps: Dependencies) -> list[tuple[str, date]]:
-    """The Firearms Enquiry Team's list: each email a holder ticked to be contacted at (once, with
-    the day they first consented), and nothing else. Erased orders have left the list."""
-    first: dict[str, tuple[datetime, str]] = {}
-    for email, consented_at in deps.orders.contact_consents():
-        key = email.casefold()
-        # The earliest consent wins; the index's order is arbitrary, so ties go to the spelling
-        # that sorts first, and the list is the same whichever order the rows arrive in.
-        first[key] = min(first.get(key, (consented_at, email)), (consented_at, email))
-    entries = [(email, when.date()) for when, email in first.values()]
-    return sorted(entries, key=lambda entry: entry[0].casefold())

@@ -42,6 +42,7 @@ from ..domain.staff import (
 from .dependencies import Dependencies
 from ..ports import ExportedFile
 from .credentials import create_api_key, revoke_api_key
+from .contacts import remove_departed_contacts
 from .dashboard import campaign_dashboard
 from ..domain.dashboard import CampaignFigures
 from .finance import STATEMENT_MEDIA_TYPES, export_to, kit_maker_statement, parse_period, reconcile, statement_to
@@ -663,7 +664,12 @@ def switch_register(
         if not RegisterUpload(check, plan, fingerprint).may_switch:
             raise InvalidInput({"export": "This file cannot be switched to: check it again to see why"})
         outcome = job.carry_out(plan, deps.clock())
-    detail = {**_upload_detail(RegisterUpload(check, plan, fingerprint)), "generation": str(outcome.state.live)}
+    removed = remove_departed_contacts(deps.register, deps.contacts)
+    detail = {
+        **_upload_detail(RegisterUpload(check, plan, fingerprint)),
+        "generation": str(outcome.state.live),
+        "contacts_removed": str(removed),
+    }
     audit(deps, member.username, "register.import.switch", detail=detail)
     return outcome
 

@@ -25,6 +25,7 @@ from ..domain.errors import (
     CertificateAlreadyClaimed,
     CertificateNotAccepted,
     ConcurrentChange,
+    ContactLinkNotUsable,
     FulfilmentConflict,
     ReplacementRefused,
     ReplacementTooEarly,
@@ -61,9 +62,11 @@ class Problem:
     title: str | None = None
     message: str | None = None
     ends_journey: bool = False  # the journey's cookie is cleared with it
+    details: Callable[[Exception], dict] | None = None  # what the template needs from the error
 
-    def context(self) -> dict:
-        return {"title": self.title, "message": self.message} if self.title else {}
+    def context(self, exc: Exception) -> dict:
+        context = {"title": self.title, "message": self.message} if self.title else {}
+        return {**context, **(self.details(exc) if self.details else {})}
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,23 @@ PAGE_PROBLEMS: dict[type[Exception], Problem | Redirect] = {
         title="Your kit cannot be reported as not arrived",
         message="It has not been posted, or our team has already looked at a report about it. Check its status again.",
     ),
+    ContactLinkNotUsable: Problem(410, "contact/link_refused.html", details=lambda exc: _link_refused(exc)),
     # The holder's pages look up only their journey's order: none yet means it was never placed.
     OrderNotFound: Redirect("/order/check-answers"),
 }
+
+
+_LINK_TITLES = {
+    "used": "This link has already been used",
+    "expired": "This link has expired",
+    "unknown": "This link does not work",
+}
+
+
+def _link_refused(exc: Exception) -> dict:
+    state = exc.state if isinstance(exc, ContactLinkNotUsable) else "unknown"
+    purpose = exc.purpose if isinstance(exc, ContactLinkNotUsable) else ""
+    return {"title": _LINK_TITLES.get(state, _LINK_TITLES["unknown"]), "state": state, "purpose": purpose}
 
 
 def _invalid_fields(exc: Exception) -> dict[str, str]:
@@ -175,7 +192,7 @@ class HolderPages:
             log.warning("form refused: %s", exc)
         cookie = self._clear_cookie() if problem.ends_journey else None
         return render(
-            problem.template, status=problem.status, cookie=cookie, **self._page_context(), **problem.context()
+            problem.template, status=problem.status, cookie=cookie, **self._page_context(), **problem.context(exc)
         )
 
 

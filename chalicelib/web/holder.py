@@ -187,7 +187,9 @@ def confirm_order():
     current = journey()
     if current.checked is None or current.delivery is None or current.order_reference is None:
         return redirect(ANSWERS_LOST)
-    placed = services.confirm_order(current.checked, current.delivery, current.order_reference, deps())
+    placed = services.confirm_order(
+        current.checked, current.delivery, current.order_reference, deps(), client_address()
+    )
     cookie = cookies().set_cookie(current.with_changes(order_reference=placed.reference))
     return redirect(placed.checkout_url or "/order/confirmation", cookie)
 

@@ -47,23 +47,24 @@ def erase(order_reference: str, reason: str, operator: str) -> None:
 
 @click.group()
 def contacts() -> None:
-    """Holders who ticked to let the Firearms Enquiry Team email them."""
+    """The Firearms Enquiry Team's contact register: confirmed addresses, not withdrawn."""
 
 
 @contacts.command("export")
 @click.argument("output", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 def export_contacts(output: Path) -> None:
-    """Write the team's list to OUTPUT (CSV: email, consented_on). Nothing else about the holders
-    is in it. Run it before the retention purge erases the emails of dispatched orders."""
+    """Write the team's list to OUTPUT (CSV, mode 0600: email, consented_at, confirmed_at, in UTC).
+    Only confirmed addresses not withdrawn; nothing else about the holders is in it."""
+    from chalicelib.domain.times import to_iso
     from chalicelib.reports import neutralise
-    from chalicelib.services.privacy import contact_list
+    from chalicelib.services.contacts import contact_list
 
     entries = contact_list(dependencies())
     try:
         with private_file(output, "w", newline="", encoding="utf-8") as handle:  # 0600, then renamed
             writer = csv.writer(handle)
-            writer.writerow(["email", "consented_on"])
-            writer.writerows([neutralise(email), day.isoformat()] for email, day in entries)
+            writer.writerow(["email", "consented_at", "confirmed_at"])
+            writer.writerows([neutralise(email), to_iso(at), to_iso(confirmed)] for email, at, confirmed in entries)
     except FileExistsError:
         raise click.ClickException(
             f"{output}.part exists: another export is writing it, or one was interrupted (remove it and try again)"

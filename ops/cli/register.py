@@ -89,10 +89,20 @@ def _carry_out(job, plan) -> None:
         ) from None
     state = outcome.state
     click.echo(f"Switched: generation {state.live} is live, {state.live_entries:,} entries.")
+    _remove_departed_contacts()
     if state.previous is not None:
         click.echo(f"Generation {state.previous} is kept: `ops register rollback` makes it live again.")
     for generation, deleted in outcome.deleted.items():
         click.echo(f"Deleted generation {generation} ({deleted:,} entries).")
+
+
+def _remove_departed_contacts() -> None:
+    from chalicelib import bootstrap
+    from chalicelib.services.contacts import remove_departed_contacts
+
+    settings = operator_settings()
+    removed = remove_departed_contacts(bootstrap.register_for(settings), bootstrap.contacts_for(settings))
+    click.echo(f"Removed the contact register's entries of {removed:,} certificate(s) no longer in force.")
 
 
 @register.command("rollback")

@@ -15,6 +15,7 @@ import pytest
 
 from chalicelib.adapters.dynamodb import build_models
 from chalicelib.adapters.dynamodb_attempts import DynamoAttempts
+from chalicelib.adapters.dynamodb_contacts import DynamoContacts, build_contact_model
 from chalicelib.adapters.dynamodb_register import DynamoRegister
 from chalicelib.adapters.dynamodb_fulfilments import FulfilmentQueries
 from chalicelib.adapters.dynamodb_finance import FinanceOrders
@@ -22,12 +23,14 @@ from chalicelib.adapters.dynamodb_orders import DynamoOrders
 from chalicelib.bootstrap import key_store, personal_fields, recipient_key, tables_for
 from chalicelib.adapters.sqs_queue import SqsFulfilmentQueue
 from chalicelib.domain.changes import Effect, Source
+from chalicelib.domain.contacts import CONFIRM, WITHDRAW, ContactLink, confirm_contact
 from chalicelib.domain.delivery import parse_delivery_details, parse_new_address
 from chalicelib.domain.eligibility import Eligibility, EligibilityReason
 from chalicelib.domain.errors import (
     AuditEntryExists,
     CertificateAlreadyClaimed,
     ConcurrentChange,
+    ContactLinkNotUsable,
     NothingToRollBack,
     OrderAlreadyExists,
     OrderNotFound,
@@ -60,6 +63,7 @@ from tests.fakes import (
     InMemoryApiKeys,
     InMemoryAttempts,
     InMemoryAuditLog,
+    InMemoryContacts,
     InMemoryExports,
     InMemoryFulfilmentQueue,
     InMemoryFulfilments,
@@ -268,23 +272,6 @@ class TestOrdersContract:
         order = an_order()
         orders.create_claiming_certificate(order, 1)
         assert opened(orders, orders.get(order.reference)) == order
-
-    def test_only_ticked_orders_with_an_email_are_listed_for_contact_until_erased(self, stores):
-        _, orders = stores
-        consenting = dataclasses.replace(
-            an_order("TK-AAAAA-00001", "k1"),
-            delivery=parse_delivery_details(delivery_form(email="sam@example.com", contact_consent="yes")),
-        )
-        silent = dataclasses.replace(
-            an_order("TK-AAAAA-00002", "k2"), delivery=parse_delivery_details(delivery_form(email="jo@example.com"))
-        )
-        for order in (consenting, silent):
-            orders.create_claiming_certificate(order, 1)
-        assert orders.get(consenting.reference).delivery.contact_consent is True
-        assert list(orders.contact_consents()) == [("sam@example.com", NOW)]
-        stored = orders.get(consenting.reference)
-        orders.save(stored, erase_personal_data(stored, Source("operator:test"), NOW, "request").order)
-        assert list(orders.contact_consents()) == []
 
     def test_an_order_is_found_by_its_recipients_surname_and_postcode_until_moved_or_erased(self, stores):
         _, orders = stores
@@ -813,3 +800,86 @@ class TestAuditLogContract:
         with pytest.raises(AuditEntryExists):
             audit_log.append(dataclasses.replace(entry, action="signout"))
         assert [e.action for e in audit_log.between(NOW, NOW + timedelta(seconds=1))] == ["signin"]
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def contacts(request):
+    if request.param == "fake":
+        return InMemoryContacts()
+    settings = request.getfixturevalue("settings")
+    model = build_contact_model(settings.contacts_table, settings.region, settings.aws_endpoint_url)
+    return DynamoContacts(model, sealer(settings))
+
+
+def confirm_link(token: str, certificate: str, email: str, at=NOW) -> ContactLink:
+    return ContactLink(token, CONFIRM, f"key:{email.lower()}", at + timedelta(hours=24), certificate, email, at)
+
+
+def confirmed(contacts, token: str, certificate: str, email: str, at=NOW):
+    """A confirm link stored, then followed at `at`, as the service does."""
+    contacts.add_link(confirm_link(token, certificate, email, at))
+    link = contacts.link(token)
+    contacts.confirm(link, confirm_contact(link, contacts.contact(certificate), at), at)
+    return link
+
+
+class TestContactsContract:
+    def test_a_confirm_link_round_trips_with_its_address_sealed_and_opened(self, contacts):
+        contacts.add_link(confirm_link("h1", "cert-1", "Sam@Example.com"))
+        link = contacts.link("h1")
+        assert (link.purpose, link.certificate_key, link.email_key, link.consented_at) == (
+            CONFIRM,
+            "cert-1",
+            "key:sam@example.com",
+            NOW,
+        )
+        assert link.email != "Sam@Example.com" and contacts.email_of("cert-1", link.email) == "Sam@Example.com"
+        assert link.used_at is None and contacts.link("unknown") is None
+
+    def test_confirming_makes_the_one_contact_and_uses_the_link_once(self, contacts):
+        link = confirmed(contacts, "h1", "cert-1", "sam@example.com")
+        contact = contacts.contact("cert-1")
+        assert (contact.email_key, contact.consented_at, contact.confirmed_at) == ("key:sam@example.com", NOW, NOW)
+        assert contacts.link("h1").used_at == NOW
+        with pytest.raises(ContactLinkNotUsable):
+            contacts.confirm(link, confirm_contact(link, contact, NOW), NOW)  # the same link again
+        assert [(email, c.certificate_key) for email, c in contacts.confirmed()] == [("sam@example.com", "cert-1")]
+        assert contacts.registered_at("key:sam@example.com") and not contacts.registered_at("key:jo@example.com")
+
+    def test_a_new_address_replaces_the_old_and_holds_it_for_its_notice(self, contacts):
+        confirmed(contacts, "h1", "cert-1", "old@example.com")
+        confirmed(contacts, "h2", "cert-1", "new@example.com", at=NOW + timedelta(hours=1))
+        assert [email for email, _ in contacts.confirmed()] == ["new@example.com"]
+        assert contacts.notices_due() == ["cert-1"] and contacts.replaced_address("cert-1") == "old@example.com"
+        contacts.end_notice("cert-1")
+        contacts.end_notice("cert-1")  # idempotent
+        assert contacts.notices_due() == [] and contacts.replaced_address("cert-1") is None
+        assert [email for email, _ in contacts.confirmed()] == ["new@example.com"]  # the contact stays
+
+    def test_a_confirmation_read_before_another_landed_is_refused_and_uses_nothing(self, contacts):
+        contacts.add_link(confirm_link("h1", "cert-1", "one@example.com"))
+        stale = confirm_contact(contacts.link("h1"), None, NOW)  # read: no contact yet
+        confirmed(contacts, "h2", "cert-1", "two@example.com")
+        with pytest.raises(ConcurrentChange):
+            contacts.confirm(contacts.link("h1"), stale, NOW)
+        assert contacts.link("h1").used_at is None  # all or nothing: the link still works
+        assert [email for email, _ in contacts.confirmed()] == ["two@example.com"]
+
+    def test_a_withdrawal_removes_every_registration_of_its_address_and_no_other(self, contacts):
+        confirmed(contacts, "h1", "cert-1", "sam@example.com")
+        confirmed(contacts, "h2", "cert-2", "sam@example.com")
+        confirmed(contacts, "h3", "cert-3", "jo@example.com")
+        contacts.add_link(ContactLink("w1", WITHDRAW, "key:sam@example.com", NOW + timedelta(days=365)))
+        assert contacts.withdraw(contacts.link("w1"), NOW) == 2
+        assert [c.certificate_key for _, c in contacts.confirmed()] == ["cert-3"]
+        assert contacts.link("w1").used_at == NOW
+        with pytest.raises(ContactLinkNotUsable):
+            contacts.withdraw(contacts.link("w1"), NOW)
+
+    def test_removing_certificates_removes_their_contacts_idempotently(self, contacts):
+        confirmed(contacts, "h1", "cert-1", "sam@example.com")
+        confirmed(contacts, "h2", "cert-2", "jo@example.com")
+        assert sorted(contacts.certificate_keys()) == ["cert-1", "cert-2"]
+        contacts.remove(["cert-1", "cert-9"])
+        contacts.remove(["cert-1"])
+        assert list(contacts.certificate_keys()) == ["cert-2"] and contacts.contact("cert-1") is None

@@ -108,6 +108,7 @@ def _complete_env():
         "CLAIMS_TABLE": "c",
         "API_KEYS_TABLE": "k",
         "ATTEMPTS_TABLE": "a",
+        "CONTACTS_TABLE": "ct",
         "EXPORTS_BUCKET": "e",
         "PERSONAL_DATA_KEY_ID": "alias/p",
         "FULFILMENT_QUEUE_URL": "q",

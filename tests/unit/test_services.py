@@ -21,7 +21,7 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.orders import FulfilmentState, OrderState, PaymentState
 from chalicelib.domain.references import new_order_reference
 from chalicelib.services.manufacturer import dispatch_fulfilment, relay_unsent
-from chalicelib.services.privacy import contact_list, erase_order
+from chalicelib.services.privacy import erase_order
 from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
 
 
@@ -271,20 +271,6 @@ def test_the_sweep_gives_back_claims_whose_hold_ran_out_and_honours_payments_mad
     assert deps.orders.get(lapsed.reference).state is OrderState.EXPIRED
     assert deps.orders.get(paid_meanwhile.reference).payment is PaymentState.PAID
     assert services.sweep_lapsed_holds(deps) == 0
-
-
-def test_the_contact_list_is_the_same_whichever_order_the_index_returns_consents_in(deps):
-    for number, email in enumerate(["Sam@Example.com", "sam@example.com", "jo@example.com"]):
-        load_register(deps, register_row(f"FA/{7000 + number}", "SW1A 2AA", free_kit="yes"))
-        checked = services.check_certificate(f"FA/{7000 + number}", "SW1A 2AA", deps)
-        form = delivery_form(email=email, contact_consent="yes")
-        services.confirm_order(checked, parse_delivery_details(form), new_order_reference(), deps)
-    stored = dict(deps.orders.orders)
-    lists = []
-    for arrangement in (sorted(stored), sorted(stored, reverse=True)):
-        deps.orders.orders = {ref: stored[ref] for ref in arrangement}
-        lists.append(contact_list(deps))
-    assert lists[0] == lists[1] == [("jo@example.com", NOW.date()), ("Sam@Example.com", NOW.date())]
 
 
 # -- Erasure ends an order not yet dispatched; no message for an erased recipient is ever sent -----
