@@ -154,3 +154,14 @@ def fake_dependencies(**setting_overrides) -> Dependencies:
         contacts=InMemoryContacts(),
         mailer=SentMail(),
     )
+
+
+def sent_mail(deps: Dependencies) -> list[tuple[str, str, str]]:
+    """(to, subject, body) of every email sent: the fake's, or what moto's SES kept."""
+    if hasattr(deps.mailer, "sent"):
+        return list(deps.mailer.sent)
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    messages = ses_backends[DEFAULT_ACCOUNT_ID][deps.settings.region].sent_messages
+    return [(m.destinations["ToAddresses"][0], m.subject, m.body) for m in messages]

@@ -23,6 +23,7 @@ from chalicelib import bootstrap, services
 from chalicelib.adapters.kms_fields import PURPOSE
 from chalicelib.domain.credentials import Scope
 from chalicelib.domain.delivery import parse_delivery_details
+from chalicelib.domain.errors import MailUnavailable
 from chalicelib.domain.references import new_order_reference
 from chalicelib.secrets import SECRET_VARIABLES, resolve
 from chalicelib.services.credentials import create_api_key
@@ -210,6 +211,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         register_row("FA/1002", "SW1A 2AA"),
         register_row("FA/2001", "E1 6AN", free_kit="yes"),
         register_row("FA/2002", "E1 6AN", free_kit="yes"),
+        register_row("FA/4001", "SW1A 2AA"),  # revoked by the console's import: its contact goes
     )
 
     def another_container():  # a function's next request or run, in a container of its own (its own keys)
@@ -247,6 +249,7 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
             finance_get(client, finance, f"/finance/reconciliation?from={day}&to={day + timedelta(days=1)}").status_code
             == 200
         )
+        contact_work(client, deps)
     assert ids, "the scenario released orders to the manufacturer"
     people = console_work(client, deps, settings, paid.reference, aws_requests)
 
@@ -284,6 +287,34 @@ def made(client, deps, aws_requests, stripe_emulator, settings, environment, mon
         with aws_requests.as_function(function):
             resolve({name: f"ssm:{path}" for name, path in paths.items()}, lambda: ssm)
     return aws_requests.made
+
+
+class SesDown:
+    def send(self, *_args):
+        raise MailUnavailable("down")
+
+
+def contact_work(client, deps) -> None:
+    """A holder registers, confirms and withdraws by the withdraw page's link; one registers and
+    stays (the console's import removes it); another replaces the address while SES is down, so
+    the old address's notice is the relay's to send."""
+    from tests.journeys.test_contacts import follow, link, register
+
+    register(client, "one@example.com", "FA/1001")
+    follow(client, link(deps, "one@example.com", "/contact/confirm"))
+    Browser(client).post("/contact/withdraw", {"email": "one@example.com"})
+    follow(client, link(deps, "one@example.com", "/contact/withdraw/confirm"))
+    register(client, "leaving@example.com", "FA/4001")
+    follow(client, link(deps, "leaving@example.com", "/contact/confirm"))
+    register(client, "old@example.com", "FA/1002")
+    follow(client, link(deps, "old@example.com", "/contact/confirm"))
+    register(client, "new@example.com", "FA/1002")
+    current = bootstrap.dependencies()
+    mailer, current.mailer = current.mailer, SesDown()
+    try:
+        follow(client, link(deps, "new@example.com", "/contact/confirm"))
+    finally:
+        current.mailer = mailer
 
 
 def console_work(client, deps, settings, reference: str, aws_requests) -> None:
@@ -369,6 +400,7 @@ def register_work(console_client, people) -> None:
     from tests.journeys.console_browser import StaffBrowser
 
     rows = [register_row(f"FA/{n}", "SW1A 2AA") for n in (1001, 1002, 2001, 2002, 3001)]
+    rows.append(register_row("FA/4001", "SW1A 2AA", status="revoked"))  # its contact is removed
     export = csv_text(rows).encode()
     admin = StaffBrowser(console_client)
     assert admin.sign_in(people["register-admin"].username, people["register-admin"].password).status_code == 303

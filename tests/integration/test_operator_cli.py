@@ -53,22 +53,33 @@ def test_stuck_fulfilments_are_listed_with_a_failing_exit_status(operator, deps)
     assert re.search(r"1 released but not dispatched after 1 days", stuck.output)
 
 
-def test_the_contact_list_holds_only_the_emails_of_holders_who_ticked(operator, deps, tmp_path):
-    load_register(deps, *[register_row(f"FA/{5000 + n}", "SW1A 2AA", free_kit="yes") for n in range(3)])
+def test_the_contact_list_holds_only_confirmed_addresses_not_withdrawn(operator, deps, tmp_path):
+    from chalicelib.domain.times import to_iso
+    from chalicelib.services import contacts
+    from tests.unit.test_contacts import confirm_token, withdraw_token
+
+    load_register(deps, *[register_row(f"FA/{5000 + n}", "SW1A 2AA", free_kit="yes") for n in range(4)])
     answers = [
-        delivery_form(email="Sam@Example.com", contact_consent="yes", full_name="Sam Ticked"),
+        delivery_form(email="sam@example.com", contact_consent="yes", full_name="Sam Confirmed"),
         delivery_form(email="jo@example.com", full_name="Jo Unticked"),
-        delivery_form(email="sam@example.com", contact_consent="yes", full_name="Sam Again"),
+        delivery_form(email="al@example.com", contact_consent="yes", full_name="Al Unconfirmed"),
+        delivery_form(email="bo@example.com", contact_consent="yes", full_name="Bo Withdrawn"),
     ]
     for number, form in enumerate(answers):
         checked = services.check_certificate(f"FA/{5000 + number}", "SW1A 2AA", deps)
         services.confirm_order(checked, parse_delivery_details(form), new_order_reference(), deps)
+    consented = deps.clock()
+    deps.clock.set(consented + timedelta(hours=2))
+    for email in ("sam@example.com", "bo@example.com"):
+        contacts.confirm_registration(confirm_token(deps, email), deps)
+    contacts.withdraw(withdraw_token(deps, "bo@example.com"), deps)
     output = tmp_path / "contacts.csv"
     result = operator.invoke(main, ["contacts", "export", str(output)])
     assert result.exit_code == 0, result.output
     text = output.read_text(encoding="utf-8")
-    assert text.splitlines() == ["email,consented_on", f"Sam@Example.com,{deps.clock().date().isoformat()}"]
-    assert "Sam Ticked" not in text and "SW1A" not in text and "FA/" not in text
+    row = f"sam@example.com,{to_iso(consented)},{to_iso(consented + timedelta(hours=2))}"
+    assert text.splitlines() == ["email,consented_at,confirmed_at", row]
+    assert "Sam Confirmed" not in text and "SW1A" not in text and "FA/" not in text
     assert output.stat().st_mode & 0o777 == 0o600  # emails: for the team's eyes only
     assert not output.with_name("contacts.csv.part").exists()
 

@@ -75,7 +75,7 @@ def test_order_show_and_the_lists_need_no_secret(given, environment, deps, tmp_p
 
 
 def test_the_registers_status_needs_no_key_but_an_import_does(given, environment, tmp_path):
-    names = ("REGISTER_TABLE", "CLAIMS_TABLE", "AWS_ENDPOINT_URL", "AWS_REGION")
+    names = ("REGISTER_TABLE", "CLAIMS_TABLE", "CONTACTS_TABLE", "AWS_ENDPOINT_URL", "AWS_REGION")
     only = {name: environment[name] for name in names}
     status = given(only, "register", "status")
     assert status.exit_code == 0 and "configuration" not in status.output, status.output

@@ -93,6 +93,7 @@ def test_tables_queues_and_bucket_are_durable_encrypted_and_private(template):
         "OrdersTable",
         "ClaimsTable",
         "AttemptsTable",
+        "ContactsTable",
         "ApiKeysTable",
         "StaffSessionsTable",
         "AuditTable",
@@ -103,6 +104,7 @@ def test_tables_queues_and_bucket_are_durable_encrypted_and_private(template):
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     for ttl in ("AttemptsTable", "StaffSessionsTable"):
         assert tables[ttl]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert tables["ContactsTable"]["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     queue = resources["FulfilmentQueue"]["Properties"]
     assert queue["FifoQueue"] and queue["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["FulfilmentDeadLetterQueue", "Arn"]

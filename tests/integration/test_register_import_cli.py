@@ -29,7 +29,7 @@ HEADER = ",".join(REGISTER_COLUMNS) + "\n"
 
 @pytest.fixture
 def operator_env(environment, monkeypatch):
-    for name in ("AWS_ENDPOINT_URL", "AWS_REGION", "REGISTER_TABLE", "CLAIMS_TABLE", "REGISTER_KEY"):
+    for name in ("AWS_ENDPOINT_URL", "AWS_REGION", "REGISTER_TABLE", "CLAIMS_TABLE", "CONTACTS_TABLE", "REGISTER_KEY"):
         monkeypatch.setenv(name, environment[name])
     return environment
 
@@ -253,6 +253,23 @@ def test_an_import_replaces_the_register_and_rollback_restores_it(live_register,
     assert rolled.exit_code == 0 and "Rolled back: generation 1 is live, 206 entries." in rolled.output
     assert passes(deps, "FA/00205") and not passes(deps, "FA/00902")
     assert a_register(settings).state().previous == 2
+
+
+def test_an_import_removes_the_contacts_of_certificates_dropped_or_no_longer_in_force(
+    live_register, tmp_path, settings, deps
+):
+    from chalicelib.services import contacts
+    from tests.unit.test_contacts import confirm_token
+
+    for reference in ("FA/00000", "FA/00100", "FA/00205"):
+        form = {"reference": reference, "postcode": POSTCODE, "email": f"{reference[3:]}@example.com"}
+        contacts.request_registration({**form, "contact_consent": "yes"}, deps, "198.51.100.7")
+        contacts.confirm_registration(confirm_token(deps, form["email"]), deps)
+    tuesday = [*holders(100), *holders(1, start=100, status="revoked"), *holders(104, start=101)]  # 00205 gone
+    result = run_import(write_csv(tmp_path / "tuesday.csv", tuesday), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Removed the contact register's entries of 2 certificate(s) no longer in force." in result.output
+    assert [email for email, _, _ in contacts.contact_list(deps)] == ["00000@example.com"]
 
 
 def test_generations_older_than_the_previous_are_deleted_after_a_switch(live_register, tmp_path, settings):

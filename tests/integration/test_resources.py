@@ -19,6 +19,7 @@ def test_every_table_on_moto_has_the_key_schema_and_indexes_the_file_declares(se
         "ClaimsTable": settings.claims_table,
         "ApiKeysTable": settings.api_keys_table,
         "AttemptsTable": settings.attempts_table,
+        "ContactsTable": settings.contacts_table,
         "StaffSessionsTable": settings.staff.sessions_table,
         "AuditTable": settings.staff.audit_table,
     }

@@ -16,7 +16,7 @@ from chalicelib.domain.errors import CertificateNotAccepted, ContactLinkNotUsabl
 from chalicelib.domain.references import new_order_reference
 from chalicelib.domain.register import parse_register_row
 from chalicelib.services import contacts
-from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row
+from tests.builders import NOW, delivery_form, fake_dependencies, load_register, register_row, sent_mail
 
 # Anything that would tell a reader of the email the recipient holds a certificate, or which one.
 CERTIFICATE_WORDS = ("certificate", "firearm", "shotgun", "gun", "FA/", "SW1A")
@@ -40,7 +40,7 @@ def register(deps, email="sam@example.com", reference="FA/1001", client="198.51.
 
 
 def mail_to(deps, address: str) -> list[tuple[str, str]]:
-    return [(subject, body) for to, subject, body in deps.mailer.sent if to == address]
+    return [(subject, body) for to, subject, body in sent_mail(deps) if to == address]
 
 
 def link_in(body: str, path: str) -> str:
@@ -48,12 +48,18 @@ def link_in(body: str, path: str) -> str:
     return token
 
 
+def newest_token(deps, address: str, path: str) -> str:
+    """The token of the newest link to `path` emailed to the address (an order's own emails may
+    have come since)."""
+    return link_in(next(body for _, body in reversed(mail_to(deps, address)) if f"{path}?" in body), path)
+
+
 def confirm_token(deps, address: str) -> str:
-    return link_in(mail_to(deps, address)[-1][1], "/contact/confirm")
+    return newest_token(deps, address, "/contact/confirm")
 
 
 def withdraw_token(deps, address: str) -> str:
-    return link_in(mail_to(deps, address)[-1][1], "/contact/withdraw/confirm")
+    return newest_token(deps, address, "/contact/withdraw/confirm")
 
 
 def registered(deps) -> list[str]:
