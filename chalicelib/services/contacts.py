@@ -55,21 +55,18 @@ def request_registration(form: dict[str, str], deps: Dependencies, client_addres
 
 def offer_registration(certificate_key: str, email: str, deps: Dependencies, client_address: str) -> bool:
     """A confirmation link for this address and certificate, emailed if the limits allow (the order
-    journey's tick box comes here too). True if it went."""
+    journey's tick box comes here too). True if it went. Raises MailUnavailable if SES refused it,
+    so the holder is asked to try again (the form's answer says so whoever is registered: every
+    address within the limits is sent to)."""
     now, email_key = deps.clock(), _email_key(email, deps)
     if not _within_limits(certificate_key, email_key, deps, client_address, now):
         return False
     token, hours = secrets.token_urlsafe(32), deps.settings.contact_link_hours
     expires = now + timedelta(hours=hours)
     deps.contacts.add_link(ContactLink(token_hash(token), CONFIRM, email_key, expires, certificate_key, email, now))
-    return _send(
-        email,
-        "confirm",
-        deps,
-        confirm_url=_url(deps, "/contact/confirm", token),
-        withdraw_url=_withdraw_url(email_key, deps, now),
-        hours=str(hours),
-    )
+    withdraw_url = _withdraw_url(email_key, deps, now)
+    confirm_url = _url(deps, "/contact/confirm", token)
+    return _send(email, "confirm", deps, confirm_url=confirm_url, withdraw_url=withdraw_url, hours=str(hours))
 
 
 def check_link(token: str, purpose: str, deps: Dependencies) -> None:
@@ -105,7 +102,7 @@ def tell_replaced(certificate_key: str, deps: Dependencies) -> bool:
         return False
     now = deps.clock()
     withdraw_url = _withdraw_url(_email_key(address, deps), deps, now)
-    if deps.mailer is not None and not _send(address, "replaced", deps, withdraw_url=withdraw_url):
+    if deps.mailer is not None and not _send_or_log(address, "replaced", deps, withdraw_url=withdraw_url):
         return False
     deps.contacts.end_notice(certificate_key)
     return deps.mailer is not None
@@ -126,7 +123,7 @@ def request_withdrawal(raw_email: str, deps: Dependencies, client_address: str =
         return
     hours = deps.settings.contact_link_hours
     url = _withdraw_url(email_key, deps, now, timedelta(hours=hours))
-    _send(email, "withdraw", deps, withdraw_url=url, hours=str(hours))
+    _send_or_log(email, "withdraw", deps, withdraw_url=url, hours=str(hours))  # a failure must not show
 
 
 def withdraw(token: str, deps: Dependencies) -> int:
@@ -162,6 +159,7 @@ def _withdraw_url(email_key: str, deps: Dependencies, now: datetime, life: timed
 
 
 def _send(email: str, kind: str, deps: Dependencies, **links: str) -> bool:
+    """True if it went, False if mail is off; MailUnavailable (logged and counted) if SES refused."""
     if deps.mailer is None:  # mail is switched off (no EMAIL_FROM)
         return False
     subject, body = deps.emails.render_contact(kind, **links)
@@ -170,9 +168,16 @@ def _send(email: str, kind: str, deps: Dependencies, **links: str) -> bool:
     except MailUnavailable as exc:
         log.error("contact %s email not sent: %s", kind, exc)
         deps.metrics.report({"EmailFailures": 1})
-        return False
+        raise
     log.info("contact %s email sent", kind)
     return True
+
+
+def _send_or_log(email: str, kind: str, deps: Dependencies, **links: str) -> bool:
+    try:
+        return _send(email, kind, deps, **links)
+    except MailUnavailable:
+        return False
 
 
 def _email_key(email: str, deps: Dependencies) -> str:

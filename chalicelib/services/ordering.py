@@ -13,6 +13,7 @@ from ..domain.errors import (
     CertificateNotAccepted,
     ConcurrentChange,
     InvalidInput,
+    MailUnavailable,
     OrderAlreadyExists,
     OrderNotFound,
     OrderNotMatched,
@@ -259,7 +260,10 @@ def confirm_order(
     if delivery.contact_consent and delivery.email:
         from .contacts import offer_registration  # contacts proves certificates with this module's check
 
-        offer_registration(checked.certificate_key, delivery.email, deps, client_address)
+        try:
+            offer_registration(checked.certificate_key, delivery.email, deps, client_address)
+        except MailUnavailable:  # the order stands; the holder can register from the start page
+            log.error("contact confirmation for order %s not sent", order.reference)
     if order.awaits_payment:
         return PlacedOrder(order.reference, open_checkout(order, deps))
     _carry_out_or_leave_for_relay(order, placed.effects, deps)

@@ -32,6 +32,7 @@ from ..domain.errors import (
     AddressNotChangeable,
     InvalidInput,
     InvalidWebhook,
+    MailUnavailable,
     OrderNotFound,
     OrderNotMatched,
     PaymentServiceUnavailable,
@@ -88,6 +89,7 @@ PAGE_PROBLEMS: dict[type[Exception], Problem | Redirect] = {
     PaymentServiceUnavailable: Problem(503, "payment_unavailable.html"),
     ConcurrentChange: BUSY,
     QueueUnavailable: BUSY,
+    MailUnavailable: BUSY,  # the contact register's confirmation email: the holder is asked to try again
     AddressNotChangeable: Problem(409, "address_locked.html"),
     FulfilmentConflict: Problem(
         409,

@@ -325,6 +325,58 @@ def with_mail_down(step: Step) -> Step:
     return Step(step.name + " (mail down)", act, swept=False)
 
 
+# -- the contact register -------------------------------------------------------------------------------
+OLD_ADDRESS, NEW_ADDRESS = "old@example.com", "new@example.com"
+
+
+def contact_registers(address: str) -> Step:
+    form = {"reference": PAID_HOLDER, "postcode": POSTCODE, "email": address, "contact_consent": "yes"}
+    return Step(f"holder registers {address}", lambda w: w.holder_page("POST", "/contact/register", form))
+
+
+def _follow(w: World, address: str, path: str):
+    """The newest link of this kind emailed to the address: its page, then its button. A link the
+    holder's earlier try already used or that never came is the end of it, as for a person."""
+    links = w.links_to(address, path)
+    if not links:
+        return None
+    page = w.holder_page("GET", links[-1])
+    tokens = re.findall(r'name="token" value="([^"]+)"', page.body.decode())
+    return w.holder_page("POST", path, {"token": tokens[0]}) if tokens else page
+
+
+def contact_confirms(address: str) -> Step:
+    return Step(f"holder confirms {address}", lambda w: _follow(w, address, "/contact/confirm"))
+
+
+def contact_withdraws(address: str) -> Step:
+    def act(w: World):
+        w.holder_page("POST", "/contact/withdraw", {"email": address})
+        return _follow(w, address, "/contact/withdraw/confirm")
+
+    return Step(f"holder withdraws {address} from the withdraw page", act)
+
+
+def _contacts_are(*addresses: str) -> Callable[[World], None]:
+    def expect(w: World) -> None:
+        with w.faults.quiet():
+            held = sorted(email for email, _ in w.deps.contacts.confirmed())
+            pending = w.deps.contacts.notices_due()
+        assert held == sorted(addresses), held
+        assert pending == [], "a replaced address was never told"
+
+    return expect
+
+
+def _replaced_and_told(w: World) -> None:
+    _contacts_are(NEW_ADDRESS)(w)
+    told = [s for s in w.subjects_to(OLD_ADDRESS) if s.endswith("has been replaced")]
+    assert told, "the replaced address was not told"
+
+
+REGISTERED = (contact_registers(OLD_ADDRESS), contact_confirms(OLD_ADDRESS))
+
+
 # -- what some journeys must end in ------------------------------------------------------------------
 def _one_export_for_yesterday(w: World) -> None:
     from chalicelib.services.finance import daily_export_key
@@ -567,6 +619,23 @@ JOURNEYS = (
             job("relay_unsent_fulfilments"),
         ),
         expect=_address_changed,
+    ),
+    Journey("holder registers an email and confirms it", REGISTERED, expect=_contacts_are(OLD_ADDRESS)),
+    Journey(
+        "holder replaces the registered email and the old one is told",
+        (
+            *map(setup, REGISTERED),
+            contact_registers(NEW_ADDRESS),
+            contact_confirms(NEW_ADDRESS),
+            later(minutes=5),
+            job("relay_unsent_fulfilments"),
+        ),
+        expect=_replaced_and_told,
+    ),
+    Journey(
+        "holder withdraws the email from the withdraw page",
+        (*map(setup, REGISTERED), contact_withdraws(OLD_ADDRESS)),
+        expect=_contacts_are(),
     ),
     Journey(
         "retention purge",

@@ -4,6 +4,7 @@ emulator and a new composition root, all on one ManualClock, and the actors that
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -83,6 +84,14 @@ class World:
             raise TryAgain(f"{path} answered {response.status_code}")
         return response
 
+    def links_to(self, address: str, path: str) -> list[str]:
+        """The paths (with their tokens) of the links to `path` emailed to the address, oldest first."""
+        pattern = re.compile(rf"https?://[^/\s]+({re.escape(path)}\?token=[A-Za-z0-9_-]+)")
+        return [m for to, _, body in _sent() if to == address for m in pattern.findall(body)]
+
+    def subjects_to(self, address: str) -> list[str]:
+        return [subject for to, subject, _ in _sent() if to == address]
+
     # -- Stripe -----------------------------------------------------------------------------------
     def deliver(self, event: dict) -> None:
         response = deliver_webhook(self.client, event, TEST_SECRETS["STRIPE_WEBHOOK_SECRET"])
@@ -129,3 +138,11 @@ class World:
 
     def later(self, **delta) -> None:
         self.clock.advance(timedelta(**delta))
+
+
+def _sent() -> list[tuple[str, str, str]]:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    messages = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
+    return [(m.destinations["ToAddresses"][0], m.subject, m.body) for m in messages]

@@ -12,7 +12,7 @@ import pytest
 from chalicelib import services
 from chalicelib.domain.contacts import CERTIFICATE_MAIL_LIMITS, ADDRESS_MAIL_LIMITS
 from chalicelib.domain.delivery import parse_delivery_details
-from chalicelib.domain.errors import CertificateNotAccepted, ContactLinkNotUsable, InvalidInput
+from chalicelib.domain.errors import CertificateNotAccepted, ContactLinkNotUsable, InvalidInput, MailUnavailable
 from chalicelib.domain.references import new_order_reference
 from chalicelib.domain.register import parse_register_row
 from chalicelib.services import contacts
@@ -225,3 +225,16 @@ def test_an_import_that_drops_or_revokes_a_certificate_removes_its_contact(deps)
     assert contacts.remove_departed_contacts(deps.register, deps.contacts) == 2
     assert registered(deps) == ["sam@example.com"]
     assert contacts.remove_departed_contacts(deps.register, deps.contacts) == 0  # run again: nothing more
+
+
+def test_a_confirmation_ses_refused_asks_the_holder_to_try_again_but_never_fails_an_order(deps):
+    deps.mailer.fail = 1
+    with pytest.raises(MailUnavailable):
+        register(deps)
+    register(deps)  # the holder tries again
+    assert len(mail_to(deps, "sam@example.com")) == 1
+    deps.mailer.fail = 1
+    checked = services.check_certificate("FA/1002", "SW1A 2AA", deps)
+    delivery = parse_delivery_details(delivery_form(email="jo@example.com", contact_consent="yes"))
+    placed = services.confirm_order(checked, delivery, new_order_reference(), deps)
+    assert deps.orders.get(placed.reference).is_confirmed or deps.orders.get(placed.reference).awaits_payment
