@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -26,7 +26,7 @@ from ..domain.contacts import Confirmation, Contact, ContactLink, LinkState
 from ..domain.errors import ConcurrentChange, ContactLinkNotUsable
 from ..domain.times import from_iso, to_iso
 from .dynamodb import model_meta
-from .dynamodb_writes import failed_conditions
+from .dynamodb_writes import failed_conditions, is_condition_failure
 
 CONTACT, LINK, YES = "contact#", "link#", "yes"
 KEPT_AFTER_EXPIRY = timedelta(days=7)  # a used or expired link still says so for a week, then goes
@@ -198,8 +198,8 @@ class DynamoContacts:
                 actions=[model.notice_email.remove(), model.notice_due.remove()],
                 condition=model.key.exists(),
             )
-        except Exception as exc:  # noqa: BLE001 - only "no such contact any more" is expected
-            if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+        except UpdateError as exc:
+            if not is_condition_failure(exc):  # only "no such contact any more" is expected
                 raise
 
     def confirmed(self) -> Iterator[tuple[str, Contact]]:

@@ -15,7 +15,7 @@ from chalice import Blueprint
 from ..domain.contacts import CONFIRM, WITHDRAW
 from ..services import contacts
 from .errors import NOT_MATCHED, Form
-from .holder import FORM, client_address, deps, form, form_page, page
+from .holder import FORM, campaign_contact, client_address, deps, form, form_page, page
 from .pages import redirect, render
 
 contact_pages = Blueprint(__name__)
@@ -23,15 +23,11 @@ contact_pages = Blueprint(__name__)
 REGISTRATION_FIELDS = contacts.REGISTRATION_FIELDS
 WITHDRAW_FIELDS = ("email",)
 REGISTRATION_FORM = Form(
-    "contact/register.html", REGISTRATION_FIELDS, lambda: {"not_matched": NOT_MATCHED, **_contact()}
+    "contact/register.html", REGISTRATION_FIELDS, lambda: {"not_matched": NOT_MATCHED, **campaign_contact()}
 )
 WITHDRAW_FORM = Form("contact/withdraw.html", WITHDRAW_FIELDS)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,100}")  # secrets.token_urlsafe's alphabet; anything else is no link
 LINK_PAGES = {CONFIRM: "/contact/confirm", WITHDRAW: "/contact/withdraw/confirm"}
-
-
-def _contact() -> dict:
-    return {"contact_email": deps().settings.campaign_contact_email}
 
 
 def _hours() -> int:

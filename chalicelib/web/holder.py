@@ -77,11 +77,11 @@ page = HolderPages(
     lambda: holder.current_request,
     form_page,
     lambda: cookies().clear_cookie(),
-    lambda: _contact(),
+    lambda: campaign_contact(),
 )
 
 
-def _contact() -> dict:
+def campaign_contact() -> dict:
     """The campaign's contact for refusal pages; none (never a failure) if configuration cannot be read."""
     try:
         return {"contact_email": deps().settings.campaign_contact_email}
@@ -91,14 +91,16 @@ def _contact() -> dict:
 
 # A refused check (a lockout says the same words as a mismatch) also gives the campaign's contact.
 CERTIFICATE_FORM = Form(
-    "certificate.html", CERTIFICATE_FIELDS, lambda: {"back": back("/"), "not_matched": NOT_MATCHED, **_contact()}
+    "certificate.html",
+    CERTIFICATE_FIELDS,
+    lambda: {"back": back("/"), "not_matched": NOT_MATCHED, **campaign_contact()},
 )
 DELIVERY_FORM = Form("delivery.html", DELIVERY_FIELDS, lambda: {"back": back("/order/certificate")})
 STATUS_FORM = Form("status.html", STATUS_FIELDS, lambda: {"order": None})
 CANCEL_FIELDS = ("order_reference", "reference", "postcode")
 CANCEL_FORM = Form("cancel.html", CANCEL_FIELDS)
 REPLACEMENT_FIELDS = ("order_reference", "reference", "postcode", "confirm_address")
-REPLACEMENT_FORM = Form("replacement.html", REPLACEMENT_FIELDS, lambda: _contact())
+REPLACEMENT_FORM = Form("replacement.html", REPLACEMENT_FIELDS, lambda: campaign_contact())
 ADDRESS_CHANGE_FIELDS = ("order_reference", "reference", "certificate_postcode", *ADDRESS_FIELDS)
 ADDRESS_CHANGE_FORM = Form("change_address.html", ADDRESS_CHANGE_FIELDS)
 
@@ -302,7 +304,7 @@ def _status_page(order) -> Response:
         view=view,
         cancellable=can_cancel(order),
         address_changeable=order.address_changeable,
-        **{**_contact(), **_replacement_context(order)},
+        **{**campaign_contact(), **_replacement_context(order)},
     )
 
 
